@@ -1,0 +1,211 @@
+/*
+ * core.h — libipc's platform layer, internal to the library.
+ *
+ * Everything that touches the kernel directly lives below this header:
+ * deadlines on CLOCK_MONOTONIC, futex wait/wake on shared 32-bit words,
+ * robust process-shared mutexes with a repair hook, shared-memory segments
+ * with a self-describing header, and the crash points of the test build.
+ * The objects in sync/ and queue/ are written against this header only.
+ *
+ * Internal functions return 0 or a negative errno (equal to the IPC_E*
+ * code where one exists); they are named ipc__* and hidden from the
+ * library's exported symbols.
+ */
+#ifndef LIBIPC_CORE_H
+#define LIBIPC_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "libipc/ipc.h"
+
+#define IPC__CACHELINE 64
+#define IPC__ALIGNED __attribute__((aligned(IPC__CACHELINE)))
+
+/* How long a blocked waiter sleeps at most before it looks at the shared
+ * state again on its own. Wake-ups never depend on it: it bounds the delay
+ * that a waker killed between its state change and its FUTEX_WAKE can cause,
+ * and how soon a Barrier notices a dead party. */
+#define IPC__RECHECK_MS 100
+
+/* ------------------------------------------------------------------------
+ * Deadlines: a timeout_ms argument turned into one absolute point on
+ * CLOCK_MONOTONIC, so that loops that wake and sleep again never stretch it.
+ */
+enum ipc__dl_kind { IPC__DL_NOWAIT, IPC__DL_FOREVER, IPC__DL_AT };
+
+struct ipc__deadline {
+	enum ipc__dl_kind kind;
+	struct timespec at; /* CLOCK_MONOTONIC, for IPC__DL_AT */
+};
+
+/* -EINVAL for timeout_ms < -1. */
+int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms);
+
+/* True once an IPC__DL_AT deadline has passed; always for NOWAIT, never for
+ * FOREVER. */
+bool ipc__deadline_passed(const struct ipc__deadline *dl);
+
+/* The error a wait that ran out of time returns: -EAGAIN for IPC_NOWAIT,
+ * -ETIMEDOUT otherwise. */
+int ipc__deadline_error(const struct ipc__deadline *dl);
+
+/* The earlier of dl and now + ms, as an IPC__DL_AT deadline. */
+void ipc__deadline_capped(struct ipc__deadline *out,
+			  const struct ipc__deadline *dl, int ms);
+
+/* ------------------------------------------------------------------------
+ * Futex wait and wake on a 32-bit word in shared memory (never
+ * FUTEX_PRIVATE_FLAG: the word is shared between processes).
+ */
+
+/* Sleep while *word == expected, until woken or dl passes.
+ * 0: woken, the word differed, or a signal interrupted (callers re-check
+ * their state in every case) | -ETIMEDOUT: dl passed. */
+int ipc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+		    const struct ipc__deadline *dl);
+
+/* Wake up to n sleepers on word. */
+void ipc__futex_wake(_Atomic uint32_t *word, int n);
+
+/* Atomically, in one system call: *word += add, then wake up to n sleepers
+ * on word. A caller killed during the call either did both or neither. */
+void ipc__futex_add_wake(_Atomic uint32_t *word, uint32_t add, int n);
+
+/* Atomically, in one system call: *word |= bits, then wake up to n. */
+void ipc__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int n);
+
+/* Spin-wait hint for the processor. */
+static inline void ipc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * Robust process-shared mutexes.
+ */
+
+/* Initialise a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex, error
+ * checking (or recursive). */
+int ipc__mutex_init(pthread_mutex_t *m, bool recursive);
+
+/* Called with the mutex held after its previous owner died holding it.
+ * Restores the object's invariants; returns 0, or a negative errno when the
+ * object cannot be repaired (it is then left not recoverable). */
+typedef int (*ipc__repair_fn)(void *arg);
+
+/* Lock m before dl.
+ *   0            locked. If the previous owner had died, repair(arg) ran
+ *                and the mutex was made consistent first.
+ *   -EOWNERDEAD  only when repair is NULL: locked and made consistent, the
+ *                caller must know the previous owner died.
+ *   -EAGAIN / -ETIMEDOUT / -EDEADLK (this thread holds it)
+ *   -ENOTRECOVERABLE  repair failed now or earlier. */
+int ipc__mutex_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
+		    ipc__repair_fn repair, void *arg);
+
+/* 0 | -EPERM when the calling thread does not own m. */
+int ipc__mutex_unlock(pthread_mutex_t *m);
+
+/* The calling thread's kernel id. */
+int32_t ipc__tid(void);
+
+/* ------------------------------------------------------------------------
+ * Shared-memory segments.
+ *
+ * Each segment starts with this header. An opener trusts nothing in a
+ * segment until the header says it is a finished libipc object of the
+ * expected kind and ABI version whose size fits the file.
+ */
+#define IPC__MAGIC 0x4350494cu /* "LIPC" little-endian */
+#define IPC__ABI_VERSION 1u
+#define IPC__INIT_READY 0x52454459u /* "REDY" */
+
+enum ipc__kind {
+	IPC__KIND_LOCK = 1,
+	IPC__KIND_RLOCK = 2,
+	IPC__KIND_EVENT = 3,
+	IPC__KIND_COND = 4,
+	IPC__KIND_SEM = 5,
+	IPC__KIND_BARRIER = 6,
+	IPC__KIND_QUEUE = 7,
+};
+
+struct ipc__seg_hdr {
+	uint32_t h_magic;       /* IPC__MAGIC */
+	uint16_t h_abi;         /* IPC__ABI_VERSION */
+	uint16_t h_kind;        /* enum ipc__kind */
+	uint64_t h_size;        /* bytes of the whole segment, header included */
+	uint32_t h_init;        /* IPC__INIT_READY once the creator finished */
+	int32_t h_creator_pid;  /* informational (ipcctl) */
+	uint64_t h_created_ns;  /* CLOCK_REALTIME at creation, informational */
+	uint8_t h_reserved[32]; /* zero */
+};
+_Static_assert(sizeof(struct ipc__seg_hdr) == IPC__CACHELINE,
+	       "segment header is one cache line");
+
+/* What the segment layer needs to know about one kind of object. */
+struct ipc__seg_type {
+	enum ipc__kind kind;
+	size_t min_size; /* smallest valid h_size */
+	/* Fill a zeroed segment of `size` bytes (header already written). */
+	int (*init)(void *base, size_t size, const void *arg);
+	/* Validate a mapped segment an opener found (header already checked);
+	 * 0 or -EPROTO / -EINVAL. May be NULL. */
+	int (*check)(const void *base, size_t size, const void *arg);
+};
+
+struct ipc__seg {
+	void *base;  /* the mapping; base starts with struct ipc__seg_hdr */
+	size_t size; /* bytes mapped */
+};
+
+/* An anonymous segment shared with children forked later. */
+int ipc__seg_new(struct ipc__seg *seg, const struct ipc__seg_type *type,
+		 size_t size, const void *arg);
+
+/* Open or create the segment of a name (flags: IPC_CREATE, IPC_EXCL, mode).
+ * A creator publishes the segment only once it is initialised (it is built
+ * as an unnamed file and then linked to its name), so an opener never sees
+ * a half-made object and a creator that dies half-way leaves nothing. */
+int ipc__seg_open(struct ipc__seg *seg, const struct ipc__seg_type *type,
+		  const char *name, int flags, size_t size, const void *arg);
+
+void ipc__seg_close(struct ipc__seg *seg);
+
+/* Validate a public name; write "/dev/shm/libipc.<name>" to path.
+ * -EINVAL for a bad name. */
+int ipc__name_path(const char *name, char *path, size_t cap);
+#define IPC__PATH_MAX 256
+
+/* ------------------------------------------------------------------------
+ * Crash points: in a build configured with --enable-crashpoints,
+ * IPC__CRASHPOINT("lock.acquire.after") kills the process with SIGKILL when
+ * the environment variable IPC_CRASHPOINT names that point (and, if
+ * IPC_CRASHPOINT_SKIP=n is set, after n passes through it). In other builds
+ * it compiles to nothing.
+ */
+#ifdef IPC_ENABLE_CRASHPOINTS
+void ipc__crashpoint(const char *name);
+#define IPC__CRASHPOINT(name) ipc__crashpoint(name)
+#else
+#define IPC__CRASHPOINT(name) ((void)0)
+#endif
+
+/* Allocate a handle of `size` bytes (zeroed) whose first member is a
+ * struct ipc__seg, and attach it to an anonymous or named segment
+ * (name == NULL: anonymous). */
+int ipc__handle_new(void **out, size_t handle_size,
+		    const struct ipc__seg_type *type, const char *name,
+		    int flags, size_t seg_size, const void *arg);
+void ipc__handle_free(void *handle);
+
+#endif /* LIBIPC_CORE_H */

@@ -1,0 +1,38 @@
+/*
+ * crashpoint.c — named SIGKILL points for the crash suite.
+ *
+ * Compiled only with --enable-crashpoints. A test forks a child, sets
+ * IPC_CRASHPOINT=<point> in it and lets it run an operation: the child dies
+ * exactly there, as if killed by the OOM killer at that instruction, and the
+ * parent checks that the object survived. IPC_CRASHPOINT_SKIP=n lets the
+ * point pass n times first. The environment is read on every pass (no
+ * cached state), which is slow but only in this test build.
+ */
+#include "config.h"
+
+#ifdef IPC_ENABLE_CRASHPOINTS
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libipc/core/core.h"
+
+void ipc__crashpoint(const char *name)
+{
+	const char *want = getenv("IPC_CRASHPOINT");
+	const char *skip;
+	static _Thread_local unsigned long passes;
+
+	if (want == NULL || strcmp(want, name) != 0)
+		return;
+	skip = getenv("IPC_CRASHPOINT_SKIP");
+	if (skip != NULL && passes++ < strtoul(skip, NULL, 10))
+		return;
+	kill(getpid(), SIGKILL);
+	for (;;)
+		pause(); /* SIGKILL is delivered before kill() returns */
+}
+#else
+typedef int ipc__crashpoints_disabled; /* ISO C wants a declaration */
+#endif

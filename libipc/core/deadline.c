@@ -1,0 +1,83 @@
+/*
+ * deadline.c — relative timeouts turned into absolute CLOCK_MONOTONIC
+ * deadlines.
+ *
+ * Every blocking call converts its timeout_ms once, on entry. Loops that
+ * wake up and sleep again (spurious futex wake-ups, lost races, the periodic
+ * re-check) then all aim at the same point in time, so a timeout never
+ * stretches however often a waiter wakes. The monotonic clock does not jump
+ * when the wall clock is set.
+ */
+#include <errno.h>
+
+#include "libipc/core/core.h"
+
+static void timespec_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int timespec_cmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	if (a->tv_nsec != b->tv_nsec)
+		return a->tv_nsec < b->tv_nsec ? -1 : 1;
+	return 0;
+}
+
+int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
+{
+	if (timeout_ms < IPC_FOREVER)
+		return -EINVAL;
+	if (timeout_ms == IPC_FOREVER) {
+		dl->kind = IPC__DL_FOREVER;
+		return 0;
+	}
+	if (timeout_ms == IPC_NOWAIT) {
+		dl->kind = IPC__DL_NOWAIT;
+		return 0;
+	}
+	dl->kind = IPC__DL_AT;
+	clock_gettime(CLOCK_MONOTONIC, &dl->at);
+	timespec_add_ms(&dl->at, timeout_ms);
+	return 0;
+}
+
+bool ipc__deadline_passed(const struct ipc__deadline *dl)
+{
+	struct timespec now;
+
+	switch (dl->kind) {
+	case IPC__DL_NOWAIT:
+		return true;
+	case IPC__DL_FOREVER:
+		return false;
+	case IPC__DL_AT:
+		break;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return timespec_cmp(&now, &dl->at) >= 0;
+}
+
+int ipc__deadline_error(const struct ipc__deadline *dl)
+{
+	return dl->kind == IPC__DL_NOWAIT ? -EAGAIN : -ETIMEDOUT;
+}
+
+void ipc__deadline_capped(struct ipc__deadline *out,
+			  const struct ipc__deadline *dl, int ms)
+{
+	out->kind = IPC__DL_AT;
+	clock_gettime(CLOCK_MONOTONIC, &out->at);
+	timespec_add_ms(&out->at, ms);
+	if (dl->kind == IPC__DL_NOWAIT)
+		out->at = (struct timespec){0, 0};
+	else if (dl->kind == IPC__DL_AT && timespec_cmp(&dl->at, &out->at) < 0)
+		out->at = dl->at;
+}

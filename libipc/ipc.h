@@ -1,0 +1,287 @@
+/*
+ * libipc — inter-process Queue, Lock, Event, Condition, Semaphore and
+ * Barrier for C, after Python's multiprocessing.
+ *
+ * Every object lives in POSIX shared memory and is shared in one of two ways:
+ *
+ *   ipc_X_new(&x, ...)               an anonymous object, shared with every
+ *                                    child forked after it was made;
+ *   ipc_X_open(&x, name, flags, ...) a named object that unrelated processes
+ *                                    open by name.
+ *
+ * ipc_X_close(x) drops this process's handle; the object lives on while any
+ * process maps it, and a named one until ipc_unlink(name).
+ *
+ * Conventions, for every function below unless it says otherwise:
+ *
+ *   - Return 0 (or a count) on success and a negative IPC_E* code on
+ *     failure. errno is never the error channel.
+ *   - A NULL handle or a NULL out-pointer is IPC_EINVAL, never a crash.
+ *   - timeout_ms: IPC_FOREVER (-1) blocks, IPC_NOWAIT (0) tries once and
+ *     returns IPC_EAGAIN when it would block, a positive value waits at most
+ *     that many milliseconds (CLOCK_MONOTONIC) and then returns
+ *     IPC_ETIMEDOUT. Any other negative value is IPC_EINVAL.
+ *   - Any process using an object may be killed at any instruction (SIGKILL,
+ *     the OOM killer). The others never deadlock and never see an object in
+ *     a broken state; what each object does about the dead process is said
+ *     in its section.
+ *
+ * Names: 1 to 200 characters of [A-Za-z0-9._-], with an optional leading
+ * '/', not "." or "..". An object named "jobs" is the file
+ * /dev/shm/libipc.jobs. Opening a name that holds an object of another kind,
+ * of another libipc ABI version, or a truncated file is IPC_EPROTO.
+ *
+ * Thread safety: every function may be called from several threads of one
+ * process on the same handle, except ipc_X_close, which must be the last
+ * call on that handle.
+ */
+#ifndef LIBIPC_IPC_H
+#define LIBIPC_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define IPC_API __attribute__((visibility("default")))
+#else
+#define IPC_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Errors
+ *
+ * Codes equal -errno where a POSIX meaning fits; library codes sit far from
+ * errno. IPC_ERRORS(X) lists them all, so that a program can build its own
+ * table: X(NAME, value, "message").
+ */
+#define IPC_ERRORS(X)                                                        \
+	X(IPC_EPERM, -1, "operation not permitted")                          \
+	X(IPC_ENOENT, -2, "no such object")                                  \
+	X(IPC_ECHILD, -10, "a child process died")                           \
+	X(IPC_EAGAIN, -11, "resource temporarily unavailable")               \
+	X(IPC_ENOMEM, -12, "out of memory")                                  \
+	X(IPC_EACCES, -13, "permission denied")                              \
+	X(IPC_EBUSY, -16, "resource busy")                                   \
+	X(IPC_EEXIST, -17, "object already exists")                          \
+	X(IPC_EDEADLK, -35, "the calling thread already holds it")           \
+	X(IPC_EINVAL, -22, "invalid argument")                               \
+	X(IPC_ENOTSUP, -95, "operation not supported")                       \
+	X(IPC_EMSGSIZE, -90, "message too long")                             \
+	X(IPC_EPROTO, -71, "not a libipc object of this kind and version")   \
+	X(IPC_ETIMEDOUT, -110, "timed out")                                  \
+	X(IPC_ECONNREFUSED, -111, "connection refused")                      \
+	X(IPC_EOWNERDEAD, -130, "previous owner died")                       \
+	X(IPC_ENOTRECOVERABLE, -131, "state not recoverable")                \
+	X(IPC_ECLOSED, -10001, "object shut down")                           \
+	X(IPC_EBROKEN, -10002, "barrier broken")                             \
+	X(IPC_EAUTH, -10003, "peer failed authentication")
+
+enum ipc_error {
+#define IPC__ERR_ENUM(name, value, msg) name = (value),
+	IPC_ERRORS(IPC__ERR_ENUM)
+#undef IPC__ERR_ENUM
+};
+
+/* A static English message for err ("unknown error" for unknown codes; 0 is
+ * "success"). Never NULL. */
+IPC_API const char *ipc_strerror(int err);
+
+/* The code's name, e.g. "IPC_ETIMEDOUT"; "IPC_EUNKNOWN" for unknown codes,
+ * "IPC_OK" for 0. Never NULL. */
+IPC_API const char *ipc_err_name(int err);
+
+/* ------------------------------------------------------------------------
+ * Timeouts and open flags
+ */
+#define IPC_FOREVER (-1)
+#define IPC_NOWAIT 0
+
+/* ipc_X_open flags. The low nine bits are the permission bits of a created
+ * object (0 means 0600), as with open(2): IPC_CREATE | 0660. The umask does
+ * not apply. */
+#define IPC_CREATE 0x1000 /* make it if it does not exist */
+#define IPC_EXCL 0x2000   /* with IPC_CREATE: IPC_EEXIST if it exists */
+#define IPC_MODE_MASK 0777
+
+/* Remove a name. Processes that have the object open keep using it; a later
+ * ipc_X_open of the name makes a new object. IPC_ENOENT if there is none,
+ * IPC_EINVAL for a bad name. */
+IPC_API int ipc_unlink(const char *name);
+
+/* ------------------------------------------------------------------------
+ * Lock — mutual exclusion between processes (and threads).
+ *
+ * Mutex semantics: only the thread that acquired it may release it. If the
+ * holder dies, the next acquirer gets IPC_EOWNERDEAD *with the lock held and
+ * already usable again*: it learns that whatever the lock guards may be
+ * half-updated, repairs it, and releases as usual. Waiters are woken by the
+ * kernel when the holder dies, so nobody waits for a dead process.
+ */
+typedef struct ipc_lock ipc_lock;
+
+IPC_API int ipc_lock_new(ipc_lock **lk);
+IPC_API int ipc_lock_open(ipc_lock **lk, const char *name, int flags);
+
+/* 0 | IPC_EOWNERDEAD (acquired; the previous holder died holding it)
+ *   | IPC_EAGAIN (IPC_NOWAIT and held) | IPC_ETIMEDOUT
+ *   | IPC_EDEADLK (the calling thread already holds it) */
+IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
+
+/* 0 | IPC_EPERM when the calling thread does not hold it. */
+IPC_API int ipc_lock_release(ipc_lock *lk);
+IPC_API void ipc_lock_close(ipc_lock *lk);
+
+/* ------------------------------------------------------------------------
+ * RLock — a Lock its holder may acquire again; it is free once released as
+ * many times as acquired. Same returns as Lock; a dead holder's count is
+ * dropped and the next acquirer gets IPC_EOWNERDEAD with a count of one.
+ */
+typedef struct ipc_rlock ipc_rlock;
+
+IPC_API int ipc_rlock_new(ipc_rlock **lk);
+IPC_API int ipc_rlock_open(ipc_rlock **lk, const char *name, int flags);
+IPC_API int ipc_rlock_acquire(ipc_rlock *lk, int timeout_ms);
+IPC_API int ipc_rlock_release(ipc_rlock *lk);
+IPC_API void ipc_rlock_close(ipc_rlock *lk);
+
+/* ------------------------------------------------------------------------
+ * Event — a flag that processes wait on.
+ *
+ * set() wakes every waiter; a waiter returns 0 if the flag was set at any
+ * moment during its wait, even if it was cleared again before the waiter ran.
+ * Setting is one atomic step in the kernel (the flag and the wake-up cannot
+ * be separated by a crash), so a setter killed mid-call either set the flag
+ * and woke everyone, or did nothing.
+ */
+typedef struct ipc_event ipc_event;
+
+IPC_API int ipc_event_new(ipc_event **ev);
+IPC_API int ipc_event_open(ipc_event **ev, const char *name, int flags);
+IPC_API int ipc_event_set(ipc_event *ev);
+IPC_API int ipc_event_clear(ipc_event *ev);
+IPC_API bool ipc_event_is_set(ipc_event *ev); /* false for NULL */
+
+/* 0 once set | IPC_EAGAIN | IPC_ETIMEDOUT */
+IPC_API int ipc_event_wait(ipc_event *ev, int timeout_ms);
+IPC_API void ipc_event_close(ipc_event *ev);
+
+/* ------------------------------------------------------------------------
+ * Condition — a condition variable with its own robust lock.
+ *
+ * Hold the lock (ipc_cond_acquire) around ipc_cond_wait and ipc_cond_notify.
+ * As with every condition variable, a wait may return 0 without a notify
+ * that was meant for it (a notify(1) can wake a second waiter that was just
+ * going to sleep): loop on your predicate, or use ipc_cond_wait_for. A
+ * waiter that dies never swallows a notify meant for the living, and a
+ * notifier killed mid-call either notified or did nothing.
+ */
+typedef struct ipc_cond ipc_cond;
+
+IPC_API int ipc_cond_new(ipc_cond **c);
+IPC_API int ipc_cond_open(ipc_cond **c, const char *name, int flags);
+
+/* Same returns as ipc_lock_acquire. */
+IPC_API int ipc_cond_acquire(ipc_cond *c, int timeout_ms);
+
+/* 0 | IPC_EPERM when the calling thread does not hold the lock. */
+IPC_API int ipc_cond_release(ipc_cond *c);
+
+/* Release the lock, sleep until notified or timed out, reacquire the lock
+ * (with no time limit, as Python does) and return:
+ * 0 | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT) | IPC_EOWNERDEAD (notified or
+ * timed out, and reacquiring found that a holder died with the lock)
+ * | IPC_EPERM (the caller does not hold the lock; nothing happened). */
+IPC_API int ipc_cond_wait(ipc_cond *c, int timeout_ms);
+
+/* Wait until pred(arg) is true, evaluating it with the lock held: first
+ * before any wait, then after each wake-up. 0 once it is true
+ * | IPC_ETIMEDOUT (or IPC_EAGAIN) with it still false | IPC_EPERM | IPC_EINVAL
+ * (NULL pred). IPC_EOWNERDEAD from a reacquire is returned at once. */
+IPC_API int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
+			      int timeout_ms);
+
+/* Wake up to n waiters (n >= 1) / all waiters. IPC_EPERM if the caller does
+ * not hold the lock, IPC_EINVAL for n < 1. */
+IPC_API int ipc_cond_notify(ipc_cond *c, int n);
+IPC_API int ipc_cond_notify_all(ipc_cond *c);
+IPC_API void ipc_cond_close(ipc_cond *c);
+
+/* ------------------------------------------------------------------------
+ * Semaphore and BoundedSemaphore.
+ *
+ * A counter: acquire takes one (waiting while it is 0), release gives one
+ * back. With max > 0 it is a BoundedSemaphore: a release that would take
+ * the value past max is IPC_EINVAL and changes nothing. Values are at most
+ * IPC_SEM_VALUE_MAX. Like a SysV semaphore without SEM_UNDO, a permit taken
+ * by a process that dies without releasing it stays taken.
+ */
+typedef struct ipc_sem ipc_sem;
+
+#define IPC_SEM_VALUE_MAX 0x7fffffff
+
+/* IPC_EINVAL if max > 0 and value > max, or either exceeds
+ * IPC_SEM_VALUE_MAX. */
+IPC_API int ipc_sem_new(ipc_sem **s, unsigned value, unsigned max);
+
+/* value and max apply when the call creates the semaphore. Opening an
+ * existing one with a max that differs from its own (max != 0) is
+ * IPC_EINVAL. */
+IPC_API int ipc_sem_open(ipc_sem **s, const char *name, int flags,
+			 unsigned value, unsigned max);
+
+/* 0 | IPC_EAGAIN | IPC_ETIMEDOUT */
+IPC_API int ipc_sem_acquire(ipc_sem *s, int timeout_ms);
+
+/* 0 | IPC_EINVAL (a BoundedSemaphore already at max, or the value at
+ * IPC_SEM_VALUE_MAX) */
+IPC_API int ipc_sem_release(ipc_sem *s);
+
+/* The current value (a snapshot), or IPC_EINVAL for NULL. */
+IPC_API int ipc_sem_value(ipc_sem *s);
+IPC_API void ipc_sem_close(ipc_sem *s);
+
+/* ------------------------------------------------------------------------
+ * Barrier — `parties` processes wait until all have arrived.
+ *
+ * ipc_barrier_wait returns the caller's arrival index, 0 .. parties-1 (the
+ * last to arrive gets parties-1 and releases the others), then the barrier
+ * is ready for the next round. It breaks when a wait times out (that caller
+ * gets IPC_ETIMEDOUT, every other waiter IPC_EBROKEN), on ipc_barrier_abort,
+ * and when a party dies while waiting (the others get IPC_EBROKEN within
+ * about a tenth of a second). A broken barrier fails every wait with
+ * IPC_EBROKEN until ipc_barrier_reset.
+ */
+typedef struct ipc_barrier ipc_barrier;
+
+#define IPC_BARRIER_MAX_PARTIES 4096
+
+/* IPC_EINVAL for parties 0 or over IPC_BARRIER_MAX_PARTIES. */
+IPC_API int ipc_barrier_new(ipc_barrier **b, unsigned parties);
+
+/* parties applies when the call creates the barrier; 0 accepts an existing
+ * barrier's count, any other count that differs from it is IPC_EINVAL. */
+IPC_API int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
+			     unsigned parties);
+
+/* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT, not last) */
+IPC_API int ipc_barrier_wait(ipc_barrier *b, int timeout_ms);
+
+/* Break it: current and future waiters get IPC_EBROKEN until reset. */
+IPC_API int ipc_barrier_abort(ipc_barrier *b);
+
+/* Back to the empty, unbroken state; current waiters get IPC_EBROKEN. */
+IPC_API int ipc_barrier_reset(ipc_barrier *b);
+IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);   /* 0 for NULL */
+IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b); /* 0 for NULL */
+IPC_API bool ipc_barrier_broken(ipc_barrier *b);        /* false for NULL */
+IPC_API void ipc_barrier_close(ipc_barrier *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LIBIPC_IPC_H */

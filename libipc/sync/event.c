@@ -1,0 +1,151 @@
+/*
+ * event.c — Event: a flag processes wait on, with no lock at all.
+ *
+ * The whole state is one 32-bit futex word:
+ *
+ *   bit 0      SET: the flag.
+ *   bits 1-31  the clear count: clear() adds 2 when it turns the flag off.
+ *
+ * A waiter that finds the flag off sleeps on the word's value. set() turns
+ * bit 0 on and wakes every sleeper in one FUTEX_WAKE_OP system call, so a
+ * setter killed mid-call either set and woke, or did neither: no waiter can
+ * be left asleep with the flag on. A waiter returns once the word differs
+ * from the value it slept on: either the flag is on, or the clear count moved,
+ * which means the flag was set (and cleared again) while it slept — Python
+ * returns True then too. Clearing only changes the word when the flag is
+ * on, and a waiter only sleeps while it is off, so a clear alone never wakes
+ * anyone.
+ *
+ * With no lock there is nothing a dead process can hold: every change is one
+ * atomic instruction or one system call, done or not done.
+ *
+ * Cost: is_set and a wait on a set flag are one load; set on a set flag is
+ * one load; set on a clear flag is one system call (setting is rare, and the
+ * syscall is what makes it crash-atomic).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+
+#include "libipc/sync/sync.h"
+
+#define EV_SET 1u
+#define EV_CLEAR_STEP 2u
+
+struct event_shm {
+	struct ipc__seg_hdr hdr;
+	/* Read with acquire loads, changed by CAS (clear) or FUTEX_WAKE_OP
+	 * (set), both full barriers. */
+	_Atomic uint32_t e_word IPC__ALIGNED;
+};
+
+struct ipc_event {
+	struct ipc__seg seg;
+	struct event_shm *shm;
+};
+
+static int event_init(void *base, size_t size, const void *arg)
+{
+	struct event_shm *shm = base;
+
+	(void)size;
+	(void)arg;
+	atomic_init(&shm->e_word, 0);
+	return 0;
+}
+
+static const struct ipc__seg_type event_type = {
+	.kind = IPC__KIND_EVENT,
+	.min_size = sizeof(struct event_shm),
+	.init = event_init,
+};
+
+static int event_make(ipc_event **ev, const char *name, int flags)
+{
+	int rc = ipc__handle_new((void **)ev, sizeof(ipc_event), &event_type,
+				 name, flags, sizeof(struct event_shm), NULL);
+	if (rc == 0)
+		(*ev)->shm = (*ev)->seg.base;
+	return rc;
+}
+
+int ipc_event_new(ipc_event **ev)
+{
+	return event_make(ev, NULL, 0);
+}
+
+int ipc_event_open(ipc_event **ev, const char *name, int flags)
+{
+	if (name == NULL)
+		return -EINVAL;
+	return event_make(ev, name, flags);
+}
+
+int ipc_event_set(ipc_event *ev)
+{
+	if (ev == NULL)
+		return -EINVAL;
+	if (atomic_load_explicit(&ev->shm->e_word, memory_order_acquire) &
+	    EV_SET)
+		return 0;
+	IPC__CRASHPOINT("event.set.before");
+	ipc__futex_or_wake(&ev->shm->e_word, EV_SET, INT_MAX);
+	IPC__CRASHPOINT("event.set.after");
+	return 0;
+}
+
+int ipc_event_clear(ipc_event *ev)
+{
+	uint32_t w;
+
+	if (ev == NULL)
+		return -EINVAL;
+	w = atomic_load_explicit(&ev->shm->e_word, memory_order_relaxed);
+	while (w & EV_SET) {
+		uint32_t next = (w & ~EV_SET) + EV_CLEAR_STEP;
+		if (atomic_compare_exchange_weak_explicit(
+			    &ev->shm->e_word, &w, next, memory_order_acq_rel,
+			    memory_order_relaxed))
+			break;
+	}
+	return 0;
+}
+
+bool ipc_event_is_set(ipc_event *ev)
+{
+	if (ev == NULL)
+		return false;
+	return atomic_load_explicit(&ev->shm->e_word, memory_order_acquire) &
+	       EV_SET;
+}
+
+int ipc_event_wait(ipc_event *ev, int timeout_ms)
+{
+	struct ipc__deadline dl;
+	uint32_t start;
+	int rc;
+
+	if (ev == NULL)
+		return -EINVAL;
+	rc = ipc__deadline_init(&dl, timeout_ms);
+	if (rc != 0)
+		return rc;
+	start = atomic_load_explicit(&ev->shm->e_word, memory_order_acquire);
+	if (start & EV_SET)
+		return 0;
+	/* No periodic re-check is needed: set() changes the word and wakes in
+	 * one system call, so a sleeper is never left behind by a dead setter. */
+	for (;;) {
+		rc = ipc__futex_wait(&ev->shm->e_word, start, &dl);
+		if (atomic_load_explicit(&ev->shm->e_word,
+					 memory_order_acquire) != start)
+			return 0; /* set now, or set and cleared meanwhile */
+		if (rc == -ETIMEDOUT)
+			return ipc__deadline_error(&dl);
+	}
+}
+
+void ipc_event_close(ipc_event *ev)
+{
+	ipc__handle_free(ev);
+}

@@ -1,0 +1,124 @@
+/*
+ * helpers.c — see helpers.h.
+ */
+#include "tests/helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+pid_t t_spawn(int (*fn)(void *arg), void *arg)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+static int status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return -WTERMSIG(status);
+	return T_REAP_TIMEOUT + 1;
+}
+
+int t_reap(pid_t pid, int timeout_ms)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int status = 0;
+
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		int n;
+		do
+			n = poll(&p, 1, timeout_ms);
+		while (n < 0 && errno == EINTR);
+		close(pidfd);
+		if (n == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return T_REAP_TIMEOUT;
+		}
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return T_REAP_TIMEOUT + 2;
+	return status_code(status);
+}
+
+int t_kill(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	return t_reap(pid, 10000);
+}
+
+static bool in_futex(pid_t pid)
+{
+	char path[64], buf[64] = "";
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		nr = strtol(buf, NULL, 10);
+	fclose(f);
+	return nr == SYS_futex;
+}
+
+bool t_blocked_in_futex(pid_t pid, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+
+	do {
+		if (in_futex(pid))
+			return true;
+		usleep(200);
+	} while (t_now_ms() < end);
+	return false;
+}
+
+bool t_wait_count(const volatile int *word, int want, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+
+	do {
+		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) >= want)
+			return true;
+		usleep(200);
+	} while (t_now_ms() < end);
+	return false;
+}
+
+void t_name(char *buf, size_t cap, const char *tag)
+{
+	snprintf(buf, cap, "t%d.%s", (int)getpid(), tag);
+}
+
+void *t_shared(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+long t_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}

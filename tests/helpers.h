@@ -1,0 +1,51 @@
+/*
+ * helpers.h — multi-process test helpers.
+ *
+ * Children never call cr_assert (it hangs the runner): they run a function
+ * and exit with its return value, and the parent asserts on that. Every wait
+ * has a timeout; a child that overstays is killed and reported as
+ * T_REAP_TIMEOUT, so a bug fails a test instead of hanging it.
+ */
+#ifndef LIBIPC_TESTS_HELPERS_H
+#define LIBIPC_TESTS_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define T_REAP_TIMEOUT 1000
+
+/* Inside a child function: fail with `code` unless expr holds. */
+#define T_CHECK(expr, code)                                                  \
+	do {                                                                 \
+		if (!(expr))                                                 \
+			return (code);                                       \
+	} while (0)
+
+/* Fork a child that runs fn(arg) and _exit()s with its return value. */
+pid_t t_spawn(int (*fn)(void *arg), void *arg);
+
+/* Wait at most timeout_ms for pid: its exit code, -N if killed by signal N,
+ * or T_REAP_TIMEOUT (after killing it). */
+int t_reap(pid_t pid, int timeout_ms);
+
+/* SIGKILL pid and reap it; returns what t_reap returns (-9). */
+int t_kill(pid_t pid);
+
+/* Poll (every 200 us, at most timeout_ms) until pid sleeps inside the
+ * futex() system call, i.e. is blocked in a libipc wait. */
+bool t_blocked_in_futex(pid_t pid, int timeout_ms);
+
+/* Poll until *word reaches at least want, at most timeout_ms. */
+bool t_wait_count(const volatile int *word, int want, int timeout_ms);
+
+/* A name unique to this process and tag, e.g. "t4242.lock-named". */
+void t_name(char *buf, size_t cap, const char *tag);
+
+/* Zeroed memory shared with children forked later. */
+void *t_shared(size_t size);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+long t_now_ms(void);
+
+#endif
