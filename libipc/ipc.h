@@ -59,26 +59,26 @@ extern "C" {
  * errno. IPC_ERRORS(X) lists them all, so that a program can build its own
  * table: X(NAME, value, "message").
  */
-#define IPC_ERRORS(X)                                                        \
-	X(IPC_EPERM, -1, "operation not permitted")                          \
-	X(IPC_ENOENT, -2, "no such object")                                  \
-	X(IPC_ECHILD, -10, "a child process died")                           \
-	X(IPC_EAGAIN, -11, "resource temporarily unavailable")               \
-	X(IPC_ENOMEM, -12, "out of memory")                                  \
-	X(IPC_EACCES, -13, "permission denied")                              \
-	X(IPC_EBUSY, -16, "resource busy")                                   \
-	X(IPC_EEXIST, -17, "object already exists")                          \
-	X(IPC_EDEADLK, -35, "the calling thread already holds it")           \
-	X(IPC_EINVAL, -22, "invalid argument")                               \
-	X(IPC_ENOTSUP, -95, "operation not supported")                       \
-	X(IPC_EMSGSIZE, -90, "message too long")                             \
-	X(IPC_EPROTO, -71, "not a libipc object of this kind and version")   \
-	X(IPC_ETIMEDOUT, -110, "timed out")                                  \
-	X(IPC_ECONNREFUSED, -111, "connection refused")                      \
-	X(IPC_EOWNERDEAD, -130, "previous owner died")                       \
-	X(IPC_ENOTRECOVERABLE, -131, "state not recoverable")                \
-	X(IPC_ECLOSED, -10001, "object shut down")                           \
-	X(IPC_EBROKEN, -10002, "barrier broken")                             \
+#define IPC_ERRORS(X)                                                      \
+	X(IPC_EPERM, -1, "operation not permitted")                        \
+	X(IPC_ENOENT, -2, "no such object")                                \
+	X(IPC_ECHILD, -10, "a child process died")                         \
+	X(IPC_EAGAIN, -11, "resource temporarily unavailable")             \
+	X(IPC_ENOMEM, -12, "out of memory")                                \
+	X(IPC_EACCES, -13, "permission denied")                            \
+	X(IPC_EBUSY, -16, "resource busy")                                 \
+	X(IPC_EEXIST, -17, "object already exists")                        \
+	X(IPC_EDEADLK, -35, "the calling thread already holds it")         \
+	X(IPC_EINVAL, -22, "invalid argument")                             \
+	X(IPC_ENOTSUP, -95, "operation not supported")                     \
+	X(IPC_EMSGSIZE, -90, "message too long")                           \
+	X(IPC_EPROTO, -71, "not a libipc object of this kind and version") \
+	X(IPC_ETIMEDOUT, -110, "timed out")                                \
+	X(IPC_ECONNREFUSED, -111, "connection refused")                    \
+	X(IPC_EOWNERDEAD, -130, "previous owner died")                     \
+	X(IPC_ENOTRECOVERABLE, -131, "state not recoverable")              \
+	X(IPC_ECLOSED, -10001, "object shut down")                         \
+	X(IPC_EBROKEN, -10002, "barrier broken")                           \
 	X(IPC_EAUTH, -10003, "peer failed authentication")
 
 enum ipc_error {
@@ -105,7 +105,7 @@ IPC_API const char *ipc_err_name(int err);
  * object (0 means 0600), as with open(2): IPC_CREATE | 0660. The umask does
  * not apply. */
 #define IPC_CREATE 0x1000 /* make it if it does not exist */
-#define IPC_EXCL 0x2000   /* with IPC_CREATE: IPC_EEXIST if it exists */
+#define IPC_EXCL 0x2000	  /* with IPC_CREATE: IPC_EEXIST if it exists */
 #define IPC_MODE_MASK 0777
 
 /* Remove a name. Processes that have the object open keep using it; a later
@@ -276,9 +276,9 @@ IPC_API int ipc_barrier_abort(ipc_barrier *b);
 
 /* Back to the empty, unbroken state; current waiters get IPC_EBROKEN. */
 IPC_API int ipc_barrier_reset(ipc_barrier *b);
-IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);   /* 0 for NULL */
+IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);	/* 0 for NULL */
 IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b); /* 0 for NULL */
-IPC_API bool ipc_barrier_broken(ipc_barrier *b);        /* false for NULL */
+IPC_API bool ipc_barrier_broken(ipc_barrier *b);	/* false for NULL */
 IPC_API void ipc_barrier_close(ipc_barrier *b);
 
 #ifdef __cplusplus

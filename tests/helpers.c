@@ -40,7 +40,7 @@ int t_reap(pid_t pid, int timeout_ms)
 	int status = 0;
 
 	if (pidfd >= 0) {
-		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 		int n;
 		do
 			n = poll(&p, 1, timeout_ms);
@@ -77,6 +77,22 @@ static bool in_futex(pid_t pid)
 		nr = strtol(buf, NULL, 10);
 	fclose(f);
 	return nr == SYS_futex;
+}
+
+bool t_has_exited(pid_t pid)
+{
+	char path[64];
+	char state = '?';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fscanf(f, "%*d %*s %c", &state) != 1)
+		state = '?';
+	fclose(f);
+	return state == 'Z';
 }
 
 bool t_blocked_in_futex(pid_t pid, int timeout_ms)

@@ -16,10 +16,10 @@
 #define T_REAP_TIMEOUT 1000
 
 /* Inside a child function: fail with `code` unless expr holds. */
-#define T_CHECK(expr, code)                                                  \
-	do {                                                                 \
-		if (!(expr))                                                 \
-			return (code);                                       \
+#define T_CHECK(expr, code)            \
+	do {                           \
+		if (!(expr))           \
+			return (code); \
 	} while (0)
 
 /* Fork a child that runs fn(arg) and _exit()s with its return value. */
@@ -35,6 +35,9 @@ int t_kill(pid_t pid);
 /* Poll (every 200 us, at most timeout_ms) until pid sleeps inside the
  * futex() system call, i.e. is blocked in a libipc wait. */
 bool t_blocked_in_futex(pid_t pid, int timeout_ms);
+
+/* True if pid has exited but is not reaped yet (a zombie). */
+bool t_has_exited(pid_t pid);
 
 /* Poll until *word reaches at least want, at most timeout_ms. */
 bool t_wait_count(const volatile int *word, int want, int timeout_ms);

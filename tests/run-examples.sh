@@ -1,2 +1,87 @@
 #!/bin/sh
-echo 1..0
+# Run every example and check its output for what must be true whatever the
+# scheduling: exit status, exact totals, and orderings the primitives
+# guarantee (no "go" before the last "ready" at a Barrier, ...). Speaks TAP.
+bin=${top_builddir:-.}/examples
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+n=0
+failed=0
+
+# run NAME: run the example with a time limit, output into $out.
+run() {
+	timeout 60 "$bin/$1" >"$out" 2>&1
+}
+
+# line_of PATTERN [first|last]: line number of the first/last match, or 0.
+line_of() {
+	grep -n -e "$1" "$out" | cut -d: -f1 | sed -n "${2:-1}p" | grep . || echo 0
+}
+count() {
+	grep -c -e "$1" "$out"
+}
+
+# check NAME DESCRIPTION CONDITION...: report one TAP line.
+check() {
+	name=$1
+	shift
+	n=$((n + 1))
+	if "$@"; then
+		echo "ok $n - $name"
+	else
+		echo "not ok $n - $name"
+		sed 's/^/# /' "$out"
+		failed=1
+	fi
+}
+
+t_event() {
+	run event_monkey || return 1
+	set_line=$(line_of 'event status is set, then start monkey work')
+	start_line=$(line_of 'start autotest task')
+	[ "$set_line" -gt 0 ] && [ "$start_line" -gt 0 ] &&
+		[ "$start_line" -lt "$set_line" ] &&
+		[ "$(line_of 'waiting for event starting')" -lt "$set_line" ]
+}
+
+t_lock() {
+	run lock_counter || return 1
+	grep -q -e '\[MainProcess [0-9]*\] - Counter 200004 (expected 200004)' "$out" &&
+		[ "$(count 'acquired lock')" -eq 4 ]
+}
+
+t_condition() {
+	run condition_release || return 1
+	made=$(line_of 'making \[release version\]')
+	first_check=$(line_of 'starting version check of v2')
+	[ "$(count 'starting version check of v2')" -eq 2 ] &&
+		[ "$made" -gt 0 ] && [ "$made" -lt "$first_check" ]
+}
+
+t_semaphore() {
+	run semaphore_pool || return 1
+	[ "$(count 'makeActive')" -eq 10 ] && [ "$(count 'is removed')" -eq 10 ] &&
+		grep -q 'peak of [123] workers at once, 3 allowed' "$out" &&
+		grep -q 'an extra release is refused: IPC_EINVAL' "$out" &&
+		# No list of running workers ever holds more than three names.
+		! grep 'is running' "$out" | grep -q "\('[0-9]'.*\)\{4\}"
+}
+
+t_barrier() {
+	run barrier_players || return 1
+	last_ready=$(line_of 'ready$' '$')
+	first_go=$(line_of 'go!')
+	indices=$(sed -n 's/.*arrived #\([0-9]*\).*/\1/p' "$out" | sort -n | tr '\n' ' ')
+	[ "$(count 'ready$')" -eq 10 ] && [ "$(count 'go!')" -eq 10 ] &&
+		[ "$last_ready" -lt "$first_go" ] &&
+		[ "$indices" = "0 1 2 3 4 5 6 7 8 9 " ] &&
+		grep -q 'all 10 players started together' "$out"
+}
+
+echo "1..5"
+check "event: monkey starts only after autotest sets the event" t_event
+check "lock: two processes count to exactly 200004" t_lock
+check "condition: both consumers start after the release is made" t_condition
+check "semaphore: ten workers, never more than three at once" t_semaphore
+check "barrier: no player goes before all ten are ready" t_barrier
+exit $failed

@@ -1,2 +1,242 @@
+/*
+ * test_barrier.c — Barrier between processes: indices, reuse, timeout,
+ * abort, reset, n_waiting, and a party killed while it waits.
+ */
 #include <criterion/criterion.h>
-Test(x, placeholder){cr_assert(1);}
+#include <signal.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static ipc_barrier *bar;
+static char name[128];
+
+static void setup(void)
+{
+	t_name(name, sizeof(name), "barrier");
+}
+
+static void teardown(void)
+{
+	ipc_barrier_close(bar);
+	bar = NULL;
+	ipc_unlink(name);
+}
+
+TestSuite(barrier, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(barrier, bad_party_counts_are_einval)
+{
+	ipc_barrier *b;
+
+	cr_assert_eq(ipc_barrier_new(&b, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_new(&b, IPC_BARRIER_MAX_PARTIES + 1),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_new(NULL, 2), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_wait(NULL, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_parties(NULL), 0);
+	cr_assert_eq(ipc_barrier_n_waiting(NULL), 0);
+	cr_assert_not(ipc_barrier_broken(NULL));
+}
+
+Test(barrier, one_party_passes_at_once)
+{
+	cr_assert_eq(ipc_barrier_new(&bar, 1), 0);
+	cr_assert_eq(ipc_barrier_wait(bar, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_barrier_wait(bar, IPC_FOREVER), 0);
+}
+
+static int wait_index(void *arg)
+{
+	(void)arg;
+	int rc = ipc_barrier_wait(bar, 20000);
+	if (rc >= 0)
+		return rc;
+	return rc == IPC_EBROKEN ? 100 : (rc == IPC_ETIMEDOUT ? 101 : 102);
+}
+
+Test(barrier, five_processes_get_indices_zero_to_four)
+{
+	enum { N = 5 };
+	pid_t kids[N];
+	int seen = 0;
+
+	cr_assert_eq(ipc_barrier_new(&bar, N), 0);
+	cr_assert_eq(ipc_barrier_parties(bar), N);
+	for (int i = 0; i < N; i++)
+		kids[i] = t_spawn(wait_index, NULL);
+	for (int i = 0; i < N; i++) {
+		int idx = t_reap(kids[i], 20000);
+		cr_assert(idx >= 0 && idx < N, "index %d", idx);
+		seen |= 1 << idx;
+	}
+	cr_assert_eq(seen, (1 << N) - 1, "each index exactly once");
+	cr_assert_eq(ipc_barrier_n_waiting(bar), 0);
+	cr_assert_not(ipc_barrier_broken(bar));
+}
+
+static volatile int *round_seen; /* [round] bitmask of indices */
+
+static int several_rounds(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < 20; r++) {
+		int idx = ipc_barrier_wait(bar, 20000);
+		if (idx < 0 || idx > 2)
+			return 1;
+		__atomic_or_fetch(&round_seen[r], 1 << idx, __ATOMIC_SEQ_CST);
+	}
+	return 0;
+}
+
+Test(barrier, is_reusable_round_after_round)
+{
+	pid_t kids[3];
+
+	round_seen = t_shared(20 * sizeof(int));
+	cr_assert_eq(ipc_barrier_new(&bar, 3), 0);
+	for (int i = 0; i < 3; i++)
+		kids[i] = t_spawn(several_rounds, NULL);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(t_reap(kids[i], 20000), 0);
+	for (int r = 0; r < 20; r++)
+		cr_assert_eq(round_seen[r], 7, "round %d", r);
+}
+
+Test(barrier, n_waiting_counts_blocked_parties_and_nowait_is_eagain)
+{
+	pid_t kids[2];
+
+	cr_assert_eq(ipc_barrier_new(&bar, 4), 0);
+	for (int i = 0; i < 2; i++)
+		kids[i] = t_spawn(wait_index, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert(t_blocked_in_futex(kids[i], 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(bar), 2);
+	cr_assert_eq(ipc_barrier_wait(bar, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_barrier_n_waiting(bar), 2, "a try does not arrive");
+	pid_t third = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(third, 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(bar), 3);
+	int idx = ipc_barrier_wait(bar, 10000);
+	cr_assert_eq(idx, 3, "the last to arrive");
+	int seen = 1 << idx;
+	for (int i = 0; i < 2; i++)
+		seen |= 1 << t_reap(kids[i], 10000);
+	seen |= 1 << t_reap(third, 10000);
+	cr_assert_eq(seen, 15);
+}
+
+Test(barrier, timeout_breaks_it_for_the_others_until_reset)
+{
+	pid_t kid;
+	long t0;
+
+	cr_assert_eq(ipc_barrier_new(&bar, 3), 0);
+	kid = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_barrier_wait(bar, 80), IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 79);
+	cr_assert_eq(t_reap(kid, 10000), 100, "the other got IPC_EBROKEN");
+	cr_assert(ipc_barrier_broken(bar));
+	cr_assert_eq(ipc_barrier_wait(bar, 1000), IPC_EBROKEN);
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	cr_assert_not(ipc_barrier_broken(bar));
+	cr_assert_eq(ipc_barrier_n_waiting(bar), 0);
+}
+
+Test(barrier, abort_breaks_current_and_future_waits)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_new(&bar, 2), 0);
+	kid = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_abort(bar), 0);
+	cr_assert_eq(t_reap(kid, 10000), 100);
+	cr_assert_eq(ipc_barrier_wait(bar, 0), IPC_EBROKEN);
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	kid = t_spawn(wait_index, NULL);
+	int idx = ipc_barrier_wait(bar, 10000);
+	int other = t_reap(kid, 10000);
+	cr_assert_eq((1 << idx) | (1 << other), 3, "works after reset");
+}
+
+Test(barrier, reset_breaks_current_waiters)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_new(&bar, 2), 0);
+	kid = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	cr_assert_eq(t_reap(kid, 10000), 100);
+	cr_assert_not(ipc_barrier_broken(bar), "reset leaves it whole");
+}
+
+Test(barrier, party_killed_while_waiting_breaks_it_for_the_others)
+{
+	pid_t a, b;
+	long t0;
+
+	cr_assert_eq(ipc_barrier_new(&bar, 3), 0);
+	a = t_spawn(wait_index, NULL);
+	b = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(a, 10000));
+	cr_assert(t_blocked_in_futex(b, 10000));
+	t0 = t_now_ms();
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	cr_assert_eq(t_reap(b, 10000), 100, "survivor got IPC_EBROKEN");
+	cr_assert_lt(t_now_ms() - t0, 5000, "and within a bounded time");
+	cr_assert(ipc_barrier_broken(bar));
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	pid_t kids[2];
+	for (int i = 0; i < 2; i++)
+		kids[i] = t_spawn(wait_index, NULL);
+	int seen = 1 << ipc_barrier_wait(bar, 10000);
+	for (int i = 0; i < 2; i++)
+		seen |= 1 << t_reap(kids[i], 10000);
+	cr_assert_eq(seen, 7, "a full round after reset");
+}
+
+Test(barrier, last_arrival_finds_a_dead_party_and_breaks_instead)
+{
+	pid_t a, b;
+
+	cr_assert_eq(ipc_barrier_new(&bar, 3), 0);
+	a = t_spawn(wait_index, NULL);
+	b = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(a, 10000));
+	cr_assert(t_blocked_in_futex(b, 10000));
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	/* Arrive immediately, probably before b's periodic look: either way
+	 * nobody is released past a dead party. */
+	cr_assert_eq(ipc_barrier_wait(bar, 10000), IPC_EBROKEN);
+	cr_assert_eq(t_reap(b, 10000), 100);
+}
+
+static int open_and_wait(void *arg)
+{
+	ipc_barrier *mine;
+	(void)arg;
+	if (ipc_barrier_open(&mine, name, 0, 0) != 0)
+		return 110;
+	int rc = ipc_barrier_wait(mine, 20000);
+	ipc_barrier_close(mine);
+	return rc >= 0 ? rc : 111;
+}
+
+Test(barrier, named_barrier_and_party_count_mismatch)
+{
+	ipc_barrier *other;
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_open(&bar, name, IPC_CREATE, 2), 0);
+	cr_assert_eq(ipc_barrier_open(&other, name, 0, 3), IPC_EINVAL);
+	kid = t_spawn(open_and_wait, NULL);
+	int idx = ipc_barrier_wait(bar, 10000);
+	int theirs = t_reap(kid, 10000);
+	cr_assert_eq((1 << idx) | (1 << theirs), 3);
+}

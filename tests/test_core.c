@@ -78,7 +78,8 @@ Test(core, bad_flags_are_einval)
 	ipc_event *ev;
 
 	cr_assert_eq(ipc_event_open(&ev, name, IPC_EXCL), IPC_EINVAL);
-	cr_assert_eq(ipc_event_open(&ev, name, IPC_CREATE | 0x40000), IPC_EINVAL);
+	cr_assert_eq(ipc_event_open(&ev, name, IPC_CREATE | 0x40000),
+		     IPC_EINVAL);
 	cr_assert_eq(ipc_event_open(NULL, name, IPC_CREATE), IPC_EINVAL);
 	cr_assert_eq(ipc_event_open(&ev, NULL, IPC_CREATE), IPC_EINVAL);
 	cr_assert_eq(ipc_event_new(NULL), IPC_EINVAL);

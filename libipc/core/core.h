@@ -14,6 +14,8 @@
 #ifndef LIBIPC_CORE_H
 #define LIBIPC_CORE_H
 
+#include "config.h" /* IPC_ENABLE_CRASHPOINTS, HAVE_* */
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -72,12 +74,15 @@ int ipc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to n sleepers on word. */
 void ipc__futex_wake(_Atomic uint32_t *word, int n);
 
-/* Atomically, in one system call: *word += add, then wake up to n sleepers
- * on word. A caller killed during the call either did both or neither. */
+/* Atomically, in one system call: change the word, then wake up to n
+ * sleepers on it. A caller killed during the call did both or neither.
+ * Operands are at most 2047, and the word must stay below 2^31 (callers
+ * wrap it): above, the kernel may wake one sleeper more than n.
+ *   add_wake: *word += add;  or_wake: *word |= bits;  set_wake: *word = value
+ */
 void ipc__futex_add_wake(_Atomic uint32_t *word, uint32_t add, int n);
-
-/* Atomically, in one system call: *word |= bits, then wake up to n. */
 void ipc__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int n);
+void ipc__futex_set_wake(_Atomic uint32_t *word, uint32_t value, int n);
 
 /* Spin-wait hint for the processor. */
 static inline void ipc__cpu_relax(void)
@@ -140,13 +145,13 @@ enum ipc__kind {
 };
 
 struct ipc__seg_hdr {
-	uint32_t h_magic;       /* IPC__MAGIC */
-	uint16_t h_abi;         /* IPC__ABI_VERSION */
-	uint16_t h_kind;        /* enum ipc__kind */
-	uint64_t h_size;        /* bytes of the whole segment, header included */
-	uint32_t h_init;        /* IPC__INIT_READY once the creator finished */
-	int32_t h_creator_pid;  /* informational (ipcctl) */
-	uint64_t h_created_ns;  /* CLOCK_REALTIME at creation, informational */
+	uint32_t h_magic;      /* IPC__MAGIC */
+	uint16_t h_abi;	       /* IPC__ABI_VERSION */
+	uint16_t h_kind;       /* enum ipc__kind */
+	uint64_t h_size;       /* bytes of the whole segment, header included */
+	uint32_t h_init;       /* IPC__INIT_READY once the creator finished */
+	int32_t h_creator_pid; /* informational (ipcctl) */
+	uint64_t h_created_ns; /* CLOCK_REALTIME at creation, informational */
 	uint8_t h_reserved[32]; /* zero */
 };
 _Static_assert(sizeof(struct ipc__seg_hdr) == IPC__CACHELINE,

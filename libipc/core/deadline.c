@@ -77,7 +77,7 @@ void ipc__deadline_capped(struct ipc__deadline *out,
 	clock_gettime(CLOCK_MONOTONIC, &out->at);
 	timespec_add_ms(&out->at, ms);
 	if (dl->kind == IPC__DL_NOWAIT)
-		out->at = (struct timespec){0, 0};
+		out->at = (struct timespec){ 0, 0 };
 	else if (dl->kind == IPC__DL_AT && timespec_cmp(&dl->at, &out->at) < 0)
 		out->at = dl->at;
 }

@@ -13,8 +13,8 @@ const char *ipc_strerror(int err)
 	switch (err) {
 	case 0:
 		return "success";
-#define IPC__ERR_MSG(name, value, msg)                                       \
-	case (value):                                                        \
+#define IPC__ERR_MSG(name, value, msg) \
+	case (value):                  \
 		return msg;
 		IPC_ERRORS(IPC__ERR_MSG)
 #undef IPC__ERR_MSG
@@ -28,8 +28,8 @@ const char *ipc_err_name(int err)
 	switch (err) {
 	case 0:
 		return "IPC_OK";
-#define IPC__ERR_NAME(name, value, msg)                                      \
-	case (value):                                                        \
+#define IPC__ERR_NAME(name, value, msg) \
+	case (value):                   \
 		return #name;
 		IPC_ERRORS(IPC__ERR_NAME)
 #undef IPC__ERR_NAME

@@ -54,11 +54,14 @@ void ipc__futex_wake(_Atomic uint32_t *word, int n)
 }
 
 /* FUTEX_WAKE_OP with uaddr == uaddr2: the kernel applies op to the word,
- * then wakes up to n sleepers on it (the conditional second wake is
- * disabled with nr_wake2 = 0). The operand is 12 bits wide. */
+ * wakes up to n sleepers on it, and then, if the comparison of the word's
+ * old value holds, wakes more — at least one, whatever nr_wake2 says. The
+ * comparison used, old < -2048 (12-bit signed operand), is false for every
+ * value below 2^31, so callers keep their words there; the operand of op
+ * is 12 bits wide. */
 static void futex_op_wake(_Atomic uint32_t *word, int op, uint32_t arg, int n)
 {
-	uint32_t encoded = FUTEX_OP(op, arg, FUTEX_OP_CMP_EQ, 0);
+	uint32_t encoded = FUTEX_OP(op, arg, FUTEX_OP_CMP_LT, -2048);
 
 	sys_futex(word, FUTEX_WAKE_OP, (uint32_t)n, (const struct timespec *)0,
 		  word, encoded);
@@ -72,4 +75,9 @@ void ipc__futex_add_wake(_Atomic uint32_t *word, uint32_t add, int n)
 void ipc__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int n)
 {
 	futex_op_wake(word, FUTEX_OP_OR, bits, n);
+}
+
+void ipc__futex_set_wake(_Atomic uint32_t *word, uint32_t value, int n)
+{
+	futex_op_wake(word, FUTEX_OP_SET, value, n);
 }

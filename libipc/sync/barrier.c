@@ -41,8 +41,8 @@ enum { SLOT_WAITING = 0, SLOT_RELEASED = 1, SLOT_BROKEN = 2 };
 
 struct barrier_slot {
 	pthread_mutex_t s_lock;
-	uint32_t s_gen;             /* round the holder waits in */
-	_Atomic uint32_t s_result;  /* SLOT_*; release store, acquire load */
+	uint32_t s_gen;		   /* round the holder waits in */
+	_Atomic uint32_t s_result; /* SLOT_*; release store, acquire load */
 } IPC__ALIGNED;
 
 struct barrier_shm {
@@ -133,8 +133,8 @@ int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 static void barrier_break_locked(struct barrier_shm *shm)
 {
 	uint32_t gen = atomic_load_explicit(&shm->b_gen, memory_order_relaxed);
-	uint32_t count = atomic_load_explicit(&shm->b_count,
-					      memory_order_relaxed);
+	uint32_t count =
+		atomic_load_explicit(&shm->b_count, memory_order_relaxed);
 
 	atomic_store_explicit(&shm->b_broken, 1, memory_order_relaxed);
 	for (uint32_t j = 0; j < count && j < shm->b_parties; j++) {
@@ -156,7 +156,7 @@ static int barrier_repair(void *arg)
 
 static int barrier_lock(struct barrier_shm *shm)
 {
-	static const struct ipc__deadline forever = {.kind = IPC__DL_FOREVER};
+	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
 
 	return ipc__mutex_lock(&shm->b_mutex, &forever, barrier_repair, shm);
 }
@@ -164,8 +164,8 @@ static int barrier_lock(struct barrier_shm *shm)
 /* True if a party that is counted as waiting has died (b_mutex held). */
 static bool barrier_party_died(struct barrier_shm *shm, uint32_t self)
 {
-	uint32_t count = atomic_load_explicit(&shm->b_count,
-					      memory_order_relaxed);
+	uint32_t count =
+		atomic_load_explicit(&shm->b_count, memory_order_relaxed);
 	bool died = false;
 
 	for (uint32_t j = 0; j < count; j++) {
@@ -214,8 +214,7 @@ static bool barrier_lock_unless_done(struct barrier_shm *shm,
 				    shm) != 0)
 			continue;
 		if (atomic_load_explicit(&slot->s_result,
-					 memory_order_acquire) ==
-		    SLOT_WAITING)
+					 memory_order_acquire) == SLOT_WAITING)
 			return true;
 		ipc__mutex_unlock(&shm->b_mutex);
 		break;
@@ -260,7 +259,7 @@ static int barrier_sleep(struct barrier_shm *shm, uint32_t idx, uint32_t gen,
 
 int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 {
-	static const struct ipc__deadline forever = {.kind = IPC__DL_FOREVER};
+	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
 	struct ipc__deadline dl;
 	struct barrier_shm *shm;
 	struct barrier_slot *slot;

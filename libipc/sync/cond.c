@@ -7,7 +7,7 @@
  *   c_owner    tid of the thread holding c_mutex, 0 when free. Written only
  *              by the holder (after locking, before unlocking), so wait and
  *              notify can refuse callers that do not hold the lock.
- *   c_seq      futex word: notify adds one.
+ *   c_seq      futex word: notify adds one (wrapping to 0 below 2^31).
  *   c_waiters  waiters between releasing the lock in wait and waking; read
  *              under the lock by notify to skip the system call when zero.
  *
@@ -35,6 +35,8 @@
 #include <stddef.h>
 
 #include "libipc/sync/sync.h"
+
+#define COND_SEQ_WRAP 0x7fffffffu
 
 struct cond_shm {
 	struct ipc__seg_hdr hdr;
@@ -138,7 +140,7 @@ int ipc_cond_release(ipc_cond *c)
 /* One wait with the lock held on entry and on return. */
 static int cond_wait_until(struct cond_shm *shm, const struct ipc__deadline *dl)
 {
-	static const struct ipc__deadline forever = {.kind = IPC__DL_FOREVER};
+	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
 	uint32_t seq;
 	bool notified = false;
 	int rc;
@@ -213,7 +215,13 @@ int ipc_cond_notify(ipc_cond *c, int n)
 	if (atomic_load_explicit(&c->shm->c_waiters, memory_order_relaxed) == 0)
 		return 0;
 	IPC__CRASHPOINT("cond.notify.before");
-	ipc__futex_add_wake(&c->shm->c_seq, 1, n);
+	/* c_seq only changes here, under the lock: wrap it below 2^31 (see
+	 * ipc__futex_add_wake). Waiters only compare it for inequality. */
+	if (atomic_load_explicit(&c->shm->c_seq, memory_order_relaxed) >=
+	    COND_SEQ_WRAP)
+		ipc__futex_set_wake(&c->shm->c_seq, 0, n);
+	else
+		ipc__futex_add_wake(&c->shm->c_seq, 1, n);
 	return 0;
 }
 

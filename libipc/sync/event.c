@@ -4,7 +4,8 @@
  * The whole state is one 32-bit futex word:
  *
  *   bit 0      SET: the flag.
- *   bits 1-31  the clear count: clear() adds 2 when it turns the flag off.
+ *   bits 1-30  the clear count: clear() adds 2 when it turns the flag off.
+ *   bit 31     always 0.
  *
  * A waiter that finds the flag off sleeps on the word's value. set() turns
  * bit 0 on and wakes every sleeper in one FUTEX_WAKE_OP system call, so a
@@ -31,6 +32,7 @@
 
 #define EV_SET 1u
 #define EV_CLEAR_STEP 2u
+#define EV_MASK 0x7fffffffu /* bit 31 stays clear: see ipc__futex_or_wake */
 
 struct event_shm {
 	struct ipc__seg_hdr hdr;
@@ -102,7 +104,7 @@ int ipc_event_clear(ipc_event *ev)
 		return -EINVAL;
 	w = atomic_load_explicit(&ev->shm->e_word, memory_order_relaxed);
 	while (w & EV_SET) {
-		uint32_t next = (w & ~EV_SET) + EV_CLEAR_STEP;
+		uint32_t next = ((w & ~EV_SET) + EV_CLEAR_STEP) & EV_MASK;
 		if (atomic_compare_exchange_weak_explicit(
 			    &ev->shm->e_word, &w, next, memory_order_acq_rel,
 			    memory_order_relaxed))
@@ -134,7 +136,8 @@ int ipc_event_wait(ipc_event *ev, int timeout_ms)
 	if (start & EV_SET)
 		return 0;
 	/* No periodic re-check is needed: set() changes the word and wakes in
-	 * one system call, so a sleeper is never left behind by a dead setter. */
+	 * one system call, so a sleeper is never left behind by a dead setter.
+	 */
 	for (;;) {
 		rc = ipc__futex_wait(&ev->shm->e_word, start, &dl);
 		if (atomic_load_explicit(&ev->shm->e_word,

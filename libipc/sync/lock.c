@@ -65,9 +65,10 @@ int ipc__mutexobj_make(struct ipc__mutexobj **out, size_t handle_size,
 		return rc;
 	m = *out;
 	m->mutex = &((struct lock_shm *)m->seg.base)->l_mutex;
-	m->point_acquired = recursive ? "rlock.acquire.held" : "lock.acquire.held";
-	m->point_release = recursive ? "rlock.release.before"
-				     : "lock.release.before";
+	m->point_acquired =
+		recursive ? "rlock.acquire.held" : "lock.acquire.held";
+	m->point_release =
+		recursive ? "rlock.release.before" : "lock.release.before";
 	return 0;
 }
 

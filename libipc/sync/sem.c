@@ -82,7 +82,7 @@ static const struct ipc__seg_type sem_type = {
 static int sem_make(ipc_sem **s, const char *name, int flags, unsigned value,
 		    unsigned max)
 {
-	struct sem_args a = {value, max};
+	struct sem_args a = { value, max };
 	int rc;
 
 	if (value > IPC_SEM_VALUE_MAX || max > IPC_SEM_VALUE_MAX ||
