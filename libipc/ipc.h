@@ -1,6 +1,6 @@
 /*
- * libipc — inter-process Queue, Lock, Event, Condition, Semaphore and
- * Barrier for C, after Python's multiprocessing.
+ * libipc — inter-process Queue, JoinableQueue, Lock, RLock, Event,
+ * Condition, Semaphore and Barrier for C, after Python's multiprocessing.
  *
  * Every object lives in POSIX shared memory and is shared in one of two ways:
  *
@@ -280,6 +280,101 @@ IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);	/* 0 for NULL */
 IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b); /* 0 for NULL */
 IPC_API bool ipc_barrier_broken(ipc_barrier *b);	/* false for NULL */
 IPC_API void ipc_barrier_close(ipc_barrier *b);
+
+/* ------------------------------------------------------------------------
+ * Queue and JoinableQueue — FIFO queues of byte-string messages between
+ * any number of producer and consumer processes. One type serves both; a
+ * JoinableQueue also counts unfinished tasks (task_done / join).
+ *
+ * Messages are copied in and out; each is 0 .. max_msg_size bytes. A queue
+ * holds at most `maxsize` messages (0: no item limit) in `capacity` bytes of
+ * storage (each message takes its length rounded up to 8, plus 8).
+ *
+ * Crash safety: any producer or consumer may be killed at any instruction.
+ * A message is either wholly in the queue or not at all (never torn, never
+ * duplicated, never invented); qsize matches the contents; blocked peers keep
+ * working. A message whose put returned 0 is delivered, unless the consumer
+ * that got it died after taking it — and on a JoinableQueue not even then:
+ * a task got by a consumer that dies (or closes the queue) before its
+ * task_done is queued again for another consumer, so join() never hangs on
+ * a dead consumer. Death is detected by the kernel (robust mutexes), within
+ * about a tenth of a second of a consumer or joiner looking.
+ *
+ * On a JoinableQueue, a consumer is the thread that first calls get on a
+ * handle; its tasks are its own: task_done completes the oldest unfinished
+ * task of that consumer (call it once per get, as in Python).
+ */
+typedef struct ipc_queue ipc_queue;
+
+#define IPC_BACKEND_SHM 0    /* shared-memory ring (default) */
+#define IPC_BACKEND_MQUEUE 1 /* POSIX message queue (not in this release) */
+
+typedef struct ipc_queue_attr {
+	size_t maxsize;	 /* most messages held; 0: only capacity bounds it */
+	size_t capacity; /* bytes of storage (rounded up to a power of two,
+			    at least 4 KiB); 0: 1 MiB */
+	size_t max_msg_size; /* largest message; 0: capacity / 4 */
+	bool joinable;	     /* task_done()/join() allowed */
+	int backend;	     /* IPC_BACKEND_SHM */
+	unsigned mode; /* named: permission bits; 0: from flags, or 0600 */
+} ipc_queue_attr;
+
+#define IPC_QUEUE_MAX_CAPACITY ((size_t)1 << 30)
+#define IPC_QUEUE_MAX_CONSUMERS 128 /* JoinableQueue consumers at once */
+
+/* An anonymous Queue / JoinableQueue with default attributes (1 MiB) and
+ * the given item limit (0: none). IPC_EINVAL for maxsize over 2^31. */
+IPC_API int ipc_queue_new(ipc_queue **q, size_t maxsize);
+IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
+
+/* Make or open a queue. name NULL: anonymous. attr NULL: defaults. Opening
+ * an existing queue ignores attr's sizes (the queue keeps its own) except
+ * `joinable`, which must match (else IPC_EINVAL). IPC_EINVAL for sizes out
+ * of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a backend
+ * this build lacks. */
+IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
+			   const ipc_queue_attr *attr);
+
+/* Append a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
+ * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
+ * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0). */
+IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
+			  int timeout_ms);
+
+/* Remove the oldest message into buf[0..cap): its length
+ * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; the
+ * message stays queued) | IPC_ECLOSED (shut down and drained)
+ * | IPC_EBUSY (JoinableQueue: IPC_QUEUE_MAX_CONSUMERS consumers already). */
+IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
+			      int timeout_ms);
+
+/* As ipc_queue_get, into a malloc'd buffer the caller frees (*msg is
+ * NULL on error; a 0-byte message still gets a buffer). */
+IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
+
+/* JoinableQueue: the caller finished its oldest unfinished task.
+ * 0 | IPC_EINVAL (no unfinished task of this consumer, or not joinable). */
+IPC_API int ipc_queue_task_done(ipc_queue *q);
+
+/* JoinableQueue: wait until every message ever put has been task_done.
+ * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL (not joinable). */
+IPC_API int ipc_queue_join(ipc_queue *q, int timeout_ms);
+
+/* Messages waiting to be got (a snapshot), or IPC_EINVAL. */
+IPC_API long ipc_queue_qsize(ipc_queue *q);
+IPC_API bool ipc_queue_empty(ipc_queue *q); /* true for NULL */
+IPC_API bool ipc_queue_full(ipc_queue *q);  /* false for NULL */
+
+/* JoinableQueue: tasks put and not yet done (a snapshot), or IPC_EINVAL. */
+IPC_API long ipc_queue_unfinished(ipc_queue *q);
+
+/* Shut the queue down for every process: puts fail with IPC_ECLOSED, gets
+ * return what is left and then IPC_ECLOSED; blocked callers wake. */
+IPC_API int ipc_queue_shutdown(ipc_queue *q);
+
+/* Drop this handle. A JoinableQueue consumer's unfinished tasks are queued
+ * again (as if it had died). */
+IPC_API void ipc_queue_close(ipc_queue *q);
 
 #ifdef __cplusplus
 }

@@ -123,6 +123,9 @@ int ipc__mutex_unlock(pthread_mutex_t *m);
 /* The calling thread's kernel id. */
 int32_t ipc__tid(void);
 
+/* Incremented in every child at fork(); see fork.c. */
+unsigned ipc__fork_gen(void);
+
 /* ------------------------------------------------------------------------
  * Shared-memory segments.
  *

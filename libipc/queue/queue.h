@@ -1,0 +1,45 @@
+/*
+ * queue.h — the queue facade's backend table, internal.
+ *
+ * ipc_queue is a thin handle: a backend's operation table and its private
+ * state. queue.c validates arguments, turns timeouts into deadlines and
+ * dispatches; each backend (ring.c for shared memory; later the POSIX
+ * mqueue one and the remote one registered by net/) implements the table.
+ * Backends return 0, a length, or a negative IPC_E* code.
+ */
+#ifndef LIBIPC_QUEUE_H
+#define LIBIPC_QUEUE_H
+
+#include <sys/types.h>
+
+#include "libipc/core/core.h"
+
+struct ipc__queue_ops {
+	const char *name;
+	int (*put)(void *impl, const void *msg, size_t len,
+		   const struct ipc__deadline *dl);
+	/* Into buf[0..cap) when alloc is NULL, else into *alloc (malloc'd). */
+	ssize_t (*get)(void *impl, void *buf, size_t cap, void **alloc,
+		       const struct ipc__deadline *dl);
+	int (*task_done)(void *impl);
+	int (*join)(void *impl, const struct ipc__deadline *dl);
+	long (*qsize)(void *impl);
+	long (*unfinished)(void *impl);
+	bool (*full)(void *impl);
+	int (*shutdown)(void *impl);
+	void (*close)(void *impl);
+	bool (*joinable)(void *impl);
+	size_t (*max_msg_size)(void *impl);
+};
+
+struct ipc_queue {
+	const struct ipc__queue_ops *ops;
+	void *impl;
+};
+
+/* The shared-memory ring backend (ring.c). */
+int ipc__ring_open(void **impl, const char *name, int flags,
+		   const ipc_queue_attr *attr);
+extern const struct ipc__queue_ops ipc__ring_ops;
+
+#endif /* LIBIPC_QUEUE_H */

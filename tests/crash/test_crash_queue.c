@@ -1,0 +1,346 @@
+/*
+ * test_crash_queue.c — the crash-point suite for Queue and JoinableQueue.
+ *
+ * A child dies (SIGKILL) at each named point of put, get, task_done, join,
+ * shutdown, consumer registration and the requeue of a dead consumer's
+ * tasks. The parent then checks the invariants — the count, FIFO order, no
+ * duplicate, no torn or invented message, join accounting — and uses the
+ * queue normally. Built only with --enable-crashpoints.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static ipc_queue *q;
+
+static void teardown(void)
+{
+	ipc_queue_close(q);
+	q = NULL;
+}
+
+TestSuite(crashq, .fini = teardown, .timeout = 30);
+
+struct job {
+	const char *point;
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int run_at_point(void *arg)
+{
+	struct job *j = arg;
+
+	setenv("IPC_CRASHPOINT", j->point, 1);
+	return j->fn(j->arg);
+}
+
+static pid_t spawn_at(const char *point, int (*fn)(void *), void *arg)
+{
+	static struct job j;
+
+	j = (struct job){ point, fn, arg };
+	return t_spawn(run_at_point, &j);
+}
+
+static void die_at(const char *point, int (*fn)(void *), void *arg)
+{
+	cr_assert_eq(t_reap(spawn_at(point, fn, arg), 10000), -SIGKILL,
+		     "child did not die at %s", point);
+}
+
+/* Messages are "m<number>" padded with a pattern derived from the number,
+ * so a torn or invented message cannot pass check_msg. */
+static size_t make_msg(char *buf, int n)
+{
+	size_t len = (size_t)snprintf(buf, 32, "m%d:", n);
+	for (int k = 0; k < 40 + n % 50; k++)
+		buf[len++] = (char)('a' + (n + k) % 26);
+	return len;
+}
+
+static int put_n(int n)
+{
+	char buf[128];
+	return ipc_queue_put(q, buf, make_msg(buf, n), 1000);
+}
+
+/* Get one message; it must be intact and numbered `want`. */
+static void expect(int want)
+{
+	char buf[128], ref[128];
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	size_t len = make_msg(ref, want);
+
+	cr_assert_eq(n, (ssize_t)len, "message %d: length %zd", want, n);
+	cr_assert_eq(memcmp(buf, ref, len), 0, "message %d intact", want);
+}
+
+static void expect_empty(void)
+{
+	char buf[128];
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+static int child_put(void *arg)
+{
+	return put_n((int)(intptr_t)arg);
+}
+
+static int child_get(void *arg)
+{
+	void *msg;
+	(void)arg;
+	ssize_t n = ipc_queue_get_alloc(q, &msg, 1000);
+	free(msg);
+	return n > 0 ? 0 : 1;
+}
+
+/* ---- put ---------------------------------------------------------------- */
+
+Test(crashq, put_written_but_unpublished_leaves_no_trace)
+{
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	die_at("queue.put.written", child_put, (void *)2);
+	cr_assert_eq(ipc_queue_qsize(q), 1, "no phantom");
+	cr_assert_eq(put_n(3), 0, "producers' lock repaired");
+	expect(1);
+	expect(3);
+	expect_empty();
+}
+
+Test(crashq, put_published_before_wake_is_delivered_whole)
+{
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	die_at("queue.put.published", child_put, (void *)7);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	expect(7);
+	expect_empty();
+}
+
+static int get_blocking(void *arg)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, (int)(intptr_t)arg);
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 10000);
+	return n == (ssize_t)len && memcmp(buf, ref, len) == 0 ? 0 : 1;
+}
+
+Test(crashq, sleeping_getter_still_gets_a_put_whose_producer_died_before_waking)
+{
+	pid_t g;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	g = t_spawn(get_blocking, (void *)5);
+	cr_assert(t_blocked_in_futex(g, 10000));
+	die_at("queue.put.published", child_put, (void *)5);
+	cr_assert_eq(t_reap(g, 10000), 0);
+}
+
+/* ---- get ---------------------------------------------------------------- */
+
+Test(crashq, get_copied_but_unpublished_leaves_the_message_queued)
+{
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.copied", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 3, "nothing lost");
+	for (int i = 1; i <= 3; i++)
+		expect(i);
+	expect_empty();
+}
+
+Test(crashq, get_published_removes_exactly_one)
+{
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.published", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 2);
+	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+Test(crashq, full_queue_frees_space_after_a_dead_getter)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 1000 };
+	char big[1000] = { 0 };
+	int n = 0;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	while (ipc_queue_put(q, big, sizeof(big), 0) == 0)
+		n++;
+	cr_assert_eq(n, 4, "4096 bytes hold four 1008-byte records");
+	die_at("queue.get.published", child_get, NULL);
+	cr_assert_eq(ipc_queue_put(q, big, sizeof(big), 0), 0, "space back");
+	cr_assert_eq(ipc_queue_qsize(q), 4);
+}
+
+/* ---- JoinableQueue --------------------------------------------------- */
+
+static int child_get_and_done(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+		return 1;
+	return ipc_queue_task_done(q) == 0 ? 0 : 2;
+}
+
+/* After a dead consumer: everything still gets done, join returns. */
+static void finish_all(int first, int last)
+{
+	for (int i = first; i <= last; i++) {
+		expect(i);
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+	cr_assert_eq(ipc_queue_join(q, 2000), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	expect_empty();
+}
+
+Test(crashq, joinable_get_taken_rolls_forward_and_requeues)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.taken", child_get, NULL);
+	cr_assert_eq(ipc_queue_unfinished(q), 3);
+	/* The join's periodic look requeues message 1 from the dead slot. */
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_qsize(q), 3, "1 requeued, 2 and 3 waiting");
+	finish_all(1, 3);
+}
+
+Test(crashq, joinable_consumer_dead_after_get_is_requeued)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.published", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_qsize(q), 2);
+	finish_all(1, 2);
+}
+
+Test(crashq, task_done_marked_but_not_counted_is_rolled_forward)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.task_done.marked", child_get_and_done, NULL);
+	/* The next consumer-side lock repairs: the task counts as done. */
+	expect(2);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	expect_empty();
+}
+
+Test(crashq, task_done_counted_before_freeing_space)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.task_done.counted", child_get_and_done, NULL);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	finish_all(2, 2);
+}
+
+static int child_get_two_and_hold(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+			return 1;
+	return 0; /* exits holding two unfinished tasks */
+}
+
+static int child_reap(void *arg)
+{
+	(void)arg;
+	return ipc_queue_join(q, 1000) == IPC_ETIMEDOUT ? 0 : 1;
+}
+
+Test(crashq, reaper_dying_mid_requeue_leaves_work_for_the_next)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	cr_assert_eq(t_reap(t_spawn(child_get_two_and_hold, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	/* A joiner finds the dead consumer and dies after requeueing one of
+	 * its two tasks. */
+	die_at("queue.reap.requeued", child_reap, NULL);
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_qsize(q), 3, "both tasks requeued, once each");
+	cr_assert_eq(ipc_queue_unfinished(q), 3);
+	finish_all(1, 3);
+}
+
+Test(crashq, consumer_dying_while_registering_frees_its_slot)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	die_at("queue.register.locked", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	cr_assert_eq(t_reap(t_spawn(child_get_and_done, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+static int child_join(void *arg)
+{
+	(void)arg;
+	return ipc_queue_join(q, 5000);
+}
+
+Test(crashq, joiner_dying_breaks_nothing)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	die_at("queue.join.waiting", child_join, NULL);
+	pid_t j = t_spawn(child_join, NULL);
+	cr_assert(t_blocked_in_futex(j, 10000));
+	finish_all(1, 1);
+	cr_assert_eq(t_reap(j, 10000), 0, "a live joiner is released");
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static int child_shutdown(void *arg)
+{
+	(void)arg;
+	return ipc_queue_shutdown(q);
+}
+
+static int get_until_closed(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), 10000) == IPC_ECLOSED ? 0 : 1;
+}
+
+Test(crashq, shutdown_flagged_before_waking_still_reaches_sleepers)
+{
+	pid_t g;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	g = t_spawn(get_until_closed, NULL);
+	cr_assert(t_blocked_in_futex(g, 10000));
+	die_at("queue.shutdown.flagged", child_shutdown, NULL);
+	cr_assert_eq(t_reap(g, 10000), 0);
+	cr_assert_eq(ipc_queue_put(q, "x", 1, 0), IPC_ECLOSED);
+}

@@ -1,0 +1,486 @@
+/*
+ * test_queue.c — Queue and JoinableQueue between real processes: FIFO,
+ * sizes, timeouts, limits, shutdown, bad input, task accounting, and
+ * consumers that die.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static ipc_queue *q;
+static char name[128];
+
+static void setup(void)
+{
+	t_name(name, sizeof(name), "queue");
+	q = NULL;
+}
+
+static void teardown(void)
+{
+	ipc_queue_close(q);
+	ipc_unlink(name);
+}
+
+TestSuite(queue, .init = setup, .fini = teardown, .timeout = 60);
+
+static int put_str(const char *s)
+{
+	return ipc_queue_put(q, s, strlen(s), IPC_NOWAIT);
+}
+
+Test(queue, fifo_round_trip_with_qsize)
+{
+	char buf[64];
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert(ipc_queue_empty(q));
+	cr_assert_eq(put_str("one"), 0);
+	cr_assert_eq(put_str("two"), 0);
+	cr_assert_eq(put_str(""), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 3);
+	cr_assert_not(ipc_queue_empty(q));
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 3);
+	cr_assert_eq(memcmp(buf, "one", 3), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 3);
+	cr_assert_eq(memcmp(buf, "two", 3), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 0, "empty message");
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+	cr_assert(ipc_queue_empty(q));
+}
+
+Test(queue, empty_get_nowait_is_eagain_and_timeout_is_etimedout)
+{
+	char buf[8];
+	long t0;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 70), IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 69);
+}
+
+Test(queue, maxsize_bounds_items_then_eagain_and_etimedout)
+{
+	char buf[8];
+
+	cr_assert_eq(ipc_queue_new(&q, 2), 0);
+	cr_assert_eq(put_str("a"), 0);
+	cr_assert_not(ipc_queue_full(q));
+	cr_assert_eq(put_str("b"), 0);
+	cr_assert(ipc_queue_full(q));
+	cr_assert_eq(put_str("c"), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_put(q, "c", 1, 50), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_qsize(q), 2);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(put_str("c"), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(buf[0], 'b');
+}
+
+Test(queue, oversized_put_and_small_get_buffer_are_emsgsize_and_lose_nothing)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 100 };
+	char big[200], buf[100];
+
+	memset(big, 'x', sizeof(big));
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	cr_assert_eq(ipc_queue_put(q, big, 101, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_put(q, big, 100, 0), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, 99, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_qsize(q), 1, "left queued");
+	cr_assert_eq(ipc_queue_get(q, buf, 100, 0), 100);
+	cr_assert_eq(memcmp(buf, big, 100), 0);
+}
+
+Test(queue, get_alloc_returns_a_malloced_copy)
+{
+	void *msg = (void *)1;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_str("hello"), 0);
+	cr_assert_eq(put_str(""), 0);
+	cr_assert_eq(ipc_queue_get_alloc(q, &msg, 0), 5);
+	cr_assert_eq(memcmp(msg, "hello", 5), 0);
+	free(msg);
+	cr_assert_eq(ipc_queue_get_alloc(q, &msg, 0), 0);
+	cr_assert_not_null(msg, "a buffer even for an empty message");
+	free(msg);
+	cr_assert_eq(ipc_queue_get_alloc(q, &msg, 0), IPC_EAGAIN);
+	cr_assert_null(msg);
+}
+
+Test(queue, bad_input_is_einval_or_enotsup)
+{
+	ipc_queue_attr attr = { 0 };
+	char buf[4];
+
+	cr_assert_eq(ipc_queue_new(NULL, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_put(NULL, "x", 1, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_get(NULL, buf, 4, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_get_alloc(NULL, NULL, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_qsize(NULL), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_task_done(NULL), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_join(NULL, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_shutdown(NULL), IPC_EINVAL);
+	attr.capacity = IPC_QUEUE_MAX_CAPACITY + 1;
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
+	attr.capacity = 4096;
+	attr.max_msg_size = 4096;
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
+	attr.max_msg_size = 0;
+	attr.backend = IPC_BACKEND_MQUEUE;
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_ENOTSUP);
+	attr.backend = 42;
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_put(q, NULL, 1, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_get(q, NULL, 4, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_put(q, "x", 1, -7), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_task_done(q), IPC_EINVAL, "not joinable");
+	cr_assert_eq(ipc_queue_join(q, 0), IPC_EINVAL, "not joinable");
+	cr_assert_eq(ipc_queue_unfinished(q), IPC_EINVAL);
+}
+
+/* Varied sizes through a small ring: every byte survives the wrap. */
+Test(queue, wraps_around_a_small_ring_without_corruption)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 1000 };
+	unsigned char out[1000], in[1000];
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < 5000; i++) {
+		size_t len = (size_t)(i * 7919) % 1000;
+		for (size_t k = 0; k < len; k++)
+			out[k] = (unsigned char)(i + k * 31);
+		cr_assert_eq(ipc_queue_put(q, out, len, 0), 0, "put %d", i);
+		if (i % 3 == 2)
+			continue; /* let a few accumulate */
+		while (ipc_queue_qsize(q) > 0) {
+			ssize_t n = ipc_queue_get(q, in, sizeof(in), 0);
+			cr_assert_geq(n, 0);
+		}
+	}
+	/* Deterministic replay: one message in, one out, compare. */
+	for (int i = 0; i < 3000; i++) {
+		size_t len = (size_t)(i * 104729) % 1000;
+		for (size_t k = 0; k < len; k++)
+			out[k] = (unsigned char)(i ^ (k * 13));
+		cr_assert_eq(ipc_queue_put(q, out, len, 0), 0);
+		cr_assert_eq(ipc_queue_get(q, in, sizeof(in), 0), (ssize_t)len);
+		cr_assert_eq(memcmp(in, out, len), 0, "message %d", i);
+	}
+}
+
+/* ---- Between processes ------------------------------------------------- */
+
+#define PRODUCERS 2
+#define CONSUMERS 3
+#define PER_PRODUCER 20000
+
+struct msg {
+	uint32_t producer, seq, check;
+};
+
+static volatile uint8_t *seen; /* [PRODUCERS * PER_PRODUCER] */
+
+static int producer(void *arg)
+{
+	uint32_t p = (uint32_t)(uintptr_t)arg;
+
+	for (uint32_t i = 0; i < PER_PRODUCER; i++) {
+		struct msg m = { p, i, p * 2654435761u ^ i };
+		if (ipc_queue_put(q, &m, sizeof(m), 20000) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int consumer(void *arg)
+{
+	uint32_t last[PRODUCERS];
+	struct msg m;
+	(void)arg;
+
+	memset(last, 0xff, sizeof(last));
+	for (;;) {
+		ssize_t n = ipc_queue_get(q, &m, sizeof(m), 20000);
+		if (n == IPC_ECLOSED)
+			return 0;
+		if (n != sizeof(m) || m.producer >= PRODUCERS ||
+		    m.seq >= PER_PRODUCER ||
+		    m.check != (m.producer * 2654435761u ^ m.seq))
+			return 2; /* torn or invented */
+		if (last[m.producer] != UINT32_MAX && m.seq <= last[m.producer])
+			return 3; /* out of order for its producer */
+		last[m.producer] = m.seq;
+		__atomic_add_fetch(&seen[m.producer * PER_PRODUCER + m.seq], 1,
+				   __ATOMIC_RELAXED);
+	}
+}
+
+Test(queue, many_producers_many_consumers_exactly_once_in_order)
+{
+	pid_t prods[PRODUCERS], cons[CONSUMERS];
+	ipc_queue_attr attr = { .capacity = 16384 };
+
+	seen = t_shared(PRODUCERS * PER_PRODUCER);
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < CONSUMERS; i++)
+		cons[i] = t_spawn(consumer, NULL);
+	for (int i = 0; i < PRODUCERS; i++)
+		prods[i] = t_spawn(producer, (void *)(uintptr_t)i);
+	for (int i = 0; i < PRODUCERS; i++)
+		cr_assert_eq(t_reap(prods[i], 40000), 0, "producer %d", i);
+	cr_assert_eq(ipc_queue_shutdown(q), 0);
+	for (int i = 0; i < CONSUMERS; i++)
+		cr_assert_eq(t_reap(cons[i], 40000), 0, "consumer %d", i);
+	for (int i = 0; i < PRODUCERS * PER_PRODUCER; i++)
+		cr_assert_eq(seen[i], 1, "message %d seen %d times", i,
+			     seen[i]);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+static int get_one(void *arg)
+{
+	char buf[16];
+	(void)arg;
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 20000);
+	if (n == IPC_ECLOSED)
+		return 50;
+	return n == 5 && memcmp(buf, "wake!", 5) == 0 ? 0 : 1;
+}
+
+Test(queue, blocked_getter_is_woken_by_a_put)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = t_spawn(get_one, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(put_str("wake!"), 0);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+}
+
+Test(queue, killed_getter_does_not_swallow_a_message)
+{
+	pid_t a, b;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	a = t_spawn(get_one, NULL);
+	b = t_spawn(get_one, NULL);
+	cr_assert(t_blocked_in_futex(a, 10000));
+	cr_assert(t_blocked_in_futex(b, 10000));
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	cr_assert_eq(put_str("wake!"), 0);
+	cr_assert_eq(t_reap(b, 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+static int put_blocked(void *arg)
+{
+	(void)arg;
+	return ipc_queue_put(q, "x", 1, 20000) == IPC_ECLOSED ? 0 : 1;
+}
+
+Test(queue, shutdown_fails_puts_drains_gets_and_wakes_the_blocked)
+{
+	char buf[8];
+	pid_t getter, putter;
+	ipc_queue *full;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	getter = t_spawn(get_one, NULL);
+	cr_assert(t_blocked_in_futex(getter, 10000));
+	cr_assert_eq(ipc_queue_new(&full, 1), 0);
+	cr_assert_eq(ipc_queue_put(full, "x", 1, 0), 0);
+	ipc_queue *keep = q;
+	q = full;
+	putter = t_spawn(put_blocked, NULL);
+	cr_assert(t_blocked_in_futex(putter, 10000));
+	cr_assert_eq(ipc_queue_shutdown(full), 0);
+	cr_assert_eq(t_reap(putter, 10000), 0, "blocked put got IPC_ECLOSED");
+	cr_assert_eq(ipc_queue_get(full, buf, sizeof(buf), 0), 1, "drains");
+	cr_assert_eq(ipc_queue_get(full, buf, sizeof(buf), 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_put(full, "y", 1, 0), IPC_ECLOSED);
+	ipc_queue_close(full);
+	q = keep;
+	cr_assert_eq(ipc_queue_shutdown(q), 0);
+	cr_assert_eq(t_reap(getter, 10000), 50, "blocked get got IPC_ECLOSED");
+}
+
+static int named_put(void *arg)
+{
+	ipc_queue *mine;
+	(void)arg;
+	if (ipc_queue_open(&mine, name, 0, NULL) != 0)
+		return 1;
+	int rc = ipc_queue_put(mine, "wake!", 5, 1000);
+	ipc_queue_close(mine);
+	return rc == 0 ? 0 : 2;
+}
+
+Test(queue, named_queue_is_shared_and_kinds_are_checked)
+{
+	ipc_queue_attr joinable = { .joinable = true };
+	ipc_queue *other;
+	ipc_event *ev;
+	char buf[8];
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&other, name, 0, &joinable), IPC_EINVAL,
+		     "a plain queue is not joinable");
+	cr_assert_eq(ipc_event_open(&ev, name, 0), IPC_EPROTO);
+	cr_assert_eq(t_reap(t_spawn(named_put, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 5);
+	cr_assert_eq(memcmp(buf, "wake!", 5), 0);
+}
+
+/* ---- JoinableQueue ------------------------------------------------------ */
+
+Test(queue, task_done_counts_and_join_waits_for_all)
+{
+	char buf[8];
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_task_done(q), IPC_EINVAL, "no task yet");
+	cr_assert_eq(ipc_queue_join(q, 0), 0, "nothing to wait for");
+	cr_assert_eq(put_str("a"), 0);
+	cr_assert_eq(put_str("b"), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 2);
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	cr_assert_eq(ipc_queue_unfinished(q), 2, "got is not done");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	cr_assert_eq(ipc_queue_task_done(q), IPC_EINVAL, "one too many");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 0), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+}
+
+static int worker(void *arg)
+{
+	char buf[64];
+	(void)arg;
+	for (;;) {
+		ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 20000);
+		if (n == IPC_ECLOSED)
+			return 0;
+		if (n < 0)
+			return 1;
+		if (ipc_queue_task_done(q) != 0)
+			return 2;
+	}
+}
+
+Test(queue, join_returns_once_workers_finish_every_task)
+{
+	pid_t kids[3];
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 0; i < 3; i++)
+		kids[i] = t_spawn(worker, NULL);
+	for (int i = 0; i < 3000; i++)
+		cr_assert_eq(ipc_queue_put(q, "task", 4, 10000), 0);
+	cr_assert_eq(ipc_queue_join(q, 20000), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+	cr_assert_eq(ipc_queue_shutdown(q), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(t_reap(kids[i], 10000), 0);
+}
+
+struct holder {
+	volatile int got;
+};
+static struct holder *hold;
+
+/* Get one task and hang on to it without task_done. */
+static int take_and_hold(void *arg)
+{
+	char buf[64];
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 10000) < 0)
+		return 1;
+	__atomic_store_n(&hold->got, 1, __ATOMIC_RELEASE);
+	for (;;)
+		pause();
+}
+
+static int take_and_finish(void *arg)
+{
+	char buf[64];
+	(void)arg;
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 10000);
+	if (n != 4 || memcmp(buf, "job1", 4) != 0)
+		return 1;
+	return ipc_queue_task_done(q) == 0 ? 0 : 2;
+}
+
+Test(queue, task_of_a_killed_consumer_is_requeued_and_join_completes)
+{
+	pid_t a, b;
+
+	hold = t_shared(sizeof(*hold));
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_str("job1"), 0);
+	a = t_spawn(take_and_hold, NULL);
+	cr_assert(t_wait_count(&hold->got, 1, 10000));
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	/* A second consumer, blocked on the empty queue, notices the death on
+	 * its periodic look and gets the task again. */
+	b = t_spawn(take_and_finish, NULL);
+	cr_assert_eq(t_reap(b, 10000), 0);
+	cr_assert_eq(ipc_queue_join(q, 5000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+Test(queue, joiner_alone_requeues_a_dead_consumers_task)
+{
+	pid_t a;
+	char buf[8];
+
+	hold = t_shared(sizeof(*hold));
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_str("job1"), 0);
+	a = t_spawn(take_and_hold, NULL);
+	cr_assert(t_wait_count(&hold->got, 1, 10000));
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT, "not done yet");
+	cr_assert_eq(ipc_queue_qsize(q), 1, "but queued again");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 4);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 0), 0);
+}
+
+Test(queue, closing_a_consumer_handle_requeues_its_tasks)
+{
+	ipc_queue *mine;
+	char buf[8];
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE,
+				    &(ipc_queue_attr){ .joinable = true }),
+		     0);
+	cr_assert_eq(ipc_queue_open(&mine, name, 0, NULL), 0);
+	cr_assert_eq(put_str("a"), 0);
+	cr_assert_eq(ipc_queue_get(mine, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+	ipc_queue_close(mine);
+	cr_assert_eq(ipc_queue_qsize(q), 1);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 0), 0);
+}
