@@ -84,6 +84,20 @@ void ipc__futex_add_wake(_Atomic uint32_t *word, uint32_t add, int n);
 void ipc__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int n);
 void ipc__futex_set_wake(_Atomic uint32_t *word, uint32_t value, int n);
 
+/* Order an earlier store before a later load, where a robust mutex unlock
+ * lies between them. glibc releases a robust mutex with an atomic exchange
+ * (it must read and clear the word at once to learn about waiters); on x86
+ * every atomic read-modify-write is a full barrier, so only the compiler
+ * needs fencing there. Elsewhere this is a real seq_cst fence. */
+static inline void ipc__fence_after_unlock(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	atomic_signal_fence(memory_order_seq_cst);
+#else
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Spin-wait hint for the processor. */
 static inline void ipc__cpu_relax(void)
 {

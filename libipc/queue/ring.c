@@ -206,14 +206,24 @@ static void ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 	}
 }
 
-/* Bump a sequence word and wake sleepers if any are counted. The fence
- * orders our earlier publishing store before reading the waiter count; a
- * sleeper counts itself before re-reading the state (see ring_sleep). */
+/* Bump a sequence word and wake sleepers if any are counted. The caller's
+ * publishing store must be ordered before the read of the waiter count (a
+ * sleeper counts itself before re-reading the state: see ring_sleep).
+ * ring_wake_unlocked is for callers that released a robust mutex since the
+ * store, which orders it on x86 without a fence (ipc__fence_after_unlock);
+ * ring_wake fences itself. */
+static void ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+			       int n)
+{
+	ipc__fence_after_unlock();
+	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
+		ipc__futex_add_wake(seq, 1, n);
+}
+
 static void ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
-		ipc__futex_add_wake(seq, 1, n);
+	ring_wake_unlocked(seq, waiters, n);
 }
 
 /* ---- Creation and opening --------------------------------------------- */
@@ -398,7 +408,8 @@ static int ring_repair_producer(void *arg)
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
 	uint32_t tail = w_pos(atomic_load(&q->q_tail));
-	uint32_t free = atomic_load(&q->q_free);
+	uint32_t free = q->q_joinable ? atomic_load(&q->q_free)
+				      : w_pos(atomic_load(&q->q_head));
 
 	return tail - free <= q->q_capacity ? 0 : -EPROTO;
 }
@@ -415,11 +426,8 @@ static int ring_repair_consumer(void *arg)
 
 	if (w_pos(tail) - w_pos(head) > q->q_capacity)
 		return -EPROTO;
-	if (!q->q_joinable) {
-		/* get stores q_head, then q_free. */
-		atomic_store(&q->q_free, w_pos(head));
-		return 0;
-	}
+	if (!q->q_joinable)
+		return 0; /* Queue consumers take no lock */
 	if (q->q_intent == INTENT_TASK_DONE) {
 		/* task_done marks the record DONE, then counts it. */
 		atomic_store(&rec_at(r, q->q_intent_pos)->r_state, REC_DONE);
@@ -572,20 +580,33 @@ static bool ready_to_get(struct ring *r)
 	return w_pos(atomic_load_explicit(&q->q_tail, memory_order_acquire)) !=
 		       w_pos(atomic_load_explicit(&q->q_head,
 						  memory_order_acquire)) ||
-	       atomic_load_explicit(&q->q_requeued, memory_order_relaxed) ||
+	       (q->q_joinable &&
+		atomic_load_explicit(&q->q_requeued, memory_order_relaxed)) ||
 	       atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 }
 
+/* Room for a record of `need` bytes, and under the item limit? Requeued
+ * tasks count as items; q_requeued lives on the consumers' busy line, so it
+ * is read only when an item limit makes it matter. */
 static bool ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 			  uint32_t free, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t items =
-		w_items(tail) - w_items(head) +
-		atomic_load_explicit(&q->q_requeued, memory_order_relaxed);
+	uint32_t items;
 
-	return q->q_capacity - (w_pos(tail) - free) >= need &&
-	       (q->q_maxsize == 0 || items < q->q_maxsize);
+	/* A Queue frees a record as its get moves head; a JoinableQueue
+	 * only at task_done, tracked by q_free. */
+	if (!q->q_joinable)
+		free = w_pos(head);
+	if (q->q_capacity - (w_pos(tail) - free) < need)
+		return false;
+	if (q->q_maxsize == 0)
+		return true;
+	items = w_items(tail) - w_items(head);
+	if (q->q_joinable)
+		items += atomic_load_explicit(&q->q_requeued,
+					      memory_order_relaxed);
+	return items < q->q_maxsize;
 }
 
 /* Room for the smallest record: what a blocked put re-checks before it
@@ -705,7 +726,7 @@ static int ring_put(void *impl, const void *msg, size_t len,
 		rc = ring_try_put(r, msg, (uint32_t)len);
 		if (rc == 0) {
 			IPC__CRASHPOINT("queue.put.published");
-			ring_wake(&q->q_get_seq, &q->q_get_waiters, 1);
+			ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters, 1);
 			return 0;
 		}
 		if (rc != -EAGAIN)
@@ -756,29 +777,63 @@ static bool ring_head_ready(struct ring *r, uint64_t head)
 	return w_pos(head) != w_pos(q->q_cc_tail);
 }
 
-/* Queue: copy the record at head out, then move head (q_cmutex held). */
+/* Queue: take the record at head without a lock. Copy it out first, then
+ * claim it by moving q_head with one compare-and-swap: that CAS is the
+ * atomic publishing step. If it fails, another consumer took the record
+ * (and a producer may even be reusing its bytes), so the copy is dropped
+ * and we retry; the bytes at head cannot be reused while q_head still
+ * points at them, so a successful CAS proves the copy whole. A consumer
+ * killed before its CAS took nothing; after it, the message is its.
+ * q_head's item count makes the packed word unique for 2^32 gets, which
+ * rules out ABA within one attempt. */
 static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 {
 	struct ring_shm *q = r->shm;
-	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	struct rec_hdr *h;
-	uint32_t next;
-	void *dst;
-	int rc;
+	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 
-	if (!ring_head_ready(r, head))
-		return -EAGAIN;
-	h = rec_at(r, w_pos(head));
-	rc = get_dest(g, h->r_len, &dst);
-	if (rc != 0)
-		return rc;
-	ring_read(r, w_pos(head) + REC_HDR, dst, h->r_len);
-	IPC__CRASHPOINT("queue.get.copied");
-	next = w_pos(head) + rec_size(h->r_len);
-	atomic_store_explicit(&q->q_head, w_make(w_items(head) + 1, next),
-			      memory_order_release);
-	atomic_store_explicit(&q->q_free, next, memory_order_release);
-	return h->r_len;
+	for (;;) {
+		/* The real tail, every time: a cached copy could be so old
+		 * that its 32-bit position wrapped into a plausible one. */
+		uint64_t tail =
+			atomic_load_explicit(&q->q_tail, memory_order_acquire);
+		uint32_t avail = w_pos(tail) - w_pos(head);
+		uint32_t len;
+		void *dst;
+		int rc;
+
+		if (avail == 0)
+			return -EAGAIN;
+		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
+				      __ATOMIC_RELAXED);
+		if (avail > q->q_capacity || len > q->q_max_msg ||
+		    rec_size(len) > avail) {
+			/* A stale head: another consumer moved it on. */
+			head = atomic_load_explicit(&q->q_head,
+						    memory_order_acquire);
+			continue;
+		}
+		rc = get_dest(g, len, &dst);
+		if (rc != 0) {
+			uint64_t now = atomic_load_explicit(
+				&q->q_head, memory_order_acquire);
+			if (now == head)
+				return rc; /* the message stays queued */
+			head = now;
+			continue;
+		}
+		ring_read(r, w_pos(head) + REC_HDR, dst, len);
+		IPC__CRASHPOINT("queue.get.copied");
+		if (atomic_compare_exchange_strong_explicit(
+			    &q->q_head, &head,
+			    w_make(w_items(head) + 1,
+				   w_pos(head) + rec_size(len)),
+			    memory_order_acq_rel, memory_order_acquire))
+			return len;
+		if (g->alloc != NULL) {
+			free(*g->alloc);
+			*g->alloc = NULL;
+		}
+	}
 }
 
 struct find_arg {
@@ -853,24 +908,24 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g)
 	ssize_t n;
 	int rc;
 
-	rc = ring_lock_consumers(r);
-	if (rc != 0)
-		return rc;
 	if (!q->q_joinable) {
 		n = ring_take_plain(r, g);
 	} else {
+		rc = ring_lock_consumers(r);
+		if (rc != 0)
+			return rc;
 		n = ring_registered(r) ? 0 : ring_register_locked(r);
 		if (n == 0)
 			n = ring_take_joinable(r, g, &pos, &dst);
+		ipc__mutex_unlock(&q->q_cmutex);
+		/* A taken record stays put until our task_done, so it is
+		 * copied out after the lock is released. */
+		if (n > 0)
+			ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	}
 	if (n == -EAGAIN &&
 	    atomic_load_explicit(&q->q_closed, memory_order_relaxed))
 		n = IPC_ECLOSED;
-	ipc__mutex_unlock(&q->q_cmutex);
-	/* A taken JoinableQueue record stays put until our task_done, so it
-	 * is copied out after the lock is released. */
-	if (n > 0 && q->q_joinable)
-		ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	return n;
 }
 
@@ -887,9 +942,11 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		n = ring_try_get(r, &g);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
+			/* The CAS that took it is a locked RMW, ordered on x86
+			 * like an unlock (ipc__fence_after_unlock). */
 			if (!q->q_joinable)
-				ring_wake(&q->q_put_seq, &q->q_put_waiters,
-					  INT_MAX);
+				ring_wake_unlocked(&q->q_put_seq,
+						   &q->q_put_waiters, INT_MAX);
 			return n;
 		}
 		if (n != -EAGAIN)

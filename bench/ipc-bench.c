@@ -1,0 +1,478 @@
+/*
+ * ipc-bench — libipc's Queue side by side with the alternatives, in one run
+ * on one machine, reported as ratios.
+ *
+ *   bench/ipc-bench [--quick] [--csv FILE]
+ *
+ * Transports, each between two processes pinned to different CPUs when
+ * there are two:
+ *   ring     a spinning single-producer/single-consumer lock-free ring in
+ *            shared memory with fixed slots: no locks, no syscalls, no crash
+ *            safety — the floor any shared-memory queue is measured against
+ *   libipc   ipc_queue_put / ipc_queue_get (shared-memory backend)
+ *   mq       POSIX message queue (mq_send / mq_receive)
+ *   pipe     a pipe, fixed-size frames
+ *
+ * Measurements:
+ *   stream   one producer sends N messages of a size to one consumer:
+ *            messages per second (the consumer's clock, first to last);
+ *   latency  ping-pong of 64-byte messages over two channels, both peers
+ *            awake: one-way latency = round trip / 2, p50 / p99 / p99.9.
+ *
+ * Numbers depend on the machine and its load; the claim is the ratio to
+ * the ring and to mq measured in the same run.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libipc/ipc.h>
+
+#define MAX_MSG 4096
+
+/* ---- A channel: one direction between two processes ------------------- */
+
+struct channel;
+struct transport {
+	const char *name;
+	int (*open)(struct channel *c, size_t msg_size);
+	void (*send)(struct channel *c, const void *buf, size_t len);
+	size_t (*recv)(struct channel *c, void *buf, size_t cap);
+	void (*close)(struct channel *c);
+};
+
+/* The floor: a single-producer single-consumer byte ring with the same
+ * capacity and record format as libipc's ([u64 length][payload padded to
+ * 8], 1 MiB), spinning, with cached indices — and no locks, no wake-ups, no
+ * crash safety. */
+#define RING_BYTES (1u << 20)
+struct spsc {
+	_Atomic uint64_t head __attribute__((aligned(64)));
+	uint64_t tail_cache;
+	_Atomic uint64_t tail __attribute__((aligned(64)));
+	uint64_t head_cache;
+	uint8_t data[RING_BYTES] __attribute__((aligned(64)));
+};
+
+struct channel {
+	const struct transport *t;
+	ipc_queue *q;
+	mqd_t mq;
+	char mq_name[64];
+	int fds[2];
+	struct spsc *ring;
+};
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+/* ring */
+static int ring_open(struct channel *c, size_t msg_size)
+{
+	(void)msg_size;
+	c->ring = mmap(NULL, sizeof(struct spsc), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return c->ring == MAP_FAILED ? -1 : 0;
+}
+
+static void ring_copy_in(struct spsc *r, uint64_t pos, const void *src,
+			 size_t len)
+{
+	size_t off = pos % RING_BYTES, first = RING_BYTES - off;
+	if (len <= first) {
+		memcpy(r->data + off, src, len);
+	} else {
+		memcpy(r->data + off, src, first);
+		memcpy(r->data, (const uint8_t *)src + first, len - first);
+	}
+}
+
+static void ring_copy_out(struct spsc *r, uint64_t pos, void *dst, size_t len)
+{
+	size_t off = pos % RING_BYTES, first = RING_BYTES - off;
+	if (len <= first) {
+		memcpy(dst, r->data + off, len);
+	} else {
+		memcpy(dst, r->data + off, first);
+		memcpy((uint8_t *)dst + first, r->data, len - first);
+	}
+}
+
+static void ring_send(struct channel *c, const void *buf, size_t len)
+{
+	struct spsc *r = c->ring;
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint64_t need = 8 + ((len + 7) & ~(size_t)7);
+
+	while (RING_BYTES - (t - r->head_cache) < need)
+		r->head_cache =
+			atomic_load_explicit(&r->head, memory_order_acquire);
+	uint64_t len64 = len;
+	memcpy(r->data + t % RING_BYTES, &len64, 8);
+	ring_copy_in(r, t + 8, buf, len);
+	atomic_store_explicit(&r->tail, t + need, memory_order_release);
+}
+
+static size_t ring_recv(struct channel *c, void *buf, size_t cap)
+{
+	struct spsc *r = c->ring;
+	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t len;
+
+	while (h == r->tail_cache)
+		r->tail_cache =
+			atomic_load_explicit(&r->tail, memory_order_acquire);
+	memcpy(&len, r->data + h % RING_BYTES, 8);
+	ring_copy_out(r, h + 8, buf, len < cap ? len : cap);
+	atomic_store_explicit(&r->head, h + 8 + ((len + 7) & ~(uint64_t)7),
+			      memory_order_release);
+	return len;
+}
+
+static void ring_close(struct channel *c)
+{
+	munmap(c->ring, sizeof(struct spsc));
+}
+
+/* libipc */
+static int ipc_open(struct channel *c, size_t msg_size)
+{
+	ipc_queue_attr attr = { .capacity = 1 << 20, .max_msg_size = MAX_MSG };
+	(void)msg_size;
+	return ipc_queue_open(&c->q, NULL, 0, &attr);
+}
+
+static void ipc_send(struct channel *c, const void *buf, size_t len)
+{
+	if (ipc_queue_put(c->q, buf, len, IPC_FOREVER) != 0)
+		die("ipc_queue_put");
+}
+
+static size_t ipc_recv(struct channel *c, void *buf, size_t cap)
+{
+	ssize_t n = ipc_queue_get(c->q, buf, cap, IPC_FOREVER);
+	if (n < 0)
+		die("ipc_queue_get");
+	return (size_t)n;
+}
+
+static void ipc_close(struct channel *c)
+{
+	ipc_queue_close(c->q);
+}
+
+/* POSIX mq */
+static int mq_open_chan(struct channel *c, size_t msg_size)
+{
+	static int seq;
+	struct mq_attr attr = { .mq_maxmsg = 256,
+				.mq_msgsize = (long)msg_size };
+
+	snprintf(c->mq_name, sizeof(c->mq_name), "/ipc-bench.%d.%d",
+		 (int)getpid(), seq++);
+	c->mq = mq_open(c->mq_name, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+	if (c->mq == (mqd_t)-1 && errno == EINVAL) {
+		attr.mq_maxmsg = 10; /* the unprivileged default limit */
+		c->mq = mq_open(c->mq_name, O_RDWR | O_CREAT | O_EXCL, 0600,
+				&attr);
+	}
+	if (c->mq == (mqd_t)-1)
+		return -1;
+	mq_unlink(c->mq_name);
+	return 0;
+}
+
+static void mq_send_chan(struct channel *c, const void *buf, size_t len)
+{
+	while (mq_send(c->mq, buf, len, 0) != 0)
+		if (errno != EINTR)
+			die("mq_send");
+}
+
+static size_t mq_recv_chan(struct channel *c, void *buf, size_t cap)
+{
+	char tmp[MAX_MSG + 64];
+	ssize_t n;
+
+	while ((n = mq_receive(c->mq, tmp, sizeof(tmp), NULL)) < 0)
+		if (errno != EINTR)
+			die("mq_receive");
+	memcpy(buf, tmp, (size_t)n < cap ? (size_t)n : cap);
+	return (size_t)n;
+}
+
+static void mq_close_chan(struct channel *c)
+{
+	mq_close(c->mq);
+}
+
+/* pipe: the reader knows the frame size (stream benchmarks use one size) */
+static size_t pipe_frame;
+
+static int pipe_open(struct channel *c, size_t msg_size)
+{
+	pipe_frame = msg_size;
+	return pipe(c->fds);
+}
+
+static void pipe_send(struct channel *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(c->fds[1], p, len);
+		if (n < 0 && errno != EINTR)
+			die("write");
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		}
+	}
+}
+
+static size_t pipe_recv(struct channel *c, void *buf, size_t cap)
+{
+	size_t got = 0, want = pipe_frame < cap ? pipe_frame : cap;
+	while (got < want) {
+		ssize_t n = read(c->fds[0], (char *)buf + got, want - got);
+		if (n < 0 && errno != EINTR)
+			die("read");
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return got;
+}
+
+static void pipe_close(struct channel *c)
+{
+	close(c->fds[0]);
+	close(c->fds[1]);
+}
+
+static const struct transport transports[] = {
+	{ "ring", ring_open, ring_send, ring_recv, ring_close },
+	{ "libipc", ipc_open, ipc_send, ipc_recv, ipc_close },
+	{ "mq", mq_open_chan, mq_send_chan, mq_recv_chan, mq_close_chan },
+	{ "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
+};
+#define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
+
+/* ---- Measurement -----------------------------------------------------------
+ */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (ncpu < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu % (int)ncpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static pid_t child(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	int status;
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "ipc-bench: a child failed\n");
+		exit(2);
+	}
+}
+
+/* Messages per second from one producer to one consumer: from the
+ * producer's first send to the consumer's last receive, so that no queue
+ * looks faster by buffering ahead. */
+static double stream(const struct transport *t, size_t size, long n)
+{
+	struct channel c = { .t = t };
+	double *clock; /* [0] producer start, [1] consumer end */
+	char buf[MAX_MSG];
+	pid_t pid;
+
+	if (t->open(&c, size) != 0)
+		return -1;
+	clock = mmap(NULL, 2 * sizeof(double), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	memset(buf, 'x', sizeof(buf));
+	pid = child();
+	if (pid == 0) { /* consumer */
+		pin(1);
+		for (long i = 0; i < n; i++)
+			t->recv(&c, buf, sizeof(buf));
+		clock[1] = now_s();
+		_exit(0);
+	}
+	pin(0);
+	clock[0] = now_s();
+	for (long i = 0; i < n; i++)
+		t->send(&c, buf, size);
+	reap(pid);
+	t->close(&c);
+	double r = (double)n / (clock[1] - clock[0]);
+	munmap(clock, 2 * sizeof(double));
+	return r;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct latency {
+	double p50, p99, p999;
+};
+
+/* One-way latency in microseconds, ping-pong with both peers awake. */
+static struct latency pingpong(const struct transport *t, long rounds)
+{
+	struct channel ab = { .t = t }, ba = { .t = t };
+	struct latency out = { -1, -1, -1 };
+	char buf[64] = { 0 };
+	double *samples;
+	pid_t pid;
+
+	if (t->open(&ab, 64) != 0 || t->open(&ba, 64) != 0)
+		return out;
+	samples = malloc(sizeof(double) * (size_t)rounds);
+	pid = child();
+	if (pid == 0) { /* echo */
+		pin(1);
+		for (long i = 0; i < rounds + 1000; i++) {
+			t->recv(&ab, buf, sizeof(buf));
+			t->send(&ba, buf, 64);
+		}
+		_exit(0);
+	}
+	pin(0);
+	for (long i = 0; i < rounds + 1000; i++) {
+		double t0 = now_s();
+		t->send(&ab, buf, 64);
+		t->recv(&ba, buf, sizeof(buf));
+		if (i >= 1000) /* warm-up */
+			samples[i - 1000] = (now_s() - t0) * 1e6 / 2;
+	}
+	reap(pid);
+	t->close(&ab);
+	t->close(&ba);
+	qsort(samples, (size_t)rounds, sizeof(double), cmp_double);
+	out.p50 = samples[rounds / 2];
+	out.p99 = samples[rounds * 99 / 100];
+	out.p999 = samples[rounds * 999 / 1000];
+	free(samples);
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	bool quick = false;
+	const char *csv_path = NULL;
+	static const size_t sizes[] = { 64, 4096 };
+	double rate[NTRANSPORTS][2];
+	struct latency lat[NTRANSPORTS];
+	FILE *csv = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = true;
+		else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc)
+			csv_path = argv[++i];
+		else {
+			fprintf(stderr, "usage: %s [--quick] [--csv FILE]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	long n64 = quick ? 200000 : 2000000, n4k = quick ? 50000 : 300000;
+	long rounds = quick ? 20000 : 200000;
+
+	printf("ipc-bench: 1 producer -> 1 consumer, %ld CPUs%s\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), quick ? " (quick)" : "");
+	for (size_t t = 0; t < NTRANSPORTS; t++) {
+		for (int s = 0; s < 2; s++) {
+			long n = sizes[s] == 64 ? n64 : n4k;
+			if (strcmp(transports[t].name, "mq") == 0 ||
+			    strcmp(transports[t].name, "pipe") == 0)
+				n /= 4; /* slower: keep the run short */
+			rate[t][s] = stream(&transports[t], sizes[s], n);
+		}
+		lat[t] = pingpong(
+			&transports[t],
+			strcmp(transports[t].name, "mq") == 0 ||
+					strcmp(transports[t].name, "pipe") == 0
+				? rounds / 4
+				: rounds);
+	}
+
+	printf("\n%-8s %14s %14s %10s %10s %10s\n", "", "64 B msg/s",
+	       "4 KiB msg/s", "p50 us", "p99 us", "p99.9 us");
+	for (size_t t = 0; t < NTRANSPORTS; t++)
+		printf("%-8s %14.0f %14.0f %10.2f %10.2f %10.2f\n",
+		       transports[t].name, rate[t][0], rate[t][1], lat[t].p50,
+		       lat[t].p99, lat[t].p999);
+
+	/* Ratios: libipc against the floor (ring) and against mq and pipe. */
+	printf("\nlibipc / ring   throughput 64 B %.2fx, 4 KiB %.2fx; "
+	       "latency p50 %.2fx\n",
+	       rate[1][0] / rate[0][0], rate[1][1] / rate[0][1],
+	       lat[1].p50 / lat[0].p50);
+	printf("libipc / mq     throughput 64 B %.1fx, 4 KiB %.1fx; "
+	       "latency p50 %.2fx\n",
+	       rate[1][0] / rate[2][0], rate[1][1] / rate[2][1],
+	       lat[1].p50 / lat[2].p50);
+	printf("libipc / pipe   throughput 64 B %.1fx, 4 KiB %.1fx; "
+	       "latency p50 %.2fx\n",
+	       rate[1][0] / rate[3][0], rate[1][1] / rate[3][1],
+	       lat[1].p50 / lat[3].p50);
+
+	if (csv_path != NULL) {
+		csv = fopen(csv_path, "w");
+		if (csv == NULL)
+			die(csv_path);
+		fprintf(csv, "transport,msgs_per_s_64B,msgs_per_s_4KiB,"
+			     "p50_us,p99_us,p999_us\n");
+		for (size_t t = 0; t < NTRANSPORTS; t++)
+			fprintf(csv, "%s,%.0f,%.0f,%.3f,%.3f,%.3f\n",
+				transports[t].name, rate[t][0], rate[t][1],
+				lat[t].p50, lat[t].p99, lat[t].p999);
+		fclose(csv);
+		printf("\nwrote %s\n", csv_path);
+	}
+	return 0;
+}
