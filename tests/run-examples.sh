@@ -78,10 +78,52 @@ t_barrier() {
 		grep -q 'all 10 players started together' "$out"
 }
 
-echo "1..5"
+t_queue() {
+	run queue_basic || return 1
+	got=$(sed -n 's/.*I got \([0-9]*\) messages.*/\1/p' "$out" | awk '{s += $1} END {print s}')
+	[ "$(count "put 'task")" -eq 10 ] && [ "$(count "got 'task")" -eq 10 ] &&
+		[ "$got" -eq 10 ] && grep -q 'all done, 0 left in the queue' "$out" ||
+		return 1
+	# Each consumer sees tasks in the order they were put.
+	for c in consumer-1 consumer-2; do
+		grep "\[$c .*got 'task" "$out" | sed "s/.*task \([0-9]*\)'.*/\1/" |
+			sort -c -n 2>/dev/null || return 1
+	done
+}
+
+t_joinable() {
+	run joinable_queue || return 1
+	[ "$(count 'working on task-')" -eq 12 ] &&
+		grep -q 'join() returned: 12 of 12 tasks processed, 0 unfinished' "$out"
+}
+
+t_queue_vs_joinable() {
+	run queue_vs_joinable || return 1
+	grep -q 'Queue: empty() is true, but 0 of 3 jobs are processed' "$out" &&
+		grep -q 'JoinableQueue: join() returned with 3 of 3 jobs processed' "$out" &&
+		grep -q 'no job for me: it was lost with the dead consumer' "$out" &&
+		grep -q "got the dead consumer's job again and finished it" "$out" &&
+		grep -q 'JoinableQueue: join() = IPC_OK' "$out"
+}
+
+t_demo() {
+	timeout 120 "$bin/demo" --items 20000 --kill-one >"$out" 2>&1 || return 1
+	grep -q 'SIGKILLed consumer-' "$out" &&
+		grep -q '20000 items in' "$out" &&
+		grep -q 'tally (Lock)    20000 items' "$out" &&
+		grep -q 'verified: OK' "$out" &&
+		[ "$(sed -n 's/ *results total *//p' "$out")" = \
+			"$(sed -n 's/ *expected total *//p' "$out")" ]
+}
+
+echo "1..9"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
 check "semaphore: ten workers, never more than three at once" t_semaphore
 check "barrier: no player goes before all ten are ready" t_barrier
+check "queue: ten messages, each once, in order per consumer" t_queue
+check "joinable queue: join returns after all twelve tasks are done" t_joinable
+check "queue vs joinable: taken is not done; a dead consumer's job survives" t_queue_vs_joinable
+check "demo: a consumer is SIGKILLed and the total still verifies" t_demo
 exit $failed
