@@ -343,6 +343,58 @@ Test(queue, named_queue_is_shared_and_kinds_are_checked)
 	cr_assert_eq(memcmp(buf, "wake!", 5), 0);
 }
 
+struct handover {
+	volatile int owner_halfway, go;
+};
+static struct handover *ho;
+
+/* The queue's first producer (its fast, biased one) puts 0..999, pausing
+ * half-way while another producer takes the fast path away. */
+static int first_producer(void *arg)
+{
+	(void)arg;
+	for (uint32_t i = 0; i < 1000; i++) {
+		struct msg m = { 0, i, 0 * 2654435761u ^ i };
+		if (i == 500) {
+			__atomic_store_n(&ho->owner_halfway, 1,
+					 __ATOMIC_SEQ_CST);
+			if (!t_wait_count(&ho->go, 1, 10000))
+				return 1;
+		}
+		if (ipc_queue_put(q, &m, sizeof(m), 10000) != 0)
+			return 2;
+	}
+	return 0;
+}
+
+Test(queue, second_producer_revokes_a_live_fast_producer_and_nothing_is_lost)
+{
+	uint32_t next[2] = { 0, 0 };
+	struct msg m;
+	pid_t owner;
+
+	ho = t_shared(sizeof(*ho));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	owner = t_spawn(first_producer, NULL);
+	cr_assert(t_wait_count(&ho->owner_halfway, 1, 10000));
+	for (uint32_t i = 0; i < 100; i++) {
+		struct msg mine = { 1, i, 1 * 2654435761u ^ i };
+		cr_assert_eq(ipc_queue_put(q, &mine, sizeof(mine), 1000), 0);
+	}
+	ho->go = 1;
+	cr_assert_eq(t_reap(owner, 10000), 0);
+	for (int k = 0; k < 1100; k++) {
+		cr_assert_eq(ipc_queue_get(q, &m, sizeof(m), 1000), sizeof(m));
+		cr_assert(m.producer < 2);
+		cr_assert_eq(m.seq, next[m.producer], "in order per producer");
+		cr_assert_eq(m.check, m.producer * 2654435761u ^ m.seq);
+		next[m.producer]++;
+	}
+	cr_assert_eq(next[0], 1000);
+	cr_assert_eq(next[1], 100);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
 /* ---- JoinableQueue ------------------------------------------------------ */
 
 Test(queue, task_done_counts_and_join_waits_for_all)

@@ -100,8 +100,12 @@ static int consumer(void *arg)
 		uint32_t id;
 		if (n == IPC_ECLOSED)
 			return 0;
-		if (n < 4)
+		if (n < 4) {
+			printf("# consumer %d: get returned %zd (%s)\n",
+			       (int)getpid(), n, ipc_err_name((int)n));
+			fflush(stdout);
 			return 2;
+		}
 		memcpy(&id, buf, 4);
 		if (id >= messages || (size_t)n != make_msg(ref, id) ||
 		    memcmp(buf, ref, (size_t)n) != 0)
@@ -119,16 +123,14 @@ struct worker {
 	bool is_producer;
 };
 
+static int run(unsigned kills, unsigned nprod, unsigned ncons,
+	       unsigned long seed, int tap_index);
+
 int main(int argc, char **argv)
 {
-	unsigned kills = 30, nprod = 3, ncons = 3;
+	unsigned kills = 30, nprod = 0, ncons = 3;
 	unsigned long seed =
 		(unsigned long)time(NULL) ^ (unsigned long)getpid();
-	unsigned consumer_kills = 0, dup = 0, lost = 0, invented = 0;
-	struct worker w[MAX_WORKERS];
-	ipc_queue_attr attr = { .capacity = 65536, .joinable = true };
-	unsigned nw;
-	int failed = 0;
 
 	messages = 20000;
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -144,11 +146,32 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--seed") == 0)
 			seed = v;
 	}
-	if (nprod == 0 || ncons == 0 || nprod + ncons > MAX_WORKERS) {
+	if (ncons == 0 || nprod + ncons > MAX_WORKERS) {
 		fprintf(stderr, "torture: 1..%d workers in all\n", MAX_WORKERS);
 		return 2;
 	}
-	printf("1..1\n# torture --kills %u --messages %u --producers %u "
+	if (nprod != 0) {
+		printf("1..1\n");
+		return run(kills, nprod, ncons, seed, 1);
+	}
+	/* By default: one producer (the fast path, its owner killed too),
+	 * then three (the locked path, contended). */
+	printf("1..2\n");
+	int failed = run(kills, 1, ncons, seed, 1);
+	failed |= run(kills, 3, ncons, seed + 1, 2);
+	return failed;
+}
+
+static int run(unsigned kills, unsigned nprod, unsigned ncons,
+	       unsigned long seed, int tap_index)
+{
+	unsigned consumer_kills = 0, dup = 0, lost = 0, invented = 0;
+	struct worker w[MAX_WORKERS];
+	ipc_queue_attr attr = { .capacity = 65536, .joinable = true };
+	unsigned nw;
+	int failed = 0;
+
+	printf("# torture --kills %u --messages %u --producers %u "
 	       "--consumers %u --seed %lu\n",
 	       kills, messages, nprod, ncons, seed);
 	fflush(stdout);
@@ -157,11 +180,11 @@ int main(int argc, char **argv)
 	sh = mmap(NULL, sizeof(*sh) + 3 * (size_t)messages,
 		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
-		return 2;
+		return 1;
 	acked = sh->attempted + messages;
 	seen = acked + messages;
 	if (ipc_queue_open(&q, NULL, 0, &attr) != 0)
-		return 2;
+		return 1;
 
 	nw = nprod + ncons;
 	for (unsigned i = 0; i < nw; i++) {
@@ -217,8 +240,10 @@ int main(int argc, char **argv)
 	if (lost || invented || atomic_load(&sh->bad) || dup > consumer_kills ||
 	    ipc_queue_qsize(q) != 0 || ipc_queue_unfinished(q) != 0)
 		failed = 1;
-	printf("%s 1 - torture: every acknowledged message accounted for\n",
-	       failed ? "not ok" : "ok");
+	printf("%s %d - torture, %u producer(s): every acknowledged message "
+	       "accounted for\n",
+	       failed ? "not ok" : "ok", tap_index, nprod);
 	ipc_queue_close(q);
+	munmap(sh, sizeof(*sh) + 3 * (size_t)messages);
 	return failed;
 }

@@ -137,6 +137,13 @@ int ipc__mutex_unlock(pthread_mutex_t *m);
 /* The calling thread's kernel id. */
 int32_t ipc__tid(void);
 
+/* Asymmetric barriers (membarrier.c): the rare side of a Dekker pattern
+ * calls ipc__membarrier() so that the hot side, in a process that called
+ * ipc__membarrier_register(), needs only a compiler barrier. */
+bool ipc__membarrier_available(void);
+int ipc__membarrier_register(void);
+void ipc__membarrier(void);
+
 /* Incremented in every child at fork(); see fork.c. */
 unsigned ipc__fork_gen(void);
 

@@ -62,6 +62,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ enum {
 };
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
 enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
 
 struct rec_hdr {
@@ -120,6 +122,14 @@ struct ring_shm {
 	/* Written by producers (release), read by everyone (acquire). */
 	_Atomic uint64_t q_tail IPC__ALIGNED;
 
+	/* The biased producer (see "Fast producer"). q_bias_state changes
+	 * under q_pmutex; q_bias_busy is the owner's, q_bias_revoke a
+	 * revoker's; q_bias_reg is held by the owner thread while it owns. */
+	_Atomic uint32_t q_bias_state IPC__ALIGNED;
+	_Atomic uint32_t q_bias_busy;
+	_Atomic uint32_t q_bias_revoke;
+	pthread_mutex_t q_bias_reg IPC__ALIGNED;
+
 	/* Consumer side, under q_cmutex. */
 	pthread_mutex_t q_cmutex IPC__ALIGNED;
 	uint64_t q_cc_tail; /* an earlier value of q_tail */
@@ -151,6 +161,11 @@ struct ring {
 	uint8_t *data;
 	struct ring_slot *slots;
 	uint32_t mask;
+	bool bias_owner;   /* we are the queue's biased producer */
+	unsigned bias_gen; /* fork generation we became it in */
+	pthread_t bias_thread;
+	uint64_t bias_head; /* the owner's earlier q_head and q_free */
+	uint32_t bias_free;
 	int slot;	   /* our consumer slot, -1 if none */
 	unsigned slot_gen; /* fork generation it was registered in */
 };
@@ -262,6 +277,8 @@ static int ring_init(void *base, size_t size, const void *arg)
 	rc = ipc__mutex_init(&q->q_pmutex, false);
 	if (rc == 0)
 		rc = ipc__mutex_init(&q->q_cmutex, false);
+	if (rc == 0)
+		rc = ipc__mutex_init(&q->q_bias_reg, false);
 	slots = (struct ring_slot *)((uint8_t *)base + q->q_slots_off);
 	for (uint32_t i = 0; rc == 0 && i < g->nslots; i++)
 		rc = ipc__mutex_init(&slots[i].s_reg, false);
@@ -592,13 +609,17 @@ static bool ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 			  uint32_t free, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t items;
+	uint32_t items, used;
 
 	/* A Queue frees a record as its get moves head; a JoinableQueue
 	 * only at task_done, tracked by q_free. */
 	if (!q->q_joinable)
 		free = w_pos(head);
-	if (q->q_capacity - (w_pos(tail) - free) < need)
+	/* A cached free position can be more than a lap behind the tail
+	 * (another path put meanwhile): then the distance wraps past the
+	 * capacity. That says "stale", not "room": the caller re-reads. */
+	used = w_pos(tail) - free;
+	if (used > q->q_capacity || q->q_capacity - used < need)
 		return false;
 	if (q->q_maxsize == 0)
 		return true;
@@ -644,6 +665,12 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	int rc = 0;
 
 	atomic_fetch_add(waiters, 1);
+	/* A biased producer reads the waiter count with no fence after its
+	 * publishing store: make that barrier happen now (see "Fast
+	 * producer"). Later loads of the count on its side then see ours. */
+	if (waiters == &r->shm->q_get_waiters &&
+	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
+		ipc__membarrier();
 	for (;;) {
 		uint32_t s = atomic_load(seq);
 		atomic_thread_fence(memory_order_seq_cst);
@@ -673,6 +700,159 @@ static bool ring_spin(struct ring *r, ring_ready_fn ready, int spins)
 	return false;
 }
 
+/* Write a record past tail, where no consumer looks yet. */
+static void ring_put_record(struct ring *r, uint64_t tail, const void *msg,
+			    uint32_t len)
+{
+	struct rec_hdr *h = rec_at(r, w_pos(tail));
+
+	h->r_len = len;
+	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
+	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
+}
+
+/* ---- Fast producer ------------------------------------------------------
+
+ * A lock costs a producer more than its two atomic instructions: each one
+ * waits until the previous message's stores have crossed to the consumer's
+ * core. So the first producer of a queue becomes its *owner* and puts
+ * without any atomic read-modify-write:
+ *
+ *   owner:    busy = 1; compiler barrier; if (revoke) -> slow path;
+ *             write the record; publish q_tail; busy = 0 (release)
+ *   revoker:  (another producer, holding q_pmutex) revoke = 1;
+ *             membarrier (a full barrier on the owner's CPU);
+ *             wait until busy == 0 or the owner is dead; state = OFF
+ *
+ * The membarrier makes the owner's compiler barrier a real one exactly when
+ * a revoker needs it (Dekker's pattern, made asymmetric): either the owner
+ * sees revoke and takes the locked path, or the revoker sees busy and waits
+ * for that put to finish. From then on every producer takes q_pmutex. The
+ * owner holds q_bias_reg while it owns, so a dead owner is seen by the
+ * kernel (EOWNERDEAD) and the revoker does not wait for it; whatever a dead
+ * owner wrote past q_tail is unpublished, exactly as for a locked put.
+ *
+ * The owner also checks for sleeping consumers after publishing without a
+ * fence; a consumer about to sleep runs the membarrier instead (ring_sleep).
+ * Without membarrier(2) support, no producer is ever biased.
+ */
+
+static bool ring_bias_mine(struct ring *r)
+{
+	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
+	       pthread_equal(r->bias_thread, pthread_self());
+}
+
+/* Become the owner (q_pmutex held, state NONE). */
+static void ring_bias_take(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	int rc;
+
+	if (ipc__membarrier_register() != 0) {
+		atomic_store(&q->q_bias_state, BIAS_OFF);
+		return;
+	}
+	rc = pthread_mutex_trylock(&q->q_bias_reg);
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(&q->q_bias_reg);
+	else if (rc != 0)
+		return;
+	atomic_store(&q->q_bias_revoke, 0);
+	atomic_store(&q->q_bias_busy, 0);
+	r->bias_head = atomic_load(&q->q_head);
+	r->bias_free = atomic_load(&q->q_free);
+	r->bias_owner = true;
+	r->bias_gen = ipc__fork_gen();
+	r->bias_thread = pthread_self();
+	atomic_store(&q->q_bias_state, BIAS_OWNED);
+}
+
+/* Is the owner dead? Frees its registration if so. */
+static bool ring_bias_owner_dead(struct ring_shm *q)
+{
+	int rc = pthread_mutex_trylock(&q->q_bias_reg);
+
+	if (rc == EBUSY || rc == EDEADLK)
+		return false;
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(&q->q_bias_reg);
+	if (rc == 0 || rc == EOWNERDEAD)
+		pthread_mutex_unlock(&q->q_bias_reg);
+	return true;
+}
+
+/* Take the fast path away from the owner (q_pmutex held, state OWNED). */
+static void ring_bias_revoke(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	bool dead = false;
+
+	atomic_store(&q->q_bias_revoke, 1);
+	ipc__membarrier();
+	for (unsigned spins = 0;
+	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
+	     spins++) {
+		if ((spins & 1023) == 0 && ring_bias_owner_dead(q)) {
+			dead = true;
+			break;
+		}
+		if (spins < 1u << 16)
+			ipc__cpu_relax();
+		else
+			sched_yield(); /* the owner was preempted mid-put */
+	}
+	IPC__CRASHPOINT("queue.bias.revoked");
+	/* A dead owner leaves the queue free for a new one; a live one was
+	 * contended, and the queue stays on the locked path. */
+	if (!dead)
+		dead = ring_bias_owner_dead(q);
+	/* The owner moved q_tail without these caches following: refresh
+	 * them, so that they are within a lap of the tail again. */
+	q->q_pc_head = atomic_load(&q->q_head);
+	q->q_pc_free = atomic_load(&q->q_free);
+	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
+}
+
+/* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
+ * use the locked path). */
+static int ring_put_fast(struct ring *r, const void *msg, uint32_t len)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size(len);
+	uint64_t tail;
+	int rc = 0;
+
+	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* see "Fast producer" */
+	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
+		atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+		r->bias_owner = false;
+		return -ESTALE;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
+		rc = IPC_ECLOSED;
+	} else if (!ring_has_room(r, tail, r->bias_head, r->bias_free, need)) {
+		r->bias_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		r->bias_free =
+			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		if (!ring_has_room(r, tail, r->bias_head, r->bias_free, need))
+			rc = -EAGAIN;
+	}
+	if (rc == 0) {
+		ring_put_record(r, tail, msg, len);
+		IPC__CRASHPOINT("queue.put.fast_written");
+		atomic_store_explicit(
+			&q->q_tail,
+			w_make(w_items(tail) + 1, w_pos(tail) + need),
+			memory_order_release);
+	}
+	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+	return rc;
+}
+
 /* ---- put --------------------------------------------------------------- */
 
 /* One attempt under q_pmutex: 0, -EAGAIN (no room) or -ECLOSED. */
@@ -681,12 +861,20 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
 	struct ring_shm *q = r->shm;
 	uint32_t need = rec_size(len);
 	uint64_t tail;
-	struct rec_hdr *h;
 	int rc;
 
 	rc = ring_lock_producers(r);
 	if (rc != 0)
 		return rc;
+	switch (atomic_load(&q->q_bias_state)) {
+	case BIAS_OWNED:
+		if (!ring_bias_mine(r))
+			ring_bias_revoke(r);
+		break;
+	case BIAS_NONE:
+		ring_bias_take(r); /* fast from the next put on */
+		break;
+	}
 	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
 		rc = IPC_ECLOSED;
 		goto out;
@@ -702,10 +890,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
 			goto out;
 		}
 	}
-	h = rec_at(r, w_pos(tail));
-	h->r_len = len;
-	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
-	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
+	ring_put_record(r, tail, msg, len);
 	IPC__CRASHPOINT("queue.put.written");
 	atomic_store_explicit(&q->q_tail,
 			      w_make(w_items(tail) + 1, w_pos(tail) + need),
@@ -723,7 +908,11 @@ static int ring_put(void *impl, const void *msg, size_t len,
 	int rc;
 
 	for (;;) {
-		rc = ring_try_put(r, msg, (uint32_t)len);
+		rc = -ESTALE;
+		if (ring_bias_mine(r))
+			rc = ring_put_fast(r, msg, (uint32_t)len);
+		if (rc == -ESTALE)
+			rc = ring_try_put(r, msg, (uint32_t)len);
 		if (rc == 0) {
 			IPC__CRASHPOINT("queue.put.published");
 			ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters, 1);
@@ -1057,6 +1246,14 @@ static int ring_shutdown(void *impl)
 static void ring_close(void *impl)
 {
 	struct ring *r = impl;
+
+	if (ring_bias_mine(r) && ring_lock_producers(r) == 0) {
+		if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
+			atomic_store(&r->shm->q_bias_state, BIAS_NONE);
+			pthread_mutex_unlock(&r->shm->q_bias_reg);
+		}
+		ipc__mutex_unlock(&r->shm->q_pmutex);
+	}
 
 	if (ring_registered(r) && ring_lock_consumers(r) == 0) {
 		uint32_t requeued = ring_release_slot(r, (uint32_t)r->slot);

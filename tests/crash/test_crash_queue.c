@@ -146,6 +146,60 @@ Test(crashq, sleeping_getter_still_gets_a_put_whose_producer_died_before_waking)
 	cr_assert_eq(t_reap(g, 10000), 0);
 }
 
+/* The first put of a process makes it the queue's biased producer (a
+ * locked put); its later puts take the fast path. */
+static int child_owner_then_fast_put(void *arg)
+{
+	(void)arg;
+	if (put_n(1) != 0)
+		return 1;
+	return put_n(2); /* fast: dies here */
+}
+
+Test(crashq, owner_killed_in_a_fast_put_publishes_nothing_and_is_replaced)
+{
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	die_at("queue.put.fast_written", child_owner_then_fast_put, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 1, "only the locked put landed");
+	cr_assert_eq(put_n(3), 0, "the dead owner's bias is revoked");
+	cr_assert_eq(put_n(4), 0, "and we own the fast path now");
+	expect(1);
+	expect(3);
+	expect(4);
+	expect_empty();
+}
+
+static volatile int *flag;
+
+static int owner_waits_then_puts(void *arg)
+{
+	(void)arg;
+	if (put_n(1) != 0)
+		return 1;
+	__atomic_store_n(&flag[0], 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_count(&flag[1], 1, 10000))
+		return 2;
+	return put_n(5) == 0 ? 0 : 3; /* revoked: takes the locked path */
+}
+
+Test(crashq, revoker_killed_mid_revocation_leaves_a_consistent_queue)
+{
+	pid_t owner;
+
+	flag = t_shared(2 * sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	owner = t_spawn(owner_waits_then_puts, NULL);
+	cr_assert(t_wait_count(&flag[0], 1, 10000));
+	die_at("queue.bias.revoked", child_put, (void *)2);
+	cr_assert_eq(put_n(3), 0, "producers' lock repaired, revoked again");
+	flag[1] = 1;
+	cr_assert_eq(t_reap(owner, 10000), 0);
+	expect(1);
+	expect(3);
+	expect(5);
+	expect_empty();
+}
+
 /* ---- get ---------------------------------------------------------------- */
 
 Test(crashq, get_copied_but_unpublished_leaves_the_message_queued)
