@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,10 +19,17 @@
 
 pid_t t_spawn(int (*fn)(void *arg), void *arg)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
-	if (pid == 0)
+	if (pid == 0) {
+		/* Die with the test: a test that fails or times out must not
+		 * leave its children running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(T_REAP_TIMEOUT & 0x7f);
 		_exit(fn(arg));
+	}
 	return pid;
 }
 

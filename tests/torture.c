@@ -48,6 +48,7 @@ struct shared {
 };
 
 static ipc_queue *q;
+static bool queue_plain; /* a Queue: only producers are killed */
 static struct shared *sh;
 static uint8_t *acked, *seen;
 static uint32_t messages;
@@ -113,7 +114,7 @@ static int consumer(void *arg)
 		else
 			__atomic_add_fetch(&seen[id], 1, __ATOMIC_RELAXED);
 		work(buf, (size_t)n); /* a kill here leaves a task unfinished */
-		if (ipc_queue_task_done(q) != 0)
+		if (!queue_plain && ipc_queue_task_done(q) != 0)
 			return 3;
 	}
 }
@@ -124,11 +125,12 @@ struct worker {
 };
 
 static int run(unsigned kills, unsigned nprod, unsigned ncons,
-	       unsigned long seed, int tap_index);
+	       unsigned long seed, int tap_index, bool plain);
 
 int main(int argc, char **argv)
 {
 	unsigned kills = 30, nprod = 0, ncons = 3;
+	bool plain = false;
 	unsigned long seed =
 		(unsigned long)time(NULL) ^ (unsigned long)getpid();
 
@@ -145,6 +147,8 @@ int main(int argc, char **argv)
 			ncons = (unsigned)v;
 		else if (strcmp(argv[i], "--seed") == 0)
 			seed = v;
+		else if (strcmp(argv[i], "--plain") == 0)
+			plain = v != 0;
 	}
 	if (ncons == 0 || nprod + ncons > MAX_WORKERS) {
 		fprintf(stderr, "torture: 1..%d workers in all\n", MAX_WORKERS);
@@ -152,28 +156,30 @@ int main(int argc, char **argv)
 	}
 	if (nprod != 0) {
 		printf("1..1\n");
-		return run(kills, nprod, ncons, seed, 1);
+		return run(kills, nprod, ncons, seed, 1, plain);
 	}
 	/* By default: one producer (the fast path, its owner killed too),
 	 * then three (the locked path, contended). */
-	printf("1..2\n");
-	int failed = run(kills, 1, ncons, seed, 1);
-	failed |= run(kills, 3, ncons, seed + 1, 2);
+	printf("1..3\n");
+	int failed = run(kills, 1, ncons, seed, 1, false);
+	failed |= run(kills, 3, ncons, seed + 1, 2, false);
+	failed |= run(kills, 2, ncons, seed + 2, 3, true);
 	return failed;
 }
 
 static int run(unsigned kills, unsigned nprod, unsigned ncons,
-	       unsigned long seed, int tap_index)
+	       unsigned long seed, int tap_index, bool plain)
 {
 	unsigned consumer_kills = 0, dup = 0, lost = 0, invented = 0;
 	struct worker w[MAX_WORKERS];
-	ipc_queue_attr attr = { .capacity = 65536, .joinable = true };
+	ipc_queue_attr attr = { .capacity = 65536, .joinable = !plain };
 	unsigned nw;
 	int failed = 0;
 
 	printf("# torture --kills %u --messages %u --producers %u "
-	       "--consumers %u --seed %lu\n",
-	       kills, messages, nprod, ncons, seed);
+	       "--consumers %u --seed %lu --plain %d\n",
+	       kills, messages, nprod, ncons, seed, plain);
+	queue_plain = plain;
 	fflush(stdout);
 	srandom((unsigned)seed);
 
@@ -193,7 +199,11 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 			t_spawn(w[i].is_producer ? producer : consumer, NULL);
 	}
 	for (unsigned k = 0; k < kills; k++) {
-		unsigned i = (unsigned)random() % nw;
+		/* A Queue may lose a message with a killed consumer (it is
+		 * allowed to), which the accounting could not tell from a bug:
+		 * there, only producers are killed, and nothing may be lost or
+		 * seen twice. */
+		unsigned i = (unsigned)random() % (plain ? nprod : nw);
 		struct timespec ts = { 0, (random() % 3000) * 1000L };
 		nanosleep(&ts, NULL); /* a random moment, not synchronisation */
 		kill(w[i].pid, SIGKILL);
@@ -212,7 +222,15 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 			printf("# producer %u failed\n", i);
 			failed = 1;
 		}
-	int jrc = ipc_queue_join(q, 60000);
+	int jrc = 0;
+	if (plain) {
+		long end = t_now_ms() + 60000;
+		while (ipc_queue_qsize(q) > 0 && t_now_ms() < end)
+			usleep(1000); /* a Queue has no join: wait for it to
+					 drain */
+	} else {
+		jrc = ipc_queue_join(q, 60000);
+	}
 	if (jrc != 0) {
 		printf("# join: %s\n", ipc_err_name(jrc));
 		failed = 1;
@@ -236,13 +254,14 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 	       "seen twice %u, qsize %ld, unfinished %ld\n",
 	       kills, consumer_kills, lost, invented,
 	       (unsigned)atomic_load(&sh->bad), dup, ipc_queue_qsize(q),
-	       ipc_queue_unfinished(q));
+	       plain ? 0 : ipc_queue_unfinished(q));
 	if (lost || invented || atomic_load(&sh->bad) || dup > consumer_kills ||
-	    ipc_queue_qsize(q) != 0 || ipc_queue_unfinished(q) != 0)
+	    ipc_queue_qsize(q) != 0 || (!plain && ipc_queue_unfinished(q) != 0))
 		failed = 1;
-	printf("%s %d - torture, %u producer(s): every acknowledged message "
-	       "accounted for\n",
-	       failed ? "not ok" : "ok", tap_index, nprod);
+	printf("%s %d - torture, %s, %u producer(s): every acknowledged "
+	       "message accounted for\n",
+	       failed ? "not ok" : "ok", tap_index,
+	       plain ? "Queue" : "JoinableQueue", nprod);
 	ipc_queue_close(q);
 	munmap(sh, sizeof(*sh) + 3 * (size_t)messages);
 	return failed;

@@ -966,6 +966,38 @@ static bool ring_head_ready(struct ring *r, uint64_t head)
 	return w_pos(head) != w_pos(q->q_cc_tail);
 }
 
+/* The tail a Queue consumer may use against `head`, without reading the
+ * producers' hot q_tail line on every get. Each thread remembers the last
+ * queue it got from, a head it saw there and a tail it read *after* seeing
+ * that head — so that tail was at or past that head. While q_head still
+ * equals that head (the whole packed 64-bit word: no other consumer moved
+ * it; the same no-ABA assumption the CAS below makes), the remembered tail
+ * is at or past it too, and every record in between is published. After
+ * our own CAS the new head is ours to remember. Anything else reads the
+ * real tail. The entry is per thread, so threads sharing a handle never
+ * race on it; it holds no resource. */
+static _Thread_local struct {
+	const void *queue;
+	uint64_t created;
+	uint64_t head, tail;
+} tail_cache;
+
+static uint64_t ring_tail_for(struct ring *r, uint64_t head)
+{
+	struct ring_shm *q = r->shm;
+
+	if (tail_cache.queue == q &&
+	    tail_cache.created == q->hdr.h_created_ns &&
+	    tail_cache.head == head && w_pos(tail_cache.tail) != w_pos(head))
+		return tail_cache.tail;
+	tail_cache.queue = q;
+	tail_cache.created = q->hdr.h_created_ns;
+	tail_cache.head = head;
+	tail_cache.tail =
+		atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	return tail_cache.tail;
+}
+
 /* Queue: take the record at head without a lock. Copy it out first, then
  * claim it by moving q_head with one compare-and-swap: that CAS is the
  * atomic publishing step. If it fails, another consumer took the record
@@ -981,10 +1013,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 
 	for (;;) {
-		/* The real tail, every time: a cached copy could be so old
-		 * that its 32-bit position wrapped into a plausible one. */
-		uint64_t tail =
-			atomic_load_explicit(&q->q_tail, memory_order_acquire);
+		uint64_t tail = ring_tail_for(r, head);
 		uint32_t avail = w_pos(tail) - w_pos(head);
 		uint32_t len;
 		void *dst;
@@ -1016,8 +1045,11 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 			    &q->q_head, &head,
 			    w_make(w_items(head) + 1,
 				   w_pos(head) + rec_size(len)),
-			    memory_order_acq_rel, memory_order_acquire))
+			    memory_order_acq_rel, memory_order_acquire)) {
+			tail_cache.head = w_make(w_items(head) + 1,
+						 w_pos(head) + rec_size(len));
 			return len;
+		}
 		if (g->alloc != NULL) {
 			free(*g->alloc);
 			*g->alloc = NULL;
