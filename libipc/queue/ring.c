@@ -15,15 +15,18 @@
  *
  *     q_tail = items put   << 32 | next byte to write     (producers)
  *     q_head = items taken << 32 | next record to take    (consumers)
- *     q_free = first byte still in use                     (consumers)
+ *     q_free = first byte still in use    (JoinableQueue consumers; a
+ *              Queue frees a record as soon as q_head passes it)
  *
- * Two locks, not one. Producers serialise on q_pmutex and consumers on
- * q_cmutex, both robust and process-shared; the two sides meet only through
- * q_tail, q_head and q_free. With one producer and one consumer each mutex
- * stays in its own core's cache, so the cost over a raw lock-free ring is
- * two uncontended atomic instructions per message, not a contended lock.
- * Each side also caches the other side's word and re-reads it only when
- * the cache says "full" or "empty", as fast single-producer rings do.
+ * Who serialises whom. Producers serialise on q_pmutex (robust,
+ * process-shared) — except the queue's biased producer, which needs no
+ * lock while it is the only one (see "Fast producer" below). A Queue's
+ * consumers take no lock at all: each claims the record at head with one
+ * compare-and-swap on q_head. A JoinableQueue's consumers serialise on
+ * q_cmutex, since a get there also marks the record and a task_done
+ * updates several words. The two sides meet only through q_tail, q_head
+ * and q_free, and each caches the other side's word, re-reading it only
+ * when the cache says "full" or "empty", as fast single-producer rings do.
  *
  * Crash consistency. Every operation makes its effect visible with one
  * atomic store of a packed word, after all the bytes it publishes are in
@@ -31,9 +34,9 @@
  *   - put writes the record past q_tail, where nobody looks, then stores
  *     q_tail. A producer killed before that store leaves garbage beyond the
  *     tail that the next put overwrites; after it, the message is whole.
- *   - get (Queue) copies the record out, then stores q_head. Killed before,
- *     the message stays queued; after, it is gone with the dead consumer
- *     (the one loss the contract allows a plain Queue).
+ *   - get (Queue) copies the record out, then moves q_head past it with a
+ *     CAS. Killed before, the message stays queued; after, it is gone with
+ *     the dead consumer (the one loss the contract allows a plain Queue).
  * Whoever next takes a dead process's mutex gets EOWNERDEAD and runs the
  * side's repair: the producer side has nothing to repair; the consumer side
  * recomputes the words derived from the records (q_free, q_requeued) and
