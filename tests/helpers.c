@@ -33,6 +33,30 @@ pid_t t_spawn(int (*fn)(void *arg), void *arg)
 	return pid;
 }
 
+struct point_job {
+	const char *point, *skip;
+	int (*fn)(void *arg);
+	void *arg;
+};
+
+static int run_at_point(void *arg)
+{
+	struct point_job *j = arg;
+
+	setenv("IPC_CRASHPOINT", j->point, 1);
+	if (j->skip != NULL)
+		setenv("IPC_CRASHPOINT_SKIP", j->skip, 1);
+	return j->fn(j->arg);
+}
+
+pid_t t_spawn_at_point(const char *point, const char *skip,
+		       int (*fn)(void *arg), void *arg)
+{
+	struct point_job j = { point, skip, fn, arg };
+
+	return t_spawn(run_at_point, &j); /* the child has its own copy */
+}
+
 static int status_code(int status)
 {
 	if (WIFEXITED(status))

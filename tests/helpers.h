@@ -25,6 +25,12 @@
 /* Fork a child that runs fn(arg) and _exit()s with its return value. */
 pid_t t_spawn(int (*fn)(void *arg), void *arg);
 
+/* Fork a child that sets IPC_CRASHPOINT=point (and IPC_CRASHPOINT_SKIP=skip
+ * unless NULL) and then runs fn(arg): in a --enable-crashpoints build it
+ * dies by SIGKILL when it reaches that point. */
+pid_t t_spawn_at_point(const char *point, const char *skip,
+		       int (*fn)(void *arg), void *arg);
+
 /* Wait at most timeout_ms for pid: its exit code, -N if killed by signal N,
  * or T_REAP_TIMEOUT (after killing it). */
 int t_reap(pid_t pid, int timeout_ms);

@@ -27,32 +27,10 @@ static void teardown(void)
 
 TestSuite(crashq, .fini = teardown, .timeout = 30);
 
-struct job {
-	const char *point;
-	int (*fn)(void *);
-	void *arg;
-};
-
-static int run_at_point(void *arg)
-{
-	struct job *j = arg;
-
-	setenv("IPC_CRASHPOINT", j->point, 1);
-	return j->fn(j->arg);
-}
-
-static pid_t spawn_at(const char *point, int (*fn)(void *), void *arg)
-{
-	static struct job j;
-
-	j = (struct job){ point, fn, arg };
-	return t_spawn(run_at_point, &j);
-}
-
 static void die_at(const char *point, int (*fn)(void *), void *arg)
 {
-	cr_assert_eq(t_reap(spawn_at(point, fn, arg), 10000), -SIGKILL,
-		     "child did not die at %s", point);
+	cr_assert_eq(t_reap(t_spawn_at_point(point, NULL, fn, arg), 10000),
+		     -SIGKILL, "child did not die at %s", point);
 }
 
 /* Messages are "m<number>" padded with a pattern derived from the number,

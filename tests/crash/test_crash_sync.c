@@ -20,39 +20,17 @@
 
 TestSuite(crash, .timeout = 30);
 
-struct job {
-	const char *point;
-	const char *skip;
-	int (*fn)(void *);
-	void *arg;
-};
-
-static int run_at_point(void *arg)
-{
-	struct job *j = arg;
-
-	setenv("IPC_CRASHPOINT", j->point, 1);
-	if (j->skip != NULL)
-		setenv("IPC_CRASHPOINT_SKIP", j->skip, 1);
-	return j->fn(j->arg);
-}
-
 /* Run fn in a child that must die at point; assert it did. */
-static void die_at(const char *point, int (*fn)(void *), void *arg)
-{
-	struct job j = { point, NULL, fn, arg };
-
-	cr_assert_eq(t_reap(t_spawn(run_at_point, &j), 10000), -SIGKILL,
-		     "child did not die at %s", point);
-}
-
 static void die_at_skip(const char *point, const char *skip, int (*fn)(void *),
 			void *arg)
 {
-	struct job j = { point, skip, fn, arg };
+	cr_assert_eq(t_reap(t_spawn_at_point(point, skip, fn, arg), 10000),
+		     -SIGKILL, "child did not die at %s", point);
+}
 
-	cr_assert_eq(t_reap(t_spawn(run_at_point, &j), 10000), -SIGKILL,
-		     "child did not die at %s", point);
+static void die_at(const char *point, int (*fn)(void *), void *arg)
+{
+	die_at_skip(point, NULL, fn, arg);
 }
 
 /* ---- Lock and RLock --------------------------------------------------- */
@@ -242,11 +220,10 @@ Test(crash, cond_wait_unlocked)
 
 Test(crash, cond_wait_woken)
 {
-	struct job j = { "cond.wait.woken", NULL, cond_waiter, NULL };
 	pid_t w;
 
 	cond_setup();
-	w = t_spawn(run_at_point, &j);
+	w = t_spawn_at_point("cond.wait.woken", NULL, cond_waiter, NULL);
 	cr_assert(t_wait_count(ready, 1, 10000));
 	cr_assert(t_blocked_in_futex(w, 10000));
 	cr_assert_eq(t_reap(t_spawn(cond_notifier, NULL), 10000), 0);
