@@ -376,6 +376,68 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
  * again (as if it had died). */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
+/* ------------------------------------------------------------------------
+ * Process — run a function in a child process, like Python's Process with
+ * the fork start method.
+ *
+ * The child is a fork() of the caller: it sees the caller's memory as it
+ * was at the fork (and every libipc object made before it), runs fn(arg)
+ * and exits with fn's return value (0..255). Its name is visible to the
+ * child (ipc_current_process_name) and to ps/top (first 15 bytes).
+ *
+ * libipc only ever waits for the pids it started, through pidfds, so
+ * children the program forks itself are never reaped behind its back.
+ *
+ * Daemon children, as in Python: when the main process returns from main()
+ * or calls exit(), its daemon children are terminated (SIGTERM) and its
+ * other children joined. A daemon child also dies (SIGKILL) if the thread
+ * that started it exits — in particular if its parent is SIGKILLed — and it
+ * cannot start children of its own (IPC_EPERM).
+ */
+typedef struct ipc_process ipc_process;
+
+typedef int (*ipc_main_fn)(void *arg); /* its return value: the exit code */
+
+typedef struct ipc_process_attr {
+	const char
+		*name; /* NULL: "Process-N" (N counts this process's starts) */
+	bool daemon;
+} ipc_process_attr;
+
+/* 0 | IPC_EINVAL (NULL p or fn, name over 255 bytes) | IPC_EPERM (the
+ * caller is a daemon) | IPC_EAGAIN / IPC_ENOMEM (fork failed). */
+IPC_API int ipc_process_start(ipc_process **p, ipc_main_fn fn, void *arg,
+			      const ipc_process_attr *attr);
+
+/* Wait for it to end: 0 | IPC_EAGAIN (IPC_NOWAIT) | IPC_ETIMEDOUT. */
+IPC_API int ipc_process_join(ipc_process *p, int timeout_ms);
+
+IPC_API bool ipc_process_is_alive(ipc_process *p); /* false for NULL */
+
+/* *code = its exit code, or -N if a signal N killed it. 0 | IPC_EAGAIN
+ * (still running) | IPC_EINVAL. */
+IPC_API int ipc_process_exitcode(ipc_process *p, int *code);
+
+/* Send SIGTERM / SIGKILL. 0 even if it has already ended. */
+IPC_API int ipc_process_terminate(ipc_process *p);
+IPC_API int ipc_process_kill(ipc_process *p);
+
+IPC_API pid_t ipc_process_pid(ipc_process *p);	      /* -1 for NULL */
+IPC_API const char *ipc_process_name(ipc_process *p); /* "" for NULL */
+IPC_API bool ipc_process_daemon(ipc_process *p);
+
+/* Release the handle. A process still running is detached: it runs on,
+ * leaves ipc_active_children, and is still reaped (and, being a daemon,
+ * terminated) when this process exits. */
+IPC_API void ipc_process_free(ipc_process *p);
+
+/* "MainProcess" in a program's first process, else the child's name. */
+IPC_API const char *ipc_current_process_name(void);
+
+/* Reap the children that have ended, then store up to cap handles of the
+ * live ones (not freed) in out; returns how many are live. */
+IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
  */
 #include "tests/helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -95,7 +96,7 @@ int t_kill(pid_t pid)
 	return t_reap(pid, 10000);
 }
 
-static bool in_futex(pid_t pid)
+static long current_syscall(pid_t pid)
 {
 	char path[64], buf[64] = "";
 	long nr = -1;
@@ -104,11 +105,11 @@ static bool in_futex(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
 	f = fopen(path, "r");
 	if (f == NULL)
-		return false;
+		return -1;
 	if (fgets(buf, sizeof(buf), f) != NULL)
 		nr = strtol(buf, NULL, 10);
 	fclose(f);
-	return nr == SYS_futex;
+	return nr;
 }
 
 bool t_has_exited(pid_t pid)
@@ -127,16 +128,48 @@ bool t_has_exited(pid_t pid)
 	return state == 'Z';
 }
 
-bool t_blocked_in_futex(pid_t pid, int timeout_ms)
+bool t_blocked_in_syscall(pid_t pid, long nr, int timeout_ms)
 {
 	long end = t_now_ms() + timeout_ms;
 
 	do {
-		if (in_futex(pid))
+		if (current_syscall(pid) == nr)
 			return true;
 		usleep(200);
 	} while (t_now_ms() < end);
 	return false;
+}
+
+bool t_blocked_in_futex(pid_t pid, int timeout_ms)
+{
+	return t_blocked_in_syscall(pid, SYS_futex, timeout_ms);
+}
+
+int t_zombie_children(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], state;
+		int ppid;
+		FILE *f;
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%*d %*s %c %d", &state, &ppid) == 2 &&
+		    ppid == (int)getpid() && state == 'Z')
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }
 
 bool t_wait_count(const volatile int *word, int want, int timeout_ms)

@@ -42,6 +42,12 @@ int t_kill(pid_t pid);
  * futex() system call, i.e. is blocked in a libipc wait. */
 bool t_blocked_in_futex(pid_t pid, int timeout_ms);
 
+/* Poll until pid sleeps in system call nr (e.g. SYS_futex, SYS_poll). */
+bool t_blocked_in_syscall(pid_t pid, long nr, int timeout_ms);
+
+/* Children of this process that are zombies (exited, never reaped). */
+int t_zombie_children(void);
+
 /* True if pid has exited but is not reaped yet (a zombie). */
 bool t_has_exited(pid_t pid);
 

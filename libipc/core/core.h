@@ -56,6 +56,10 @@ bool ipc__deadline_passed(const struct ipc__deadline *dl);
  * -ETIMEDOUT otherwise. */
 int ipc__deadline_error(const struct ipc__deadline *dl);
 
+/* Milliseconds left, rounded up, for poll(): -1 for FOREVER, 0 for NOWAIT
+ * or a passed deadline. */
+int ipc__deadline_ms(const struct ipc__deadline *dl);
+
 /* The earlier of dl and now + ms, as an IPC__DL_AT deadline. */
 void ipc__deadline_capped(struct ipc__deadline *out,
 			  const struct ipc__deadline *dl, int ms);

@@ -81,3 +81,20 @@ void ipc__deadline_capped(struct ipc__deadline *out,
 	else if (dl->kind == IPC__DL_AT && timespec_cmp(&dl->at, &out->at) < 0)
 		out->at = dl->at;
 }
+
+int ipc__deadline_ms(const struct ipc__deadline *dl)
+{
+	struct timespec now;
+	long long ms;
+
+	if (dl->kind == IPC__DL_FOREVER)
+		return -1;
+	if (dl->kind == IPC__DL_NOWAIT)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(dl->at.tv_sec - now.tv_sec) * 1000 +
+	     (dl->at.tv_nsec - now.tv_nsec + 999999) / 1000000;
+	if (ms <= 0)
+		return 0;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
