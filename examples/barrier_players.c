@@ -29,7 +29,7 @@ static int player(void *arg)
 
 int main(void)
 {
-	pid_t kids[PLAYERS];
+	ipc_process *kids[PLAYERS];
 	int rc = 0;
 
 	ex_check(ipc_barrier_new(&lobby, PLAYERS), "ipc_barrier_new");

@@ -57,7 +57,7 @@ static int producer(void *arg)
 
 int main(void)
 {
-	pid_t kids[3];
+	ipc_process *kids[3];
 	int rc = 0;
 
 	rel.version = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,

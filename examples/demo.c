@@ -172,7 +172,8 @@ static double now_s(void)
 
 /* SIGKILL a consumer that holds a task it has not finished, if one can be
  * found right now (else any consumer). Returns its pid. */
-static pid_t kill_busy_consumer(pid_t *cons, int n_cons, uint32_t got, bool tty)
+static pid_t kill_busy_consumer(ipc_process **cons, int n_cons, uint32_t got,
+				bool tty)
 {
 	int victim = 0;
 
@@ -181,17 +182,17 @@ static pid_t kill_busy_consumer(pid_t *cons, int n_cons, uint32_t got, bool tty)
 		if (pid == 0 || tally->done[id])
 			continue;
 		for (int i = 0; i < n_cons; i++)
-			if (cons[i] == pid)
+			if (ipc_process_pid(cons[i]) == pid)
 				victim = i;
-		if (cons[victim] == pid)
+		if (ipc_process_pid(cons[victim]) == pid)
 			break;
 	}
-	kill(cons[victim], SIGKILL);
+	pid_t pid = ipc_process_pid(cons[victim]);
+	ipc_process_kill(cons[victim]);
 	ex_join(cons[victim]);
 	printf("%s  -- SIGKILLed consumer-%d (pid %d) at %u items\n",
-	       tty ? "\n" : "", victim, (int)cons[victim], got);
-	pid_t pid = cons[victim];
-	cons[victim] = 0;
+	       tty ? "\n" : "", victim, (int)pid, got);
+	cons[victim] = NULL;
 	return pid;
 }
 
@@ -211,7 +212,8 @@ int main(int argc, char **argv)
 {
 	int n_prod = 2, n_cons = 4;
 	bool kill_one = false, tty = isatty(STDOUT_FILENO);
-	pid_t prod[MAX_WORKERS], cons[MAX_WORKERS], victim = 0;
+	ipc_process *prod[MAX_WORKERS], *cons[MAX_WORKERS];
+	pid_t victim = 0;
 	uint32_t got = 0, dups = 0;
 	uint64_t sum = 0, expect = 0;
 	uint8_t *seen;
@@ -293,7 +295,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_prod; i++)
 		ex_join(prod[i]);
 	for (int i = 0; i < n_cons; i++)
-		if (cons[i] != 0)
+		if (cons[i] != NULL)
 			ex_join(cons[i]);
 
 	/* Verify independently: regenerate every item and hash it here. */

@@ -34,7 +34,7 @@ static int autotest(void *arg)
 
 int main(void)
 {
-	pid_t m, a;
+	ipc_process *m, *a;
 
 	/* Anonymous: shared with every child forked after this line. */
 	ex_check(ipc_event_new(&ready), "ipc_event_new");

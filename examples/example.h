@@ -4,8 +4,8 @@
  * processes never interleave), starting named child processes, and dying
  * with a clear message on an unexpected error.
  *
- * Process names here are plain fork() plus prctl(PR_SET_NAME); the Process
- * type of libipc (ipc_process_start) replaces this helper when it lands.
+ * Child processes are libipc Processes (ipc_process_start): named, and
+ * joined for their exit code.
  */
 #ifndef LIBIPC_EXAMPLE_H
 #define LIBIPC_EXAMPLE_H
@@ -14,20 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libipc/ipc.h>
 
-static char ex_process_name[32] = "MainProcess";
-
 static inline void ex_log(const char *fmt, ...)
 {
 	char line[512];
-	int n = snprintf(line, sizeof(line), "[%s %d] - ", ex_process_name,
-			 (int)getpid());
+	int n = snprintf(line, sizeof(line), "[%s %d] - ",
+			 ipc_current_process_name(), (int)getpid());
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -52,32 +48,25 @@ static inline void ex_check(int rc, const char *what)
 
 /* Start fn(arg) in a child process called name; it exits with fn's return
  * value. */
-static inline pid_t ex_spawn(const char *name, int (*fn)(void *), void *arg)
+static inline ipc_process *ex_spawn(const char *name, int (*fn)(void *),
+				    void *arg)
 {
-	pid_t pid;
+	ipc_process_attr attr = { .name = name };
+	ipc_process *p;
 
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
-	if (pid == 0) {
-		snprintf(ex_process_name, sizeof(ex_process_name), "%s", name);
-		prctl(PR_SET_NAME, ex_process_name);
-		_exit(fn(arg));
-	}
-	return pid;
+	ex_check(ipc_process_start(&p, fn, arg, &attr), "ipc_process_start");
+	return p;
 }
 
-/* Wait for a child; its exit code (or 128 + signal). */
-static inline int ex_join(pid_t pid)
+/* Wait for a child and release it; its exit code (or 128 + signal). */
+static inline int ex_join(ipc_process *p)
 {
-	int status;
+	int code = -1;
 
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	ex_check(ipc_process_join(p, IPC_FOREVER), "ipc_process_join");
+	ipc_process_exitcode(p, &code);
+	ipc_process_free(p);
+	return code < 0 ? 128 - code : code;
 }
 
 static inline void ex_sleep_ms(long ms)

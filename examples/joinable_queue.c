@@ -34,7 +34,7 @@ static int worker(void *arg)
 
 int main(void)
 {
-	pid_t w[3];
+	ipc_process *w[3];
 	int rc = 0;
 
 	processed = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,

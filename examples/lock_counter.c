@@ -58,7 +58,7 @@ static int worker(void *arg)
 int main(void)
 {
 	struct counter c;
-	pid_t w[2];
+	ipc_process *w[2];
 
 	c.value = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);

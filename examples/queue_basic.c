@@ -46,7 +46,7 @@ static int consumer(void *arg)
 
 int main(void)
 {
-	pid_t p, c[2];
+	ipc_process *p, *c[2];
 
 	ex_check(ipc_queue_new(&q, 0), "ipc_queue_new");
 	c[0] = ex_spawn("consumer-1", consumer, NULL);

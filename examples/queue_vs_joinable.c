@@ -51,7 +51,7 @@ static int slow_worker(void *arg)
 
 static void part1(bool joinable)
 {
-	pid_t w[3];
+	ipc_process *w[3];
 
 	sh->processed = 0;
 	ex_check(joinable ? ipc_joinable_queue_new(&q, 0)
@@ -111,7 +111,7 @@ static int rescue_worker(void *arg)
 
 static void part2(bool joinable)
 {
-	pid_t doomed, rescuer;
+	ipc_process *doomed, *rescuer;
 
 	sh->taken = 0;
 	ex_check(joinable ? ipc_joinable_queue_new(&q, 0)
@@ -121,7 +121,7 @@ static void part2(bool joinable)
 	doomed = ex_spawn("doomed", doomed_worker, NULL);
 	while (!__atomic_load_n(&sh->taken, __ATOMIC_SEQ_CST))
 		ex_sleep_ms(1);
-	kill(doomed, SIGKILL);
+	ipc_process_kill(doomed);
 	ex_join(doomed);
 	ex_log("%s: consumer holding the job was SIGKILLed",
 	       joinable ? "JoinableQueue" : "Queue");

@@ -71,7 +71,7 @@ static int worker(void *arg)
 
 int main(void)
 {
-	pid_t kids[WORKERS];
+	ipc_process *kids[WORKERS];
 	int rc = 0;
 
 	pool = mmap(NULL, sizeof(*pool), PROT_READ | PROT_WRITE,

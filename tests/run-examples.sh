@@ -116,7 +116,36 @@ t_demo() {
 			"$(sed -n 's/ *expected total *//p' "$out")" ]
 }
 
-echo "1..9"
+t_named() {
+	run named_workers || return 1
+	grep -q '^\[Boss [0-9]*\] - Boss: starting' "$out" &&
+		grep -q '^\[Process-2 [0-9]*\] - Process-2: exiting' "$out" &&
+		grep -q '^\[Boss-service [0-9]*\] - Boss-service: exiting' "$out" &&
+		grep -q 'started Boss, Process-2 and Boss-service' "$out"
+}
+
+t_five() {
+	run five_workers || return 1
+	[ "$(count 'done (was #')" -eq 5 ] &&
+		grep -q '5 workers were running at the same time' "$out"
+}
+
+t_enumerate() {
+	run enumerate_children || return 1
+	last_end=$(line_of '\] - ending$' '$')
+	[ "$(count '\] - ending$')" -eq 3 ] && [ "$(count 'joining Process-')" -eq 3 ] &&
+		grep -q '3 active children' "$out" &&
+		[ "$(line_of '0 active children')" -gt "$last_end" ]
+}
+
+t_daemon() {
+	run daemon_join || return 1
+	grep -q 'join(daemon, 0.5 s): IPC_ETIMEDOUT; daemon alive: yes' "$out" &&
+		grep -q '^\[non-daemon [0-9]*\] - exiting' "$out" &&
+		! grep -q '^\[daemon [0-9]*\] - exiting' "$out"
+}
+
+echo "1..13"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -126,4 +155,8 @@ check "queue: ten messages, each once, in order per consumer" t_queue
 check "joinable queue: join returns after all twelve tasks are done" t_joinable
 check "queue vs joinable: taken is not done; a dead consumer's job survives" t_queue_vs_joinable
 check "demo: a consumer is SIGKILLed and the total still verifies" t_demo
+check "named workers: Boss, Process-2, Boss-service" t_named
+check "five workers run at the same time" t_five
+check "enumerate: three active children listed and joined" t_enumerate
+check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
 exit $failed
