@@ -438,6 +438,75 @@ IPC_API const char *ipc_current_process_name(void);
  * live ones (not freed) in out; returns how many are live. */
 IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
 
+/* ------------------------------------------------------------------------
+ * Pool — a fixed set of worker processes that run functions for you, like
+ * Python's multiprocessing.Pool.
+ *
+ * Functions run in the workers, which are fork()s of the process that made
+ * the pool: a function pointer, and any pointer it follows, must have
+ * existed before ipc_pool_new — or the data must travel in the items and
+ * arguments, which are copied. The pool is driven by the process that made
+ * it; its functions may be called from several threads.
+ *
+ * Worker death (SIGKILL, OOM, a crash inside fn): the pool notices within
+ * about a tenth of a second while a call waits, the call whose work the dead
+ * worker held fails with IPC_ECHILD (it never hangs), a new worker takes
+ * its place, and later calls succeed. That work is not retried: a function
+ * that crashes its worker would crash the next one too.
+ */
+typedef struct ipc_pool ipc_pool;
+typedef struct ipc_result ipc_result;
+
+typedef struct ipc_pool_attr {
+	int processes;		     /* 0: the number of online CPUs */
+	void (*initializer)(void *); /* run once in each new worker */
+	void *initarg;
+	unsigned maxtasksperchild; /* 0: no limit; else replaced after */
+} ipc_pool_attr;
+
+#define IPC_POOL_MAX_PROCESSES 256
+
+/* attr NULL: defaults. IPC_EINVAL for processes < 0 or over the maximum. */
+IPC_API int ipc_pool_new(ipc_pool **pool, const ipc_pool_attr *attr);
+
+typedef void (*ipc_map_fn)(const void *in, void *out);
+
+/* out[i] = fn(in[i]) for n items of in_size bytes, results of out_size
+ * bytes, in input order; chunksize items per task (0: n / (4 * processes),
+ * at least 1). 0 | IPC_ECHILD (a worker died; items whose chunk finished
+ * are in out) | IPC_EINVAL (NULL fn, in or out with n > 0, zero in_size,
+ * closed pool) | IPC_EMSGSIZE (one item over 1 MiB). */
+IPC_API int ipc_pool_map(ipc_pool *pool, ipc_map_fn fn, const void *in,
+			 size_t in_size, void *out, size_t out_size, size_t n,
+			 size_t chunksize);
+
+/* Run fn(arg copy, len, out, cap) in a worker; its return value (a length
+ * written to out, or a negative error of the caller's choosing) comes back
+ * through ipc_result_get. cap is 64 KiB. */
+typedef ssize_t (*ipc_task_fn)(const void *arg, size_t len, void *out,
+			       size_t cap);
+IPC_API int ipc_pool_apply_async(ipc_pool *pool, ipc_task_fn fn,
+				 const void *arg, size_t len, ipc_result **r);
+
+/* Wait for the result: fn's return value, with that many bytes copied to
+ * out | IPC_EMSGSIZE (cap too small; still ready) | IPC_EAGAIN /
+ * IPC_ETIMEDOUT | IPC_ECHILD (its worker died) | IPC_ECLOSED (the pool was
+ * terminated first). */
+IPC_API ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap,
+			       int timeout_ms);
+IPC_API bool ipc_result_ready(ipc_result *r);
+IPC_API void ipc_result_free(ipc_result *r); /* before or after get */
+
+/* No more tasks; workers exit once the queued ones are done. */
+IPC_API int ipc_pool_close(ipc_pool *pool);
+/* Stop now: kill the workers; pending results fail with IPC_ECLOSED. */
+IPC_API int ipc_pool_terminate(ipc_pool *pool);
+/* Wait for the workers to exit: 0 | IPC_EINVAL (neither closed nor
+ * terminated). */
+IPC_API int ipc_pool_join(ipc_pool *pool);
+/* Terminate if still running, and release everything. */
+IPC_API void ipc_pool_free(ipc_pool *pool);
+
 #ifdef __cplusplus
 }
 #endif

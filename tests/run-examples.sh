@@ -145,7 +145,14 @@ t_daemon() {
 		! grep -q '^\[daemon [0-9]*\] - exiting' "$out"
 }
 
-echo "1..13"
+t_pool() {
+	run pool_squares || return 1
+	workers=$(grep -c '^starting PoolWorker-[0-9]*$' "$out")
+	[ "$workers" -ge 1 ] && [ "$workers" -eq "$(nproc)" ] &&
+		grep -q '^\[0, 1, 4, 9, 16, 25, 36, 49, 64, 81\]$' "$out"
+}
+
+echo "1..14"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -159,4 +166,5 @@ check "named workers: Boss, Process-2, Boss-service" t_named
 check "five workers run at the same time" t_five
 check "enumerate: three active children listed and joined" t_enumerate
 check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
+check "pool: squares of 0..9 in order; one initializer per worker" t_pool
 exit $failed
