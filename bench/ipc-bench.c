@@ -399,6 +399,81 @@ static struct latency pingpong(const struct transport *t, long rounds)
 	return out;
 }
 
+/* ---- Pool.map of squares --------------------------------------------- */
+
+static void unpin(void)
+{
+	cpu_set_t set;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	CPU_ZERO(&set);
+	for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++)
+		CPU_SET((int)i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void square(const void *in, void *out)
+{
+	int64_t x = *(const int64_t *)in;
+	*(int64_t *)out = x * x;
+}
+
+/* Items per second of ipc_pool_map(square) over n items, default chunks,
+ * one worker per CPU; the same work as the Python version below. */
+static double pool_libipc(long n)
+{
+	int64_t *in = malloc(sizeof(int64_t) * (size_t)n);
+	int64_t *out = malloc(sizeof(int64_t) * (size_t)n);
+	ipc_pool *pool;
+	double t0, rate = -1;
+
+	if (in == NULL || out == NULL || ipc_pool_new(&pool, NULL) != 0)
+		die("pool");
+	for (long i = 0; i < n; i++)
+		in[i] = i;
+	ipc_pool_map(pool, square, in, 8, out, 8, 1000, 0); /* warm-up */
+	t0 = now_s();
+	if (ipc_pool_map(pool, square, in, 8, out, 8, (size_t)n, 0) == 0 &&
+	    out[n - 1] == (int64_t)(n - 1) * (n - 1))
+		rate = (double)n / (now_s() - t0);
+	ipc_pool_free(pool);
+	free(in);
+	free(out);
+	return rate;
+}
+
+/* The same with Python's multiprocessing.Pool, if python3 is there. */
+static double pool_python(long n)
+{
+	static const char script[] =
+		"import multiprocessing, sys, time\n"
+		"def sq(x): return x * x\n"
+		"if __name__ == '__main__':\n"
+		"    n = int(sys.argv[1])\n"
+		"    with multiprocessing.Pool() as p:\n"
+		"        p.map(sq, range(1000))\n"
+		"        t = time.perf_counter()\n"
+		"        r = p.map(sq, range(n))\n"
+		"        dt = time.perf_counter() - t\n"
+		"    assert r[-1] == (n - 1) ** 2\n"
+		"    print(n / dt)\n";
+	char cmd[sizeof(script) + 64], line[64] = "";
+	double rate = -1;
+	FILE *f;
+
+	if (system("command -v python3 >/dev/null 2>&1") != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "python3 -c \"%s\" %ld 2>/dev/null", script,
+		 n);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) != NULL)
+		rate = strtod(line, NULL);
+	pclose(f);
+	return rate > 0 ? rate : -1;
+}
+
 int main(int argc, char **argv)
 {
 	bool quick = false;
@@ -461,6 +536,17 @@ int main(int argc, char **argv)
 	       rate[1][0] / rate[3][0], rate[1][1] / rate[3][1],
 	       lat[1].p50 / lat[3].p50);
 
+	unpin();
+	long pool_n = quick ? 100000 : 1000000;
+	double pool_c = pool_libipc(pool_n), pool_py = pool_python(pool_n);
+	printf("\nPool.map of squares over %ld items, one worker per CPU:\n"
+	       "  libipc %.0f items/s", pool_n, pool_c);
+	if (pool_py > 0)
+		printf(", Python multiprocessing.Pool %.0f items/s: %.1fx\n",
+		       pool_py, pool_c / pool_py);
+	else
+		printf(" (python3 not found: no comparison)\n");
+
 	if (csv_path != NULL) {
 		csv = fopen(csv_path, "w");
 		if (csv == NULL)
@@ -471,6 +557,9 @@ int main(int argc, char **argv)
 			fprintf(csv, "%s,%.0f,%.0f,%.3f,%.3f,%.3f\n",
 				transports[t].name, rate[t][0], rate[t][1],
 				lat[t].p50, lat[t].p99, lat[t].p999);
+		fprintf(csv, "# pool map squares items/s: libipc %.0f, "
+			     "python %.0f\n",
+			pool_c, pool_py);
 		fclose(csv);
 		printf("\nwrote %s\n", csv_path);
 	}
