@@ -445,18 +445,17 @@ static double pool_libipc(long n)
 /* The same with Python's multiprocessing.Pool, if python3 is there. */
 static double pool_python(long n)
 {
-	static const char script[] =
-		"import multiprocessing, sys, time\n"
-		"def sq(x): return x * x\n"
-		"if __name__ == '__main__':\n"
-		"    n = int(sys.argv[1])\n"
-		"    with multiprocessing.Pool() as p:\n"
-		"        p.map(sq, range(1000))\n"
-		"        t = time.perf_counter()\n"
-		"        r = p.map(sq, range(n))\n"
-		"        dt = time.perf_counter() - t\n"
-		"    assert r[-1] == (n - 1) ** 2\n"
-		"    print(n / dt)\n";
+	static const char script[] = "import multiprocessing, sys, time\n"
+				     "def sq(x): return x * x\n"
+				     "if __name__ == '__main__':\n"
+				     "    n = int(sys.argv[1])\n"
+				     "    with multiprocessing.Pool() as p:\n"
+				     "        p.map(sq, range(1000))\n"
+				     "        t = time.perf_counter()\n"
+				     "        r = p.map(sq, range(n))\n"
+				     "        dt = time.perf_counter() - t\n"
+				     "    assert r[-1] == (n - 1) ** 2\n"
+				     "    print(n / dt)\n";
 	char cmd[sizeof(script) + 64], line[64] = "";
 	double rate = -1;
 	FILE *f;
@@ -540,7 +539,8 @@ int main(int argc, char **argv)
 	long pool_n = quick ? 100000 : 1000000;
 	double pool_c = pool_libipc(pool_n), pool_py = pool_python(pool_n);
 	printf("\nPool.map of squares over %ld items, one worker per CPU:\n"
-	       "  libipc %.0f items/s", pool_n, pool_c);
+	       "  libipc %.0f items/s",
+	       pool_n, pool_c);
 	if (pool_py > 0)
 		printf(", Python multiprocessing.Pool %.0f items/s: %.1fx\n",
 		       pool_py, pool_c / pool_py);
@@ -557,8 +557,9 @@ int main(int argc, char **argv)
 			fprintf(csv, "%s,%.0f,%.0f,%.3f,%.3f,%.3f\n",
 				transports[t].name, rate[t][0], rate[t][1],
 				lat[t].p50, lat[t].p99, lat[t].p999);
-		fprintf(csv, "# pool map squares items/s: libipc %.0f, "
-			     "python %.0f\n",
+		fprintf(csv,
+			"# pool map squares items/s: libipc %.0f, "
+			"python %.0f\n",
 			pool_c, pool_py);
 		fclose(csv);
 		printf("\nwrote %s\n", csv_path);

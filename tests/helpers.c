@@ -145,6 +145,24 @@ bool t_blocked_in_futex(pid_t pid, int timeout_ms)
 	return t_blocked_in_syscall(pid, SYS_futex, timeout_ms);
 }
 
+int t_leaked_segments(void)
+{
+	char prefix[64];
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	snprintf(prefix, sizeof(prefix), "libipc.t%d.", (int)getpid());
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 ||
+		    strncmp(e->d_name, "libipc..tmp.", 12) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 int t_zombie_children(void)
 {
 	DIR *d = opendir("/proc");

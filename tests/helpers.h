@@ -45,6 +45,10 @@ bool t_blocked_in_futex(pid_t pid, int timeout_ms);
 /* Poll until pid sleeps in system call nr (e.g. SYS_futex, SYS_poll). */
 bool t_blocked_in_syscall(pid_t pid, long nr, int timeout_ms);
 
+/* Segments in /dev/shm that this test process named (t_name) or left
+ * half-made: should be 0 once a test has cleaned up. */
+int t_leaked_segments(void);
+
 /* Children of this process that are zombies (exited, never reaped). */
 int t_zombie_children(void);
 

@@ -32,6 +32,7 @@ static void teardown(void)
 	ipc_pool_free(pool);
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 	cr_assert_eq(ipc_active_children(NULL, 0), 0, "no worker left");
+	cr_assert_eq(t_leaked_segments(), 0, "no shm segment left");
 }
 
 TestSuite(pool, .init = setup, .fini = teardown, .timeout = 60);

@@ -31,6 +31,7 @@ static void teardown(void)
 {
 	/* Whatever a test started is reaped by the time it ends. */
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
+	cr_assert_eq(t_leaked_segments(), 0, "no shm segment left");
 }
 
 TestSuite(process, .init = setup, .fini = teardown, .timeout = 30);

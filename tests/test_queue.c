@@ -25,6 +25,8 @@ static void teardown(void)
 {
 	ipc_queue_close(q);
 	ipc_unlink(name);
+	cr_assert_eq(t_leaked_segments(), 0, "no shm segment left");
+	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 }
 
 TestSuite(queue, .init = setup, .fini = teardown, .timeout = 60);
