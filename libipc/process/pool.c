@@ -145,6 +145,7 @@ static int pool_worker(void *arg)
 			ipc_queue_task_done(pool->tasks);
 			continue;
 		}
+		IPC__CRASHPOINT("pool.worker.taken");
 		atomic_store(&sh->w_current[wa->slot], t->t_id);
 		ipc_queue_task_done(pool->tasks); /* see "Worker death" */
 		r->r_id = t->t_id;
@@ -167,6 +168,7 @@ static int pool_worker(void *arg)
 		if (ipc_queue_put(pool->results, out, sizeof(*r) + r->r_len,
 				  IPC_FOREVER) != 0)
 			return 3;
+		IPC__CRASHPOINT("pool.worker.sent");
 		atomic_store(&sh->w_current[wa->slot], 0);
 		if (pool->attr.maxtasksperchild &&
 		    ++done >= pool->attr.maxtasksperchild)

@@ -376,3 +376,59 @@ Test(crashq, shutdown_flagged_before_waking_still_reaches_sleepers)
 	cr_assert_eq(t_reap(g, 10000), 0);
 	cr_assert_eq(ipc_queue_put(q, "x", 1, 0), IPC_ECLOSED);
 }
+
+/* ---- Pool workers -------------------------------------------------------- */
+
+static void square64(const void *in, void *out)
+{
+	int64_t x = *(const int64_t *)in;
+	*(int64_t *)out = x * x;
+}
+
+/* A pool whose one worker starts with IPC_CRASHPOINT set (so it dies at
+ * the point on its first task) and whose replacements start without it. */
+static ipc_pool *pool_dying_at(const char *point)
+{
+	ipc_pool *pool;
+
+	setenv("IPC_CRASHPOINT", point, 1);
+	cr_assert_eq(ipc_pool_new(&pool, &(ipc_pool_attr){ .processes = 1 }),
+		     0);
+	unsetenv("IPC_CRASHPOINT");
+	return pool;
+}
+
+static void map_all_correct(ipc_pool *pool)
+{
+	int64_t in[100], out[100];
+
+	for (int i = 0; i < 100; i++)
+		in[i] = i;
+	cr_assert_eq(ipc_pool_map(pool, square64, in, 8, out, 8, 100, 10), 0);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
+	/* Proof that the first worker did die at the point: the one alive
+	 * now is its replacement. */
+	ipc_process *live[2];
+	cr_assert_eq(ipc_active_children(live, 2), 1);
+	cr_assert_str_eq(ipc_process_name(live[0]), "PoolWorker-2");
+}
+
+Test(crashq, pool_worker_dead_before_starting_a_task_is_redone_elsewhere)
+{
+	ipc_pool *pool = pool_dying_at("pool.worker.taken");
+
+	/* The chunk it took had not started: the task queue gives it to the
+	 * replacement, and the map succeeds whole. */
+	map_all_correct(pool);
+	ipc_pool_free(pool);
+}
+
+Test(crashq, pool_worker_dead_after_sending_its_result_costs_nothing)
+{
+	ipc_pool *pool = pool_dying_at("pool.worker.sent");
+
+	/* Its result is drained before the death is judged. */
+	map_all_correct(pool);
+	ipc_pool_free(pool);
+}
