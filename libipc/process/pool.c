@@ -284,23 +284,57 @@ static void pool_drain(ipc_pool *pool)
 		pool_dispatch(pool, pool->rbuf, (size_t)n);
 }
 
-/* Replace workers that ended; fail what a dead one was running. */
+/* Fail everything in flight (no worker can run it). Pool lock held. */
+static void pool_fail_all(ipc_pool *pool)
+{
+	struct map_call *m = pool->map;
+
+	if (m != NULL) {
+		for (size_t c = 0; c < m->nchunks; c++)
+			if (!m->chunk_done[c]) {
+				m->chunk_done[c] = 1;
+				m->done++;
+			}
+		m->failed = true;
+	}
+	for (struct ipc_result *r = pool->pending; r != NULL; r = r->next)
+		if (!r->ready) {
+			r->status = -ECHILD;
+			r->ready = true;
+		}
+}
+
+/* Replace workers that ended; fail what a dead one was running. A slot
+ * whose replacement could not be started (fork failed) is retried on the
+ * next look; with no worker alive at all, pending work fails instead of
+ * waiting for ever. */
 static void pool_check_workers(ipc_pool *pool)
 {
+	int alive = 0;
+
 	for (int i = 0; i < pool->nworkers; i++) {
 		ipc_process *w = pool->workers[i];
 		uint64_t id;
-		if (w == NULL || ipc_process_is_alive(w))
+		if (w != NULL && ipc_process_is_alive(w)) {
+			alive++;
 			continue;
-		pool_drain(pool); /* results it sent before dying count */
-		id = atomic_load(&pool->sh->w_current[i]);
-		if (id != 0 && pool_task_pending(pool, id))
-			pool_fail_task(pool, id);
-		ipc_process_free(w);
-		pool->workers[i] = NULL;
-		if (pool->state == POOL_RUNNING)
-			pool_start_worker(pool, i);
+		}
+		if (w != NULL) {
+			pool_drain(pool); /* results it sent before dying */
+			id = atomic_load(&pool->sh->w_current[i]);
+			if (id != 0 && pool_task_pending(pool, id))
+				pool_fail_task(pool, id);
+			ipc_process_free(w);
+			pool->workers[i] = NULL;
+		}
+		if (pool->state == POOL_RUNNING &&
+		    pool_start_worker(pool, i) == 0)
+			alive++;
+		else
+			pool->workers[i] = NULL;
 	}
+	if (alive == 0 && pool->state == POOL_RUNNING)
+		pool_fail_all(pool);
 }
 
 /* Wait up to ms for one result and dispatch it; look at the workers when
