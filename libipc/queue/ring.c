@@ -20,7 +20,7 @@
  *
  * Who serialises whom. Producers serialise on q_pmutex (robust,
  * process-shared) — except the queue's biased producer, which needs no
- * lock while it is the only one (see "Fast producer" below). A Queue's
+ * lock while it is the only one (ring_bias.c). A Queue's
  * consumers take no lock at all: each claims the record at head with one
  * compare-and-swap on q_head. A JoinableQueue's consumers serialise on
  * q_cmutex, since a get there also marks the record and a task_done
@@ -71,132 +71,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "libipc/queue/queue.h"
-
-#define REC_HDR 8u
-#define MIN_CAPACITY 4096u
-#define DEFAULT_CAPACITY (1u << 20)
-#define GET_SPINS 4000
-#define PUT_SPINS 1000
-
-/* Record states (JoinableQueue; a plain Queue leaves them READY). */
-enum {
-	REC_READY = 0,	   /* in [head, tail): waiting to be got */
-	REC_REQUEUED = 1,  /* behind head: its consumer died, get it again */
-	REC_DONE = 2,	   /* behind head: task_done'd, space to free */
-	REC_TAKEN = 0x100, /* | slot: got by that consumer, not done yet */
-};
-
-enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
-enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
-enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
-
-struct rec_hdr {
-	uint32_t r_len;
-	_Atomic uint32_t r_state;
-};
-
-struct ring_slot {
-	pthread_mutex_t s_reg;	  /* held by the registered consumer thread */
-	_Atomic uint32_t s_state; /* SLOT_*, under q_cmutex */
-	int32_t s_pid;		  /* informational */
-} IPC__ALIGNED;
-
-struct ring_shm {
-	struct ipc__seg_hdr hdr;
-
-	/* Geometry: written once at creation, validated by openers. */
-	uint32_t q_capacity;
-	uint32_t q_max_msg;
-	uint32_t q_maxsize; /* 0: no item limit */
-	uint32_t q_joinable;
-	uint32_t q_nslots;
-	uint32_t q_pad0;
-	uint64_t q_slots_off;
-	uint64_t q_data_off;
-
-	/* Producer side, under q_pmutex. The caches hold earlier values of
-	 * q_head and q_free: always behind the truth, so at worst they make
-	 * a producer re-read. */
-	pthread_mutex_t q_pmutex IPC__ALIGNED;
-	uint64_t q_pc_head;
-	uint32_t q_pc_free;
-
-	/* Written by producers (release), read by everyone (acquire). */
-	_Atomic uint64_t q_tail IPC__ALIGNED;
-
-	/* The biased producer (see "Fast producer"). q_bias_state changes
-	 * under q_pmutex; q_bias_busy is the owner's, q_bias_revoke a
-	 * revoker's; q_bias_reg is held by the owner thread while it owns. */
-	_Atomic uint32_t q_bias_state IPC__ALIGNED;
-	_Atomic uint32_t q_bias_busy;
-	_Atomic uint32_t q_bias_revoke;
-	pthread_mutex_t q_bias_reg IPC__ALIGNED;
-
-	/* Consumer side, under q_cmutex. */
-	pthread_mutex_t q_cmutex IPC__ALIGNED;
-	uint64_t q_cc_tail; /* an earlier value of q_tail */
-	uint32_t q_intent;  /* INTENT_*: the task_done in progress */
-	uint32_t q_intent_pos;
-	uint32_t q_intent_done;
-	_Atomic uint32_t q_requeued; /* REQUEUED records behind head */
-	_Atomic uint32_t q_done;     /* tasks done, ever (mod 2^32) */
-
-	/* Written by consumers (release), read by everyone (acquire). */
-	_Atomic uint64_t q_head IPC__ALIGNED;
-	_Atomic uint32_t q_free;
-
-	/* Sleeping: sequence words and waiter counts (see "Sleeping"). The
-	 * sequences only ever need to differ from what a sleeper saw. */
-	_Atomic uint32_t q_get_seq IPC__ALIGNED;
-	_Atomic uint32_t q_get_waiters;
-	_Atomic uint32_t q_put_seq IPC__ALIGNED;
-	_Atomic uint32_t q_put_waiters;
-	_Atomic uint32_t q_join_seq IPC__ALIGNED;
-	_Atomic uint32_t q_join_waiters;
-	_Atomic uint32_t q_closed;
-};
-
-/* A process's handle. */
-struct ring {
-	struct ipc__seg seg;
-	struct ring_shm *shm;
-	uint8_t *data;
-	struct ring_slot *slots;
-	uint32_t mask;
-	bool bias_owner;   /* we are the queue's biased producer */
-	unsigned bias_gen; /* fork generation we became it in */
-	pthread_t bias_thread;
-	uint64_t bias_head; /* the owner's earlier q_head and q_free */
-	uint32_t bias_free;
-	int slot;	   /* our consumer slot, -1 if none */
-	unsigned slot_gen; /* fork generation it was registered in */
-};
-
-static inline uint32_t w_pos(uint64_t w)
-{
-	return (uint32_t)w;
-}
-
-static inline uint32_t w_items(uint64_t w)
-{
-	return (uint32_t)(w >> 32);
-}
-
-static inline uint64_t w_make(uint32_t items, uint32_t pos)
-{
-	return (uint64_t)items << 32 | pos;
-}
-
-static inline uint32_t rec_size(uint32_t len)
-{
-	return REC_HDR + ((len + 7u) & ~7u);
-}
-
-static inline struct rec_hdr *rec_at(struct ring *r, uint32_t pos)
-{
-	return (struct rec_hdr *)(r->data + (pos & r->mask));
-}
+#include "libipc/queue/ring.h"
 
 /* Copy len bytes into / out of the ring at pos, wrapping at the end. */
 static void ring_write(struct ring *r, uint32_t pos, const void *src,
@@ -212,7 +87,7 @@ static void ring_write(struct ring *r, uint32_t pos, const void *src,
 	}
 }
 
-static void ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
+void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 {
 	size_t off = pos & r->mask, first = r->mask + 1 - off;
 
@@ -229,7 +104,7 @@ static void ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
  * sleeper counts itself before re-reading the state: see ring_sleep).
  * ring_wake_unlocked is for callers that released a robust mutex since the
  * store, which orders it on x86 without a fence (ipc__fence_after_unlock);
- * ring_wake fences itself. */
+ * ipc__ring_wake fences itself. */
 static void ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
 			       int n)
 {
@@ -238,7 +113,7 @@ static void ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
 		ipc__futex_add_wake(seq, 1, n);
 }
 
-static void ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
+void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	ring_wake_unlocked(seq, waiters, n);
@@ -368,11 +243,9 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 
 /* Walk the records in [from, to). Returns false if they do not tile the
  * range exactly (the segment is corrupt). */
-typedef void (*rec_visit)(struct ring *r, uint32_t pos, struct rec_hdr *h,
-			  void *arg);
 
-static bool ring_walk(struct ring *r, uint32_t from, uint32_t to,
-		      rec_visit visit, void *arg)
+bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
+		    void *arg)
 {
 	uint32_t pos = from;
 
@@ -385,38 +258,6 @@ static bool ring_walk(struct ring *r, uint32_t from, uint32_t to,
 			visit(r, pos, h, arg);
 		pos += rec_size(h->r_len);
 	}
-	return true;
-}
-
-static void count_requeued(struct ring *r, uint32_t pos, struct rec_hdr *h,
-			   void *arg)
-{
-	(void)r;
-	(void)pos;
-	if (atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
-	    REC_REQUEUED)
-		++*(uint32_t *)arg;
-}
-
-/* Advance q_free over DONE records (q_cmutex held). True if it moved. */
-static bool ring_advance_free(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t head =
-		w_pos(atomic_load_explicit(&q->q_head, memory_order_relaxed));
-	uint32_t start = atomic_load_explicit(&q->q_free, memory_order_relaxed);
-	uint32_t free = start;
-
-	while (free != head) {
-		struct rec_hdr *h = rec_at(r, free);
-		if (atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
-		    REC_DONE)
-			break;
-		free += rec_size(h->r_len);
-	}
-	if (free == start)
-		return false;
-	atomic_store_explicit(&q->q_free, free, memory_order_release);
 	return true;
 }
 
@@ -434,159 +275,10 @@ static int ring_repair_producer(void *arg)
 	return tail - free <= q->q_capacity ? 0 : -EPROTO;
 }
 
-/* A consumer died holding q_cmutex. Roll its operation forward and
- * recompute every word that is derived from the records. */
-static int ring_repair_consumer(void *arg)
-{
-	struct ring *r = arg;
-	struct ring_shm *q = r->shm;
-	uint64_t head = atomic_load(&q->q_head);
-	uint64_t tail = atomic_load(&q->q_tail);
-	uint32_t requeued = 0;
-
-	if (w_pos(tail) - w_pos(head) > q->q_capacity)
-		return -EPROTO;
-	if (!q->q_joinable)
-		return 0; /* Queue consumers take no lock */
-	if (q->q_intent == INTENT_TASK_DONE) {
-		/* task_done marks the record DONE, then counts it. */
-		atomic_store(&rec_at(r, q->q_intent_pos)->r_state, REC_DONE);
-		atomic_store(&q->q_done, q->q_intent_done + 1);
-		q->q_intent = INTENT_NONE;
-	}
-	/* get marks the record at head TAKEN, then moves head past it. A
-	 * record in [head, tail) is otherwise always READY. */
-	if (w_pos(head) != w_pos(tail) &&
-	    atomic_load(&rec_at(r, w_pos(head))->r_state) != REC_READY) {
-		uint32_t size = rec_size(rec_at(r, w_pos(head))->r_len);
-		head = w_make(w_items(head) + 1, w_pos(head) + size);
-		atomic_store(&q->q_head, head);
-	}
-	if (!ring_walk(r, atomic_load(&q->q_free), w_pos(head), count_requeued,
-		       &requeued))
-		return -EPROTO;
-	atomic_store(&q->q_requeued, requeued);
-	ring_advance_free(r);
-	return 0;
-}
-
 static int ring_lock_producers(struct ring *r)
 {
-	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
-
-	return ipc__mutex_lock(&r->shm->q_pmutex, &forever,
+	return ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever,
 			       ring_repair_producer, r);
-}
-
-static int ring_lock_consumers(struct ring *r)
-{
-	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
-
-	return ipc__mutex_lock(&r->shm->q_cmutex, &forever,
-			       ring_repair_consumer, r);
-}
-
-/* ---- Consumers of a JoinableQueue -------------------------------------- */
-
-struct requeue_arg {
-	uint32_t taken; /* REC_TAKEN | slot */
-	uint32_t count;
-};
-
-static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
-			void *arg)
-{
-	struct requeue_arg *a = arg;
-
-	(void)pos;
-	if (atomic_load_explicit(&h->r_state, memory_order_relaxed) != a->taken)
-		return;
-	atomic_store_explicit(&h->r_state, REC_REQUEUED, memory_order_relaxed);
-	atomic_fetch_add(&r->shm->q_requeued, 1);
-	a->count++;
-	IPC__CRASHPOINT("queue.reap.requeued");
-}
-
-/* Give slot's unfinished tasks back to the queue and free the slot
- * (q_cmutex held). Idempotent: a repeat after a crash finds nothing left
- * to requeue. */
-static uint32_t ring_release_slot(struct ring *r, uint32_t slot)
-{
-	struct ring_shm *q = r->shm;
-	struct requeue_arg a = { REC_TAKEN | slot, 0 };
-
-	ring_walk(r, atomic_load(&q->q_free), w_pos(atomic_load(&q->q_head)),
-		  requeue_one, &a);
-	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
-	return a.count;
-}
-
-/* Find consumers that died and requeue their tasks (q_cmutex held). A
- * registered consumer holds its slot's robust mutex: EBUSY means alive,
- * EOWNERDEAD means the kernel saw it die. */
-static void ring_reap_locked(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t requeued = 0;
-
-	for (uint32_t i = 0; i < q->q_nslots; i++) {
-		struct ring_slot *s = &r->slots[i];
-		int rc;
-		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
-		    (int)i == r->slot)
-			continue;
-		rc = pthread_mutex_trylock(&s->s_reg);
-		if (rc != 0 && rc != EOWNERDEAD)
-			continue; /* alive (EBUSY), or our own */
-		if (rc == EOWNERDEAD)
-			pthread_mutex_consistent(&s->s_reg);
-		requeued += ring_release_slot(r, i);
-		pthread_mutex_unlock(&s->s_reg);
-	}
-	if (requeued > 0)
-		ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
-}
-
-static void ring_reap(struct ring *r)
-{
-	if (!r->shm->q_joinable || ring_lock_consumers(r) != 0)
-		return;
-	ring_reap_locked(r);
-	ipc__mutex_unlock(&r->shm->q_cmutex);
-}
-
-/* Make the calling thread a registered consumer (q_cmutex held). */
-static int ring_register_locked(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t i = 0; i < q->q_nslots; i++) {
-			struct ring_slot *s = &r->slots[i];
-			int rc;
-			if (atomic_load(&s->s_state) != SLOT_FREE)
-				continue;
-			rc = pthread_mutex_trylock(&s->s_reg);
-			if (rc == EOWNERDEAD) /* died registering */
-				pthread_mutex_consistent(&s->s_reg);
-			else if (rc != 0)
-				continue;
-			IPC__CRASHPOINT("queue.register.locked");
-			s->s_pid = (int32_t)getpid();
-			atomic_store(&s->s_state, SLOT_ACTIVE);
-			r->slot = (int)i;
-			r->slot_gen = ipc__fork_gen();
-			return 0;
-		}
-		ring_reap_locked(r);
-	}
-	return -EBUSY;
-}
-
-/* True if this handle's registration is this process's own. */
-static bool ring_registered(struct ring *r)
-{
-	return r->slot >= 0 && r->slot_gen == ipc__fork_gen();
 }
 
 /* ---- Waiting ----------------------------------------------------------- */
@@ -608,8 +300,8 @@ static bool ready_to_get(struct ring *r)
 /* Room for a record of `need` bytes, and under the item limit? Requeued
  * tasks count as items; q_requeued lives on the consumers' busy line, so it
  * is read only when an item limit makes it matter. */
-static bool ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
-			  uint32_t free, uint32_t need)
+bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
+			uint32_t free, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t items, used;
@@ -640,15 +332,9 @@ static bool ready_to_put(struct ring *r)
 	struct ring_shm *q = r->shm;
 
 	return atomic_load_explicit(&q->q_closed, memory_order_relaxed) ||
-	       ring_has_room(r, atomic_load(&q->q_tail),
-			     atomic_load(&q->q_head), atomic_load(&q->q_free),
-			     REC_HDR);
-}
-
-static uint32_t ring_unfinished(struct ring *r)
-{
-	return w_items(atomic_load(&r->shm->q_tail)) -
-	       atomic_load(&r->shm->q_done);
+	       ipc__ring_has_room(r, atomic_load(&q->q_tail),
+				  atomic_load(&q->q_head),
+				  atomic_load(&q->q_free), REC_HDR);
 }
 
 static bool ready_to_join(struct ring *r)
@@ -658,7 +344,7 @@ static bool ready_to_join(struct ring *r)
 
 /* Sleep until ready(r) or dl. Counts itself in *waiters before reading
  * the state, so a waker that changed the state either is seen here or sees
- * us (ring_wake). Every slice, a JoinableQueue sleeper reaps dead
+ * us (ipc__ring_wake). Every slice, a JoinableQueue sleeper reaps dead
  * consumers: that is what turns their tasks into work again. */
 static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		      _Atomic uint32_t *waiters, ring_ready_fn ready,
@@ -669,8 +355,8 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 	atomic_fetch_add(waiters, 1);
 	/* A biased producer reads the waiter count with no fence after its
-	 * publishing store: make that barrier happen now (see "Fast
-	 * producer"). Later loads of the count on its side then see ours. */
+	 * publishing store: make that barrier happen now (see ring_bias.c).
+	 * Later loads of the count on its side then see ours. */
 	if (waiters == &r->shm->q_get_waiters &&
 	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
 		ipc__membarrier();
@@ -685,7 +371,7 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		}
 		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
 		if (ipc__futex_wait(seq, s, &slice) == -ETIMEDOUT)
-			ring_reap(r);
+			ipc__ring_reap(r);
 	}
 	atomic_fetch_sub(waiters, 1);
 	return rc;
@@ -704,156 +390,14 @@ static bool ring_spin(struct ring *r, ring_ready_fn ready, int spins)
 }
 
 /* Write a record past tail, where no consumer looks yet. */
-static void ring_put_record(struct ring *r, uint64_t tail, const void *msg,
-			    uint32_t len)
+void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
+			  uint32_t len)
 {
 	struct rec_hdr *h = rec_at(r, w_pos(tail));
 
 	h->r_len = len;
 	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
 	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
-}
-
-/* ---- Fast producer ------------------------------------------------------
-
- * A lock costs a producer more than its two atomic instructions: each one
- * waits until the previous message's stores have crossed to the consumer's
- * core. So the first producer of a queue becomes its *owner* and puts
- * without any atomic read-modify-write:
- *
- *   owner:    busy = 1; compiler barrier; if (revoke) -> slow path;
- *             write the record; publish q_tail; busy = 0 (release)
- *   revoker:  (another producer, holding q_pmutex) revoke = 1;
- *             membarrier (a full barrier on the owner's CPU);
- *             wait until busy == 0 or the owner is dead; state = OFF
- *
- * The membarrier makes the owner's compiler barrier a real one exactly when
- * a revoker needs it (Dekker's pattern, made asymmetric): either the owner
- * sees revoke and takes the locked path, or the revoker sees busy and waits
- * for that put to finish. From then on every producer takes q_pmutex. The
- * owner holds q_bias_reg while it owns, so a dead owner is seen by the
- * kernel (EOWNERDEAD) and the revoker does not wait for it; whatever a dead
- * owner wrote past q_tail is unpublished, exactly as for a locked put.
- *
- * The owner also checks for sleeping consumers after publishing without a
- * fence; a consumer about to sleep runs the membarrier instead (ring_sleep).
- * Without membarrier(2) support, no producer is ever biased.
- */
-
-static bool ring_bias_mine(struct ring *r)
-{
-	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
-	       pthread_equal(r->bias_thread, pthread_self());
-}
-
-/* Become the owner (q_pmutex held, state NONE). */
-static void ring_bias_take(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	int rc;
-
-	if (ipc__membarrier_register() != 0) {
-		atomic_store(&q->q_bias_state, BIAS_OFF);
-		return;
-	}
-	rc = pthread_mutex_trylock(&q->q_bias_reg);
-	if (rc == EOWNERDEAD)
-		pthread_mutex_consistent(&q->q_bias_reg);
-	else if (rc != 0)
-		return;
-	atomic_store(&q->q_bias_revoke, 0);
-	atomic_store(&q->q_bias_busy, 0);
-	r->bias_head = atomic_load(&q->q_head);
-	r->bias_free = atomic_load(&q->q_free);
-	r->bias_owner = true;
-	r->bias_gen = ipc__fork_gen();
-	r->bias_thread = pthread_self();
-	atomic_store(&q->q_bias_state, BIAS_OWNED);
-}
-
-/* Is the owner dead? Frees its registration if so. */
-static bool ring_bias_owner_dead(struct ring_shm *q)
-{
-	int rc = pthread_mutex_trylock(&q->q_bias_reg);
-
-	if (rc == EBUSY || rc == EDEADLK)
-		return false;
-	if (rc == EOWNERDEAD)
-		pthread_mutex_consistent(&q->q_bias_reg);
-	if (rc == 0 || rc == EOWNERDEAD)
-		pthread_mutex_unlock(&q->q_bias_reg);
-	return true;
-}
-
-/* Take the fast path away from the owner (q_pmutex held, state OWNED). */
-static void ring_bias_revoke(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	bool dead = false;
-
-	atomic_store(&q->q_bias_revoke, 1);
-	ipc__membarrier();
-	for (unsigned spins = 0;
-	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
-	     spins++) {
-		if ((spins & 1023) == 0 && ring_bias_owner_dead(q)) {
-			dead = true;
-			break;
-		}
-		if (spins < 1u << 16)
-			ipc__cpu_relax();
-		else
-			sched_yield(); /* the owner was preempted mid-put */
-	}
-	IPC__CRASHPOINT("queue.bias.revoked");
-	/* A dead owner leaves the queue free for a new one; a live one was
-	 * contended, and the queue stays on the locked path. */
-	if (!dead)
-		dead = ring_bias_owner_dead(q);
-	/* The owner moved q_tail without these caches following: refresh
-	 * them, so that they are within a lap of the tail again. */
-	q->q_pc_head = atomic_load(&q->q_head);
-	q->q_pc_free = atomic_load(&q->q_free);
-	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
-}
-
-/* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
- * use the locked path). */
-static int ring_put_fast(struct ring *r, const void *msg, uint32_t len)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len);
-	uint64_t tail;
-	int rc = 0;
-
-	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
-	atomic_signal_fence(memory_order_seq_cst); /* see "Fast producer" */
-	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
-		atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
-		r->bias_owner = false;
-		return -ESTALE;
-	}
-	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
-		rc = IPC_ECLOSED;
-	} else if (!ring_has_room(r, tail, r->bias_head, r->bias_free, need)) {
-		r->bias_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
-		r->bias_free =
-			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		if (!ring_has_room(r, tail, r->bias_head, r->bias_free, need))
-			rc = -EAGAIN;
-	}
-	if (rc == 0) {
-		ring_put_record(r, tail, msg, len);
-		IPC__CRASHPOINT("queue.put.fast_written");
-		atomic_store_explicit(
-			&q->q_tail,
-			w_make(w_items(tail) + 1, w_pos(tail) + need),
-			memory_order_release);
-	}
-	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
-	return rc;
 }
 
 /* ---- put --------------------------------------------------------------- */
@@ -871,11 +415,11 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
 		return rc;
 	switch (atomic_load(&q->q_bias_state)) {
 	case BIAS_OWNED:
-		if (!ring_bias_mine(r))
-			ring_bias_revoke(r);
+		if (!ipc__ring_bias_mine(r))
+			ipc__ring_bias_revoke(r);
 		break;
 	case BIAS_NONE:
-		ring_bias_take(r); /* fast from the next put on */
+		ipc__ring_bias_take(r); /* fast from the next put on */
 		break;
 	}
 	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
@@ -883,17 +427,18 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
 		goto out;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	if (!ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
+	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
 		q->q_pc_head =
 			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		q->q_pc_free =
 			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		if (!ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
+		if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free,
+					need)) {
 			rc = -EAGAIN;
 			goto out;
 		}
 	}
-	ring_put_record(r, tail, msg, len);
+	ipc__ring_put_record(r, tail, msg, len);
 	IPC__CRASHPOINT("queue.put.written");
 	atomic_store_explicit(&q->q_tail,
 			      w_make(w_items(tail) + 1, w_pos(tail) + need),
@@ -912,8 +457,8 @@ static int ring_put(void *impl, const void *msg, size_t len,
 
 	for (;;) {
 		rc = -ESTALE;
-		if (ring_bias_mine(r))
-			rc = ring_put_fast(r, msg, (uint32_t)len);
+		if (ipc__ring_bias_mine(r))
+			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
 		if (rc == -ESTALE)
 			rc = ring_try_put(r, msg, (uint32_t)len);
 		if (rc == 0) {
@@ -936,14 +481,8 @@ static int ring_put(void *impl, const void *msg, size_t len,
 
 /* ---- get --------------------------------------------------------------- */
 
-struct get_req {
-	void *buf;
-	size_t cap;
-	void **alloc;
-};
-
 /* Where the caller's copy goes: buf, or a new malloc'd buffer. */
-static int get_dest(struct get_req *g, uint32_t len, void **dst)
+int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst)
 {
 	if (g->alloc == NULL) {
 		if (len > g->cap)
@@ -956,17 +495,6 @@ static int get_dest(struct get_req *g, uint32_t len, void **dst)
 		return -ENOMEM;
 	*g->alloc = *dst;
 	return 0;
-}
-
-/* Is there a record at head? Refreshes the consumers' tail cache. */
-static bool ring_head_ready(struct ring *r, uint64_t head)
-{
-	struct ring_shm *q = r->shm;
-
-	if (w_pos(head) != w_pos(q->q_cc_tail))
-		return true;
-	q->q_cc_tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	return w_pos(head) != w_pos(q->q_cc_tail);
 }
 
 /* The tail a Queue consumer may use against `head`, without reading the
@@ -1033,7 +561,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 						    memory_order_acquire);
 			continue;
 		}
-		rc = get_dest(g, len, &dst);
+		rc = ipc__ring_get_dest(g, len, &dst);
 		if (rc != 0) {
 			uint64_t now = atomic_load_explicit(
 				&q->q_head, memory_order_acquire);
@@ -1042,7 +570,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 			head = now;
 			continue;
 		}
-		ring_read(r, w_pos(head) + REC_HDR, dst, len);
+		ipc__ring_read(r, w_pos(head) + REC_HDR, dst, len);
 		IPC__CRASHPOINT("queue.get.copied");
 		if (atomic_compare_exchange_strong_explicit(
 			    &q->q_head, &head,
@@ -1060,93 +588,14 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 	}
 }
 
-struct find_arg {
-	uint32_t state;
-	uint32_t pos;
-	bool found;
-};
-
-static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
-		       void *arg)
-{
-	struct find_arg *f = arg;
-
-	(void)r;
-	if (!f->found &&
-	    atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
-		    f->state) {
-		f->found = true;
-		f->pos = pos;
-	}
-}
-
-/* JoinableQueue: mark a record TAKEN by our slot — a requeued one first,
- * else the one at head, moving head past it — and report where it is
- * (q_cmutex held). The record stays in the ring until task_done. */
-static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
-				  uint32_t *pos, void **dst)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	uint32_t taken = REC_TAKEN | (uint32_t)r->slot;
-	struct rec_hdr *h;
-	int rc;
-
-	if (atomic_load_explicit(&q->q_requeued, memory_order_relaxed) > 0) {
-		struct find_arg f = { REC_REQUEUED, 0, false };
-		ring_walk(r, atomic_load(&q->q_free), w_pos(head), find_first,
-			  &f);
-		if (f.found) {
-			h = rec_at(r, f.pos);
-			rc = get_dest(g, h->r_len, dst);
-			if (rc != 0)
-				return rc;
-			atomic_store(&h->r_state, taken);
-			atomic_fetch_sub(&q->q_requeued, 1);
-			*pos = f.pos;
-			return h->r_len;
-		}
-	}
-	if (!ring_head_ready(r, head))
-		return -EAGAIN;
-	h = rec_at(r, w_pos(head));
-	rc = get_dest(g, h->r_len, dst);
-	if (rc != 0)
-		return rc;
-	atomic_store_explicit(&h->r_state, taken, memory_order_relaxed);
-	IPC__CRASHPOINT("queue.get.taken");
-	atomic_store_explicit(
-		&q->q_head,
-		w_make(w_items(head) + 1, w_pos(head) + rec_size(h->r_len)),
-		memory_order_release);
-	*pos = w_pos(head);
-	return h->r_len;
-}
-
 /* One attempt: a length, -EAGAIN (empty), -ECLOSED, or an error. */
 static ssize_t ring_try_get(struct ring *r, struct get_req *g)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t pos = 0;
-	void *dst = NULL;
 	ssize_t n;
-	int rc;
 
-	if (!q->q_joinable) {
-		n = ring_take_plain(r, g);
-	} else {
-		rc = ring_lock_consumers(r);
-		if (rc != 0)
-			return rc;
-		n = ring_registered(r) ? 0 : ring_register_locked(r);
-		if (n == 0)
-			n = ring_take_joinable(r, g, &pos, &dst);
-		ipc__mutex_unlock(&q->q_cmutex);
-		/* A taken record stays put until our task_done, so it is
-		 * copied out after the lock is released. */
-		if (n > 0)
-			ring_read(r, pos + REC_HDR, dst, (size_t)n);
-	}
+	n = q->q_joinable ? ipc__ring_get_joinable(r, g)
+			  : ring_take_plain(r, g);
 	if (n == -EAGAIN &&
 	    atomic_load_explicit(&q->q_closed, memory_order_relaxed))
 		n = IPC_ECLOSED;
@@ -1187,45 +636,6 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 }
 
 /* ---- task_done and join ------------------------------------------------ */
-
-static int ring_task_done(void *impl)
-{
-	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-	struct find_arg f;
-	bool freed;
-	int rc;
-
-	if (!ring_registered(r))
-		return -EINVAL; /* this consumer never got a task */
-	rc = ring_lock_consumers(r);
-	if (rc != 0)
-		return rc;
-	f = (struct find_arg){ REC_TAKEN | (uint32_t)r->slot, 0, false };
-	ring_walk(r, atomic_load(&q->q_free), w_pos(atomic_load(&q->q_head)),
-		  find_first, &f);
-	if (!f.found) {
-		ipc__mutex_unlock(&q->q_cmutex);
-		return -EINVAL; /* more task_done calls than gets */
-	}
-	/* Two stores (the record's state, the count) under an intent record,
-	 * which the repair rolls forward. */
-	q->q_intent_pos = f.pos;
-	q->q_intent_done = atomic_load(&q->q_done);
-	q->q_intent = INTENT_TASK_DONE;
-	atomic_store(&rec_at(r, f.pos)->r_state, REC_DONE);
-	IPC__CRASHPOINT("queue.task_done.marked");
-	atomic_store(&q->q_done, q->q_intent_done + 1);
-	q->q_intent = INTENT_NONE;
-	IPC__CRASHPOINT("queue.task_done.counted");
-	freed = ring_advance_free(r);
-	ipc__mutex_unlock(&q->q_cmutex);
-	if (freed)
-		ring_wake(&q->q_put_seq, &q->q_put_waiters, INT_MAX);
-	if (ring_unfinished(r) == 0)
-		ring_wake(&q->q_join_seq, &q->q_join_waiters, INT_MAX);
-	return 0;
-}
 
 static int ring_join(void *impl, const struct ipc__deadline *dl)
 {
@@ -1282,24 +692,8 @@ static void ring_close(void *impl)
 {
 	struct ring *r = impl;
 
-	if (ring_bias_mine(r) && ring_lock_producers(r) == 0) {
-		if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
-			atomic_store(&r->shm->q_bias_state, BIAS_NONE);
-			pthread_mutex_unlock(&r->shm->q_bias_reg);
-		}
-		ipc__mutex_unlock(&r->shm->q_pmutex);
-	}
-
-	if (ring_registered(r) && ring_lock_consumers(r) == 0) {
-		uint32_t requeued = ring_release_slot(r, (uint32_t)r->slot);
-		/* Only the registering thread can unlock; from another thread
-		 * this fails and the kernel frees the slot when it exits. */
-		pthread_mutex_unlock(&r->slots[r->slot].s_reg);
-		ipc__mutex_unlock(&r->shm->q_cmutex);
-		if (requeued > 0)
-			ring_wake(&r->shm->q_get_seq, &r->shm->q_get_waiters,
-				  (int)requeued);
-	}
+	ipc__ring_bias_release(r);
+	ipc__ring_close_consumer(r);
 	ipc__handle_free(r);
 }
 
@@ -1317,7 +711,7 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.name = "shm",
 	.put = ring_put,
 	.get = ring_get,
-	.task_done = ring_task_done,
+	.task_done = ipc__ring_task_done,
 	.join = ring_join,
 	.qsize = ring_qsize,
 	.unfinished = ring_unfinished_count,

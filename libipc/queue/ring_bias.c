@@ -1,0 +1,167 @@
+/*
+ * ring_bias.c — the queue's biased producer: puts without an atomic
+ * read-modify-write while one producer has the queue to itself, revoked
+ * with membarrier(2) when a second one appears. See the essay below and
+ * docs/design.md, "The biased (fast) producer".
+ */
+#include <errno.h>
+#include <sched.h>
+
+#include "libipc/queue/ring.h"
+
+/*
+ * A lock costs a producer more than its two atomic instructions: each one
+ * waits until the previous message's stores have crossed to the consumer's
+ * core. So the first producer of a queue becomes its *owner* and puts
+ * without any atomic read-modify-write:
+ *
+ *   owner:    busy = 1; compiler barrier; if (revoke) -> slow path;
+ *             write the record; publish q_tail; busy = 0 (release)
+ *   revoker:  (another producer, holding q_pmutex) revoke = 1;
+ *             membarrier (a full barrier on the owner's CPU);
+ *             wait until busy == 0 or the owner is dead; state = OFF
+ *
+ * The membarrier makes the owner's compiler barrier a real one exactly when
+ * a revoker needs it (Dekker's pattern, made asymmetric): either the owner
+ * sees revoke and takes the locked path, or the revoker sees busy and waits
+ * for that put to finish. From then on every producer takes q_pmutex. The
+ * owner holds q_bias_reg while it owns, so a dead owner is seen by the
+ * kernel (EOWNERDEAD) and the revoker does not wait for it; whatever a dead
+ * owner wrote past q_tail is unpublished, exactly as for a locked put.
+ *
+ * The owner also checks for sleeping consumers after publishing without a
+ * fence; a consumer about to sleep runs the membarrier instead (ring_sleep).
+ * Without membarrier(2) support, no producer is ever biased.
+ */
+
+bool ipc__ring_bias_mine(struct ring *r)
+{
+	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
+	       pthread_equal(r->bias_thread, pthread_self());
+}
+
+/* Become the owner (q_pmutex held, state NONE). */
+void ipc__ring_bias_take(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	int rc;
+
+	if (ipc__membarrier_register() != 0) {
+		atomic_store(&q->q_bias_state, BIAS_OFF);
+		return;
+	}
+	rc = pthread_mutex_trylock(&q->q_bias_reg);
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(&q->q_bias_reg);
+	else if (rc != 0)
+		return;
+	atomic_store(&q->q_bias_revoke, 0);
+	atomic_store(&q->q_bias_busy, 0);
+	r->bias_head = atomic_load(&q->q_head);
+	r->bias_free = atomic_load(&q->q_free);
+	r->bias_owner = true;
+	r->bias_gen = ipc__fork_gen();
+	r->bias_thread = pthread_self();
+	atomic_store(&q->q_bias_state, BIAS_OWNED);
+}
+
+/* Is the owner dead? Frees its registration if so. */
+static bool ring_bias_owner_dead(struct ring_shm *q)
+{
+	int rc = pthread_mutex_trylock(&q->q_bias_reg);
+
+	if (rc == EBUSY || rc == EDEADLK)
+		return false;
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(&q->q_bias_reg);
+	if (rc == 0 || rc == EOWNERDEAD)
+		pthread_mutex_unlock(&q->q_bias_reg);
+	return true;
+}
+
+/* Take the fast path away from the owner (q_pmutex held, state OWNED). */
+void ipc__ring_bias_revoke(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	bool dead = false;
+
+	atomic_store(&q->q_bias_revoke, 1);
+	ipc__membarrier();
+	for (unsigned spins = 0;
+	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
+	     spins++) {
+		if ((spins & 1023) == 0 && ring_bias_owner_dead(q)) {
+			dead = true;
+			break;
+		}
+		if (spins < 1u << 16)
+			ipc__cpu_relax();
+		else
+			sched_yield(); /* the owner was preempted mid-put */
+	}
+	IPC__CRASHPOINT("queue.bias.revoked");
+	/* A dead owner leaves the queue free for a new one; a live one was
+	 * contended, and the queue stays on the locked path. */
+	if (!dead)
+		dead = ring_bias_owner_dead(q);
+	/* The owner moved q_tail without these caches following: refresh
+	 * them, so that they are within a lap of the tail again. */
+	q->q_pc_head = atomic_load(&q->q_head);
+	q->q_pc_free = atomic_load(&q->q_free);
+	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
+}
+
+/* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
+ * use the locked path). */
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size(len);
+	uint64_t tail;
+	int rc = 0;
+
+	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
+	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
+		atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+		r->bias_owner = false;
+		return -ESTALE;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
+		rc = IPC_ECLOSED;
+	} else if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
+				       need)) {
+		r->bias_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		r->bias_free =
+			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
+					need))
+			rc = -EAGAIN;
+	}
+	if (rc == 0) {
+		ipc__ring_put_record(r, tail, msg, len);
+		IPC__CRASHPOINT("queue.put.fast_written");
+		atomic_store_explicit(
+			&q->q_tail,
+			w_make(w_items(tail) + 1, w_pos(tail) + need),
+			memory_order_release);
+	}
+	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+	return rc;
+}
+
+/* The owner closes its handle: give the fast path up, so that the next
+ * producer may take it. */
+void ipc__ring_bias_release(struct ring *r)
+{
+	if (!ipc__ring_bias_mine(r) ||
+	    ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever, NULL, NULL) != 0)
+		return;
+	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
+		atomic_store(&r->shm->q_bias_state, BIAS_NONE);
+		pthread_mutex_unlock(&r->shm->q_bias_reg);
+	}
+	ipc__mutex_unlock(&r->shm->q_pmutex);
+}
