@@ -45,6 +45,9 @@ struct ipc__deadline {
 	struct timespec at; /* CLOCK_MONOTONIC, for IPC__DL_AT */
 };
 
+/* A deadline that never passes, for waits that must not time out. */
+extern const struct ipc__deadline ipc__forever;
+
 /* -EINVAL for timeout_ms < -1. */
 int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms);
 

@@ -31,6 +31,8 @@ static int timespec_cmp(const struct timespec *a, const struct timespec *b)
 	return 0;
 }
 
+const struct ipc__deadline ipc__forever = { .kind = IPC__DL_FOREVER };
+
 int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
 {
 	if (timeout_ms < IPC_FOREVER)

@@ -334,7 +334,7 @@ size_t ipc_active_children(ipc_process **out, size_t cap)
  * killed after a grace period, so exit cannot hang on it. */
 static void exit_children(void)
 {
-	struct ipc__deadline grace, forever = { .kind = IPC__DL_FOREVER };
+	struct ipc__deadline grace;
 
 	pthread_mutex_lock(&registry_lock);
 	for (struct ipc_process *p = registry; p != NULL; p = p->next)
@@ -343,10 +343,10 @@ static void exit_children(void)
 	ipc__deadline_init(&grace, DAEMON_GRACE_MS);
 	for (struct ipc_process *p = registry; p != NULL; p = p->next) {
 		if (!p->daemon) {
-			process_wait(p, &forever);
+			process_wait(p, &ipc__forever);
 		} else if (!process_wait(p, &grace)) {
 			ipc_process_kill(p);
-			process_wait(p, &forever);
+			process_wait(p, &ipc__forever);
 		}
 	}
 	pthread_mutex_unlock(&registry_lock);

@@ -275,7 +275,7 @@ static int ring_repair_producer(void *arg)
 	return tail - free <= q->q_capacity ? 0 : -EPROTO;
 }
 
-static int ring_lock_producers(struct ring *r)
+int ipc__ring_lock_producers(struct ring *r)
 {
 	return ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever,
 			       ring_repair_producer, r);
@@ -410,7 +410,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
 	uint64_t tail;
 	int rc;
 
-	rc = ring_lock_producers(r);
+	rc = ipc__ring_lock_producers(r);
 	if (rc != 0)
 		return rc;
 	switch (atomic_load(&q->q_bias_state)) {

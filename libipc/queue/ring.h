@@ -156,9 +156,8 @@ static inline uint32_t ring_unfinished(struct ring *r)
 	       atomic_load(&r->shm->q_done);
 }
 
-static const struct ipc__deadline ipc__forever = { .kind = IPC__DL_FOREVER };
-
 /* ring.c */
+int ipc__ring_lock_producers(struct ring *r);
 void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
 void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,

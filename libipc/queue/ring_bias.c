@@ -156,8 +156,9 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
  * producer may take it. */
 void ipc__ring_bias_release(struct ring *r)
 {
-	if (!ipc__ring_bias_mine(r) ||
-	    ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever, NULL, NULL) != 0)
+	/* The repairing lock: a producer that died holding q_pmutex must not
+	 * leave it held by us once we return. */
+	if (!ipc__ring_bias_mine(r) || ipc__ring_lock_producers(r) != 0)
 		return;
 	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
 		atomic_store(&r->shm->q_bias_state, BIAS_NONE);

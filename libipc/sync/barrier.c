@@ -156,9 +156,8 @@ static int barrier_repair(void *arg)
 
 static int barrier_lock(struct barrier_shm *shm)
 {
-	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
-
-	return ipc__mutex_lock(&shm->b_mutex, &forever, barrier_repair, shm);
+	return ipc__mutex_lock(&shm->b_mutex, &ipc__forever, barrier_repair,
+			       shm);
 }
 
 /* True if a party that is counted as waiting has died (b_mutex held). */
@@ -259,7 +258,6 @@ static int barrier_sleep(struct barrier_shm *shm, uint32_t idx, uint32_t gen,
 
 int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 {
-	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
 	struct ipc__deadline dl;
 	struct barrier_shm *shm;
 	struct barrier_slot *slot;
@@ -294,7 +292,7 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	 * holder that died there hands it over with EOWNERDEAD: nothing to
 	 * repair, the mailbox is rewritten below. */
 	slot = &shm->b_slots[idx];
-	rc = ipc__mutex_lock(&slot->s_lock, &forever, NULL, NULL);
+	rc = ipc__mutex_lock(&slot->s_lock, &ipc__forever, NULL, NULL);
 	if (rc != 0 && rc != -EOWNERDEAD)
 		goto out;
 	slot->s_gen = gen;

@@ -140,7 +140,6 @@ int ipc_cond_release(ipc_cond *c)
 /* One wait with the lock held on entry and on return. */
 static int cond_wait_until(struct cond_shm *shm, const struct ipc__deadline *dl)
 {
-	static const struct ipc__deadline forever = { .kind = IPC__DL_FOREVER };
 	uint32_t seq;
 	bool notified = false;
 	int rc;
@@ -161,7 +160,7 @@ static int cond_wait_until(struct cond_shm *shm, const struct ipc__deadline *dl)
 	}
 	atomic_fetch_sub_explicit(&shm->c_waiters, 1, memory_order_relaxed);
 	IPC__CRASHPOINT("cond.wait.woken");
-	rc = cond_lock(shm, &forever);
+	rc = cond_lock(shm, &ipc__forever);
 	if (rc != 0)
 		return rc; /* -EOWNERDEAD: held, and the caller must know */
 	return notified ? 0 : ipc__deadline_error(dl);

@@ -432,3 +432,38 @@ Test(crashq, pool_worker_dead_after_sending_its_result_costs_nothing)
 	map_all_correct(pool);
 	ipc_pool_free(pool);
 }
+
+/* The owner closes its handle after a revoker died holding the producers'
+ * lock: closing must repair and release that lock, not keep it. */
+static char qname[128];
+
+static int open_and_put(void *arg)
+{
+	ipc_queue *mine;
+	char buf[128];
+	int n = (int)(intptr_t)arg;
+
+	if (ipc_queue_open(&mine, qname, 0, NULL) != 0)
+		return 1;
+	int rc = ipc_queue_put(mine, buf, make_msg(buf, n), 2000);
+	ipc_queue_close(mine);
+	return rc == 0 ? 0 : 2;
+}
+
+Test(crashq, owner_closing_after_a_dead_revoker_releases_the_producer_lock)
+{
+	ipc_queue *owner;
+
+	t_name(qname, sizeof(qname), "crash-bias-close");
+	cr_assert_eq(ipc_queue_open(&owner, qname, IPC_CREATE, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&q, qname, 0, NULL), 0);
+	cr_assert_eq(ipc_queue_put(owner, "x", 1, 0), 0, "owner from now on");
+	die_at("queue.bias.revoked", open_and_put, (void *)2);
+	ipc_queue_close(owner); /* finds the dead revoker's lock */
+	cr_assert_eq(t_reap(t_spawn(open_and_put, (void *)3), 10000), 0,
+		     "producers are not locked out");
+	char one[8];
+	cr_assert_eq(ipc_queue_get(q, one, sizeof(one), 0), 1, "the owner's");
+	expect(3);
+	ipc_unlink(qname);
+}
