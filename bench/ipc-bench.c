@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ipc-bench — libipc's Queue side by side with the alternatives, in one run
  * on one machine, reported as ratios.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * barrier_players.c — Barrier between processes (the study note's ten
  * players): the game starts only when all ten are ready.

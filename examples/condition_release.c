@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * condition_release.c — Condition between processes (the study note's
  * "release version").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * daemon_join.c — daemon and non-daemon processes, and join(timeout).
  *

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.c — libipc's flagship demo: a producer/consumer pipeline that
  * survives a consumer being SIGKILLed mid-task.
  *
- *   examples/demo [--items N] [--producers P] [--consumers C] [--kill-one]
+ *   examples/demo [--items N] [--producers P] [--consumers C]
+ *                 [--kill-one | --crash]
  *
  *   producers --(JoinableQueue: work items)--> consumers
  *   consumers --(Queue: results)--> main
@@ -14,12 +16,23 @@
  * process shows live progress, then checks the result against hashes it
  * computes itself.
  *
- * With --kill-one, main SIGKILLs a consumer a third of the way through.
- * Whatever it was doing is recovered: a task it had got but not finished is
- * queued again (JoinableQueue) and done by another consumer; if it died
- * holding the Lock, the next acquirer gets IPC_EOWNERDEAD and repairs the
- * tally from its per-item records. A result it had already sent may come
- * twice (at-least-once); main counts each item once.
+ * The crash acts make the failure certain instead of leaving it to timing:
+ *
+ *   act 1 (--kill-one, --crash), a third of the way through: main asks for
+ *     a victim; the next consumer to get a task announces the item it holds
+ *     and stops there, between get and task_done; main SIGKILLs it. The
+ *     JoinableQueue queues that task again and another consumer does it.
+ *   act 2 (--crash), two thirds of the way through: the next consumer to
+ *     take the tally Lock adds its hash to the sum, announces itself and
+ *     stops before it has counted the item; main SIGKILLs it holding the
+ *     Lock with the tally half-updated. The next acquirer gets
+ *     IPC_EOWNERDEAD and repairs the tally from its per-item records; the
+ *     task the victim held is requeued as in act 1.
+ *
+ * A result already sent may come twice (at-least-once); main counts each
+ * item once. The summary reports how many tasks were requeued and how many
+ * times the tally was repaired; with --crash both are at least 1, or the
+ * demo fails.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -47,12 +60,14 @@ struct tally {
 	uint64_t sum;
 	uint32_t count;
 	uint32_t repairs;
-	uint32_t processed; /* record() calls, redelivered tasks included */
-	_Atomic uint32_t next_id;  /* producers take numbers from here */
-	_Atomic uint32_t requeued; /* items got a second time */
-	_Atomic int32_t *got_by;   /* [items]: pid of the last getter */
-	uint8_t *done;		   /* [items] */
-	uint64_t *ck;		   /* [items] */
+	_Atomic uint32_t next_id;    /* producers take numbers from here */
+	_Atomic uint32_t requeued;   /* items got a second time */
+	_Atomic int32_t victim_act;  /* act main asks a consumer to stop in */
+	_Atomic int32_t victim_pid;  /* set by the consumer that stopped */
+	_Atomic int32_t victim_item; /* the task it holds */
+	_Atomic int32_t *got_by;     /* [items]: pid of the last getter */
+	uint8_t *done;		     /* [items] */
+	uint64_t *ck;		     /* [items] */
 };
 
 static uint32_t n_items = 200000;
@@ -112,6 +127,21 @@ static void repair_tally(void)
 	tally->repairs++;
 }
 
+/* A crash act: if main asked for a victim in this act and no other consumer
+ * has volunteered, announce the task held and stop here until main's
+ * SIGKILL arrives. */
+static void maybe_stop_for_act(int act, uint32_t id)
+{
+	int32_t want = act;
+
+	if (!atomic_compare_exchange_strong(&tally->victim_act, &want, 0))
+		return;
+	atomic_store(&tally->victim_item, (int32_t)id);
+	atomic_store(&tally->victim_pid, (int32_t)getpid());
+	for (;;)
+		pause(); /* main's SIGKILL ends this */
+}
+
 static void record(uint32_t id, uint64_t hash)
 {
 	int rc = ipc_lock_acquire(tally_lock, IPC_FOREVER);
@@ -120,11 +150,11 @@ static void record(uint32_t id, uint64_t hash)
 		repair_tally();
 	else
 		ex_check(rc, "lock");
-	tally->processed++;
 	if (!tally->done[id]) { /* a redelivered task counts once */
 		tally->ck[id] = hash;
-		tally->done[id] = 1;
 		tally->sum += hash;
+		maybe_stop_for_act(2, id); /* dies with the sum half-updated */
+		tally->done[id] = 1;
 		tally->count++;
 	}
 	ex_check(ipc_lock_release(tally_lock), "unlock");
@@ -144,6 +174,7 @@ static int consumer(void *arg)
 		/* Got before? Then its first consumer died: it was requeued. */
 		if (atomic_exchange(&tally->got_by[it.id], (int32_t)getpid()))
 			atomic_fetch_add(&tally->requeued, 1);
+		maybe_stop_for_act(1, it.id); /* dies holding this task */
 		struct result r = { it.id, fnv1a(it.data, ITEM_SIZE) };
 		record(r.id, r.hash);
 		ex_check(ipc_queue_put(results, &r, sizeof(r), IPC_FOREVER),
@@ -170,30 +201,44 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* SIGKILL a consumer that holds a task it has not finished, if one can be
- * found right now (else any consumer). Returns its pid. */
-static pid_t kill_busy_consumer(ipc_process **cons, int n_cons, uint32_t got,
-				bool tty)
+/* Ask for a victim for crash act `act`: the next consumer to reach that
+ * act's point stops there (maybe_stop_for_act). */
+static void request_victim(int act)
 {
-	int victim = 0;
+	atomic_store(&tally->victim_pid, 0);
+	atomic_store(&tally->victim_act, act);
+}
 
-	for (uint32_t id = 0; id < n_items; id++) {
-		int32_t pid = atomic_load(&tally->got_by[id]);
-		if (pid == 0 || tally->done[id])
+/* If the requested victim has stopped at its point, SIGKILL it and return
+ * 1; else 0. */
+static int kill_victim(ipc_process **cons, int n_cons, int act, uint32_t got,
+		       bool tty)
+{
+	int32_t pid = atomic_load(&tally->victim_pid);
+
+	if (pid == 0)
+		return 0;
+	for (int i = 0; i < n_cons; i++) {
+		if (cons[i] == NULL || ipc_process_pid(cons[i]) != pid)
 			continue;
-		for (int i = 0; i < n_cons; i++)
-			if (ipc_process_pid(cons[i]) == pid)
-				victim = i;
-		if (ipc_process_pid(cons[victim]) == pid)
-			break;
+		ipc_process_kill(cons[i]);
+		ex_join(cons[i]);
+		cons[i] = NULL;
+		atomic_store(&tally->victim_pid, 0);
+		printf("%s  -- act %d: SIGKILLed consumer-%d (pid %d) at %u "
+		       "items, %s item %d\n",
+		       tty ? "\n" : "", act, i, (int)pid, got,
+		       act == 1 ? "holding the task of"
+				: "holding the tally Lock, half-way through "
+				  "recording",
+		       (int)atomic_load(&tally->victim_item));
+		return 1;
 	}
-	pid_t pid = ipc_process_pid(cons[victim]);
-	ipc_process_kill(cons[victim]);
-	ex_join(cons[victim]);
-	printf("%s  -- SIGKILLed consumer-%d (pid %d) at %u items\n",
-	       tty ? "\n" : "", victim, (int)pid, got);
-	cons[victim] = NULL;
-	return pid;
+	fprintf(stderr, "demo: the victim pid %d is not a consumer\n",
+		(int)pid);
+	for (int i = 0; i < n_cons; i++)
+		ipc_process_kill(cons[i]); /* else exit() would wait for them */
+	exit(1);
 }
 
 static void progress(uint32_t got, double t0, bool tty, bool final)
@@ -201,9 +246,15 @@ static void progress(uint32_t got, double t0, bool tty, bool final)
 	double dt = now_s() - t0;
 	int bar = (int)(30.0 * got / n_items);
 
-	printf("%s  [%.*s%*s] %6u/%u items  %7.0f items/s  queue depth %4ld%s",
+	char rate[32] = "      - items/s";
+
+	/* A rate over the first few milliseconds means nothing: wait for a
+	 * tenth of a second of data. */
+	if (dt >= 0.1)
+		snprintf(rate, sizeof(rate), "%7.0f items/s", got / dt);
+	printf("%s  [%.*s%*s] %6u/%u items  %s  queue depth %4ld%s",
 	       tty ? "\r" : "", bar, "##############################", 30 - bar,
-	       "", got, n_items, dt > 0 ? got / dt : 0.0, ipc_queue_qsize(work),
+	       "", got, n_items, rate, ipc_queue_qsize(work),
 	       tty && !final ? "" : "\n");
 	fflush(stdout);
 }
@@ -211,9 +262,9 @@ static void progress(uint32_t got, double t0, bool tty, bool final)
 int main(int argc, char **argv)
 {
 	int n_prod = 2, n_cons = 4;
-	bool kill_one = false, tty = isatty(STDOUT_FILENO);
+	int acts = 0, act = 0; /* crash acts asked for / done */
+	bool tty = isatty(STDOUT_FILENO);
 	ipc_process *prod[MAX_WORKERS], *cons[MAX_WORKERS];
-	pid_t victim = 0;
 	uint32_t got = 0, dups = 0;
 	uint64_t sum = 0, expect = 0;
 	uint8_t *seen;
@@ -221,7 +272,9 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--kill-one") == 0)
-			kill_one = true;
+			acts = 1;
+		else if (strcmp(argv[i], "--crash") == 0)
+			acts = 2;
 		else if (strcmp(argv[i], "--items") == 0 && i + 1 < argc)
 			n_items = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--producers") == 0 && i + 1 < argc)
@@ -229,16 +282,20 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--consumers") == 0 && i + 1 < argc)
 			n_cons = atoi(argv[++i]);
 		else {
-			fprintf(stderr,
-				"usage: %s [--items N] [--producers P] "
-				"[--consumers C] [--kill-one]\n",
-				argv[0]);
+			fprintf(stderr, "usage: examples/demo [--items N] "
+					"[--producers P] [--consumers C] "
+					"[--kill-one | --crash]\n");
 			return 2;
 		}
 	}
-	if (n_items == 0 || n_prod < 1 || n_cons < 1 + kill_one ||
+	/* Each act needs a third of the items still ahead of it, and one
+	 * consumer must outlive the acts. */
+	if (n_items < (acts ? 300u : 1u) || n_prod < 1 || n_cons < 1 + acts ||
 	    n_prod > MAX_WORKERS || n_cons > MAX_WORKERS) {
-		fprintf(stderr, "demo: bad counts\n");
+		fprintf(stderr,
+			"demo: bad counts (the crash acts need at "
+			"least 300 items and %d consumers)\n",
+			1 + acts);
 		return 2;
 	}
 
@@ -281,12 +338,21 @@ int main(int argc, char **argv)
 		} else if (n != IPC_ETIMEDOUT) {
 			ex_check((int)n, "get result");
 		}
-		if (kill_one && victim == 0 && got >= n_items / 3)
-			victim = kill_busy_consumer(cons, n_cons, got, tty);
+		/* Act k starts once k thirds of the items are in. */
+		if (act < acts && atomic_load(&tally->victim_act) == 0 &&
+		    atomic_load(&tally->victim_pid) == 0 &&
+		    got >= n_items / 3 * (uint32_t)(act + 1))
+			request_victim(act + 1);
+		if (act < acts && kill_victim(cons, n_cons, act + 1, got, tty))
+			act++;
 		if (now_s() - last > (tty ? 0.1 : 1.0)) {
 			last = now_s();
 			progress(got, t0, tty, false);
 		}
+	}
+	if (act < acts) {
+		fprintf(stderr, "demo: crash act %d never happened\n", act + 1);
+		return 1;
 	}
 	ex_check(ipc_queue_join(work, 10000), "join");
 	double dt = now_s() - t0;
@@ -306,9 +372,12 @@ int main(int argc, char **argv)
 	}
 	if (ipc_lock_acquire(tally_lock, 1000) == IPC_EOWNERDEAD)
 		repair_tally();
+	uint32_t requeued = atomic_load(&tally->requeued);
 	bool ok = sum == expect && tally->sum == expect &&
 		  tally->count == n_items && got == n_items &&
-		  ipc_queue_unfinished(work) == 0;
+		  ipc_queue_unfinished(work) == 0 &&
+		  (acts < 1 || requeued >= 1) &&
+		  (acts < 2 || tally->repairs >= 1);
 	ipc_lock_release(tally_lock);
 
 	printf("\nsummary: %u items in %.2f s = %.0f items/s (%.0f MB/s of "
@@ -319,12 +388,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)sum, (unsigned long long)expect);
 	printf("  tally (Lock)    %u items, %016llx, repaired %u time(s)\n",
 	       tally->count, (unsigned long long)tally->sum, tally->repairs);
-	if (kill_one)
-		printf("  consumer killed mid-run: %u task(s) it held were "
-		       "requeued and done by others;\n  %u recorded twice and "
-		       "%u duplicate result(s) counted once\n",
-		       (unsigned)atomic_load(&tally->requeued),
-		       tally->processed - tally->count, dups);
+	if (acts)
+		printf("  %d consumer(s) killed mid-task: requeued %u task(s), "
+		       "done again by others;\n  %u duplicate result(s) "
+		       "counted once\n",
+		       acts, (unsigned)requeued, dups);
 	printf("  verified: %s\n", ok ? "OK" : "MISMATCH");
 	ipc_queue_close(work);
 	ipc_queue_close(results);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * enumerate_children.c — listing and joining the active children (the
  * note's threading.enumerate() example, for processes), with log lines

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_monkey.c — Event between processes (the study note's "monkey" and
  * "autotest").

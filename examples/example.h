@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * example.h — what the examples share: logging in the study note's format
  * ("[name pid] - message", one write() per line so lines from many

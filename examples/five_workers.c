@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * five_workers.c — five processes that each sleep 300 ms take about 300 ms
  * in all, not 1.5 s: they run at the same time (the note's @spend_time).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * joinable_queue.c — JoinableQueue with task_done() and join().
  *

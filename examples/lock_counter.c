@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lock_counter.c — Lock between processes (the study note's Counter).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * named_workers.c — naming processes (the study note's first example).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_squares.c — Pool.map of squares with an initializer (the study
  * note's Pool example).

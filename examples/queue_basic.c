@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue_basic.c — Queue between processes (the study note's "pass
  * messages between processes").

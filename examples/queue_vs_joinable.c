@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue_vs_joinable.c — what is the difference between Queue and
  * JoinableQueue? (The question the study note leaves open.)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * semaphore_pool.c — Semaphore between processes (the study note's
  * RecordPool): ten workers, at most three at work at once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libipc — inter-process Queue, JoinableQueue, Lock, RLock, Event,
  * Condition, Semaphore and Barrier for C, after Python's multiprocessing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * installcheck.c — built by `make installcheck` against the *installed*
  * header and library, found through pkg-config: proves that

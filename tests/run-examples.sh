@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run every example and check its output for what must be true whatever the
 # scheduling: exit status, exact totals, and orderings the primitives
 # guarantee (no "go" before the last "ready" at a Barrier, ...). Speaks TAP.
@@ -107,8 +108,13 @@ t_queue_vs_joinable() {
 }
 
 t_demo() {
-	timeout 120 "$bin/demo" --items 20000 --kill-one >"$out" 2>&1 || return 1
-	grep -q 'SIGKILLed consumer-' "$out" &&
+	timeout 120 "$bin/demo" --items 20000 --crash >"$out" 2>&1 || return 1
+	# Act 1 killed a consumer holding a task, act 2 one holding the Lock.
+	requeued=$(sed -n 's/.*requeued \([0-9]*\) task.*/\1/p' "$out")
+	repaired=$(sed -n 's/.*repaired \([0-9]*\) time.*/\1/p' "$out")
+	grep -q 'act 1: SIGKILLed consumer-.*holding the task of item' "$out" &&
+		grep -q 'act 2: SIGKILLed consumer-.*holding the tally Lock' "$out" &&
+		[ "${requeued:-0}" -ge 1 ] && [ "${repaired:-0}" -ge 1 ] &&
 		grep -q '20000 items in' "$out" &&
 		grep -q 'tally (Lock)    20000 items' "$out" &&
 		grep -q 'verified: OK' "$out" &&
@@ -161,7 +167,7 @@ check "barrier: no player goes before all ten are ready" t_barrier
 check "queue: ten messages, each once, in order per consumer" t_queue
 check "joinable queue: join returns after all twelve tasks are done" t_joinable
 check "queue vs joinable: taken is not done; a dead consumer's job survives" t_queue_vs_joinable
-check "demo: a consumer is SIGKILLed and the total still verifies" t_demo
+check "demo: consumers killed holding a task and the Lock; requeued >= 1, repaired >= 1, total verifies" t_demo
 check "named workers: Boss, Process-2, Boss-service" t_named
 check "five workers run at the same time" t_five
 check "enumerate: three active children listed and joined" t_enumerate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_barrier.c — Barrier between processes: indices, reuse, timeout,
  * abort, reset, n_waiting, and a party killed while it waits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cond.c — Condition between processes: misuse, timeouts, notify(n)
  * and notify_all, wait_for, killed waiters and a notifier that dies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_core.c — errors, names, and the segment format: what every object
  * relies on when it is created or opened by name.

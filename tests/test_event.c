@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_event.c — Event between processes: set/clear/wait, timeouts, many
  * waiters, a set that is cleared again at once, and a killed waiter.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_lock.c — Lock between real processes: exclusion, timeouts, misuse,
  * and a holder that dies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c — Pool: map correctness over 10^5 items and several chunk
  * sizes, the initializer, maxtasksperchild, apply_async, worker death

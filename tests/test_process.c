@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_process.c — Process: names, exit codes, join with a timeout,
  * terminate and kill, daemon semantics at exit and on the parent's death,

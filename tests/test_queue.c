@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_queue.c — Queue and JoinableQueue between real processes: FIFO,
  * sizes, timeouts, limits, shutdown, bad input, task accounting, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rlock.c — RLock: nesting by the holder, exclusion of others, and a
  * holder that dies with a nested count.

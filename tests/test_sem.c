@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sem.c — Semaphore and BoundedSemaphore between processes.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * torture.c — producers and consumers SIGKILLed at random, replaced, and
  * every message accounted for afterwards.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core.h — libipc's platform layer, internal to the library.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crashpoint.c — named SIGKILL points for the crash suite.
  *

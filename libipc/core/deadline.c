@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deadline.c — relative timeouts turned into absolute CLOCK_MONOTONIC
  * deadlines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * futex.c — sleeping and waking on 32-bit words in shared memory.
  *

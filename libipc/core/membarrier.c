@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * membarrier.c — asymmetric memory barriers across processes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mutex.c — robust, process-shared pthread mutexes, and the one place that
  * handles a dead owner.

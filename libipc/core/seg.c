@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg.c — shared-memory segments: anonymous and named, with a header that
  * makes every segment a small self-describing file format.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c — Pool: worker processes fed through libipc queues.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * process.c — Process: a function run in a forked child, with a name, a
  * daemon flag, join with a timeout and an exit code.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c — the shared-memory queue backend: a crash-consistent ring of
  * variable-length byte messages for many producers and many consumers.

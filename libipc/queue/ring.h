@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.h — the shared-memory queue backend's segment layout and the
  * functions its three files share, internal. ring.c is the ring itself

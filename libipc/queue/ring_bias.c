@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring_bias.c — the queue's biased producer: puts without an atomic
  * read-modify-write while one producer has the queue to itself, revoked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring_joinable.c — the consumer side of a JoinableQueue: consumer slots
  * (a robust mutex each, held by the consumer thread for its lifetime),

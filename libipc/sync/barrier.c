@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * barrier.c — Barrier for `parties` processes, that notices dead parties.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cond.c — Condition: a condition variable with its own robust lock, built
  * on a futex sequence word instead of a process-shared pthread_cond_t.

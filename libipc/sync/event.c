@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event.c — Event: a flag processes wait on, with no lock at all.
  *

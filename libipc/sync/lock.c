@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lock.c — Lock (and, through rlock.c, RLock): a robust process-shared
  * pthread mutex in its own segment.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rlock.c — RLock: the Lock of lock.c with a recursive robust mutex.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sem.c — Semaphore and BoundedSemaphore without a lock.
  *

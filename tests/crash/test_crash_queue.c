@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_crash_queue.c — the crash-point suite for Queue and JoinableQueue.
  *

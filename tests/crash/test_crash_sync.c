@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_crash_sync.c — the crash-point suite for the core and the
  * synchronisation objects.
