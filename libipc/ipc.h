@@ -17,6 +17,11 @@
  *
  *   - Return 0 (or a count) on success and a negative IPC_E* code on
  *     failure. errno is never the error channel.
+ *   - One negative code means success: IPC_EOWNERDEAD, from the calls that
+ *     acquire a Lock, RLock or Condition lock, says "acquired, and its
+ *     previous holder died holding it". The caller holds the lock and must
+ *     release it; the usual `if (rc < 0) die()` would exit holding it. Test
+ *     with IPC_OK(rc) (below), or handle IPC_EOWNERDEAD first.
  *   - A NULL handle or a NULL out-pointer is IPC_EINVAL, never a crash.
  *   - timeout_ms: IPC_FOREVER (-1) blocks, IPC_NOWAIT (0) tries once and
  *     returns IPC_EAGAIN when it would block, a positive value waits at most
@@ -26,6 +31,32 @@
  *     the OOM killer). The others never deadlock and never see an object in
  *     a broken state; what each object does about the dead process is said
  *     in its section.
+ *   - Every ipc_X_new returns 0 | IPC_EINVAL (NULL out-pointer or a bad
+ *     argument the function names) | IPC_ENOMEM (no memory for the handle
+ *     or the mapping). Every ipc_X_open returns 0 | IPC_EINVAL (NULL
+ *     out-pointer, bad name, unknown flag bits, a bad argument the function
+ *     names) | IPC_ENOENT (no such object, and no IPC_CREATE) | IPC_EEXIST
+ *     (IPC_CREATE | IPC_EXCL and it exists) | IPC_EACCES (its permission
+ *     bits refuse the caller) | IPC_EPROTO (an object of another kind or
+ *     version, or a damaged one) | IPC_ENOMEM; a failing system call that
+ *     fits none of these (for example EMFILE, ENOSPC) comes back as its
+ *     negated errno, which ipc_strerror calls "unknown error". *x is NULL
+ *     after any failure. Every ipc_X_close accepts NULL and returns nothing.
+ *   - Strings libipc returns (ipc_strerror, ipc_err_name,
+ *     ipc_process_name, ipc_current_process_name) belong to libipc; never
+ *     free them. The first two are static. ipc_process_name's string lives
+ *     as long as its handle (until ipc_process_free); that of
+ *     ipc_current_process_name for the life of the process.
+ *   - Signal handlers: only ipc_event_set is async-signal-safe (an atomic
+ *     load and one system call; no lock, no allocation). Call nothing else
+ *     of libipc's from a signal handler: the others take locks or allocate.
+ *     A common pattern: the handler sets an Event, a thread waits on it.
+ *
+ * Requirements: Linux 5.3 or later (pidfds for Process and Pool; shared
+ * futexes and robust mutexes for everything; the biased queue producer uses
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), Linux 4.16, and falls back
+ * to locking without it), glibc 2.30 or later, a tmpfs /dev/shm for named
+ * objects. Without pidfds ipc_process_start returns IPC_ENOTSUP.
  *
  * Names: 1 to 200 characters of [A-Za-z0-9._-], with an optional leading
  * '/', not "." or "..". An object named "jobs" is the file
@@ -88,6 +119,22 @@ enum ipc_error {
 #undef IPC__ERR_ENUM
 };
 
+/* True when rc reports success: rc >= 0, or IPC_EOWNERDEAD (acquired; the
+ * previous holder died holding the lock, and the data it guards may need
+ * repair). The idiom for every call that acquires a lock:
+ *
+ *	int rc = ipc_lock_acquire(lk, IPC_FOREVER);
+ *	if (!IPC_OK(rc))
+ *		die(rc);                // not acquired
+ *	if (rc == IPC_EOWNERDEAD)
+ *		repair(data);           // acquired; the data may be
+ *half-updated
+ *	...
+ *	ipc_lock_release(lk);
+ *
+ * rc is evaluated twice. */
+#define IPC_OK(rc) ((rc) >= 0 || (rc) == IPC_EOWNERDEAD)
+
 /* A static English message for err ("unknown error" for unknown codes; 0 is
  * "success"). Never NULL. */
 IPC_API const char *ipc_strerror(int err);
@@ -110,8 +157,9 @@ IPC_API const char *ipc_err_name(int err);
 #define IPC_MODE_MASK 0777
 
 /* Remove a name. Processes that have the object open keep using it; a later
- * ipc_X_open of the name makes a new object. IPC_ENOENT if there is none,
- * IPC_EINVAL for a bad name. */
+ * ipc_X_open of the name makes a new object. 0 | IPC_ENOENT if there is none
+ * | IPC_EINVAL for a bad name | IPC_EPERM / IPC_EACCES when the caller may
+ * not remove it (/dev/shm lets only the owner remove a file). */
 IPC_API int ipc_unlink(const char *name);
 
 /* ------------------------------------------------------------------------
@@ -128,9 +176,10 @@ typedef struct ipc_lock ipc_lock;
 IPC_API int ipc_lock_new(ipc_lock **lk);
 IPC_API int ipc_lock_open(ipc_lock **lk, const char *name, int flags);
 
-/* 0 | IPC_EOWNERDEAD (acquired; the previous holder died holding it)
- *   | IPC_EAGAIN (IPC_NOWAIT and held) | IPC_ETIMEDOUT
- *   | IPC_EDEADLK (the calling thread already holds it) */
+/* 0 | IPC_EOWNERDEAD (acquired; the previous holder died holding it: a
+ *     success, see IPC_OK) | IPC_EAGAIN (IPC_NOWAIT and held)
+ *   | IPC_ETIMEDOUT | IPC_EDEADLK (the calling thread already holds it)
+ *   | IPC_EINVAL (NULL lk, bad timeout). */
 IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 
 /* 0 | IPC_EPERM when the calling thread does not hold it. */
@@ -139,8 +188,10 @@ IPC_API void ipc_lock_close(ipc_lock *lk);
 
 /* ------------------------------------------------------------------------
  * RLock — a Lock its holder may acquire again; it is free once released as
- * many times as acquired. Same returns as Lock; a dead holder's count is
- * dropped and the next acquirer gets IPC_EOWNERDEAD with a count of one.
+ * many times as acquired. Same returns as Lock, except that acquiring it
+ * again is 0, not IPC_EDEADLK; a dead holder's count is dropped and the
+ * next acquirer gets IPC_EOWNERDEAD (acquired: see IPC_OK) with a count of
+ * one.
  */
 typedef struct ipc_rlock ipc_rlock;
 
@@ -163,7 +214,10 @@ typedef struct ipc_event ipc_event;
 
 IPC_API int ipc_event_new(ipc_event **ev);
 IPC_API int ipc_event_open(ipc_event **ev, const char *name, int flags);
+/* Set the flag and wake every waiter. 0 (also when already set)
+ * | IPC_EINVAL (NULL ev). Async-signal-safe. */
 IPC_API int ipc_event_set(ipc_event *ev);
+/* Clear the flag. 0 (also when already clear) | IPC_EINVAL (NULL ev). */
 IPC_API int ipc_event_clear(ipc_event *ev);
 IPC_API bool ipc_event_is_set(ipc_event *ev); /* false for NULL */
 
@@ -186,7 +240,8 @@ typedef struct ipc_cond ipc_cond;
 IPC_API int ipc_cond_new(ipc_cond **c);
 IPC_API int ipc_cond_open(ipc_cond **c, const char *name, int flags);
 
-/* Same returns as ipc_lock_acquire. */
+/* Same returns as ipc_lock_acquire, IPC_EOWNERDEAD included (acquired: a
+ * holder of the Condition's lock died; see IPC_OK). */
 IPC_API int ipc_cond_acquire(ipc_cond *c, int timeout_ms);
 
 /* 0 | IPC_EPERM when the calling thread does not hold the lock. */
@@ -195,14 +250,16 @@ IPC_API int ipc_cond_release(ipc_cond *c);
 /* Release the lock, sleep until notified or timed out, reacquire the lock
  * (with no time limit, as Python does) and return:
  * 0 | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT) | IPC_EOWNERDEAD (notified or
- * timed out, and reacquiring found that a holder died with the lock)
- * | IPC_EPERM (the caller does not hold the lock; nothing happened). */
+ * timed out, and reacquiring found that a holder died with the lock; the
+ * caller holds it, see IPC_OK) | IPC_EPERM (the caller does not hold the
+ * lock; nothing happened). */
 IPC_API int ipc_cond_wait(ipc_cond *c, int timeout_ms);
 
 /* Wait until pred(arg) is true, evaluating it with the lock held: first
  * before any wait, then after each wake-up. 0 once it is true
  * | IPC_ETIMEDOUT (or IPC_EAGAIN) with it still false | IPC_EPERM | IPC_EINVAL
- * (NULL pred). IPC_EOWNERDEAD from a reacquire is returned at once. */
+ * (NULL pred). IPC_EOWNERDEAD from a reacquire is returned at once, with the
+ * lock held and pred not evaluated again (see IPC_OK). */
 IPC_API int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
 			      int timeout_ms);
 
@@ -272,10 +329,14 @@ IPC_API int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 /* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT, not last) */
 IPC_API int ipc_barrier_wait(ipc_barrier *b, int timeout_ms);
 
-/* Break it: current and future waiters get IPC_EBROKEN until reset. */
+/* Break it: current and future waiters get IPC_EBROKEN until reset.
+ * 0 (also when already broken) | IPC_EINVAL (NULL b)
+ * | IPC_ENOTRECOVERABLE (its internal state could not be repaired after a
+ * crash). */
 IPC_API int ipc_barrier_abort(ipc_barrier *b);
 
-/* Back to the empty, unbroken state; current waiters get IPC_EBROKEN. */
+/* Back to the empty, unbroken state; current waiters get IPC_EBROKEN.
+ * Same returns as ipc_barrier_abort. */
 IPC_API int ipc_barrier_reset(ipc_barrier *b);
 IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);	/* 0 for NULL */
 IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b); /* 0 for NULL */
@@ -303,7 +364,14 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  *
  * On a JoinableQueue, a consumer is the thread that first calls get on a
  * handle; its tasks are its own: task_done completes the oldest unfinished
- * task of that consumer (call it once per get, as in Python).
+ * task of that consumer (call it once per get, as in Python). Unlike
+ * Python's, task_done belongs to the thread that did the get: another
+ * thread (or process) cannot mark that task done, and its task_done is
+ * IPC_EINVAL when it got no task itself.
+ *
+ * Shutdown persists in the object: a named queue once shut down stays shut
+ * down for every process that opens it, later runs of the program included,
+ * until the name is unlinked (ipc_unlink) and the queue made again.
  */
 typedef struct ipc_queue ipc_queue;
 
@@ -330,9 +398,11 @@ IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
 
 /* Make or open a queue. name NULL: anonymous. attr NULL: defaults. Opening
  * an existing queue ignores attr's sizes (the queue keeps its own) except
- * `joinable`, which must match (else IPC_EINVAL). IPC_EINVAL for sizes out
- * of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a backend
- * this build lacks. */
+ * `joinable`, which must match: a Queue opened with a joinable attr, or a
+ * JoinableQueue opened with a non-NULL attr that is not, is IPC_EPROTO (an
+ * object of the other kind); a NULL attr accepts either. IPC_EINVAL for
+ * sizes out of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a
+ * backend this build lacks; the other codes of every ipc_X_open. */
 IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 			   const ipc_queue_attr *attr);
 
@@ -370,7 +440,9 @@ IPC_API bool ipc_queue_full(ipc_queue *q);  /* false for NULL */
 IPC_API long ipc_queue_unfinished(ipc_queue *q);
 
 /* Shut the queue down for every process: puts fail with IPC_ECLOSED, gets
- * return what is left and then IPC_ECLOSED; blocked callers wake. */
+ * return what is left and then IPC_ECLOSED; blocked callers wake. It cannot
+ * be undone, and a named queue stays shut down until unlinked (above).
+ * 0 (also when already shut down) | IPC_EINVAL (NULL q). */
 IPC_API int ipc_queue_shutdown(ipc_queue *q);
 
 /* Drop this handle. A JoinableQueue consumer's unfinished tasks are queued
@@ -419,12 +491,15 @@ IPC_API bool ipc_process_is_alive(ipc_process *p); /* false for NULL */
  * (still running) | IPC_EINVAL. */
 IPC_API int ipc_process_exitcode(ipc_process *p, int *code);
 
-/* Send SIGTERM / SIGKILL. 0 even if it has already ended. */
+/* Send SIGTERM / SIGKILL. 0 even if it has already ended | IPC_EINVAL
+ * (NULL p). */
 IPC_API int ipc_process_terminate(ipc_process *p);
 IPC_API int ipc_process_kill(ipc_process *p);
 
-IPC_API pid_t ipc_process_pid(ipc_process *p);	      /* -1 for NULL */
-IPC_API const char *ipc_process_name(ipc_process *p); /* "" for NULL */
+IPC_API pid_t ipc_process_pid(ipc_process *p); /* -1 for NULL */
+/* Its name; "" for NULL. The string lives as long as the handle: it is
+ * freed by ipc_process_free, so copy it to keep it longer. */
+IPC_API const char *ipc_process_name(ipc_process *p);
 IPC_API bool ipc_process_daemon(ipc_process *p);
 
 /* Release the handle. A process still running is detached: it runs on,
@@ -432,7 +507,8 @@ IPC_API bool ipc_process_daemon(ipc_process *p);
  * terminated) when this process exits. */
 IPC_API void ipc_process_free(ipc_process *p);
 
-/* "MainProcess" in a program's first process, else the child's name. */
+/* "MainProcess" in a program's first process, else the child's name. The
+ * string is libipc's and lives as long as the process. */
 IPC_API const char *ipc_current_process_name(void);
 
 /* Reap the children that have ended, then store up to cap handles of the
@@ -498,9 +574,12 @@ IPC_API ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap,
 IPC_API bool ipc_result_ready(ipc_result *r);
 IPC_API void ipc_result_free(ipc_result *r); /* before or after get */
 
-/* No more tasks; workers exit once the queued ones are done. */
+/* No more tasks; workers exit once the queued ones are done. 0 (also when
+ * already closed or terminated) | IPC_EINVAL (NULL pool). */
 IPC_API int ipc_pool_close(ipc_pool *pool);
-/* Stop now: kill the workers; pending results fail with IPC_ECLOSED. */
+/* Stop now: kill the workers (SIGKILL) and wait for them; pending results
+ * fail with IPC_ECLOSED. 0 (also when already terminated) | IPC_EINVAL
+ * (NULL pool). */
 IPC_API int ipc_pool_terminate(ipc_pool *pool);
 /* Wait for the workers to exit: 0 | IPC_EINVAL (neither closed nor
  * terminated). */

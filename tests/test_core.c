@@ -46,6 +46,18 @@ Test(core, error_names_and_messages_come_from_one_table)
 	cr_assert_lt(IPC_ECLOSED, -4095, "library codes sit far from errno");
 }
 
+Test(core, ipc_ok_counts_ownerdead_as_success_and_nothing_else_negative)
+{
+	cr_assert(IPC_OK(0));
+	cr_assert(IPC_OK(4096), "a length or count");
+	cr_assert(IPC_OK(IPC_EOWNERDEAD), "acquired; the holder died");
+#define T_NOT_OK(name, value, msg) \
+	cr_assert(!IPC_OK(name) || (name) == IPC_EOWNERDEAD, #name);
+	IPC_ERRORS(T_NOT_OK)
+#undef T_NOT_OK
+	cr_assert(!IPC_OK(-EMFILE), "a passed-through errno");
+}
+
 Test(core, bad_names_are_einval)
 {
 	char longname[300];

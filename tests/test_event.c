@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/time.h>
 
 #include "libipc/ipc.h"
 #include "tests/helpers.h"
@@ -47,6 +48,27 @@ Test(event, wait_on_clear_event_nowait_is_eagain_and_timeout_is_etimedout)
 	t0 = t_now_ms();
 	cr_assert_eq(ipc_event_wait(ev, 80), IPC_ETIMEDOUT);
 	cr_assert_geq(t_now_ms() - t0, 79);
+}
+
+static void set_from_handler(int sig)
+{
+	(void)sig;
+	ipc_event_set(ev); /* documented as async-signal-safe */
+}
+
+Test(event, set_from_a_signal_handler_wakes_a_waiting_thread)
+{
+	struct sigaction sa = { .sa_handler = set_from_handler };
+	struct itimerval it = { .it_value = { 0, 20000 } }; /* 20 ms, once */
+
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	/* The handler most likely interrupts this very wait, which must then
+	 * see the flag (or the signal lands first and the flag is set). */
+	cr_assert_eq(ipc_event_wait(ev, 10000), 0);
+	cr_assert(ipc_event_is_set(ev));
+	signal(SIGALRM, SIG_DFL);
 }
 
 Test(event, null_handles_are_einval)

@@ -338,12 +338,27 @@ Test(queue, named_queue_is_shared_and_kinds_are_checked)
 	char buf[8];
 
 	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, NULL), 0);
-	cr_assert_eq(ipc_queue_open(&other, name, 0, &joinable), IPC_EINVAL,
+	cr_assert_eq(ipc_queue_open(&other, name, 0, &joinable), IPC_EPROTO,
 		     "a plain queue is not joinable");
 	cr_assert_eq(ipc_event_open(&ev, name, 0), IPC_EPROTO);
 	cr_assert_eq(t_reap(t_spawn(named_put, NULL), 10000), 0);
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 5);
 	cr_assert_eq(memcmp(buf, "wake!", 5), 0);
+}
+
+Test(queue, a_joinable_queue_opened_as_a_plain_one_is_eproto)
+{
+	ipc_queue_attr plain = { .capacity = 8192 };
+	ipc_queue_attr joinable = { .joinable = true };
+	ipc_queue *other = NULL;
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, &joinable),
+		     0);
+	cr_assert_eq(ipc_queue_open(&other, name, 0, &plain), IPC_EPROTO);
+	cr_assert_null(other);
+	cr_assert_eq(ipc_queue_open(&other, name, 0, NULL), 0,
+		     "NULL attr accepts either kind");
+	ipc_queue_close(other);
 }
 
 struct handover {

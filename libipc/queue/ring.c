@@ -179,8 +179,10 @@ static int ring_check(const void *base, size_t size, const void *arg)
 	    ring_seg_size(&g, &slots_off, &data_off) > size ||
 	    slots_off != q->q_slots_off || data_off != q->q_data_off)
 		return -EPROTO;
+	/* A Queue opened as a JoinableQueue or the other way round: the
+	 * segment is sound but of the other kind. */
 	if (want->check_joinable && want->joinable != g.joinable)
-		return -EINVAL;
+		return -EPROTO;
 	return 0;
 }
 
