@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * barrier_players.c — Barrier between processes (the study note's ten
+ * barrier_players.c — Barrier between processes (the classic Python ten
  * players): the game starts only when all ten are ready.
  *
  * Each player gets ready in its own time and then waits at a Barrier of ten

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * condition_release.c — Condition between processes (the study note's
+ * condition_release.c — Condition between processes (the classic Python
  * "release version").
  *
  * Consumers wait until a producer has made the release; the producer then
- * wakes them all with notify_all. The note's Python version relies on
+ * wakes them all with notify_all. The Python version relies on
  * sleeps so that consumers are already waiting when notifyAll() runs — a
  * consumer that starts late would wait for ever. The robust pattern, used
  * here, is to wait for a *predicate* on shared state under the Condition's

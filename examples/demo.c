@@ -18,16 +18,19 @@
  *
  * The crash acts make the failure certain instead of leaving it to timing:
  *
- *   act 1 (--kill-one, --crash), a third of the way through: main asks for
- *     a victim; the next consumer to get a task announces the item it holds
- *     and stops there, between get and task_done; main SIGKILLs it. The
+ *   act 1 (--kill-one, --crash): the first consumer to get an item
+ *     numbered a third of the way through announces the item and stops
+ *     there, between get and task_done; main SIGKILLs it. The
  *     JoinableQueue queues that task again and another consumer does it.
- *   act 2 (--crash), two thirds of the way through: the next consumer to
- *     take the tally Lock adds its hash to the sum, announces itself and
- *     stops before it has counted the item; main SIGKILLs it holding the
- *     Lock with the tally half-updated. The next acquirer gets
- *     IPC_EOWNERDEAD and repairs the tally from its per-item records; the
- *     task the victim held is requeued as in act 1.
+ *   act 2 (--crash): the first consumer to record an item numbered two
+ *     thirds of the way through adds its hash to the sum under the tally
+ *     Lock, announces itself and stops before it has counted the item;
+ *     main SIGKILLs it holding the Lock with the tally half-updated. The
+ *     next acquirer gets IPC_EOWNERDEAD and repairs the tally from its
+ *     per-item records; the task the victim held is requeued as in act 1.
+ *
+ * The consumers pick the victims by item number, so each act happens in
+ * every run, however the processes are scheduled.
  *
  * A result already sent may come twice (at-least-once); main counts each
  * item once. The summary reports how many tasks were requeued and how many
@@ -60,14 +63,15 @@ struct tally {
 	uint64_t sum;
 	uint32_t count;
 	uint32_t repairs;
-	_Atomic uint32_t next_id;    /* producers take numbers from here */
-	_Atomic uint32_t requeued;   /* items got a second time */
-	_Atomic int32_t victim_act;  /* act main asks a consumer to stop in */
-	_Atomic int32_t victim_pid;  /* set by the consumer that stopped */
-	_Atomic int32_t victim_item; /* the task it holds */
-	_Atomic int32_t *got_by;     /* [items]: pid of the last getter */
-	uint8_t *done;		     /* [items] */
-	uint64_t *ck;		     /* [items] */
+	_Atomic uint32_t next_id;	/* producers take numbers from here */
+	_Atomic uint32_t requeued;	/* items got a second time */
+	int32_t acts;			/* crash acts to play, 0..2 */
+	_Atomic int32_t claimed[3];	/* [act]: a consumer took the part */
+	_Atomic int32_t victim_pid[3];	/* [act]: set once it has stopped */
+	_Atomic int32_t victim_item[3]; /* [act]: the task it holds */
+	_Atomic int32_t *got_by;	/* [items]: pid of the last getter */
+	uint8_t *done;			/* [items] */
+	uint64_t *ck;			/* [items] */
 };
 
 static uint32_t n_items = 200000;
@@ -127,17 +131,18 @@ static void repair_tally(void)
 	tally->repairs++;
 }
 
-/* A crash act: if main asked for a victim in this act and no other consumer
- * has volunteered, announce the task held and stop here until main's
- * SIGKILL arrives. */
+/* Crash act `act` (1 or 2) at item id: the first consumer to get there
+ * with an item at least act thirds of the way through plays the victim.
+ * It announces the task it holds and stops until main's SIGKILL. */
 static void maybe_stop_for_act(int act, uint32_t id)
 {
-	int32_t want = act;
+	int32_t no = 0;
 
-	if (!atomic_compare_exchange_strong(&tally->victim_act, &want, 0))
+	if (act > tally->acts || id < n_items / 3 * (uint32_t)act ||
+	    !atomic_compare_exchange_strong(&tally->claimed[act], &no, 1))
 		return;
-	atomic_store(&tally->victim_item, (int32_t)id);
-	atomic_store(&tally->victim_pid, (int32_t)getpid());
+	atomic_store(&tally->victim_item[act], (int32_t)id);
+	atomic_store(&tally->victim_pid[act], (int32_t)getpid());
 	for (;;)
 		pause(); /* main's SIGKILL ends this */
 }
@@ -201,20 +206,12 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Ask for a victim for crash act `act`: the next consumer to reach that
- * act's point stops there (maybe_stop_for_act). */
-static void request_victim(int act)
-{
-	atomic_store(&tally->victim_pid, 0);
-	atomic_store(&tally->victim_act, act);
-}
-
-/* If the requested victim has stopped at its point, SIGKILL it and return
- * 1; else 0. */
+/* If act's victim has stopped at its point, SIGKILL it and return 1;
+ * else 0. */
 static int kill_victim(ipc_process **cons, int n_cons, int act, uint32_t got,
 		       bool tty)
 {
-	int32_t pid = atomic_load(&tally->victim_pid);
+	int32_t pid = atomic_load(&tally->victim_pid[act]);
 
 	if (pid == 0)
 		return 0;
@@ -224,14 +221,14 @@ static int kill_victim(ipc_process **cons, int n_cons, int act, uint32_t got,
 		ipc_process_kill(cons[i]);
 		ex_join(cons[i]);
 		cons[i] = NULL;
-		atomic_store(&tally->victim_pid, 0);
+		atomic_store(&tally->victim_pid[act], -1); /* done */
 		printf("%s  -- act %d: SIGKILLed consumer-%d (pid %d) at %u "
 		       "items, %s item %d\n",
 		       tty ? "\n" : "", act, i, (int)pid, got,
 		       act == 1 ? "holding the task of"
 				: "holding the tally Lock, half-way through "
 				  "recording",
-		       (int)atomic_load(&tally->victim_item));
+		       (int)atomic_load(&tally->victim_item[act]));
 		return 1;
 	}
 	fprintf(stderr, "demo: the victim pid %d is not a consumer\n",
@@ -262,7 +259,7 @@ static void progress(uint32_t got, double t0, bool tty, bool final)
 int main(int argc, char **argv)
 {
 	int n_prod = 2, n_cons = 4;
-	int acts = 0, act = 0; /* crash acts asked for / done */
+	int acts = 0, killed = 0; /* crash acts wanted / played */
 	bool tty = isatty(STDOUT_FILENO);
 	ipc_process *prod[MAX_WORKERS], *cons[MAX_WORKERS];
 	uint32_t got = 0, dups = 0;
@@ -305,6 +302,7 @@ int main(int argc, char **argv)
 	ex_check(ipc_event_new(&go), "event");
 	ex_check(ipc_lock_new(&tally_lock), "lock");
 	tally = shared(sizeof(*tally));
+	tally->acts = acts;
 	tally->done = shared(n_items);
 	tally->got_by = shared(n_items * sizeof(int32_t));
 	tally->ck = shared(n_items * sizeof(uint64_t));
@@ -338,20 +336,21 @@ int main(int argc, char **argv)
 		} else if (n != IPC_ETIMEDOUT) {
 			ex_check((int)n, "get result");
 		}
-		/* Act k starts once k thirds of the items are in. */
-		if (act < acts && atomic_load(&tally->victim_act) == 0 &&
-		    atomic_load(&tally->victim_pid) == 0 &&
-		    got >= n_items / 3 * (uint32_t)(act + 1))
-			request_victim(act + 1);
-		if (act < acts && kill_victim(cons, n_cons, act + 1, got, tty))
-			act++;
+		for (int a = 1; a <= acts; a++)
+			if (atomic_load(&tally->victim_pid[a]) > 0)
+				killed +=
+					kill_victim(cons, n_cons, a, got, tty);
 		if (now_s() - last > (tty ? 0.1 : 1.0)) {
 			last = now_s();
 			progress(got, t0, tty, false);
 		}
 	}
-	if (act < acts) {
-		fprintf(stderr, "demo: crash act %d never happened\n", act + 1);
+	if (killed < acts) { /* cannot happen: a consumer gets every item */
+		fprintf(stderr, "demo: only %d of %d crash acts happened\n",
+			killed, acts);
+		ipc_queue_shutdown(work);
+		for (int i = 0; i < n_cons; i++)
+			ipc_process_kill(cons[i]);
 		return 1;
 	}
 	ex_check(ipc_queue_join(work, 10000), "join");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * enumerate_children.c — listing and joining the active children (the
- * note's threading.enumerate() example, for processes), with log lines
+ * classic threading.enumerate() example, for processes), with log lines
  * that carry the process name and pid.
  */
 #include "example.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * event_monkey.c — Event between processes (the study note's "monkey" and
+ * event_monkey.c — Event between processes (the classic Python "monkey" and
  * "autotest").
  *
  * The monkey process must not start before the autotest process has done

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * example.h — what the examples share: logging in the study note's format
+ * example.h — what the examples share: logging in the classic Python examples'
+ * format
  * ("[name pid] - message", one write() per line so lines from many
  * processes never interleave), starting named child processes, and dying
  * with a clear message on an unexpected error.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * five_workers.c — five processes that each sleep 300 ms take about 300 ms
- * in all, not 1.5 s: they run at the same time (the note's @spend_time).
+ * in all, not 1.5 s: they run at the same time (the Python version's
+ * @spend_time).
  *
  * To show it without trusting the clock alone, each worker counts itself in
  * shared memory when it starts and notes how many were running: the last

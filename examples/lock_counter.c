@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lock_counter.c — Lock between processes (the study note's Counter).
+ * lock_counter.c — Lock between processes (the classic Python Counter).
  *
  * Two worker processes increment one counter that lives in shared memory.
  * The increment is a read, an add and a write: without the Lock, two
  * processes can read the same value and one increment is lost. Each worker
- * does a couple of slow, logged increments like the note, then a burst of
- * 100000 to make lost updates impossible to miss; the total is exact.
+ * does a couple of slow, logged increments like the Python version, then a
+ * burst of 100000 to make lost updates impossible to miss; the total is exact.
  *
  * If a worker died holding the lock, the next acquire would return
  * IPC_EOWNERDEAD — with the lock held — so the counter could be checked

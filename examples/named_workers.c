@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * named_workers.c — naming processes (the study note's first example).
+ * named_workers.c — naming processes (the classic Python first example).
  *
  * A name set at start ("Boss", "Boss-service") shows in every log line and
  * in ps/top; without one, libipc numbers processes like Python does

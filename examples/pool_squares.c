@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool_squares.c — Pool.map of squares with an initializer (the study
- * note's Pool example).
+ * pool_squares.c — Pool.map of squares with an initializer (the
+ * classic Pool example).
  *
  * A Pool keeps a fixed number of worker processes. Think of a bank with a
  * few counters: the workers are the counters, the tasks are customers. When

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * queue_basic.c — Queue between processes (the study note's "pass
+ * queue_basic.c — Queue between processes (the classic Python "pass
  * messages between processes").
  *
  * One producer process puts ten messages; two consumer processes get them

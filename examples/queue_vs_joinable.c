@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * queue_vs_joinable.c — what is the difference between Queue and
- * JoinableQueue? (The question the study note leaves open.)
+ * JoinableQueue? (A question Python's documentation leaves open.)
  *
  * A Queue only moves messages: once a consumer has *taken* a message the
  * queue forgets it. A JoinableQueue also tracks each message until a

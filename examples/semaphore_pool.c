@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * semaphore_pool.c — Semaphore between processes (the study note's
+ * semaphore_pool.c — Semaphore between processes (the classic Python
  * RecordPool): ten workers, at most three at work at once.
  *
  * A BoundedSemaphore(3) admits three holders; the fourth blocks until one
