@@ -39,9 +39,11 @@
  *     (IPC_CREATE | IPC_EXCL and it exists) | IPC_EACCES (its permission
  *     bits refuse the caller) | IPC_EPROTO (an object of another kind or
  *     version, or a damaged one) | IPC_ENOMEM; a failing system call that
- *     fits none of these (for example EMFILE, ENOSPC) comes back as its
- *     negated errno, which ipc_strerror calls "unknown error". *x is NULL
- *     after any failure. Every ipc_X_close accepts NULL and returns nothing.
+ *     fits none of these (for example EMFILE) comes back as its negated
+ *     errno, which ipc_strerror calls "unknown error". After a failure *x
+ *     holds no handle: it is NULL, or left as it was when the arguments
+ *     were refused before any work. Every ipc_X_close accepts NULL and
+ *     returns nothing.
  *   - Strings libipc returns (ipc_strerror, ipc_err_name,
  *     ipc_process_name, ipc_current_process_name) belong to libipc; never
  *     free them. The first two are static. ipc_process_name's string lives
