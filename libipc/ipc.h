@@ -70,6 +70,7 @@ extern "C" {
 	X(IPC_EEXIST, -17, "object already exists")                        \
 	X(IPC_EDEADLK, -35, "the calling thread already holds it")         \
 	X(IPC_EINVAL, -22, "invalid argument")                             \
+	X(IPC_ENOSPC, -28, "a system limit on the number of objects")      \
 	X(IPC_ENOTSUP, -95, "operation not supported")                     \
 	X(IPC_EMSGSIZE, -90, "message too long")                           \
 	X(IPC_EPROTO, -71, "not a libipc object of this kind and version") \
@@ -307,7 +308,47 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
 typedef struct ipc_queue ipc_queue;
 
 #define IPC_BACKEND_SHM 0    /* shared-memory ring (default) */
-#define IPC_BACKEND_MQUEUE 1 /* POSIX message queue (not in this release) */
+#define IPC_BACKEND_MQUEUE 1 /* POSIX message queue, see below */
+
+/* The POSIX mqueue backend (attr.backend = IPC_BACKEND_MQUEUE).
+ *
+ * The queue named "jobs" is the POSIX message queue "/libipc.jobs" (see
+ * mq_overview(7)) plus a small companion object, the file
+ * /dev/shm/libipc.jobs (kind "mqueue"), holding the shutdown flag and the
+ * JoinableQueue accounting. Each message is one mq message holding exactly
+ * the message bytes, sent at priority 0, so programs that use mq_send and
+ * mq_receive on "/libipc.jobs" interoperate both ways. Creating a queue
+ * whose mq a plain program already made adopts that mq and its sizes. An
+ * anonymous queue (name NULL) uses an mq that has no name. ipc_unlink
+ * removes both the companion and the mq.
+ *
+ * Sizes: maxsize is the mq's mq_maxmsg (0: /proc/sys/fs/mqueue/msg_default),
+ * max_msg_size its mq_msgsize (0: msgsize_default); capacity is ignored.
+ * System limits are refused at open, never truncated:
+ *   maxsize over /proc/sys/fs/mqueue/msg_max           IPC_EINVAL
+ *   max_msg_size over /proc/sys/fs/mqueue/msgsize_max  IPC_EMSGSIZE
+ *   queues_max message queues exist already            IPC_ENOSPC
+ *   RLIMIT_MSGQUEUE (bytes of mq per user) exceeded    IPC_ENOMEM
+ * (a process with CAP_SYS_RESOURCE may exceed the first three, up to the
+ * kernel's hard limits, as mq_open(3) says).
+ *
+ * Semantics are those of the shm queue, with these differences, all from
+ * what the kernel offers:
+ *   - ipc_queue_get with cap below max_msg_size is IPC_EMSGSIZE whatever
+ *     the next message's length (the kernel's rule for mq_receive); the
+ *     message stays queued. ipc_queue_get_alloc always fits.
+ *   - Blocked callers notice a shutdown within about a tenth of a second.
+ *   - A put or get is one atomic system call: a producer killed at any
+ *     point put the message or did not. A consumer killed after the kernel
+ *     handed it a message, and before its get returned, loses that message.
+ *   - JoinableQueue: unfinished counts the messages in the mq plus the
+ *     tasks consumers got and have not task_done'd, so plain mq_send
+ *     producers and mq_receive consumers keep it true (a message taken by
+ *     a plain mq_receive counts as done). A consumer that dies (or closes
+ *     its handle) holding tasks cannot give them back, their bytes having
+ *     left the kernel: they are dropped from the count, so join() never
+ *     hangs on a dead consumer, but they are not queued again.
+ */
 
 typedef struct ipc_queue_attr {
 	size_t maxsize;	 /* most messages held; 0: only capacity bounds it */
@@ -315,7 +356,7 @@ typedef struct ipc_queue_attr {
 			    at least 4 KiB); 0: 1 MiB */
 	size_t max_msg_size; /* largest message; 0: capacity / 4 */
 	bool joinable;	     /* task_done()/join() allowed */
-	int backend;	     /* IPC_BACKEND_SHM */
+	int backend;	     /* IPC_BACKEND_SHM or IPC_BACKEND_MQUEUE */
 	unsigned mode; /* named: permission bits; 0: from flags, or 0600 */
 } ipc_queue_attr;
 
@@ -330,8 +371,10 @@ IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
 /* Make or open a queue. name NULL: anonymous. attr NULL: defaults. Opening
  * an existing queue ignores attr's sizes (the queue keeps its own) except
  * `joinable`, which must match (else IPC_EINVAL). IPC_EINVAL for sizes out
- * of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a backend
- * this build lacks. */
+ * of range or max_msg_size + 8 over capacity, or an unknown backend;
+ * IPC_EPROTO for a name that holds a queue of the other backend (or
+ * another kind of object); the mqueue backend's own errors are listed
+ * above. */
 IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 			   const ipc_queue_attr *attr);
 
@@ -506,6 +549,67 @@ IPC_API int ipc_pool_terminate(ipc_pool *pool);
 IPC_API int ipc_pool_join(ipc_pool *pool);
 /* Terminate if still running, and release everything. */
 IPC_API void ipc_pool_free(ipc_pool *pool);
+
+/* ------------------------------------------------------------------------
+ * Named objects: who has them open, and removing the abandoned ones.
+ *
+ * Every open handle of a named object (ipc_X_open, an mqueue-backend
+ * queue's companion segment included) holds a lock that the kernel drops
+ * when the handle is closed, when the process execs, and when it dies by
+ * any means, SIGKILL included; a forked child shares its parent's handle
+ * and keeps it counted while either lives. Each open handle costs one file
+ * descriptor. The count never relies on process ids.
+ */
+
+/* What ipc_stat reports. Fields that do not apply are 0, or -1 where
+ * stated. */
+typedef struct ipc_object_info {
+	int kind;	     /* IPC_KIND_*; 0 when problem is set */
+	const char *problem; /* NULL for a sound object, else a static phrase:
+				"foreign" (not a libipc file), "truncated",
+				"other ABI version", "unfinished", "unknown
+				kind", "not a regular file" */
+	unsigned long long size;       /* bytes of the file */
+	unsigned mode;		       /* permission bits */
+	uid_t uid;		       /* owner */
+	pid_t creator_pid;	       /* informational: may be long gone */
+	unsigned long long created_ns; /* CLOCK_REALTIME at creation */
+	int users;	/* live open handles; -1 if unknown (foreign) */
+	long mq_depth;	/* IPC_KIND_MQUEUE: messages waiting, else -1 */
+	long mq_maxmsg; /* IPC_KIND_MQUEUE: the mq's limits, else -1 */
+	long mq_msgsize;
+} ipc_object_info;
+
+#define IPC_KIND_LOCK 1
+#define IPC_KIND_RLOCK 2
+#define IPC_KIND_EVENT 3
+#define IPC_KIND_COND 4
+#define IPC_KIND_SEM 5
+#define IPC_KIND_BARRIER 6
+#define IPC_KIND_QUEUE 7
+#define IPC_KIND_MQUEUE 8 /* a queue with IPC_BACKEND_MQUEUE */
+
+/* "lock", "rlock", "event", "cond", "sem", "barrier", "queue", "mqueue";
+ * "unknown" otherwise. Never NULL. */
+IPC_API const char *ipc_kind_name(int kind);
+
+/* Describe the named object without opening it as a user: it reads the
+ * file's header with pread, never maps it, never takes or waits for any of
+ * the object's locks, and is safe on corrupt, truncated and foreign files.
+ * 0 (info filled) | IPC_EPROTO (the file is not a sound libipc object;
+ * info->problem says why, and the file's size, mode and owner are filled)
+ * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). The
+ * caller's own open handles count among info->users. */
+IPC_API int ipc_stat(const char *name, ipc_object_info *info);
+
+/* Remove the name if no live process has the object open, atomically with
+ * respect to processes opening it at the same moment: such an opener either
+ * counts (and the name stays) or finds the name gone and, with IPC_CREATE,
+ * makes a new object. An mqueue-backend queue loses its message queue too
+ * (a plain mq_open user of that queue is not counted).
+ * 0 (removed) | IPC_EBUSY (in use, or being opened) | IPC_ENOENT
+ * | IPC_EPROTO (not a libipc file: left alone) | IPC_EACCES | IPC_EINVAL. */
+IPC_API int ipc_unlink_unused(const char *name);
 
 #ifdef __cplusplus
 }

@@ -173,6 +173,7 @@ enum ipc__kind {
 	IPC__KIND_SEM = 5,
 	IPC__KIND_BARRIER = 6,
 	IPC__KIND_QUEUE = 7,
+	IPC__KIND_MQUEUE = 8, /* the companion segment of a POSIX mq queue */
 };
 
 struct ipc__seg_hdr {
@@ -202,6 +203,7 @@ struct ipc__seg_type {
 struct ipc__seg {
 	void *base;  /* the mapping; base starts with struct ipc__seg_hdr */
 	size_t size; /* bytes mapped */
+	int fd;	     /* named: the file, holding our user slot (users.c); -1 */
 };
 
 /* An anonymous segment shared with children forked later. */
@@ -221,6 +223,30 @@ void ipc__seg_close(struct ipc__seg *seg);
  * -EINVAL for a bad name. */
 int ipc__name_path(const char *name, char *path, size_t cap);
 #define IPC__PATH_MAX 256
+
+/* ------------------------------------------------------------------------
+ * Users of named segments (users.c): every open file description of a
+ * named segment holds an OFD lock on one byte of a slot range far past the
+ * end of the file; the kernel drops it when the last descriptor of that
+ * description closes, in particular when the process dies.
+ */
+
+/* Take a user slot on fd. path NULL: fd is a creator's unnamed file, not
+ * linked yet. Otherwise, after the slot is held, check that path still
+ * names fd's file: -ENOENT if a concurrent ipc_unlink_unused removed it
+ * (the caller closes fd and looks the name up again). */
+int ipc__users_join(int fd, const char *path);
+
+/* Open file descriptions holding a user slot on fd's file, the caller's
+ * own description excepted; or a negative errno. Never blocks. */
+int ipc__users_count(int fd);
+
+/* "/libipc.<name>" for the POSIX message queue of a libipc name.
+ * -EINVAL for a bad name. */
+int ipc__mq_name(const char *name, char *mqname, size_t cap);
+
+/* mq_unlink the message queue of a libipc name: 0 or a negative errno. */
+int ipc__mq_unlink(const char *name);
 
 /* ------------------------------------------------------------------------
  * Crash points: in a build configured with --enable-crashpoints,

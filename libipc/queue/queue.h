@@ -42,4 +42,9 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 		   const ipc_queue_attr *attr);
 extern const struct ipc__queue_ops ipc__ring_ops;
 
+/* The POSIX message queue backend (mqueue.c). */
+int ipc__mq_open(void **impl, const char *name, int flags,
+		 const ipc_queue_attr *attr);
+extern const struct ipc__queue_ops ipc__mq_ops;
+
 #endif /* LIBIPC_QUEUE_H */

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * users.c — who has a named object open, asked of the kernel.
+ *
+ * Every open file description of a named segment holds one open-file-
+ * description lock (F_OFD_SETLK) on one byte of the slot range
+ * [USERS_BASE, USERS_BASE + USERS_MAX), far past the end of any segment
+ * (locks may lie beyond end of file and never touch the data). The kernel
+ * drops an OFD lock when the last descriptor of its description closes —
+ * at ipc_X_close, at exec (the descriptor is close-on-exec), and when the
+ * process dies by any means — so a count of the locks held is a count of
+ * live openers, with no pid guessing. A forked child shares its parent's
+ * description, and with it the slot: the object is in use while either
+ * lives. Counting is F_OFD_GETLK, which never blocks.
+ *
+ * Removing an unused name must be race-free against a process opening it
+ * at that moment: the opener has looked the name up but not taken its slot
+ * yet. One more byte, the gate, settles it. An opener takes a shared lock
+ * on the gate (waiting, briefly), then its slot, then drops the gate and
+ * checks that the name still leads to its file. A remover takes the gate
+ * exclusively without waiting (a busy gate means "in use"), counts, and
+ * unlinks only while it holds the gate and the count is zero. Either the
+ * opener's slot was visible before the count, or the opener waited behind
+ * the gate until the name was gone and finds its file unlinked, and looks
+ * the name up again. A creator takes its slot on its unnamed file before
+ * linking it, so a new object is never seen with no users.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libipc/core/core.h"
+
+#define USERS_BASE ((off_t)1 << 62)
+#define USERS_MAX 65536
+#define USERS_GATE (USERS_BASE - 1)
+
+static int ofd_lock(int fd, int cmd, short type, off_t start, off_t len)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	fl.l_start = start;
+	fl.l_len = len;
+	while (fcntl(fd, cmd, &fl) != 0) {
+		if (errno != EINTR)
+			return errno == EACCES ? -EAGAIN : -errno;
+	}
+	return 0;
+}
+
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int ipc__users_join(int fd, const char *path)
+{
+	int rc = ofd_lock(fd, F_OFD_SETLKW, F_RDLCK, USERS_GATE, 1);
+
+	if (rc != 0)
+		return rc;
+	rc = -EBUSY;
+	for (off_t i = 0; i < USERS_MAX && rc == -EBUSY; i++) {
+		rc = ofd_lock(fd, F_OFD_SETLK, F_WRLCK, USERS_BASE + i, 1);
+		if (rc == -EAGAIN)
+			rc = -EBUSY;
+	}
+	ofd_lock(fd, F_OFD_SETLK, F_UNLCK, USERS_GATE, 1);
+	if (rc == 0 && path != NULL && !same_file(fd, path))
+		rc = -ENOENT;
+	return rc;
+}
+
+/* Count the locks in [from, to) that conflict with a write lock. GETLK
+ * reports one conflicting lock, not necessarily the lowest, so the range is
+ * split around each one found; the pending ranges never outnumber the
+ * locks found plus one. */
+int ipc__users_count(int fd)
+{
+	off_t(*stack)[2] = malloc(sizeof(*stack) * 64);
+	size_t depth = 0, cap = 64;
+	int n = 0;
+
+	if (stack == NULL)
+		return -ENOMEM;
+	stack[depth][0] = USERS_BASE;
+	stack[depth++][1] = USERS_BASE + USERS_MAX;
+	while (depth > 0) {
+		off_t from = stack[depth - 1][0], to = stack[depth - 1][1];
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+		depth--;
+		fl.l_start = from;
+		fl.l_len = to - from;
+		if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+			n = -errno;
+			break;
+		}
+		if (fl.l_type == F_UNLCK)
+			continue;
+		n++;
+		if (depth + 2 > cap) {
+			void *grown = realloc(stack, sizeof(*stack) * cap * 2);
+			if (grown == NULL) {
+				n = -ENOMEM;
+				break;
+			}
+			stack = grown;
+			cap *= 2;
+		}
+		/* A slot is one byte; clamp in case a foreign lock is wider. */
+		if (fl.l_start > from) {
+			stack[depth][0] = from;
+			stack[depth++][1] = fl.l_start < to ? fl.l_start : to;
+		}
+		off_t end = fl.l_len == 0 ? to : fl.l_start + fl.l_len;
+		if (end < to) {
+			stack[depth][0] = end > from ? end : from + 1;
+			stack[depth++][1] = to;
+		}
+	}
+	free(stack);
+	return n;
+}
+
+int ipc__mq_name(const char *name, char *mqname, size_t cap)
+{
+	char path[IPC__PATH_MAX];
+	int rc = ipc__name_path(name, path, sizeof(path));
+
+	if (rc != 0)
+		return rc;
+	/* path is "/dev/shm/libipc.<name>": the mq is "/libipc.<name>". */
+	if ((size_t)snprintf(mqname, cap, "%s", path + strlen("/dev/shm")) >=
+	    cap)
+		return -EINVAL;
+	return 0;
+}
+
+int ipc__mq_unlink(const char *name)
+{
+	char mqname[IPC__PATH_MAX];
+	int rc = ipc__mq_name(name, mqname, sizeof(mqname));
+
+	if (rc != 0)
+		return rc;
+	return mq_unlink(mqname) == 0 ? 0 : -errno;
+}
+
+/* ------------------------------------------------------------------------
+ * ipc_stat and ipc_unlink_unused: read a named file's header with pread
+ * (never mmap: a truncated file cannot fault us) and count its users.
+ */
+static const char *const kind_names[] = {
+	[IPC__KIND_LOCK] = "lock",   [IPC__KIND_RLOCK] = "rlock",
+	[IPC__KIND_EVENT] = "event", [IPC__KIND_COND] = "cond",
+	[IPC__KIND_SEM] = "sem",     [IPC__KIND_BARRIER] = "barrier",
+	[IPC__KIND_QUEUE] = "queue", [IPC__KIND_MQUEUE] = "mqueue",
+};
+
+const char *ipc_kind_name(int kind)
+{
+	if (kind <= 0 ||
+	    (size_t)kind >= sizeof(kind_names) / sizeof(*kind_names))
+		return "unknown";
+	return kind_names[kind];
+}
+
+/* Judge the header: NULL if it is a finished object of this ABI, else
+ * what is wrong. */
+static const char *hdr_problem(const struct ipc__seg_hdr *h, ssize_t got,
+			       off_t file_size)
+{
+	if (got < (ssize_t)sizeof(*h))
+		return h->h_magic == IPC__MAGIC && got >= 4 ? "truncated"
+							    : "foreign";
+	if (h->h_magic != IPC__MAGIC)
+		return "foreign";
+	if (h->h_abi != IPC__ABI_VERSION)
+		return "other ABI version";
+	if (h->h_init != IPC__INIT_READY)
+		return "unfinished";
+	if (h->h_kind == 0 || h->h_kind > IPC__KIND_MQUEUE)
+		return "unknown kind";
+	if (h->h_size > (uint64_t)file_size || h->h_size < sizeof(*h))
+		return "truncated";
+	return NULL;
+}
+
+static void mq_depth(const char *name, ipc_object_info *info)
+{
+	char mqname[IPC__PATH_MAX];
+	struct mq_attr a;
+	mqd_t mq;
+
+	if (ipc__mq_name(name, mqname, sizeof(mqname)) != 0)
+		return;
+	mq = mq_open(mqname, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (mq == (mqd_t)-1)
+		return;
+	if (mq_getattr(mq, &a) == 0) {
+		info->mq_depth = a.mq_curmsgs;
+		info->mq_maxmsg = a.mq_maxmsg;
+		info->mq_msgsize = a.mq_msgsize;
+	}
+	mq_close(mq);
+}
+
+/* Open path without following links or blocking, fill the file's facts
+ * and the header's; *fdp keeps the descriptor. */
+static int stat_fd(const char *name, const char *path, int oflags,
+		   ipc_object_info *info, int *fdp)
+{
+	struct ipc__seg_hdr h;
+	struct stat st;
+	ssize_t got;
+	int fd;
+
+	memset(info, 0, sizeof(*info));
+	info->users = -1;
+	info->mq_depth = info->mq_maxmsg = info->mq_msgsize = -1;
+	fd = open(path, oflags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EPROTO : -errno;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		info->problem = "not a regular file";
+		close(fd);
+		return -EPROTO;
+	}
+	info->size = (uint64_t)st.st_size;
+	info->mode = st.st_mode & 07777;
+	info->uid = st.st_uid;
+	memset(&h, 0, sizeof(h));
+	got = pread(fd, &h, sizeof(h), 0);
+	info->problem = hdr_problem(&h, got, st.st_size);
+	if (info->problem == NULL || h.h_magic == IPC__MAGIC) {
+		int n = ipc__users_count(fd);
+		info->users = n >= 0 ? n : -1;
+	}
+	*fdp = fd;
+	if (info->problem != NULL)
+		return -EPROTO;
+	info->kind = h.h_kind;
+	info->creator_pid = h.h_creator_pid;
+	info->created_ns = h.h_created_ns;
+	if (h.h_kind == IPC__KIND_MQUEUE)
+		mq_depth(name, info);
+	return 0;
+}
+
+int ipc_stat(const char *name, ipc_object_info *info)
+{
+	char path[IPC__PATH_MAX];
+	int fd = -1, rc;
+
+	if (info == NULL)
+		return -EINVAL;
+	rc = ipc__name_path(name, path, sizeof(path));
+	if (rc != 0)
+		return rc;
+	rc = stat_fd(name, path, O_RDONLY, info, &fd);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int ipc_unlink_unused(const char *name)
+{
+	char path[IPC__PATH_MAX];
+	ipc_object_info info;
+	int fd = -1, rc;
+
+	rc = ipc__name_path(name, path, sizeof(path));
+	if (rc != 0)
+		return rc;
+	rc = stat_fd(name, path, O_RDWR, &info, &fd);
+	/* Ours but damaged: removable when unused. Another ABI version may
+	 * count its users differently: left alone. */
+	if (rc == -EPROTO && info.users >= 0 &&
+	    strcmp(info.problem, "other ABI version") != 0)
+		rc = 0;
+	if (rc != 0)
+		goto out;
+	/* The gate, exclusively and without waiting: an opener between its
+	 * lookup and its slot holds it shared. */
+	rc = ofd_lock(fd, F_OFD_SETLK, F_WRLCK, USERS_GATE, 1);
+	if (rc == -EAGAIN)
+		rc = -EBUSY;
+	if (rc != 0)
+		goto out;
+	rc = ipc__users_count(fd);
+	if (rc > 0)
+		rc = -EBUSY;
+	else if (rc == 0 && !same_file(fd, path))
+		rc = -ENOENT; /* removed or replaced meanwhile */
+	else if (rc == 0 && unlink(path) != 0)
+		rc = -errno;
+	if (rc == 0 && info.kind == IPC__KIND_MQUEUE)
+		ipc__mq_unlink(name);
+out:
+	if (fd >= 0)
+		close(fd); /* drops the gate */
+	return rc;
+}

@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mqueue.c — the POSIX message queue backend (IPC_BACKEND_MQUEUE).
+ *
+ * Each message is one POSIX mq message holding exactly the message bytes,
+ * sent with priority 0, so a program that uses mq_send / mq_receive on
+ * "/libipc.<name>" interoperates both ways. The kernel keeps the messages;
+ * a put or get is one system call, atomic against SIGKILL. What the kernel
+ * cannot hold lives in a small companion segment, the named shm object
+ * "libipc.<name>" of kind IPC__KIND_MQUEUE: the shutdown flag, the mq's
+ * real limits, and the JoinableQueue accounting.
+ *
+ * Waiting. The descriptor is non-blocking; a caller that would block polls
+ * it (an mqd_t is a file descriptor on Linux) for at most IPC__RECHECK_MS at
+ * a time and then looks at the shutdown flag and its deadline again, so a
+ * shutdown reaches blocked callers within that time. Nothing spins.
+ *
+ * JoinableQueue. unfinished = messages in the mq + tasks that consumers got
+ * and have not task_done'd. Counting what is in the mq, rather than what
+ * was put, keeps the count true when plain mq_send producers or mq_receive
+ * consumers share the queue (a message taken by a plain mq_receive is done
+ * once taken). A consumer holds a slot: a robust mutex locked by its thread
+ * for as long as it is a consumer, so its death is seen by the kernel, plus
+ * s_taken, its unfinished tasks. The kernel removes a message at the
+ * receive, before s_taken can count it; so that join never sees the task in
+ * neither place, a consumer raises s_busy around the receive (seq_cst
+ * stores, the receive's own kernel lock between them) and a joiner reads
+ * the mq's depth first, then s_busy, then s_taken. A consumer that dies
+ * holding tasks cannot give them back — their bytes were in its memory —
+ * so its tasks are counted as lost (m_lost) and dropped from the count:
+ * join never waits for a dead consumer, but the tasks are not redone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libipc/queue/queue.h"
+
+#define NSLOTS IPC_QUEUE_MAX_CONSUMERS
+#define MQ_MAX_MAXSIZE ((size_t)1 << 31)
+
+enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+
+struct mq_slot {
+	pthread_mutex_t s_reg;	  /* held by the consumer thread */
+	_Atomic uint32_t s_state; /* SLOT_*, changed under m_cmutex */
+	_Atomic uint32_t s_busy;  /* receives in progress (see above) */
+	_Atomic uint32_t s_taken; /* tasks got, not done */
+	int32_t s_pid;		  /* informational */
+} IPC__ALIGNED;
+
+struct mq_shm {
+	struct ipc__seg_hdr hdr;
+	/* Written once at creation (the mq's real attributes). */
+	uint32_t m_maxmsg;
+	uint32_t m_msgsize;
+	uint32_t m_joinable;
+	uint32_t m_nslots;
+	/* Consumer registration and reaping. */
+	pthread_mutex_t m_cmutex IPC__ALIGNED;
+	_Atomic uint32_t m_closed IPC__ALIGNED;
+	_Atomic uint32_t m_join_seq;
+	_Atomic uint32_t m_join_waiters;
+	_Atomic uint32_t m_lost; /* tasks dropped with dead consumers */
+	struct mq_slot m_slots[NSLOTS];
+};
+_Static_assert(sizeof(struct mq_shm) % IPC__CACHELINE == 0, "layout");
+
+struct mq {
+	struct ipc__seg seg;
+	struct mq_shm *shm;
+	mqd_t mqd;
+	int slot;	   /* our consumer slot, -1 if none */
+	unsigned slot_gen; /* fork generation it was taken in */
+};
+
+struct mq_create {
+	const char *mqname;
+	unsigned mode;
+	long maxmsg, msgsize;
+	bool joinable;
+	mqd_t mqd; /* opened by init, (mqd_t)-1 if not */
+};
+
+static long read_limit(const char *file, long fallback)
+{
+	char path[64];
+	long v = fallback;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/fs/mqueue/%s", file);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return fallback;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = fallback;
+	fclose(f);
+	return v;
+}
+
+/* Translate mq_open's failure into the limit that caused it. */
+static int mq_open_error(int err, const struct mq_create *c)
+{
+	switch (err) {
+	case EINVAL: /* msg_max or msgsize_max (unprivileged callers) */
+		if (c->msgsize > read_limit("msgsize_max", LONG_MAX))
+			return -EMSGSIZE;
+		return -EINVAL;
+	case ENOSPC: /* queues_max */
+		return IPC_ENOSPC;
+	case EMFILE: /* RLIMIT_MSGQUEUE (or out of descriptors) */
+	case ENFILE:
+		return -ENOMEM;
+	default:
+		return -err;
+	}
+}
+
+static int mq_create_queue(struct mq_create *c, int oflags)
+{
+	struct mq_attr a = { .mq_maxmsg = c->maxmsg, .mq_msgsize = c->msgsize };
+
+	c->mqd = mq_open(c->mqname, O_RDWR | O_NONBLOCK | O_CLOEXEC | oflags,
+			 (mode_t)c->mode, &a);
+	return c->mqd == (mqd_t)-1 ? mq_open_error(errno, c) : 0;
+}
+
+static int mq_shm_fill(struct mq_shm *q, mqd_t mqd, bool joinable)
+{
+	struct mq_attr a;
+	int rc;
+
+	if (mq_getattr(mqd, &a) != 0)
+		return -errno;
+	q->m_maxmsg = (uint32_t)a.mq_maxmsg;
+	q->m_msgsize = (uint32_t)a.mq_msgsize;
+	q->m_joinable = joinable;
+	q->m_nslots = NSLOTS;
+	rc = ipc__mutex_init(&q->m_cmutex, false);
+	for (unsigned i = 0; rc == 0 && i < NSLOTS; i++)
+		rc = ipc__mutex_init(&q->m_slots[i].s_reg, false);
+	return rc;
+}
+
+/* Named creation: make (or adopt, if a plain program made it first) the
+ * mq before the companion is linked to its name. */
+static int mq_seg_init(void *base, size_t size, const void *arg)
+{
+	struct mq_create *c = (struct mq_create *)(uintptr_t)arg;
+	int rc;
+
+	(void)size;
+	if (c->mqd == (mqd_t)-1) {
+		rc = mq_create_queue(c, O_CREAT);
+		if (rc != 0)
+			return rc;
+	}
+	return mq_shm_fill(base, c->mqd, c->joinable);
+}
+
+static int mq_seg_check(const void *base, size_t size, const void *arg)
+{
+	const struct mq_shm *q = base;
+	const struct mq_create *c = arg;
+
+	(void)size;
+	if (q->m_nslots != NSLOTS || q->m_maxmsg == 0 || q->m_joinable > 1)
+		return -EPROTO;
+	return (bool)q->m_joinable == c->joinable ? 0 : -EINVAL;
+}
+
+static const struct ipc__seg_type mq_type = {
+	.kind = IPC__KIND_MQUEUE,
+	.min_size = sizeof(struct mq_shm),
+	.init = mq_seg_init,
+	.check = mq_seg_check,
+};
+
+/* An anonymous queue: a fresh mq, unlinked at once, shared with children
+ * through the inherited descriptor. */
+static int mq_open_anonymous(struct mq *m, struct mq_create *c)
+{
+	static _Atomic unsigned counter;
+	char mqname[64];
+	int rc = -EEXIST;
+
+	c->mqname = mqname;
+	for (int tries = 0; tries < 100 && rc == -EEXIST; tries++) {
+		snprintf(mqname, sizeof(mqname), "/libipc.anon-%d-%u",
+			 (int)getpid(), atomic_fetch_add(&counter, 1));
+		rc = mq_create_queue(c, O_CREAT | O_EXCL);
+	}
+	if (rc != 0)
+		return rc;
+	mq_unlink(mqname);
+	rc = ipc__seg_new(&m->seg, &mq_type, sizeof(struct mq_shm), c);
+	if (rc != 0)
+		return rc;
+	m->shm = m->seg.base;
+	return 0;
+}
+
+static int mq_open_named(struct mq *m, const char *name, int flags,
+			 struct mq_create *c)
+{
+	char mqname[IPC__PATH_MAX];
+	int rc = ipc__mq_name(name, mqname, sizeof(mqname));
+
+	if (rc != 0)
+		return rc;
+	c->mqname = mqname;
+	flags = (flags & ~IPC_MODE_MASK) | (int)c->mode;
+	rc = ipc__seg_open(&m->seg, &mq_type, name, flags,
+			   sizeof(struct mq_shm), c);
+	if (rc != 0)
+		return rc;
+	m->shm = m->seg.base;
+	if (c->mqd != (mqd_t)-1)
+		return 0; /* ours, made (or adopted) by init */
+	c->mqd = mq_open(mqname, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	/* ENOENT: the mq was removed behind the companion's back. */
+	return c->mqd == (mqd_t)-1 ? -errno : 0;
+}
+
+int ipc__mq_open(void **impl, const char *name, int flags,
+		 const ipc_queue_attr *attr)
+{
+	struct mq_create c = { .mqd = (mqd_t)-1, .joinable = attr->joinable };
+	struct mq *m;
+	int rc;
+
+	if (attr->maxsize > MQ_MAX_MAXSIZE || attr->max_msg_size > INT_MAX ||
+	    attr->mode > IPC_MODE_MASK)
+		return -EINVAL;
+	c.maxmsg = attr->maxsize ? (long)attr->maxsize
+				 : read_limit("msg_default", 10);
+	c.msgsize = attr->max_msg_size ? (long)attr->max_msg_size
+				       : read_limit("msgsize_default", 8192);
+	c.mode = attr->mode ? attr->mode : (unsigned)flags & IPC_MODE_MASK;
+	if (c.mode == 0)
+		c.mode = 0600;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	m->slot = -1;
+	m->seg.fd = -1;
+	rc = name == NULL ? mq_open_anonymous(m, &c)
+			  : mq_open_named(m, name, flags, &c);
+	if (rc != 0) {
+		if (c.mqd != (mqd_t)-1)
+			mq_close(c.mqd);
+		ipc__seg_close(&m->seg);
+		free(m);
+		return rc;
+	}
+	m->mqd = c.mqd;
+	*impl = m;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Waiting
+ */
+
+/* Sleep until fd is ready for `events`, a shutdown could have happened,
+ * or dl passes: 0 to try again | the deadline's error. */
+static int mq_wait(struct mq *m, short events, const struct ipc__deadline *dl)
+{
+	struct ipc__deadline slice;
+	struct pollfd p = { .fd = (int)m->mqd, .events = events };
+
+	if (ipc__deadline_passed(dl))
+		return ipc__deadline_error(dl);
+	ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+	poll(&p, 1, ipc__deadline_ms(&slice));
+	return 0;
+}
+
+static int mq_put(void *impl, const void *msg, size_t len,
+		  const struct ipc__deadline *dl)
+{
+	struct mq *m = impl;
+	int rc;
+
+	for (;;) {
+		if (atomic_load(&m->shm->m_closed))
+			return IPC_ECLOSED;
+		IPC__CRASHPOINT("mqueue.put.before_send");
+		if (mq_send(m->mqd, msg ? msg : "", len, 0) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		rc = mq_wait(m, POLLOUT, dl);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * JoinableQueue consumers
+ */
+
+static int mq_repair_consumers(void *arg)
+{
+	(void)arg; /* every step under m_cmutex is redone by the next reap */
+	return 0;
+}
+
+/* Free a dead consumer's slot; the caller holds its s_reg (just made
+ * consistent) and m_cmutex. */
+static void mq_reap_slot(struct mq *m, struct mq_slot *s)
+{
+	atomic_fetch_add(&m->shm->m_lost, atomic_load(&s->s_taken));
+	atomic_store(&s->s_taken, 0);
+	atomic_store(&s->s_busy, 0);
+	atomic_store(&s->s_state, SLOT_FREE);
+}
+
+/* Reap every dead consumer (m_cmutex held). True if any was reaped. */
+static bool mq_reap(struct mq *m)
+{
+	bool reaped = false;
+
+	for (int i = 0; i < NSLOTS; i++) {
+		struct mq_slot *s = &m->shm->m_slots[i];
+		int rc;
+
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
+		    (i == m->slot && m->slot_gen == ipc__fork_gen()))
+			continue;
+		rc = pthread_mutex_trylock(&s->s_reg);
+		if (rc == EBUSY)
+			continue; /* its thread is alive */
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		if (rc == EOWNERDEAD || rc == 0) {
+			mq_reap_slot(m, s);
+			pthread_mutex_unlock(&s->s_reg);
+			reaped = true;
+		}
+	}
+	return reaped;
+}
+
+static int mq_lock_consumers(struct mq *m)
+{
+	return ipc__mutex_lock(&m->shm->m_cmutex, &ipc__forever,
+			       mq_repair_consumers, m);
+}
+
+static void mq_wake_joiners(struct mq *m)
+{
+	atomic_fetch_add(&m->shm->m_join_seq, 1);
+	if (atomic_load(&m->shm->m_join_waiters) > 0)
+		ipc__futex_wake(&m->shm->m_join_seq, INT_MAX);
+}
+
+/* Make the calling thread this handle's consumer, once per fork
+ * generation: 0 | -EBUSY (every slot taken by a live consumer). */
+static int mq_register(struct mq *m)
+{
+	int rc;
+
+	if (m->slot >= 0 && m->slot_gen == ipc__fork_gen())
+		return 0;
+	rc = mq_lock_consumers(m);
+	if (rc != 0)
+		return rc;
+	if (mq_reap(m))
+		mq_wake_joiners(m);
+	rc = -EBUSY;
+	for (int i = 0; i < NSLOTS && rc == -EBUSY; i++) {
+		struct mq_slot *s = &m->shm->m_slots[i];
+		int lr;
+
+		if (atomic_load(&s->s_state) != SLOT_FREE)
+			continue;
+		lr = pthread_mutex_trylock(&s->s_reg);
+		if (lr == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		else if (lr != 0)
+			continue;
+		atomic_store(&s->s_taken, 0);
+		atomic_store(&s->s_busy, 0);
+		s->s_pid = (int32_t)getpid();
+		atomic_store(&s->s_state, SLOT_ACTIVE);
+		m->slot = i;
+		m->slot_gen = ipc__fork_gen();
+		rc = 0;
+	}
+	ipc__mutex_unlock(&m->shm->m_cmutex);
+	return rc;
+}
+
+static struct mq_slot *mq_my_slot(struct mq *m)
+{
+	if (m->slot < 0 || m->slot_gen != ipc__fork_gen())
+		return NULL;
+	return &m->shm->m_slots[m->slot];
+}
+
+static ssize_t mq_receive_one(struct mq *m, void *dst)
+{
+	struct mq_slot *s = m->shm->m_joinable ? mq_my_slot(m) : NULL;
+	ssize_t n;
+
+	if (s != NULL)
+		atomic_fetch_add(&s->s_busy, 1);
+	n = mq_receive(m->mqd, dst, m->shm->m_msgsize, NULL);
+	if (n < 0)
+		n = -errno;
+	IPC__CRASHPOINT("mqueue.get.after_receive");
+	if (s != NULL) {
+		if (n >= 0)
+			atomic_fetch_add(&s->s_taken, 1);
+		atomic_fetch_sub(&s->s_busy, 1);
+	}
+	return n;
+}
+
+static ssize_t mq_get(void *impl, void *buf, size_t cap, void **alloc,
+		      const struct ipc__deadline *dl)
+{
+	struct mq *m = impl;
+	void *dst = buf;
+	ssize_t n;
+	int rc;
+
+	/* The kernel's rule: a receive buffer is at least mq_msgsize, and
+	 * a smaller one takes nothing. */
+	if (alloc == NULL && cap < m->shm->m_msgsize)
+		return -EMSGSIZE;
+	if (m->shm->m_joinable) {
+		rc = mq_register(m);
+		if (rc != 0)
+			return rc;
+	}
+	if (alloc != NULL) {
+		dst = malloc(m->shm->m_msgsize ? m->shm->m_msgsize : 1);
+		if (dst == NULL)
+			return -ENOMEM;
+	}
+	for (;;) {
+		n = mq_receive_one(m, dst);
+		if (n >= 0 || (n != -EAGAIN && n != -EINTR))
+			break;
+		if (n == -EINTR)
+			continue;
+		if (atomic_load(&m->shm->m_closed)) {
+			n = IPC_ECLOSED;
+			break;
+		}
+		rc = mq_wait(m, POLLIN, dl);
+		if (rc != 0) {
+			n = rc;
+			break;
+		}
+	}
+	if (alloc != NULL) {
+		if (n >= 0) {
+			void *shrunk = realloc(dst, n > 0 ? (size_t)n : 1);
+			*alloc = shrunk != NULL ? shrunk : dst;
+		} else {
+			free(dst);
+		}
+	}
+	return n;
+}
+
+static int mq_task_done(void *impl)
+{
+	struct mq *m = impl;
+	struct mq_slot *s = mq_my_slot(m);
+	uint32_t taken;
+
+	if (s == NULL)
+		return -EINVAL;
+	taken = atomic_load(&s->s_taken);
+	do {
+		if (taken == 0)
+			return -EINVAL;
+	} while (!atomic_compare_exchange_weak(&s->s_taken, &taken, taken - 1));
+	mq_wake_joiners(m);
+	return 0;
+}
+
+static long mq_depth(struct mq *m)
+{
+	struct mq_attr a;
+
+	if (mq_getattr(m->mqd, &a) != 0)
+		return -errno;
+	return a.mq_curmsgs;
+}
+
+/* Reap, then count: the mq's depth first, then each consumer's receives
+ * in progress, then its tasks (the order the essay explains). */
+static long mq_unfinished(void *impl)
+{
+	struct mq *m = impl;
+	long n;
+	int rc;
+
+	rc = mq_lock_consumers(m);
+	if (rc != 0)
+		return rc;
+	if (mq_reap(m))
+		mq_wake_joiners(m);
+	ipc__mutex_unlock(&m->shm->m_cmutex);
+	n = mq_depth(m);
+	for (int i = 0; n >= 0 && i < NSLOTS; i++) {
+		struct mq_slot *s = &m->shm->m_slots[i];
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
+			continue;
+		n += atomic_load(&s->s_busy);
+		n += atomic_load(&s->s_taken);
+	}
+	return n;
+}
+
+static int mq_join(void *impl, const struct ipc__deadline *dl)
+{
+	struct mq *m = impl;
+	struct mq_shm *q = m->shm;
+
+	for (;;) {
+		struct ipc__deadline slice;
+		uint32_t seq = atomic_load(&q->m_join_seq);
+		long n = mq_unfinished(m);
+
+		if (n <= 0)
+			return n < 0 ? (int)n : 0;
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		/* A plain mq_receive empties the queue without telling
+		 * anyone: look again every IPC__RECHECK_MS. */
+		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+		atomic_fetch_add(&q->m_join_waiters, 1);
+		ipc__futex_wait(&q->m_join_seq, seq, &slice);
+		atomic_fetch_sub(&q->m_join_waiters, 1);
+	}
+}
+
+static long mq_qsize(void *impl)
+{
+	return mq_depth(impl);
+}
+
+static bool mq_full(void *impl)
+{
+	struct mq *m = impl;
+
+	return mq_depth(m) >= (long)m->shm->m_maxmsg;
+}
+
+static int mq_shutdown(void *impl)
+{
+	struct mq *m = impl;
+
+	atomic_store(&m->shm->m_closed, 1);
+	mq_wake_joiners(m);
+	return 0;
+}
+
+/* Drop the handle. A consumer's unfinished tasks cannot be queued again
+ * (their bytes are gone from the mq): they are counted as lost, so that
+ * join does not wait for them. */
+static void mq_close_handle(void *impl)
+{
+	struct mq *m = impl;
+	struct mq_slot *s = mq_my_slot(m);
+
+	if (s != NULL && mq_lock_consumers(m) == 0) {
+		mq_reap_slot(m, s);
+		/* Only the registering thread can unlock s_reg; from another
+		 * thread the slot stays locked until that thread ends. */
+		pthread_mutex_unlock(&s->s_reg);
+		ipc__mutex_unlock(&m->shm->m_cmutex);
+		mq_wake_joiners(m);
+	}
+	mq_close(m->mqd);
+	ipc__seg_close(&m->seg);
+	free(m);
+}
+
+static bool mq_joinable(void *impl)
+{
+	return ((struct mq *)impl)->shm->m_joinable;
+}
+
+static size_t mq_max_msg_size(void *impl)
+{
+	return ((struct mq *)impl)->shm->m_msgsize;
+}
+
+const struct ipc__queue_ops ipc__mq_ops = {
+	.name = "mqueue",
+	.put = mq_put,
+	.get = mq_get,
+	.task_done = mq_task_done,
+	.join = mq_join,
+	.qsize = mq_qsize,
+	.unfinished = mq_unfinished,
+	.full = mq_full,
+	.shutdown = mq_shutdown,
+	.close = mq_close_handle,
+	.joinable = mq_joinable,
+	.max_msg_size = mq_max_msg_size,
+};

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_users.c — who has a named object open (ipc_stat's users count,
+ * kept by the kernel), removing the unused ones (ipc_unlink_unused, also
+ * against a process that opens the name at that moment), and reading
+ * corrupt, truncated and foreign files without harm.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static char name[128];
+static char path[160];
+
+static void setup(void)
+{
+	t_name(name, sizeof(name), "users");
+	snprintf(path, sizeof(path), "/dev/shm/libipc.%s", name);
+}
+
+static void teardown(void)
+{
+	ipc_unlink(name);
+	cr_assert_eq(t_leaked_segments(), 0, "no shm segment left");
+	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
+}
+
+TestSuite(users, .init = setup, .fini = teardown, .timeout = 60);
+
+static int users_of(const char *n)
+{
+	ipc_object_info info;
+	int rc = ipc_stat(n, &info);
+
+	return rc == 0 ? info.users : rc;
+}
+
+static volatile int *ready;
+
+static int child_hold_event(void *arg)
+{
+	ipc_event *ev = NULL;
+
+	(void)arg;
+	T_CHECK(ipc_event_open(&ev, name, 0) == 0, 10);
+	__atomic_add_fetch(ready, 1, __ATOMIC_SEQ_CST);
+	pause();
+	return 11;
+}
+
+Test(users, count_follows_opens_closes_and_sigkill)
+{
+	ipc_object_info info;
+	ipc_event *ev = NULL, *again = NULL;
+	pid_t a, b;
+
+	ready = t_shared(sizeof(int));
+	cr_assert_eq(ipc_event_open(&ev, name, IPC_CREATE | 0640), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.kind, IPC_KIND_EVENT);
+	cr_assert_str_eq(ipc_kind_name(info.kind), "event");
+	cr_assert_null(info.problem);
+	cr_assert_eq(info.mode, 0640);
+	cr_assert_eq(info.uid, geteuid());
+	cr_assert_eq(info.creator_pid, getpid());
+	cr_assert_gt(info.created_ns, 0);
+	cr_assert_eq(info.users, 1);
+	cr_assert_eq(info.mq_depth, -1);
+	cr_assert_eq(ipc_event_open(&again, name, 0), 0);
+	cr_assert_eq(users_of(name), 2, "each handle counts");
+	ipc_event_close(again);
+	cr_assert_eq(users_of(name), 1);
+	a = t_spawn(child_hold_event, NULL);
+	b = t_spawn(child_hold_event, NULL);
+	cr_assert(t_wait_count(ready, 2, 10000));
+	cr_assert_eq(users_of(name), 3);
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	cr_assert_eq(users_of(name), 2, "the kernel dropped the dead one");
+	cr_assert_eq(ipc_unlink_unused(name), IPC_EBUSY);
+	cr_assert_eq(t_kill(b), -SIGKILL);
+	ipc_event_close(ev);
+	cr_assert_eq(users_of(name), 0);
+	cr_assert_eq(ipc_unlink_unused(name), 0);
+	cr_assert_eq(ipc_stat(name, &info), IPC_ENOENT);
+	cr_assert_eq(ipc_unlink_unused(name), IPC_ENOENT);
+}
+
+Test(users, forked_child_shares_its_parents_handle)
+{
+	ipc_lock *lk = NULL;
+	pid_t pid;
+
+	ready = t_shared(sizeof(int));
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), 0);
+	pid = t_spawn(child_hold_event, NULL); /* wrong kind: EPROTO, exits */
+	cr_assert_eq(t_reap(pid, 10000), 10);
+	cr_assert_eq(users_of(name), 1);
+	ipc_lock_close(lk);
+	cr_assert_eq(users_of(name), 0);
+}
+
+Test(users, mqueue_backend_reports_depth)
+{
+	ipc_queue_attr attr = { .backend = IPC_BACKEND_MQUEUE,
+				.maxsize = 5,
+				.max_msg_size = 32 };
+	ipc_object_info info;
+	ipc_queue *q = NULL;
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, &attr), 0);
+	cr_assert_eq(ipc_queue_put(q, "a", 1, 0), 0);
+	cr_assert_eq(ipc_queue_put(q, "b", 1, 0), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.kind, IPC_KIND_MQUEUE);
+	cr_assert_eq(info.users, 1);
+	cr_assert_eq(info.mq_depth, 2);
+	cr_assert_eq(info.mq_maxmsg, 5);
+	cr_assert_eq(info.mq_msgsize, 32);
+	ipc_queue_close(q);
+	cr_assert_eq(ipc_unlink_unused(name), 0);
+	cr_assert_eq(ipc_queue_open(&q, name, 0, &attr), IPC_ENOENT,
+		     "the mq went with its companion");
+}
+
+static void write_file(const void *data, size_t len)
+{
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+Test(users, foreign_truncated_and_corrupt_files_are_reported)
+{
+	ipc_object_info info;
+	ipc_event *ev = NULL;
+	unsigned char hdr[64];
+	int fd;
+
+	write_file("hello, not libipc", 17);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO);
+	cr_assert_str_eq(info.problem, "foreign");
+	cr_assert_eq(info.size, 17);
+	cr_assert_eq(info.users, -1);
+	cr_assert_eq(ipc_unlink_unused(name), IPC_EPROTO, "left alone");
+	cr_assert_eq(ipc_event_open(&ev, name, 0), IPC_EPROTO);
+	unlink(path);
+
+	write_file("", 0);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO);
+	cr_assert_str_eq(info.problem, "foreign");
+	unlink(path);
+
+	/* A real header cut short, then one whose size lies. */
+	cr_assert_eq(ipc_event_open(&ev, name, IPC_CREATE), 0);
+	ipc_event_close(ev);
+	fd = open(path, O_RDWR);
+	cr_assert_eq(pread(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	cr_assert_eq(ftruncate(fd, 20), 0);
+	close(fd);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO);
+	cr_assert_str_eq(info.problem, "truncated");
+	cr_assert_eq(info.users, 0);
+	fd = open(path, O_RDWR);
+	cr_assert_eq(pwrite(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	close(fd);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO, "h_size > file");
+	cr_assert_str_eq(info.problem, "truncated");
+	hdr[4] = 99; /* ABI version */
+	fd = open(path, O_RDWR);
+	cr_assert_eq(pwrite(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	close(fd);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO);
+	cr_assert_str_eq(info.problem, "other ABI version");
+	cr_assert_eq(ipc_unlink_unused(name), IPC_EPROTO, "not our ABI");
+	cr_assert_eq(truncate(path, 20), 0);
+	cr_assert_eq(ipc_unlink_unused(name), 0, "ours, damaged, unused");
+
+	cr_assert_eq(symlink("/etc/passwd", path), 0);
+	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO, "links not followed");
+	unlink(path);
+	cr_assert_eq(ipc_stat("bad/name", &info), IPC_EINVAL);
+	cr_assert_eq(ipc_stat(name, NULL), IPC_EINVAL);
+	cr_assert_str_eq(ipc_kind_name(0), "unknown");
+}
+
+/* gc against an opener: the opener creates-or-opens the name, marks the
+ * object, and opens it a second time by name; the second handle must be
+ * the same object (the mark is there) however the remover interleaves. */
+struct race {
+	int stop;
+	int removed;
+};
+
+static int child_remove_loop(void *arg)
+{
+	struct race *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST))
+		if (ipc_unlink_unused(name) == 0)
+			__atomic_add_fetch(&r->removed, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+Test(users, unlink_unused_never_removes_an_object_being_opened)
+{
+	struct race *r = t_shared(sizeof(*r));
+	int bad = 0, rounds = 2000;
+	pid_t pid = t_spawn(child_remove_loop, r);
+
+	for (int i = 0; i < rounds; i++) {
+		ipc_event *a = NULL, *b = NULL;
+		int removed = __atomic_load_n(&r->removed, __ATOMIC_SEQ_CST);
+		cr_assert_eq(ipc_event_open(&a, name, IPC_CREATE), 0);
+		ipc_event_set(a);
+		if (ipc_event_open(&b, name, 0) != 0 || !ipc_event_is_set(b))
+			bad++;
+		ipc_event_clear(a);
+		ipc_event_close(b);
+		ipc_event_close(a);
+		/* Now and then let the remover win a round, so that both
+		 * orders are exercised whatever the machine's speed. */
+		if (i % 20 == 0)
+			cr_assert(
+				t_wait_count(&r->removed, removed + 1, 10000));
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(pid, 10000), 0);
+	cr_assert_eq(bad, 0, "an object in use was removed");
+}
