@@ -551,8 +551,23 @@ IPC_API int ipc_pool_join(ipc_pool *pool);
 IPC_API void ipc_pool_free(ipc_pool *pool);
 
 /* ------------------------------------------------------------------------
- * Named objects: who has them open, and removing the abandoned ones.
+ * Named objects: lifetime and cleanup.
  *
+ * A named object is the file /dev/shm/libipc.<name> (an mqueue-backend
+ * queue also has the message queue /libipc.<name>). It lives until the name
+ * is removed or the machine reboots, outliving every process that used it,
+ * crashed or not; anonymous objects vanish with the last process mapping
+ * them. What survives a crash of every user is everything in the object:
+ * queued messages, an Event's flag, a Semaphore's value, a Lock a dead
+ * process held (the next acquirer gets IPC_EOWNERDEAD), a broken Barrier.
+ * ipc_queue_shutdown is a state of the object: a named queue shut down
+ * stays shut down for every later open of the name until it is removed. To
+ * start fresh, ipc_unlink(name) and then create with IPC_CREATE | IPC_EXCL
+ * (processes still holding the old object keep it, unseen by new openers).
+ * The safe cleanup is ipcctl gc (ipcctl(1)), or ipc_unlink_unused below:
+ * it removes only objects no live process has open, never one being opened.
+ *
+ * Who has them open.
  * Every open handle of a named object (ipc_X_open, an mqueue-backend
  * queue's companion segment included) holds a lock that the kernel drops
  * when the handle is closed, when the process execs, and when it dies by

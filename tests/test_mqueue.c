@@ -130,6 +130,27 @@ Test(mqueue, ipc_put_reaches_plain_mq_receive_unframed)
 	cr_assert(ipc_queue_empty(q));
 }
 
+Test(mqueue, mode_bits_apply_as_given_to_both_files)
+{
+	ipc_queue_attr attr = { .backend = IPC_BACKEND_MQUEUE,
+				.maxsize = 2,
+				.max_msg_size = 16 };
+	char path[256];
+	struct stat st;
+	mqd_t m;
+
+	umask(077);
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | 0660, &attr), 0);
+	m = mq_open(mqname, O_RDONLY);
+	cr_assert_neq(m, (mqd_t)-1);
+	cr_assert_eq(fstat((int)m, &st), 0);
+	mq_close(m);
+	cr_assert_eq(st.st_mode & 0777, 0660, "mq mode, umask not applied");
+	snprintf(path, sizeof(path), "/dev/shm/libipc.%s", name);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660, "companion mode");
+}
+
 Test(mqueue, adopts_an_mq_a_plain_program_made)
 {
 	struct mq_attr a = { .mq_maxmsg = 2, .mq_msgsize = 16 };
@@ -287,6 +308,11 @@ Test(mqueue, shutdown_wakes_blocked_callers_and_drains)
 	cr_assert_eq(put_str(q, "late"), IPC_ECLOSED);
 	cr_assert_eq(ipc_queue_get(full, buf, sizeof(buf), 0), 1, "drains");
 	cr_assert_eq(ipc_queue_get(full, buf, sizeof(buf), 0), IPC_ECLOSED);
+	ipc_queue_close(full);
+	full = NULL;
+	cr_assert_eq(ipc_queue_open(&full, name2, 0, &attr), 0);
+	cr_assert_eq(put_str(full, "later run"), IPC_ECLOSED,
+		     "shutdown stays until the name is removed");
 	ipc_queue_close(full);
 	ipc_unlink(name2);
 }

@@ -92,17 +92,29 @@ Test(users, count_follows_opens_closes_and_sigkill)
 	cr_assert_eq(ipc_unlink_unused(name), IPC_ENOENT);
 }
 
+static ipc_lock *inherited;
+
+static int child_keep_inherited(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(ready, 1, __ATOMIC_SEQ_CST);
+	pause();
+	ipc_lock_close(inherited);
+	return 0;
+}
+
 Test(users, forked_child_shares_its_parents_handle)
 {
-	ipc_lock *lk = NULL;
 	pid_t pid;
 
 	ready = t_shared(sizeof(int));
-	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), 0);
-	pid = t_spawn(child_hold_event, NULL); /* wrong kind: EPROTO, exits */
-	cr_assert_eq(t_reap(pid, 10000), 10);
-	cr_assert_eq(users_of(name), 1);
-	ipc_lock_close(lk);
+	cr_assert_eq(ipc_lock_open(&inherited, name, IPC_CREATE), 0);
+	pid = t_spawn(child_keep_inherited, NULL);
+	cr_assert(t_wait_count(ready, 1, 10000));
+	cr_assert_eq(users_of(name), 1, "one handle, shared by the fork");
+	ipc_lock_close(inherited);
+	cr_assert_eq(users_of(name), 1, "the child still has it");
+	cr_assert_eq(t_kill(pid), -SIGKILL);
 	cr_assert_eq(users_of(name), 0);
 }
 

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libipc/queue/queue.h"
@@ -128,7 +129,12 @@ static int mq_create_queue(struct mq_create *c, int oflags)
 
 	c->mqd = mq_open(c->mqname, O_RDWR | O_NONBLOCK | O_CLOEXEC | oflags,
 			 (mode_t)c->mode, &a);
-	return c->mqd == (mqd_t)-1 ? mq_open_error(errno, c) : 0;
+	if (c->mqd == (mqd_t)-1)
+		return errno == EEXIST ? -EEXIST : mq_open_error(errno, c);
+	/* mq_open applies the umask; libipc objects get their mode as is
+	 * (on Linux an mqd_t is a file descriptor). */
+	fchmod((int)c->mqd, (mode_t)c->mode);
+	return 0;
 }
 
 static int mq_shm_fill(struct mq_shm *q, mqd_t mqd, bool joinable)
@@ -157,7 +163,12 @@ static int mq_seg_init(void *base, size_t size, const void *arg)
 
 	(void)size;
 	if (c->mqd == (mqd_t)-1) {
-		rc = mq_create_queue(c, O_CREAT);
+		rc = mq_create_queue(c, O_CREAT | O_EXCL);
+		if (rc == -EEXIST) {
+			c->mqd = mq_open(c->mqname,
+					 O_RDWR | O_NONBLOCK | O_CLOEXEC);
+			rc = c->mqd == (mqd_t)-1 ? -errno : 0;
+		}
 		if (rc != 0)
 			return rc;
 	}
