@@ -576,23 +576,56 @@ IPC_API void ipc_pool_free(ipc_pool *pool);
  * descriptor. The count never relies on process ids.
  */
 
-/* What ipc_stat reports. Fields that do not apply are 0, or -1 where
- * stated. */
+/* A JoinableQueue consumer, as ipc_stat sees it. */
+typedef struct ipc_consumer_info {
+	pid_t pid;  /* the process that registered it (informational) */
+	bool alive; /* its thread is alive (the kernel says: robust mutex) */
+	long tasks; /* tasks it got and has not task_done'd; -1 unknown */
+} ipc_consumer_info;
+
+/* What ipc_stat reports. Every field that does not apply to the object's
+ * kind is -1 (kind, problem, size, mode, uid, creator_pid and created_ns
+ * are 0 / NULL instead). The live state is a snapshot of shared words read
+ * without any lock: exact for an idle object, a moment's view otherwise. */
 typedef struct ipc_object_info {
 	int kind;	     /* IPC_KIND_*; 0 when problem is set */
 	const char *problem; /* NULL for a sound object, else a static phrase:
 				"foreign" (not a libipc file), "truncated",
 				"other ABI version", "unfinished", "unknown
-				kind", "not a regular file" */
+				kind", "not a regular file", "corrupt" (the
+				kind's own fields are out of range) */
 	unsigned long long size;       /* bytes of the file */
 	unsigned mode;		       /* permission bits */
 	uid_t uid;		       /* owner */
 	pid_t creator_pid;	       /* informational: may be long gone */
 	unsigned long long created_ns; /* CLOCK_REALTIME at creation */
-	int users;	/* live open handles; -1 if unknown (foreign) */
-	long mq_depth;	/* IPC_KIND_MQUEUE: messages waiting, else -1 */
-	long mq_maxmsg; /* IPC_KIND_MQUEUE: the mq's limits, else -1 */
-	long mq_msgsize;
+	int users; /* live open handles; -1 if unknown (foreign) */
+
+	/* Queues (both backends). */
+	long depth;	   /* messages waiting */
+	long maxsize;	   /* most messages held; 0: no item limit */
+	long max_msg_size; /* largest message */
+	long bytes_used;   /* shm backend: bytes of storage in use */
+	long capacity;	   /* shm backend: bytes of storage */
+	int shut_down;	   /* 1 after ipc_queue_shutdown */
+	long unfinished;   /* JoinableQueue: tasks put and not done */
+	int n_consumers;   /* JoinableQueue: registered consumers */
+	ipc_consumer_info consumers[IPC_QUEUE_MAX_CONSUMERS];
+
+	/* Sleepers the object counts: a queue's getters + putters +
+	 * joiners, a Semaphore's or Condition's waiters. */
+	long waiters;
+	/* Lock, RLock, Condition, Barrier: the process whose thread holds the
+	 * (internal) mutex, 0 when free; holder_died is 1 when its holder
+	 * died holding it and nobody has acquired it since. */
+	pid_t holder;
+	int holder_died;
+	int is_set;	/* Event */
+	long value;	/* Semaphore */
+	long max;	/* Semaphore: 0 unbounded */
+	long parties;	/* Barrier */
+	long n_waiting; /* Barrier: parties waiting now */
+	int broken;	/* Barrier */
 } ipc_object_info;
 
 #define IPC_KIND_LOCK 1
@@ -609,8 +642,9 @@ typedef struct ipc_object_info {
 IPC_API const char *ipc_kind_name(int kind);
 
 /* Describe the named object without opening it as a user: it reads the
- * file's header with pread, never maps it, never takes or waits for any of
- * the object's locks, and is safe on corrupt, truncated and foreign files.
+ * file with pread, never maps it, never takes or waits for any of the
+ * object's locks, and is safe on corrupt, truncated and foreign files
+ * (every field read is range-checked before use).
  * 0 (info filled) | IPC_EPROTO (the file is not a sound libipc object;
  * info->problem says why, and the file's size, mode and owner are filled)
  * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). The

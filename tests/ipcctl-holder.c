@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ipcctl-holder — a test helper for tests/test_ipcctl.sh: makes or opens
- * the named objects given as KIND NAME pairs, prints "ready", and holds
+ * the named objects given as KIND NAME pairs (KIND: lock, held-lock (and
+ * acquire it), event, sem, queue, mqueue), prints "ready", and holds
  * them until killed (or, with "close" as the last argument, closes them
  * and exits at once).
  */
@@ -31,7 +32,11 @@ static int open_one(const char *kind, const char *name)
 		rc = ipc_event_open((ipc_event **)h, name, IPC_CREATE);
 	else if (strcmp(kind, "sem") == 0)
 		rc = ipc_sem_open((ipc_sem **)h, name, IPC_CREATE, 1, 0);
-	else if (strcmp(kind, "queue") == 0)
+	else if (strcmp(kind, "held-lock") == 0) {
+		rc = ipc_lock_open((ipc_lock **)h, name, IPC_CREATE);
+		if (rc == 0)
+			rc = ipc_lock_acquire(*h, IPC_NOWAIT);
+	} else if (strcmp(kind, "queue") == 0)
 		rc = ipc_queue_open((ipc_queue **)h, name, IPC_CREATE, NULL);
 	else if (strcmp(kind, "mqueue") == 0) {
 		rc = ipc_queue_open((ipc_queue **)h, name, IPC_CREATE, &mq);

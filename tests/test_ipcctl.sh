@@ -43,8 +43,10 @@ if ! command -v python3 >/dev/null; then
 fi
 
 # hold ARGS...: start a holder in the background, wait for its "ready".
+nhold=0
 hold() {
-	fifo=$out.fifo.$#.$RANDOM
+	nhold=$((nhold + 1))
+	fifo=$out.fifo.$nhold
 	mkfifo "$fifo"
 	"$holder" "$@" >"$fifo" &
 	last=$!
@@ -61,6 +63,8 @@ json_has() {
 	python3 -c '
 import json, sys
 o = {e["name"][len(sys.argv[1]):]: e for e in json.load(open(sys.argv[2]))}
+import os
+h2 = int(os.environ.get("H2", "0"))
 ok = eval("(" + sys.argv[3] + ")")
 if not ok:
     print("failed:", sys.argv[3]); print(json.dumps(o, indent=1))
@@ -70,8 +74,9 @@ sys.exit(0 if ok else 1)' "$P" "$out" "$1"
 t_setup() {
 	hold lock "${P}lock" event "${P}event" mqueue "${P}mq" || return 1
 	h1=$last
-	hold event "${P}event" sem "${P}sem" || return 1
+	hold event "${P}event" sem "${P}sem" held-lock "${P}held" || return 1
 	h2=$last
+	export H2=$h2
 	"$holder" queue "${P}abandoned" close >/dev/null || return 1
 	printf 'not a libipc object' >"${shm}foreign"
 	cp "${shm}lock" "${shm}trunc" && truncate -s 20 "${shm}trunc"
@@ -85,23 +90,29 @@ check "live users counted per object" json_has \
 	 o["lock"]["kind"] == "lock" and o["sem"]["kind"] == "sem" and
 	 o["abandoned"]["kind"] == "queue" and o["lock"]["ok"]'
 check "mqueue depth shown" json_has \
-	'o["mq"]["kind"] == "mqueue" and o["mq"]["mq_depth"] == 1 and
-	 o["mq"]["users"] == 1 and o["mq"]["mq_maxmsg"] == 4'
+	'o["mq"]["kind"] == "mqueue" and o["mq"]["depth"] == 1 and
+	 o["mq"]["users"] == 1 and o["mq"]["maxsize"] == 4'
 check "foreign and truncated files listed, not fatal" json_has \
 	'o["foreign"]["kind"] == "foreign" and not o["foreign"]["ok"] and
 	 o["foreign"]["users"] == -1 and o["trunc"]["kind"] == "truncated"'
+check "per-kind state: lock holder, event, semaphore" json_has \
+	'o["held"]["holder_pid"] == h2 and not o["held"]["holder_died"] and
+	 o["lock"]["holder_pid"] == 0 and o["event"]["set"] == False and
+	 o["sem"]["value"] == 1 and o["abandoned"]["depth"] == 0'
 check "table output lists every object" sh -c \
-	"'$ipcctl' ls --prefix '$P' >'$out' && [ \$(grep -c '^$P' '$out') -eq 7 ]"
+	"'$ipcctl' ls --prefix '$P' >'$out' && [ \$(grep -c '^$P' '$out') -eq 8 ] &&
+	 grep -q '^${P}held .*held by $h2' '$out'"
 
 t_kill() {
 	kill -9 "$h2" && wait "$h2" 2>/dev/null
-	json_has 'o["event"]["users"] == 1 and o["sem"]["users"] == 0'
+	json_has 'o["event"]["users"] == 1 and o["sem"]["users"] == 0 and
+		  o["held"]["holder_pid"] == 0 and o["held"]["holder_died"]'
 }
-check "a SIGKILLed holder no longer counts" t_kill
+check "a SIGKILLed holder no longer counts, and its lock shows it died" t_kill
 
 t_dry_run() {
 	"$ipcctl" gc --dry-run --prefix "$P" >"$out" || return 1
-	[ "$(grep -c '^would remove' "$out")" -eq 3 ] &&
+	[ "$(grep -c '^would remove' "$out")" -eq 4 ] &&
 		grep -q "would remove ${P}sem " "$out" &&
 		grep -q "would remove ${P}abandoned " "$out" &&
 		grep -q "would remove ${P}trunc " "$out" &&
@@ -113,6 +124,7 @@ t_gc() {
 	"$ipcctl" --json gc --prefix "$P" >"$out" || return 1
 	python3 -m json.tool "$out" >/dev/null || return 1
 	[ ! -e "${shm}sem" ] && [ ! -e "${shm}abandoned" ] &&
+		[ ! -e "${shm}held" ] &&
 		[ ! -e "${shm}trunc" ] && [ -e "${shm}lock" ] &&
 		[ -e "${shm}event" ] && [ -e "${shm}mq" ] &&
 		[ -e "${shm}foreign" ]
@@ -120,7 +132,8 @@ t_gc() {
 check "gc removes exactly the abandoned objects" t_gc
 
 check "show names the mq and its depth" sh -c \
-	"'$ipcctl' show '${P}mq' >'$out' && grep -q '/libipc.${P}mq, 1 of 4' '$out' &&
+	"'$ipcctl' show '${P}mq' >'$out' && grep -q 'state:    depth 1/4' '$out' &&
+	 grep -q '/libipc.${P}mq, messages of at most 64 bytes' '$out' &&
 	 grep -q 'users:    1' '$out'"
 check "show --json parses" sh -c \
 	"'$ipcctl' --json show '${P}event' '${P}foreign' | python3 -m json.tool"
@@ -139,7 +152,7 @@ t_rm_and_gc_all() {
 	for f in "$shm"*; do [ -e "$f" ] && return 1; done
 	# The mq went with its companion: a new queue holds only the new put.
 	"$holder" mqueue "${P}mq" close >/dev/null &&
-		json_has 'o["mq"]["mq_depth"] == 1' && "$ipcctl" rm "${P}mq"
+		json_has 'o["mq"]["depth"] == 1' && "$ipcctl" rm "${P}mq"
 }
 check "rm, then gc once every holder is dead" t_rm_and_gc_all
 

@@ -72,7 +72,8 @@ Test(users, count_follows_opens_closes_and_sigkill)
 	cr_assert_eq(info.creator_pid, getpid());
 	cr_assert_gt(info.created_ns, 0);
 	cr_assert_eq(info.users, 1);
-	cr_assert_eq(info.mq_depth, -1);
+	cr_assert_eq(info.depth, -1);
+	cr_assert_eq(info.is_set, 0);
 	cr_assert_eq(ipc_event_open(&again, name, 0), 0);
 	cr_assert_eq(users_of(name), 2, "each handle counts");
 	ipc_event_close(again);
@@ -132,9 +133,11 @@ Test(users, mqueue_backend_reports_depth)
 	cr_assert_eq(ipc_stat(name, &info), 0);
 	cr_assert_eq(info.kind, IPC_KIND_MQUEUE);
 	cr_assert_eq(info.users, 1);
-	cr_assert_eq(info.mq_depth, 2);
-	cr_assert_eq(info.mq_maxmsg, 5);
-	cr_assert_eq(info.mq_msgsize, 32);
+	cr_assert_eq(info.depth, 2);
+	cr_assert_eq(info.maxsize, 5);
+	cr_assert_eq(info.max_msg_size, 32);
+	cr_assert_eq(info.shut_down, 0);
+	cr_assert_eq(info.unfinished, -1, "not joinable");
 	ipc_queue_close(q);
 	cr_assert_eq(ipc_unlink_unused(name), 0);
 	cr_assert_eq(ipc_queue_open(&q, name, 0, &attr), IPC_ENOENT,
@@ -247,4 +250,179 @@ Test(users, unlink_unused_never_removes_an_object_being_opened)
 	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
 	cr_assert_eq(t_reap(pid, 10000), 0);
 	cr_assert_eq(bad, 0, "an object in use was removed");
+}
+
+/* ------------------------------------------------------------------------
+ * Live state per kind
+ */
+
+static int child_hold_lock(void *arg)
+{
+	ipc_lock *lk = NULL;
+
+	(void)arg;
+	T_CHECK(ipc_lock_open(&lk, name, 0) == 0, 10);
+	T_CHECK(ipc_lock_acquire(lk, 10000) == 0, 11);
+	__atomic_add_fetch(ready, 1, __ATOMIC_SEQ_CST);
+	pause();
+	return 12;
+}
+
+Test(users, lock_holder_and_its_death_are_seen)
+{
+	ipc_object_info info;
+	ipc_lock *lk = NULL;
+	pid_t pid;
+
+	ready = t_shared(sizeof(int));
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.holder, 0, "free");
+	cr_assert_eq(info.holder_died, 0);
+	pid = t_spawn(child_hold_lock, NULL);
+	cr_assert(t_wait_count(ready, 1, 10000));
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.holder, pid);
+	cr_assert_eq(t_kill(pid), -SIGKILL);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.holder, 0);
+	cr_assert_eq(info.holder_died, 1, "the kernel marked it");
+	cr_assert_eq(ipc_lock_acquire(lk, 1000), IPC_EOWNERDEAD);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.holder, getpid());
+	cr_assert_eq(info.holder_died, 0);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(lk);
+}
+
+static int child_sem_acquire(void *arg)
+{
+	ipc_sem *s = NULL;
+
+	(void)arg;
+	T_CHECK(ipc_sem_open(&s, name, 0, 0, 0) == 0, 10);
+	T_CHECK(ipc_sem_acquire(s, 20000) == 0, 11);
+	ipc_sem_close(s);
+	return 0;
+}
+
+Test(users, event_sem_and_barrier_state)
+{
+	ipc_object_info info;
+	ipc_event *ev = NULL;
+	ipc_sem *s = NULL;
+	ipc_barrier *b = NULL;
+	char n2[140], n3[140];
+	pid_t pid;
+
+	cr_assert_eq(ipc_sem_open(&s, name, IPC_CREATE, 0, 3), 0);
+	pid = t_spawn(child_sem_acquire, NULL);
+	cr_assert(t_blocked_in_futex(pid, 10000));
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.value, 0);
+	cr_assert_eq(info.max, 3);
+	cr_assert_eq(info.waiters, 1);
+	cr_assert_eq(ipc_sem_release(s), 0);
+	cr_assert_eq(t_reap(pid, 10000), 0);
+	cr_assert_eq(ipc_sem_release(s), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.value, 1);
+	ipc_sem_close(s);
+
+	snprintf(n2, sizeof(n2), "%s-ev", name);
+	cr_assert_eq(ipc_event_open(&ev, n2, IPC_CREATE), 0);
+	cr_assert_eq(ipc_event_set(ev), 0);
+	cr_assert_eq(ipc_stat(n2, &info), 0);
+	cr_assert_eq(info.is_set, 1);
+	cr_assert_eq(ipc_event_clear(ev), 0);
+	cr_assert_eq(ipc_stat(n2, &info), 0);
+	cr_assert_eq(info.is_set, 0);
+	ipc_event_close(ev);
+	ipc_unlink(n2);
+
+	snprintf(n3, sizeof(n3), "%s-bar", name);
+	cr_assert_eq(ipc_barrier_open(&b, n3, IPC_CREATE, 3), 0);
+	cr_assert_eq(ipc_barrier_wait(b, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_stat(n3, &info), 0);
+	cr_assert_eq(info.parties, 3);
+	cr_assert_eq(info.broken, 0);
+	cr_assert_eq(ipc_barrier_abort(b), 0);
+	cr_assert_eq(ipc_stat(n3, &info), 0);
+	cr_assert_eq(info.broken, 1);
+	cr_assert_eq(info.n_waiting, 0);
+	ipc_barrier_close(b);
+	ipc_unlink(n3);
+}
+
+static int child_take_and_hang(void *arg)
+{
+	ipc_queue *q = NULL;
+	const ipc_queue_attr *attr = arg;
+	char buf[64];
+
+	T_CHECK(ipc_queue_open(&q, name, 0, attr) == 0, 10);
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 10000) >= 0, 11);
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 10000) >= 0, 12);
+	__atomic_add_fetch(ready, 1, __ATOMIC_SEQ_CST);
+	pause();
+	return 13;
+}
+
+/* Both backends: depth, unfinished, and each consumer's tasks, alive and
+ * then dead. */
+static void check_joinable_state(ipc_queue_attr *attr)
+{
+	ipc_object_info info;
+	ipc_queue *q = NULL;
+	char buf[64];
+	pid_t pid;
+
+	ready = t_shared(sizeof(int));
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, attr), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ipc_queue_put(q, "task", 4, 0), 0);
+	pid = t_spawn(child_take_and_hang, attr);
+	cr_assert(t_wait_count(ready, 1, 10000));
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 4);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.depth, 1);
+	cr_assert_eq(info.unfinished, 4);
+	cr_assert_eq(info.n_consumers, 2);
+	cr_assert_eq(info.consumers[0].pid, pid);
+	cr_assert(info.consumers[0].alive);
+	cr_assert_eq(info.consumers[0].tasks, 2);
+	cr_assert_eq(info.consumers[1].pid, getpid());
+	cr_assert_eq(info.consumers[1].tasks, 1);
+	cr_assert_eq(t_kill(pid), -SIGKILL);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.n_consumers, 2, "not reaped yet");
+	cr_assert_not(info.consumers[0].alive, "seen dead at once");
+	ipc_queue_close(q);
+}
+
+Test(users, shm_queue_state_and_consumers)
+{
+	ipc_queue_attr attr = { .joinable = true, .capacity = 4096 };
+	ipc_object_info info;
+	ipc_queue *q = NULL;
+
+	check_joinable_state(&attr);
+	cr_assert_eq(ipc_queue_open(&q, name, 0, &attr), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.capacity, 4096);
+	cr_assert_eq(info.bytes_used, 4 * 16, "records not freed yet");
+	cr_assert_eq(ipc_queue_shutdown(q), 0);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.shut_down, 1);
+	ipc_queue_close(q);
+}
+
+Test(users, mqueue_joinable_state_and_consumers)
+{
+	ipc_queue_attr attr = { .joinable = true,
+				.backend = IPC_BACKEND_MQUEUE,
+				.maxsize = 8,
+				.max_msg_size = 64 };
+
+	check_joinable_state(&attr);
 }

@@ -132,14 +132,75 @@ static const char *owner(uid_t uid, char *buf, size_t cap)
 	return buf;
 }
 
+static void holder_text(const ipc_object_info *i, char *buf, size_t cap)
+{
+	if (i->holder > 0)
+		snprintf(buf, cap, "held by %d", (int)i->holder);
+	else if (i->holder == 0 && i->holder_died == 1)
+		snprintf(buf, cap, "free (holder died)");
+	else if (i->holder == 0)
+		snprintf(buf, cap, "free");
+	else
+		snprintf(buf, cap, "holder unknown");
+}
+
+/* One line of live state, per kind. */
 static void state_of(const struct entry *e, char *buf, size_t cap)
 {
-	if (e->rc == 0 && e->info.kind == IPC_KIND_MQUEUE &&
-	    e->info.mq_depth >= 0)
-		snprintf(buf, cap, "depth %ld/%ld", e->info.mq_depth,
-			 e->info.mq_maxmsg);
-	else
+	const ipc_object_info *i = &e->info;
+	char h[48];
+	int n = 0;
+
+	buf[0] = '\0';
+	if (e->rc != 0) {
 		snprintf(buf, cap, "-");
+		return;
+	}
+	switch (i->kind) {
+	case IPC_KIND_QUEUE:
+	case IPC_KIND_MQUEUE:
+		n = snprintf(buf, cap, "depth %ld", i->depth);
+		if (i->maxsize > 0)
+			n += snprintf(buf + n, cap - (size_t)n, "/%ld",
+				      i->maxsize);
+		if (i->bytes_used >= 0)
+			n += snprintf(buf + n, cap - (size_t)n,
+				      ", %ld/%ld bytes", i->bytes_used,
+				      i->capacity);
+		if (i->waiters > 0)
+			n += snprintf(buf + n, cap - (size_t)n, ", %ld waiting",
+				      i->waiters);
+		if (i->unfinished >= 0)
+			n += snprintf(buf + n, cap - (size_t)n,
+				      ", %ld unfinished, %d consumers",
+				      i->unfinished, i->n_consumers);
+		if (i->shut_down == 1)
+			snprintf(buf + n, cap - (size_t)n, ", shut down");
+		break;
+	case IPC_KIND_LOCK:
+	case IPC_KIND_RLOCK:
+		holder_text(i, buf, cap);
+		break;
+	case IPC_KIND_COND:
+		holder_text(i, h, sizeof(h));
+		snprintf(buf, cap, "%s, %ld waiting", h, i->waiters);
+		break;
+	case IPC_KIND_EVENT:
+		snprintf(buf, cap, "%s", i->is_set == 1 ? "set" : "clear");
+		break;
+	case IPC_KIND_SEM:
+		n = snprintf(buf, cap, "value %ld", i->value);
+		if (i->max > 0)
+			n += snprintf(buf + n, cap - (size_t)n, "/%ld", i->max);
+		snprintf(buf + n, cap - (size_t)n, ", %ld waiting", i->waiters);
+		break;
+	case IPC_KIND_BARRIER:
+		snprintf(buf, cap, "%ld/%ld waiting%s", i->n_waiting,
+			 i->parties, i->broken == 1 ? ", broken" : "");
+		break;
+	default:
+		snprintf(buf, cap, "-");
+	}
 }
 
 /* JSON string: names in /dev/shm may hold any byte but '/' and NUL. */
@@ -156,6 +217,19 @@ static void json_str(const char *s)
 			putchar(c);
 	}
 	putchar('"');
+}
+
+/* A field that applies (not -1). */
+static void json_long(const char *key, long v)
+{
+	if (v >= 0)
+		printf(", \"%s\": %ld", key, v);
+}
+
+static void json_bool(const char *key, int v)
+{
+	if (v >= 0)
+		printf(", \"%s\": %s", key, v ? "true" : "false");
 }
 
 static void json_entry(const struct entry *e)
@@ -176,10 +250,33 @@ static void json_entry(const struct entry *e)
 		       "\"age_s\": %.1f",
 		       (int)i->creator_pid,
 		       pid_alive(i->creator_pid) ? "true" : "false", age_s(i));
-	if (i->mq_depth >= 0)
-		printf(", \"mq_depth\": %ld, \"mq_maxmsg\": %ld, "
-		       "\"mq_msgsize\": %ld",
-		       i->mq_depth, i->mq_maxmsg, i->mq_msgsize);
+	json_long("depth", i->depth);
+	json_long("maxsize", i->maxsize);
+	json_long("max_msg_size", i->max_msg_size);
+	json_long("bytes_used", i->bytes_used);
+	json_long("capacity", i->capacity);
+	json_bool("shut_down", i->shut_down);
+	json_long("unfinished", i->unfinished);
+	json_long("waiters", i->waiters);
+	if (i->holder >= 0) {
+		json_long("holder_pid", i->holder);
+		json_bool("holder_died", i->holder_died);
+	}
+	json_bool("set", i->is_set);
+	json_long("value", i->value);
+	json_long("max", i->max);
+	json_long("parties", i->parties);
+	json_long("n_waiting", i->n_waiting);
+	json_bool("broken", i->broken);
+	if (i->n_consumers >= 0) {
+		printf(", \"consumers\": [");
+		for (int k = 0; k < i->n_consumers; k++)
+			printf("%s{\"pid\": %d, \"alive\": %s, \"tasks\": %ld}",
+			       k ? ", " : "", (int)i->consumers[k].pid,
+			       i->consumers[k].alive ? "true" : "false",
+			       i->consumers[k].tasks);
+		printf("]");
+	}
 	printf("}");
 }
 
@@ -272,11 +369,20 @@ static int cmd_show(const struct opts *o, int argc, char **argv)
 			       (int)e.info.creator_pid,
 			       pid_alive(e.info.creator_pid) ? "alive" : "gone",
 			       age_s(&e.info));
-		if (e.info.mq_depth >= 0)
-			printf("mq:       /libipc.%s, %ld of %ld messages of "
-			       "at most %ld bytes\n",
-			       e.name, e.info.mq_depth, e.info.mq_maxmsg,
-			       e.info.mq_msgsize);
+		printf("state:    %s\n", state);
+		if (e.info.kind == IPC_KIND_MQUEUE)
+			printf("mq:       /libipc.%s, messages of at most %ld "
+			       "bytes\n",
+			       e.name, e.info.max_msg_size);
+		for (int c = 0; c < e.info.n_consumers; c++) {
+			const ipc_consumer_info *ci = &e.info.consumers[c];
+			printf("consumer: pid %d, %s, ", (int)ci->pid,
+			       ci->alive ? "alive" : "dead");
+			if (ci->tasks >= 0)
+				printf("%ld unfinished task(s)\n", ci->tasks);
+			else
+				printf("unfinished tasks unknown\n");
+		}
 		printf("\n");
 	}
 	if (o->json)
@@ -375,11 +481,11 @@ static int cmd_watch(const struct opts *o)
 			table_row(&es[k]);
 			for (size_t j = 0; j < nprev; j++)
 				if (strcmp(prev[j].name, es[k].name) == 0 &&
-				    es[k].info.mq_depth >= 0 &&
-				    prev[j].info.mq_depth >= 0)
+				    es[k].info.depth >= 0 &&
+				    prev[j].info.depth >= 0)
 					printf("%32s depth %+.1f/s\n", "",
-					       (es[k].info.mq_depth -
-						prev[j].info.mq_depth) *
+					       (es[k].info.depth -
+						prev[j].info.depth) *
 						       1000.0 / o->interval_ms);
 		}
 		fflush(stdout);

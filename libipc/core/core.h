@@ -241,6 +241,23 @@ int ipc__users_join(int fd, const char *path);
  * own description excepted; or a negative errno. Never blocks. */
 int ipc__users_count(int fd);
 
+/* ipc_stat's common part: open path (oflags | O_NOFOLLOW | O_NONBLOCK),
+ * fill info from the file and its header (read with pread) and count its
+ * users. 0 | -EPROTO (info->problem set; *fdp open if the file could be
+ * opened) | -ENOENT | -EACCES. The caller closes *fdp (-1 if none). */
+int ipc__stat_fd(const char *path, int oflags, ipc_object_info *info, int *fdp);
+
+/* pread until len bytes, end of file or an error: the bytes read. */
+size_t ipc__pread_full(int fd, void *buf, size_t len, off_t off);
+
+/* Every field "does not apply": 0, or -1 where ipc.h says so. */
+void ipc__info_clear(ipc_object_info *info);
+
+/* Fill info->holder and info->holder_died from a copy of a robust mutex
+ * (never the live one: reading a copy needs no lock and cannot block). */
+void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info);
+pid_t ipc__tid_process(int32_t tid);
+
 /* "/libipc.<name>" for the POSIX message queue of a libipc name.
  * -EINVAL for a bad name. */
 int ipc__mq_name(const char *name, char *mqname, size_t cap);

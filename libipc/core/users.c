@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,38 +196,16 @@ static const char *hdr_problem(const struct ipc__seg_hdr *h, ssize_t got,
 	return NULL;
 }
 
-static void mq_depth(const char *name, ipc_object_info *info)
-{
-	char mqname[IPC__PATH_MAX];
-	struct mq_attr a;
-	mqd_t mq;
-
-	if (ipc__mq_name(name, mqname, sizeof(mqname)) != 0)
-		return;
-	mq = mq_open(mqname, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (mq == (mqd_t)-1)
-		return;
-	if (mq_getattr(mq, &a) == 0) {
-		info->mq_depth = a.mq_curmsgs;
-		info->mq_maxmsg = a.mq_maxmsg;
-		info->mq_msgsize = a.mq_msgsize;
-	}
-	mq_close(mq);
-}
-
 /* Open path without following links or blocking, fill the file's facts
  * and the header's; *fdp keeps the descriptor. */
-static int stat_fd(const char *name, const char *path, int oflags,
-		   ipc_object_info *info, int *fdp)
+int ipc__stat_fd(const char *path, int oflags, ipc_object_info *info, int *fdp)
 {
 	struct ipc__seg_hdr h;
 	struct stat st;
 	ssize_t got;
 	int fd;
 
-	memset(info, 0, sizeof(*info));
-	info->users = -1;
-	info->mq_depth = info->mq_maxmsg = info->mq_msgsize = -1;
+	ipc__info_clear(info);
 	fd = open(path, oflags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP ? -EPROTO : -errno;
@@ -251,25 +230,74 @@ static int stat_fd(const char *name, const char *path, int oflags,
 	info->kind = h.h_kind;
 	info->creator_pid = h.h_creator_pid;
 	info->created_ns = h.h_created_ns;
-	if (h.h_kind == IPC__KIND_MQUEUE)
-		mq_depth(name, info);
 	return 0;
 }
 
-int ipc_stat(const char *name, ipc_object_info *info)
+size_t ipc__pread_full(int fd, void *buf, size_t len, off_t off)
 {
-	char path[IPC__PATH_MAX];
-	int fd = -1, rc;
+	size_t got = 0;
 
-	if (info == NULL)
-		return -EINVAL;
-	rc = ipc__name_path(name, path, sizeof(path));
-	if (rc != 0)
-		return rc;
-	rc = stat_fd(name, path, O_RDONLY, info, &fd);
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got,
+				  off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+void ipc__info_clear(ipc_object_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->users = -1;
+	info->depth = info->maxsize = info->bytes_used = info->capacity = -1;
+	info->max_msg_size = info->unfinished = info->waiters = -1;
+	info->holder = -1;
+	info->holder_died = info->is_set = info->broken = -1;
+	info->shut_down = -1;
+	info->value = info->max = info->parties = info->n_waiting = -1;
+	info->n_consumers = -1;
+}
+
+/* glibc keeps a robust mutex's owner in its futex word: the owner's
+ * thread id, plus FUTEX_OWNER_DIED once the kernel has found the owner
+ * dead (it clears the id then). A copy of the word tells, without any
+ * guessing from pids, whether a live thread holds it. */
+void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info)
+{
+#ifdef __GLIBC__
+	uint32_t word = (uint32_t)copy->__data.__lock;
+	int32_t tid = (int32_t)(word & FUTEX_TID_MASK);
+
+	info->holder = tid != 0 ? ipc__tid_process(tid) : 0;
+	info->holder_died = (word & FUTEX_OWNER_DIED) != 0;
+#else
+	(void)copy;
+	(void)info;
+#endif
+}
+
+/* The process a thread id belongs to (its Tgid), or the id itself if
+ * /proc does not say. Informational: the thread holds a robust mutex, so
+ * it is alive at the moment the word was read. */
+pid_t ipc__tid_process(int32_t tid)
+{
+	char path[64], line[128];
+	pid_t pid = tid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return pid;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Tgid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid;
 }
 
 int ipc_unlink_unused(const char *name)
@@ -281,7 +309,7 @@ int ipc_unlink_unused(const char *name)
 	rc = ipc__name_path(name, path, sizeof(path));
 	if (rc != 0)
 		return rc;
-	rc = stat_fd(name, path, O_RDWR, &info, &fd);
+	rc = ipc__stat_fd(path, O_RDWR, &info, &fd);
 	/* Ours but damaged: removable when unused. Another ABI version may
 	 * count its users differently: left alone. */
 	if (rc == -EPROTO && info.users >= 0 &&

@@ -626,3 +626,48 @@ const struct ipc__queue_ops ipc__mq_ops = {
 	.joinable = mq_joinable,
 	.max_msg_size = mq_max_msg_size,
 };
+
+/* ipc_stat: the mq's depth (mq_getattr on a read-only descriptor of its
+ * own) and the companion's state, from a copy of the companion. */
+int ipc__mq_describe(const char *name, const void *seg, size_t len,
+		     ipc_object_info *info)
+{
+	const struct mq_shm *q = seg;
+	char mqname[IPC__PATH_MAX];
+	struct mq_attr a;
+	mqd_t mqd;
+
+	if (len < sizeof(*q) || q->m_nslots != NSLOTS || q->m_joinable > 1)
+		return -EPROTO;
+	info->maxsize = q->m_maxmsg;
+	info->max_msg_size = q->m_msgsize;
+	info->shut_down = atomic_load(&q->m_closed) != 0;
+	if (ipc__mq_name(name, mqname, sizeof(mqname)) == 0 &&
+	    (mqd = mq_open(mqname, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) !=
+		    (mqd_t)-1) {
+		if (mq_getattr(mqd, &a) == 0)
+			info->depth = a.mq_curmsgs;
+		mq_close(mqd);
+	}
+	if (!q->m_joinable)
+		return 0;
+	info->n_consumers = 0;
+	info->unfinished = info->depth;
+	for (int i = 0; i < NSLOTS; i++) {
+		const struct mq_slot *s = &q->m_slots[i];
+		ipc_object_info m = { .holder = -1 };
+		long tasks;
+
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
+			continue;
+		ipc__mutex_peek(&s->s_reg, &m);
+		tasks = atomic_load(&s->s_taken);
+		info->consumers[info->n_consumers++] =
+			(ipc_consumer_info){ s->s_pid, m.holder > 0, tasks };
+		/* As mq_unfinished counts, a dead consumer's tasks are
+		 * dropped (at the next reap). */
+		if (m.holder > 0 && info->unfinished >= 0)
+			info->unfinished += tasks + atomic_load(&s->s_busy);
+	}
+	return 0;
+}
