@@ -571,10 +571,14 @@ IPC_API void ipc_pool_free(ipc_pool *pool);
  * Every open handle of a named object (ipc_X_open, an mqueue-backend
  * queue's companion segment included) holds a lock that the kernel drops
  * when the handle is closed, when the process execs, and when it dies by
- * any means, SIGKILL included; a forked child shares its parent's handle
- * and keeps it counted while either lives. Each open handle costs one file
- * descriptor. The count never relies on process ids.
+ * any means, SIGKILL included. A process counts once however many handles
+ * it has; a forked child that uses a handle it inherited counts under its
+ * parent's pid, and keeps the object counted while either lives. Each open
+ * handle costs one file descriptor. The count is the kernel's: a pid is
+ * only the label it is shown under, never probed.
  */
+
+#define IPC_STAT_MAX_PIDS 64
 
 /* A JoinableQueue consumer, as ipc_stat sees it. */
 typedef struct ipc_consumer_info {
@@ -599,7 +603,8 @@ typedef struct ipc_object_info {
 	uid_t uid;		       /* owner */
 	pid_t creator_pid;	       /* informational: may be long gone */
 	unsigned long long created_ns; /* CLOCK_REALTIME at creation */
-	int users; /* live open handles; -1 if unknown (foreign) */
+	int users; /* live processes that have it open; -1 if unknown */
+	pid_t user_pids[IPC_STAT_MAX_PIDS]; /* the first of them */
 
 	/* Queues (both backends). */
 	long depth;	   /* messages waiting */
@@ -648,7 +653,7 @@ IPC_API const char *ipc_kind_name(int kind);
  * 0 (info filled) | IPC_EPROTO (the file is not a sound libipc object;
  * info->problem says why, and the file's size, mode and owner are filled)
  * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). The
- * caller's own open handles count among info->users. */
+ * calling process counts among info->users if it has the object open. */
 IPC_API int ipc_stat(const char *name, ipc_object_info *info);
 
 /* Remove the name if no live process has the object open, atomically with

@@ -86,6 +86,7 @@ check "objects made and held by several processes" t_setup
 check "--json parses" sh -c "'$ipcctl' --json ls --prefix '$P' | python3 -m json.tool"
 check "live users counted per object" json_has \
 	'o["lock"]["users"] == 1 and o["event"]["users"] == 2 and
+	 h2 in o["event"]["user_pids"] and
 	 o["sem"]["users"] == 1 and o["abandoned"]["users"] == 0 and
 	 o["lock"]["kind"] == "lock" and o["sem"]["kind"] == "sem" and
 	 o["abandoned"]["kind"] == "queue" and o["lock"]["ok"]'

@@ -72,16 +72,22 @@ Test(users, count_follows_opens_closes_and_sigkill)
 	cr_assert_eq(info.creator_pid, getpid());
 	cr_assert_gt(info.created_ns, 0);
 	cr_assert_eq(info.users, 1);
+	cr_assert_eq(info.user_pids[0], getpid());
 	cr_assert_eq(info.depth, -1);
 	cr_assert_eq(info.is_set, 0);
 	cr_assert_eq(ipc_event_open(&again, name, 0), 0);
-	cr_assert_eq(users_of(name), 2, "each handle counts");
+	cr_assert_eq(users_of(name), 1, "a process counts once");
 	ipc_event_close(again);
 	cr_assert_eq(users_of(name), 1);
 	a = t_spawn(child_hold_event, NULL);
 	b = t_spawn(child_hold_event, NULL);
 	cr_assert(t_wait_count(ready, 2, 10000));
-	cr_assert_eq(users_of(name), 3);
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.users, 3);
+	bool seen_a = false;
+	for (int i = 0; i < 3; i++)
+		seen_a = seen_a || info.user_pids[i] == a;
+	cr_assert(seen_a, "the holders' pids are listed");
 	cr_assert_eq(t_kill(a), -SIGKILL);
 	cr_assert_eq(users_of(name), 2, "the kernel dropped the dead one");
 	cr_assert_eq(ipc_unlink_unused(name), IPC_EBUSY);
@@ -115,6 +121,9 @@ Test(users, forked_child_shares_its_parents_handle)
 	cr_assert_eq(users_of(name), 1, "one handle, shared by the fork");
 	ipc_lock_close(inherited);
 	cr_assert_eq(users_of(name), 1, "the child still has it");
+	ipc_object_info info;
+	cr_assert_eq(ipc_stat(name, &info), 0);
+	cr_assert_eq(info.user_pids[0], getpid(), "under its parent's pid");
 	cr_assert_eq(t_kill(pid), -SIGKILL);
 	cr_assert_eq(users_of(name), 0);
 }

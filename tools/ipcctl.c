@@ -245,6 +245,12 @@ static void json_entry(const struct entry *e)
 	       i->mode);
 	json_str(owner(i->uid, who, sizeof(who)));
 	printf(", \"users\": %d", i->users);
+	if (i->users > 0) {
+		printf(", \"user_pids\": [");
+		for (int k = 0; k < i->users && k < IPC_STAT_MAX_PIDS; k++)
+			printf("%s%d", k ? ", " : "", (int)i->user_pids[k]);
+		printf("]");
+	}
 	if (e->rc == 0)
 		printf(", \"creator_pid\": %d, \"creator_alive\": %s, "
 		       "\"age_s\": %.1f",
@@ -361,7 +367,7 @@ static int cmd_show(const struct opts *o, int argc, char **argv)
 		state_of(&e, state, sizeof(state));
 		printf("name:     %s\nkind:     %s\nsize:     %llu bytes\n"
 		       "mode:     %04o\nowner:    %s\nusers:    %d live "
-		       "handle(s)\n",
+		       "process(es)\n",
 		       e.name, kind_of(&e), e.info.size, e.info.mode,
 		       owner(e.info.uid, who, sizeof(who)), e.info.users);
 		if (e.rc == 0)
@@ -369,6 +375,14 @@ static int cmd_show(const struct opts *o, int argc, char **argv)
 			       (int)e.info.creator_pid,
 			       pid_alive(e.info.creator_pid) ? "alive" : "gone",
 			       age_s(&e.info));
+		if (e.info.users > 0) {
+			printf("opened by:");
+			for (int u = 0;
+			     u < e.info.users && u < IPC_STAT_MAX_PIDS; u++)
+				printf(" %d", (int)e.info.user_pids[u]);
+			printf("%s\n",
+			       e.info.users > IPC_STAT_MAX_PIDS ? " ..." : "");
+		}
 		printf("state:    %s\n", state);
 		if (e.info.kind == IPC_KIND_MQUEUE)
 			printf("mq:       /libipc.%s, messages of at most %ld "

@@ -226,9 +226,9 @@ int ipc__name_path(const char *name, char *path, size_t cap);
 
 /* ------------------------------------------------------------------------
  * Users of named segments (users.c): every open file description of a
- * named segment holds an OFD lock on one byte of a slot range far past the
- * end of the file; the kernel drops it when the last descriptor of that
- * description closes, in particular when the process dies.
+ * named segment holds an OFD read lock on the byte 2^62 + pid of its
+ * opener; the kernel drops it when the last descriptor of that description
+ * closes, in particular when the process dies.
  */
 
 /* Take a user slot on fd. path NULL: fd is a creator's unnamed file, not
@@ -237,9 +237,10 @@ int ipc__name_path(const char *name, char *path, size_t cap);
  * (the caller closes fd and looks the name up again). */
 int ipc__users_join(int fd, const char *path);
 
-/* Open file descriptions holding a user slot on fd's file, the caller's
- * own description excepted; or a negative errno. Never blocks. */
-int ipc__users_count(int fd);
+/* Processes holding a user slot on fd's file (through descriptions other
+ * than fd's), storing up to npids of their pids; or a negative errno. Never
+ * blocks. */
+int ipc__users_count(int fd, pid_t *pids, int npids);
 
 /* ipc_stat's common part: open path (oflags | O_NOFOLLOW | O_NONBLOCK),
  * fill info from the file and its header (read with pread) and count its

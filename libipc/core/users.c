@@ -2,16 +2,18 @@
 /*
  * users.c — who has a named object open, asked of the kernel.
  *
- * Every open file description of a named segment holds one open-file-
- * description lock (F_OFD_SETLK) on one byte of the slot range
- * [USERS_BASE, USERS_BASE + USERS_MAX), far past the end of any segment
- * (locks may lie beyond end of file and never touch the data). The kernel
- * drops an OFD lock when the last descriptor of its description closes —
- * at ipc_X_close, at exec (the descriptor is close-on-exec), and when the
- * process dies by any means — so a count of the locks held is a count of
- * live openers, with no pid guessing. A forked child shares its parent's
- * description, and with it the slot: the object is in use while either
- * lives. Counting is F_OFD_GETLK, which never blocks.
+ * Every open file description of a named segment holds an open-file-
+ * description read lock (F_OFD_SETLK) on the byte USERS_BASE + pid of the
+ * process that opened it, far past the end of any segment (locks may lie
+ * beyond end of file and never touch the data); the handles of one process
+ * share their byte. The kernel drops an OFD lock when the last descriptor
+ * of its description closes — at ipc_X_close, at exec (the descriptor is
+ * close-on-exec), and when the process dies by any means — so the bytes
+ * locked are the live processes that have the object open, with no pid
+ * guessing: the byte is only a label. A forked child shares its parent's
+ * description, and with it the byte: the object is in use while either
+ * lives, shown under the parent's pid. Counting is F_OFD_GETLK, which never
+ * blocks.
  *
  * Removing an unused name must be race-free against a process opening it
  * at that moment: the opener has looked the name up but not taken its slot
@@ -38,7 +40,7 @@
 #include "libipc/core/core.h"
 
 #define USERS_BASE ((off_t)1 << 62)
-#define USERS_MAX 65536
+#define USERS_MAX ((off_t)1 << 22) /* PID_MAX_LIMIT on 64-bit Linux */
 #define USERS_GATE (USERS_BASE - 1)
 
 static int ofd_lock(int fd, int cmd, short type, off_t start, off_t len)
@@ -68,23 +70,21 @@ int ipc__users_join(int fd, const char *path)
 
 	if (rc != 0)
 		return rc;
-	rc = -EBUSY;
-	for (off_t i = 0; i < USERS_MAX && rc == -EBUSY; i++) {
-		rc = ofd_lock(fd, F_OFD_SETLK, F_WRLCK, USERS_BASE + i, 1);
-		if (rc == -EAGAIN)
-			rc = -EBUSY;
-	}
+	/* Shared: every handle of this process locks the same byte. */
+	rc = ofd_lock(fd, F_OFD_SETLK, F_RDLCK,
+		      USERS_BASE + ((off_t)getpid() % USERS_MAX), 1);
 	ofd_lock(fd, F_OFD_SETLK, F_UNLCK, USERS_GATE, 1);
 	if (rc == 0 && path != NULL && !same_file(fd, path))
 		rc = -ENOENT;
 	return rc;
 }
 
-/* Count the locks in [from, to) that conflict with a write lock. GETLK
+/* Count the bytes of [from, to) that someone holds a lock on. GETLK
  * reports one conflicting lock, not necessarily the lowest, so the range is
- * split around each one found; the pending ranges never outnumber the
- * locks found plus one. */
-int ipc__users_count(int fd)
+ * split around each one found (and its byte is never asked about again,
+ * however many handles share it); the pending ranges never outnumber the
+ * bytes found plus one. */
+int ipc__users_count(int fd, pid_t *pids, int npids)
 {
 	off_t(*stack)[2] = malloc(sizeof(*stack) * 64);
 	size_t depth = 0, cap = 64;
@@ -107,6 +107,8 @@ int ipc__users_count(int fd)
 		}
 		if (fl.l_type == F_UNLCK)
 			continue;
+		if (n < npids)
+			pids[n] = (pid_t)(fl.l_start - USERS_BASE);
 		n++;
 		if (depth + 2 > cap) {
 			void *grown = realloc(stack, sizeof(*stack) * cap * 2);
@@ -221,7 +223,8 @@ int ipc__stat_fd(const char *path, int oflags, ipc_object_info *info, int *fdp)
 	got = pread(fd, &h, sizeof(h), 0);
 	info->problem = hdr_problem(&h, got, st.st_size);
 	if (info->problem == NULL || h.h_magic == IPC__MAGIC) {
-		int n = ipc__users_count(fd);
+		int n = ipc__users_count(fd, info->user_pids,
+					 IPC_STAT_MAX_PIDS);
 		info->users = n >= 0 ? n : -1;
 	}
 	*fdp = fd;
@@ -324,7 +327,7 @@ int ipc_unlink_unused(const char *name)
 		rc = -EBUSY;
 	if (rc != 0)
 		goto out;
-	rc = ipc__users_count(fd);
+	rc = ipc__users_count(fd, NULL, 0);
 	if (rc > 0)
 		rc = -EBUSY;
 	else if (rc == 0 && !same_file(fd, path))
