@@ -13,6 +13,7 @@
 #include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,29 @@ Test(mqueue, adopts_an_mq_a_plain_program_made)
 	cr_assert_eq(ipc_queue_put(q, "17 bytes long....", 17, 0), IPC_EMSGSIZE,
 		     "the mq's own msgsize (16) holds");
 	mq_close(m);
+}
+
+/* The companion's copy of the sizes is shared memory, which any process
+ * with access can scribble on: the handle goes by the kernel's. */
+Test(mqueue, sizes_come_from_the_kernel_not_the_companion)
+{
+	char path[256], buf[64];
+	uint32_t bad[2] = { 1, 4 }; /* m_maxmsg, m_msgsize */
+	ipc_queue *other = NULL;
+	int fd;
+
+	cr_assert_eq(open_mq(&q, 4, 64, false), 0);
+	snprintf(path, sizeof(path), "/dev/shm/libipc.%s", name);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, bad, sizeof(bad), 64), (ssize_t)sizeof(bad));
+	close(fd);
+	cr_assert_eq(open_mq(&other, 4, 64, false), 0);
+	cr_assert_eq(ipc_queue_put(other, "ten bytes!", 10, 0), 0);
+	cr_assert_eq(ipc_queue_put(other, "x", 1, 0), 0);
+	cr_assert_not(ipc_queue_full(other), "the kernel's maxmsg is 4");
+	cr_assert_eq(ipc_queue_get(other, buf, sizeof(buf), 0), 10);
+	ipc_queue_close(other);
 }
 
 Test(mqueue, emsgsize_keeps_the_message)

@@ -77,6 +77,10 @@ struct mq {
 	struct ipc__seg seg;
 	struct mq_shm *shm;
 	mqd_t mqd;
+	/* The mq's sizes from the kernel (mq_getattr at open), never from
+	 * shared memory: they bound what a receive writes into our buffers. */
+	size_t msgsize, maxmsg;
+	bool joinable;	   /* validated at open */
 	int slot;	   /* our consumer slot, -1 if none */
 	unsigned slot_gen; /* fork generation it was taken in */
 };
@@ -239,10 +243,13 @@ static int mq_open_named(struct mq *m, const char *name, int flags,
 	return c->mqd == (mqd_t)-1 ? -errno : 0;
 }
 
+static void mq_close_handle(void *impl);
+
 int ipc__mq_open(void **impl, const char *name, int flags,
 		 const ipc_queue_attr *attr)
 {
 	struct mq_create c = { .mqd = (mqd_t)-1, .joinable = attr->joinable };
+	struct mq_attr a;
 	struct mq *m;
 	int rc;
 
@@ -271,6 +278,13 @@ int ipc__mq_open(void **impl, const char *name, int flags,
 		return rc;
 	}
 	m->mqd = c.mqd;
+	if (mq_getattr(m->mqd, &a) != 0) {
+		mq_close_handle(m);
+		return -errno;
+	}
+	m->msgsize = (size_t)a.mq_msgsize;
+	m->maxmsg = (size_t)a.mq_maxmsg;
+	m->joinable = attr->joinable; /* the companion's, checked at open */
 	*impl = m;
 	return 0;
 }
@@ -420,12 +434,12 @@ static struct mq_slot *mq_my_slot(struct mq *m)
 
 static ssize_t mq_receive_one(struct mq *m, void *dst)
 {
-	struct mq_slot *s = m->shm->m_joinable ? mq_my_slot(m) : NULL;
+	struct mq_slot *s = m->joinable ? mq_my_slot(m) : NULL;
 	ssize_t n;
 
 	if (s != NULL)
 		atomic_fetch_add(&s->s_busy, 1);
-	n = mq_receive(m->mqd, dst, m->shm->m_msgsize, NULL);
+	n = mq_receive(m->mqd, dst, m->msgsize, NULL);
 	if (n < 0)
 		n = -errno;
 	IPC__CRASHPOINT("mqueue.get.after_receive");
@@ -447,15 +461,15 @@ static ssize_t mq_get(void *impl, void *buf, size_t cap, void **alloc,
 
 	/* The kernel's rule: a receive buffer is at least mq_msgsize, and
 	 * a smaller one takes nothing. */
-	if (alloc == NULL && cap < m->shm->m_msgsize)
+	if (alloc == NULL && cap < m->msgsize)
 		return -EMSGSIZE;
-	if (m->shm->m_joinable) {
+	if (m->joinable) {
 		rc = mq_register(m);
 		if (rc != 0)
 			return rc;
 	}
 	if (alloc != NULL) {
-		dst = malloc(m->shm->m_msgsize ? m->shm->m_msgsize : 1);
+		dst = malloc(m->msgsize ? m->msgsize : 1);
 		if (dst == NULL)
 			return -ENOMEM;
 	}
@@ -569,7 +583,7 @@ static bool mq_full(void *impl)
 {
 	struct mq *m = impl;
 
-	return mq_depth(m) >= (long)m->shm->m_maxmsg;
+	return mq_depth(m) >= (long)m->maxmsg;
 }
 
 static int mq_shutdown(void *impl)
@@ -604,12 +618,12 @@ static void mq_close_handle(void *impl)
 
 static bool mq_joinable(void *impl)
 {
-	return ((struct mq *)impl)->shm->m_joinable;
+	return ((struct mq *)impl)->joinable;
 }
 
 static size_t mq_max_msg_size(void *impl)
 {
-	return ((struct mq *)impl)->shm->m_msgsize;
+	return ((struct mq *)impl)->msgsize;
 }
 
 const struct ipc__queue_ops ipc__mq_ops = {
@@ -645,8 +659,11 @@ int ipc__mq_describe(const char *name, const void *seg, size_t len,
 	if (ipc__mq_name(name, mqname, sizeof(mqname)) == 0 &&
 	    (mqd = mq_open(mqname, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) !=
 		    (mqd_t)-1) {
-		if (mq_getattr(mqd, &a) == 0)
+		if (mq_getattr(mqd, &a) == 0) {
 			info->depth = a.mq_curmsgs;
+			info->maxsize = a.mq_maxmsg; /* the kernel's word */
+			info->max_msg_size = a.mq_msgsize;
+		}
 		mq_close(mqd);
 	}
 	if (!q->m_joinable)
