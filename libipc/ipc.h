@@ -652,7 +652,9 @@ IPC_API const char *ipc_kind_name(int kind);
  * (every field read is range-checked before use).
  * 0 (info filled) | IPC_EPROTO (the file is not a sound libipc object;
  * info->problem says why, and the file's size, mode and owner are filled)
- * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). The
+ * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). On every
+ * error but a NULL info, info is filled as far as known (users -1 when
+ * not counted). The
  * calling process counts among info->users if it has the object open. */
 IPC_API int ipc_stat(const char *name, ipc_object_info *info);
 

@@ -71,6 +71,7 @@ int ipc_stat(const char *name, ipc_object_info *info)
 
 	if (info == NULL)
 		return -EINVAL;
+	ipc__info_clear(info); /* on every return, errors included */
 	rc = ipc__name_path(name, path, sizeof(path));
 	if (rc != 0)
 		return rc;

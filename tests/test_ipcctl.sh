@@ -18,7 +18,8 @@ cleanup() {
 	for p in $pids; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for f in "$shm"*; do
-		[ -e "$f" ] && "$ipcctl" rm "${f#/dev/shm/libipc.}" 2>/dev/null
+		[ -e "$f" ] || continue
+		"$ipcctl" rm "${f#/dev/shm/libipc.}" 2>/dev/null || rm -f "$f"
 	done
 	rm -f "$out" "$out".*
 }
@@ -79,6 +80,7 @@ t_setup() {
 	export H2=$h2
 	"$holder" queue "${P}abandoned" close >/dev/null || return 1
 	printf 'not a libipc object' >"${shm}foreign"
+	printf 'x' >"${shm}bad name"
 	cp "${shm}lock" "${shm}trunc" && truncate -s 20 "${shm}trunc"
 }
 check "objects made and held by several processes" t_setup
@@ -95,13 +97,14 @@ check "mqueue depth shown" json_has \
 	 o["mq"]["users"] == 1 and o["mq"]["maxsize"] == 4'
 check "foreign and truncated files listed, not fatal" json_has \
 	'o["foreign"]["kind"] == "foreign" and not o["foreign"]["ok"] and
-	 o["foreign"]["users"] == -1 and o["trunc"]["kind"] == "truncated"'
+	 o["foreign"]["users"] == -1 and o["trunc"]["kind"] == "truncated" and
+	 not o["bad name"]["ok"] and o["bad name"]["users"] == -1'
 check "per-kind state: lock holder, event, semaphore" json_has \
 	'o["held"]["holder_pid"] == h2 and not o["held"]["holder_died"] and
 	 o["lock"]["holder_pid"] == 0 and o["event"]["set"] == False and
 	 o["sem"]["value"] == 1 and o["abandoned"]["depth"] == 0'
 check "table output lists every object" sh -c \
-	"'$ipcctl' ls --prefix '$P' >'$out' && [ \$(grep -c '^$P' '$out') -eq 8 ] &&
+	"'$ipcctl' ls --prefix '$P' >'$out' && [ \$(grep -c '^$P' '$out') -eq 9 ] &&
 	 grep -q '^${P}held .*held by $h2' '$out'"
 
 t_kill() {
@@ -128,7 +131,7 @@ t_gc() {
 		[ ! -e "${shm}held" ] &&
 		[ ! -e "${shm}trunc" ] && [ -e "${shm}lock" ] &&
 		[ -e "${shm}event" ] && [ -e "${shm}mq" ] &&
-		[ -e "${shm}foreign" ]
+		[ -e "${shm}foreign" ] && [ -e "${shm}bad name" ]
 }
 check "gc removes exactly the abandoned objects" t_gc
 
@@ -146,6 +149,7 @@ check "watch refreshes" sh -c \
 
 t_rm_and_gc_all() {
 	"$ipcctl" rm "${P}foreign" || return 1
+	rm -f "${shm}bad name"
 	! "$ipcctl" rm "${P}foreign" 2>/dev/null || return 1
 	kill -9 "$h1" && wait "$h1" 2>/dev/null
 	"$ipcctl" gc --prefix "$P" >"$out" || return 1

@@ -96,6 +96,7 @@ Test(users, count_follows_opens_closes_and_sigkill)
 	cr_assert_eq(users_of(name), 0);
 	cr_assert_eq(ipc_unlink_unused(name), 0);
 	cr_assert_eq(ipc_stat(name, &info), IPC_ENOENT);
+	cr_assert_eq(info.users, -1);
 	cr_assert_eq(ipc_unlink_unused(name), IPC_ENOENT);
 }
 
@@ -211,7 +212,9 @@ Test(users, foreign_truncated_and_corrupt_files_are_reported)
 	cr_assert_eq(symlink("/etc/passwd", path), 0);
 	cr_assert_eq(ipc_stat(name, &info), IPC_EPROTO, "links not followed");
 	unlink(path);
+	memset(&info, 0, sizeof(info));
 	cr_assert_eq(ipc_stat("bad/name", &info), IPC_EINVAL);
+	cr_assert_eq(info.users, -1, "filled even on error");
 	cr_assert_eq(ipc_stat(name, NULL), IPC_EINVAL);
 	cr_assert_str_eq(ipc_kind_name(0), "unknown");
 }

@@ -103,6 +103,8 @@ static const char *kind_of(const struct entry *e)
 {
 	if (e->rc == 0)
 		return ipc_kind_name(e->info.kind);
+	if (e->rc == IPC_EINVAL)
+		return "bad name"; /* not one libipc could have made */
 	return e->info.problem != NULL ? e->info.problem : ipc_strerror(e->rc);
 }
 
