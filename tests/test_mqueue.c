@@ -47,6 +47,22 @@ static void teardown(void)
 
 TestSuite(mqueue, .init = setup, .fini = teardown, .timeout = 60);
 
+/* Poll, at most 10 s, until pid sleeps in a system call the backend
+ * waits in: mq_timedsend / mq_timedreceive, or poll for a JoinableQueue
+ * consumer. */
+static bool blocked_in_mq(pid_t pid)
+{
+	static const long calls[] = { SYS_mq_timedsend, SYS_mq_timedreceive,
+				      SYS_poll, SYS_ppoll };
+	long until = t_now_ms() + 10000;
+
+	while (t_now_ms() < until)
+		for (size_t i = 0; i < sizeof(calls) / sizeof(*calls); i++)
+			if (t_blocked_in_syscall(pid, calls[i], 1))
+				return true;
+	return false;
+}
+
 static int open_mq(ipc_queue **out, size_t maxsize, size_t msgsize,
 		   bool joinable)
 {
@@ -313,8 +329,7 @@ Test(mqueue, shutdown_wakes_blocked_callers_and_drains)
 
 	cr_assert_eq(open_mq(&q, 4, 64, false), 0);
 	getter = t_spawn(child_get_blocked, NULL);
-	cr_assert(t_blocked_in_syscall(getter, SYS_poll, 10000) ||
-		  t_blocked_in_syscall(getter, SYS_ppoll, 10000));
+	cr_assert(blocked_in_mq(getter));
 	/* A putter blocked on a full queue (another one). */
 	snprintf(name2, sizeof(name2), "%s-full", name);
 	cr_assert_eq(ipc_queue_open(&full, name2, IPC_CREATE, &attr), 0);
@@ -323,8 +338,7 @@ Test(mqueue, shutdown_wakes_blocked_callers_and_drains)
 	q = full;
 	putter = t_spawn(child_put_blocked, NULL);
 	q = keep;
-	cr_assert(t_blocked_in_syscall(putter, SYS_poll, 10000) ||
-		  t_blocked_in_syscall(putter, SYS_ppoll, 10000));
+	cr_assert(blocked_in_mq(putter));
 	cr_assert_eq(ipc_queue_shutdown(q), 0);
 	cr_assert_eq(ipc_queue_shutdown(full), 0);
 	cr_assert_eq(t_reap(getter, 10000), 0, "getter woke with ECLOSED");
@@ -440,6 +454,34 @@ Test(mqueue, join_waits_for_consumer_processes)
 	cr_assert_eq(ipc_queue_unfinished(q), 0);
 	cr_assert_eq(t_reap(a, 10000), 0);
 	cr_assert_eq(t_reap(b, 10000), 0);
+}
+
+static int child_get_one_joinable(void *arg)
+{
+	ipc_queue *from = NULL;
+	char buf[64];
+
+	(void)arg;
+	T_CHECK(open_mq(&from, 8, 64, true) == 0, 10);
+	T_CHECK(ipc_queue_get(from, buf, sizeof(buf), 20000) == 1, 11);
+	T_CHECK(ipc_queue_task_done(from) == 0, 12);
+	ipc_queue_close(from);
+	return 0;
+}
+
+Test(mqueue, a_consumer_waiting_on_an_empty_queue_does_not_hold_up_join)
+{
+	pid_t pid;
+
+	cr_assert_eq(open_mq(&q, 8, 64, true), 0);
+	pid = t_spawn(child_get_one_joinable, NULL);
+	cr_assert(blocked_in_mq(pid));
+	for (int i = 0; i < 20; i++) /* whenever the join looks */
+		cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	cr_assert_eq(put_str(q, "t"), 0);
+	cr_assert_eq(ipc_queue_join(q, 20000), 0);
+	cr_assert_eq(t_reap(pid, 10000), 0);
 }
 
 static volatile int *got;
@@ -572,8 +614,7 @@ Test(mqueue, producer_killed_while_blocked_leaves_queue_usable)
 
 	cr_assert_eq(open_mq(&q, 2, 64, false), 0);
 	pid = t_spawn(child_fill_and_block, NULL);
-	cr_assert(t_blocked_in_syscall(pid, SYS_poll, 10000) ||
-		  t_blocked_in_syscall(pid, SYS_ppoll, 10000));
+	cr_assert(blocked_in_mq(pid));
 	cr_assert_eq(t_kill(pid), -SIGKILL);
 	cr_assert_eq(ipc_queue_qsize(q), 2);
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1);

@@ -10,10 +10,14 @@
  * "libipc.<name>" of kind IPC__KIND_MQUEUE: the shutdown flag, the mq's
  * real limits, and the JoinableQueue accounting.
  *
- * Waiting. The descriptor is non-blocking; a caller that would block polls
- * it (an mqd_t is a file descriptor on Linux) for at most IPC__RECHECK_MS at
- * a time and then looks at the shutdown flag and its deadline again, so a
- * shutdown reaches blocked callers within that time. Nothing spins.
+ * Waiting. A caller that would block sleeps in the kernel, in mq_timedsend
+ * or mq_timedreceive, for at most IPC__RECHECK_MS at a time, and then looks
+ * at the shutdown flag and its deadline again, so a shutdown reaches
+ * blocked callers within that time; a try (IPC_NOWAIT) passes a timeout
+ * that has already expired, which the kernel treats as "do not sleep".
+ * A JoinableQueue consumer sleeps in poll() instead (an mqd_t is a file
+ * descriptor on Linux) and then tries once, for the reason given below.
+ * Nothing spins.
  *
  * JoinableQueue. unfinished = messages in the mq + tasks that consumers got
  * and have not task_done'd. Counting what is in the mq, rather than what
@@ -131,7 +135,7 @@ static int mq_create_queue(struct mq_create *c, int oflags)
 {
 	struct mq_attr a = { .mq_maxmsg = c->maxmsg, .mq_msgsize = c->msgsize };
 
-	c->mqd = mq_open(c->mqname, O_RDWR | O_NONBLOCK | O_CLOEXEC | oflags,
+	c->mqd = mq_open(c->mqname, O_RDWR | O_CLOEXEC | oflags,
 			 (mode_t)c->mode, &a);
 	if (c->mqd == (mqd_t)-1)
 		return errno == EEXIST ? -EEXIST : mq_open_error(errno, c);
@@ -169,8 +173,7 @@ static int mq_seg_init(void *base, size_t size, const void *arg)
 	if (c->mqd == (mqd_t)-1) {
 		rc = mq_create_queue(c, O_CREAT | O_EXCL);
 		if (rc == -EEXIST) {
-			c->mqd = mq_open(c->mqname,
-					 O_RDWR | O_NONBLOCK | O_CLOEXEC);
+			c->mqd = mq_open(c->mqname, O_RDWR | O_CLOEXEC);
 			rc = c->mqd == (mqd_t)-1 ? -errno : 0;
 		}
 		if (rc != 0)
@@ -238,7 +241,7 @@ static int mq_open_named(struct mq *m, const char *name, int flags,
 	m->shm = m->seg.base;
 	if (c->mqd != (mqd_t)-1)
 		return 0; /* ours, made (or adopted) by init */
-	c->mqd = mq_open(mqname, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	c->mqd = mq_open(mqname, O_RDWR | O_CLOEXEC);
 	/* ENOENT: the mq was removed behind the companion's back. */
 	return c->mqd == (mqd_t)-1 ? -errno : 0;
 }
@@ -293,12 +296,38 @@ int ipc__mq_open(void **impl, const char *name, int flags,
  * Waiting
  */
 
-/* Sleep until fd is ready for `events`, a shutdown could have happened,
- * or dl passes: 0 to try again | the deadline's error. */
-static int mq_wait(struct mq *m, short events, const struct ipc__deadline *dl)
+/* The absolute CLOCK_REALTIME timeout (what mq_timed* take) of one wait:
+ * the earlier of dl and IPC__RECHECK_MS from now, so that the caller looks
+ * at the shutdown flag again; the epoch, which makes the call try once
+ * without sleeping, once dl has passed (IPC_NOWAIT included). */
+static void mq_slice(struct timespec *abs, const struct ipc__deadline *dl)
 {
 	struct ipc__deadline slice;
-	struct pollfd p = { .fd = (int)m->mqd, .events = events };
+	int ms;
+
+	abs->tv_sec = 0;
+	abs->tv_nsec = 0;
+	if (ipc__deadline_passed(dl))
+		return;
+	ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+	ms = ipc__deadline_ms(&slice);
+	clock_gettime(CLOCK_REALTIME, abs);
+	abs->tv_sec += ms / 1000;
+	abs->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (abs->tv_nsec >= 1000000000) {
+		abs->tv_sec++;
+		abs->tv_nsec -= 1000000000;
+	}
+}
+
+static const struct timespec try_once; /* the epoch: never sleep */
+
+/* Sleep until the mq has a message, a shutdown could have happened, or dl
+ * passes: 0 to try again | the deadline's error. */
+static int mq_wait_readable(struct mq *m, const struct ipc__deadline *dl)
+{
+	struct ipc__deadline slice;
+	struct pollfd p = { .fd = (int)m->mqd, .events = POLLIN };
 
 	if (ipc__deadline_passed(dl))
 		return ipc__deadline_error(dl);
@@ -311,21 +340,21 @@ static int mq_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl)
 {
 	struct mq *m = impl;
-	int rc;
+	struct timespec abs;
 
 	for (;;) {
 		if (atomic_load(&m->shm->m_closed))
 			return IPC_ECLOSED;
 		IPC__CRASHPOINT("mqueue.put.before_send");
-		if (mq_send(m->mqd, msg ? msg : "", len, 0) == 0)
+		mq_slice(&abs, dl);
+		if (mq_timedsend(m->mqd, msg ? msg : "", len, 0, &abs) == 0)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN)
+		if (errno != ETIMEDOUT)
 			return -errno;
-		rc = mq_wait(m, POLLOUT, dl);
-		if (rc != 0)
-			return rc;
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
 	}
 }
 
@@ -432,14 +461,15 @@ static struct mq_slot *mq_my_slot(struct mq *m)
 	return &m->shm->m_slots[m->slot];
 }
 
-static ssize_t mq_receive_one(struct mq *m, void *dst)
+static ssize_t mq_receive_one(struct mq *m, void *dst,
+			      const struct timespec *abs)
 {
 	struct mq_slot *s = m->joinable ? mq_my_slot(m) : NULL;
 	ssize_t n;
 
 	if (s != NULL)
 		atomic_fetch_add(&s->s_busy, 1);
-	n = mq_receive(m->mqd, dst, m->msgsize, NULL);
+	n = mq_timedreceive(m->mqd, dst, m->msgsize, NULL, abs);
 	if (n < 0)
 		n = -errno;
 	IPC__CRASHPOINT("mqueue.get.after_receive");
@@ -474,16 +504,28 @@ static ssize_t mq_get(void *impl, void *buf, size_t cap, void **alloc,
 			return -ENOMEM;
 	}
 	for (;;) {
-		n = mq_receive_one(m, dst);
-		if (n >= 0 || (n != -EAGAIN && n != -EINTR))
-			break;
+		struct timespec abs;
+
+		/* A JoinableQueue consumer must not sleep inside the receive
+		 * with s_busy raised (a joiner would wait for it): it tries
+		 * once, and sleeps in poll. Others sleep in the receive. */
+		if (m->joinable)
+			abs = try_once;
+		else
+			mq_slice(&abs, dl);
+		n = mq_receive_one(m, dst, &abs);
 		if (n == -EINTR)
 			continue;
+		if (n != -ETIMEDOUT)
+			break;
 		if (atomic_load(&m->shm->m_closed)) {
 			n = IPC_ECLOSED;
 			break;
 		}
-		rc = mq_wait(m, POLLIN, dl);
+		rc = m->joinable ? mq_wait_readable(m, dl)
+				 : (ipc__deadline_passed(dl)
+					    ? ipc__deadline_error(dl)
+					    : 0);
 		if (rc != 0) {
 			n = rc;
 			break;
