@@ -575,7 +575,10 @@ IPC_API void ipc_pool_free(ipc_pool *pool);
  * it has; a forked child that uses a handle it inherited counts under its
  * parent's pid, and keeps the object counted while either lives. Each open
  * handle costs one file descriptor. The count is the kernel's: a pid is
- * only the label it is shown under, never probed.
+ * only the label it is shown under, never probed. An open that meets a
+ * concurrent ipc_unlink_unused of its name waits for it (it takes a few
+ * system calls) at most about 2 s — longer only if the remover is stopped
+ * — and then fails with IPC_EBUSY.
  */
 
 #define IPC_STAT_MAX_PIDS 64

@@ -438,3 +438,28 @@ Test(users, mqueue_joinable_state_and_consumers)
 
 	check_joinable_state(&attr);
 }
+
+/* A remover that stops while it holds the gate (here: this test holding
+ * the gate byte, 2^62 - 1, as ipc_unlink_unused does) must not hang
+ * openers: they give up with IPC_EBUSY. */
+Test(users, a_stopped_remover_does_not_hang_openers)
+{
+	struct flock gate = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	ipc_event *ev = NULL, *again = NULL;
+	long t0;
+	int fd;
+
+	cr_assert_eq(ipc_event_open(&ev, name, IPC_CREATE), 0);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	gate.l_start = ((off_t)1 << 62) - 1;
+	gate.l_len = 1;
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &gate), 0);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_event_open(&again, name, 0), IPC_EBUSY);
+	cr_assert_geq(t_now_ms() - t0, 1000, "it waited first");
+	close(fd); /* the remover goes away */
+	cr_assert_eq(ipc_event_open(&again, name, 0), 0);
+	ipc_event_close(again);
+	ipc_event_close(ev);
+}

@@ -18,8 +18,9 @@
  * Removing an unused name must be race-free against a process opening it
  * at that moment: the opener has looked the name up but not taken its slot
  * yet. One more byte, the gate, settles it. An opener takes a shared lock
- * on the gate (waiting, briefly), then its slot, then drops the gate and
- * checks that the name still leads to its file. A remover takes the gate
+ * on the gate (waiting, briefly: at most GATE_WAIT_MS, then -EBUSY, so that
+ * a stopped remover cannot hang openers), then its slot, then drops the gate
+ * and checks that the name still leads to its file. A remover takes the gate
  * exclusively without waiting (a busy gate means "in use"), counts, and
  * unlinks only while it holds the gate and the count is zero. Either the
  * opener's slot was visible before the count, or the opener waited behind
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "libipc/core/core.h"
@@ -42,6 +44,7 @@
 #define USERS_BASE ((off_t)1 << 62)
 #define USERS_MAX ((off_t)1 << 22) /* PID_MAX_LIMIT on 64-bit Linux */
 #define USERS_GATE (USERS_BASE - 1)
+#define GATE_WAIT_MS 2000
 
 static int ofd_lock(int fd, int cmd, short type, off_t start, off_t len)
 {
@@ -64,9 +67,26 @@ static bool same_file(int fd, const char *path)
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Take the gate shared. A remover holds it for a few system calls; one
+ * that is stopped (SIGSTOP, a debugger) must not hang every opener, so
+ * this waits a bounded time, sleeping, then gives up with -EBUSY. */
+static int gate_enter(int fd)
+{
+	const struct timespec pause_1ms = { 0, 1000000 };
+	int rc;
+
+	for (int tries = 0; tries < GATE_WAIT_MS; tries++) {
+		rc = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, USERS_GATE, 1);
+		if (rc != -EAGAIN)
+			return rc;
+		nanosleep(&pause_1ms, NULL);
+	}
+	return -EBUSY;
+}
+
 int ipc__users_join(int fd, const char *path)
 {
-	int rc = ofd_lock(fd, F_OFD_SETLKW, F_RDLCK, USERS_GATE, 1);
+	int rc = gate_enter(fd);
 
 	if (rc != 0)
 		return rc;
