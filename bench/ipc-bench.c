@@ -11,6 +11,7 @@
  *            shared memory with fixed slots: no locks, no syscalls, no crash
  *            safety — the floor any shared-memory queue is measured against
  *   libipc   ipc_queue_put / ipc_queue_get (shared-memory backend)
+ *   libipc-mq the same calls on the POSIX mqueue backend
  *   mq       POSIX message queue (mq_send / mq_receive)
  *   pipe     a pipe, fixed-size frames
  *
@@ -180,6 +181,22 @@ static void ipc_close(struct channel *c)
 	ipc_queue_close(c->q);
 }
 
+/* libipc with the POSIX mqueue backend: the same mq as below, behind the
+ * queue API (each message one mq message). */
+static int ipc_mq_open(struct channel *c, size_t msg_size)
+{
+	ipc_queue_attr attr = { .backend = IPC_BACKEND_MQUEUE,
+				.maxsize = 256,
+				.max_msg_size = msg_size };
+	int rc = ipc_queue_open(&c->q, NULL, 0, &attr);
+
+	if (rc == IPC_EINVAL) {
+		attr.maxsize = 10; /* the unprivileged default limit */
+		rc = ipc_queue_open(&c->q, NULL, 0, &attr);
+	}
+	return rc;
+}
+
 /* POSIX mq */
 static int mq_open_chan(struct channel *c, size_t msg_size)
 {
@@ -270,6 +287,7 @@ static void pipe_close(struct channel *c)
 static const struct transport transports[] = {
 	{ "ring", ring_open, ring_send, ring_recv, ring_close },
 	{ "libipc", ipc_open, ipc_send, ipc_recv, ipc_close },
+	{ "libipc-mq", ipc_mq_open, ipc_send, ipc_recv, ipc_close },
 	{ "mq", mq_open_chan, mq_send_chan, mq_recv_chan, mq_close_chan },
 	{ "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
 };

@@ -104,6 +104,7 @@ extern "C" {
 	X(IPC_EEXIST, -17, "object already exists")                        \
 	X(IPC_EDEADLK, -35, "the calling thread already holds it")         \
 	X(IPC_EINVAL, -22, "invalid argument")                             \
+	X(IPC_ENOSPC, -28, "a system limit on the number of objects")      \
 	X(IPC_ENOTSUP, -95, "operation not supported")                     \
 	X(IPC_EMSGSIZE, -90, "message too long")                           \
 	X(IPC_EPROTO, -71, "not a libipc object of this kind and version") \
@@ -378,7 +379,47 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
 typedef struct ipc_queue ipc_queue;
 
 #define IPC_BACKEND_SHM 0    /* shared-memory ring (default) */
-#define IPC_BACKEND_MQUEUE 1 /* POSIX message queue (not in this release) */
+#define IPC_BACKEND_MQUEUE 1 /* POSIX message queue, see below */
+
+/* The POSIX mqueue backend (attr.backend = IPC_BACKEND_MQUEUE).
+ *
+ * The queue named "jobs" is the POSIX message queue "/libipc.jobs" (see
+ * mq_overview(7)) plus a small companion object, the file
+ * /dev/shm/libipc.jobs (kind "mqueue"), holding the shutdown flag and the
+ * JoinableQueue accounting. Each message is one mq message holding exactly
+ * the message bytes, sent at priority 0, so programs that use mq_send and
+ * mq_receive on "/libipc.jobs" interoperate both ways. Creating a queue
+ * whose mq a plain program already made adopts that mq and its sizes. An
+ * anonymous queue (name NULL) uses an mq that has no name. ipc_unlink
+ * removes both the companion and the mq.
+ *
+ * Sizes: maxsize is the mq's mq_maxmsg (0: /proc/sys/fs/mqueue/msg_default),
+ * max_msg_size its mq_msgsize (0: msgsize_default); capacity is ignored.
+ * System limits are refused at open, never truncated:
+ *   maxsize over /proc/sys/fs/mqueue/msg_max           IPC_EINVAL
+ *   max_msg_size over /proc/sys/fs/mqueue/msgsize_max  IPC_EMSGSIZE
+ *   queues_max message queues exist already            IPC_ENOSPC
+ *   RLIMIT_MSGQUEUE (bytes of mq per user) exceeded    IPC_ENOMEM
+ * (a process with CAP_SYS_RESOURCE may exceed the first three, up to the
+ * kernel's hard limits, as mq_open(3) says).
+ *
+ * Semantics are those of the shm queue, with these differences, all from
+ * what the kernel offers:
+ *   - ipc_queue_get with cap below max_msg_size is IPC_EMSGSIZE whatever
+ *     the next message's length (the kernel's rule for mq_receive); the
+ *     message stays queued. ipc_queue_get_alloc always fits.
+ *   - Blocked callers notice a shutdown within about a tenth of a second.
+ *   - A put or get is one atomic system call: a producer killed at any
+ *     point put the message or did not. A consumer killed after the kernel
+ *     handed it a message, and before its get returned, loses that message.
+ *   - JoinableQueue: unfinished counts the messages in the mq plus the
+ *     tasks consumers got and have not task_done'd, so plain mq_send
+ *     producers and mq_receive consumers keep it true (a message taken by
+ *     a plain mq_receive counts as done). A consumer that dies (or closes
+ *     its handle) holding tasks cannot give them back, their bytes having
+ *     left the kernel: they are dropped from the count, so join() never
+ *     hangs on a dead consumer, but they are not queued again.
+ */
 
 typedef struct ipc_queue_attr {
 	size_t maxsize;	 /* most messages held; 0: only capacity bounds it */
@@ -386,7 +427,7 @@ typedef struct ipc_queue_attr {
 			    at least 4 KiB); 0: 1 MiB */
 	size_t max_msg_size; /* largest message; 0: capacity / 4 */
 	bool joinable;	     /* task_done()/join() allowed */
-	int backend;	     /* IPC_BACKEND_SHM */
+	int backend;	     /* IPC_BACKEND_SHM or IPC_BACKEND_MQUEUE */
 	unsigned mode; /* named: permission bits; 0: from flags, or 0600 */
 } ipc_queue_attr;
 
@@ -403,8 +444,11 @@ IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
  * `joinable`, which must match: a Queue opened with a joinable attr, or a
  * JoinableQueue opened with a non-NULL attr that is not, is IPC_EPROTO (an
  * object of the other kind); a NULL attr accepts either. IPC_EINVAL for
- * sizes out of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a
- * backend this build lacks; the other codes of every ipc_X_open. */
+ * sizes out of range or max_msg_size + 8 over capacity, or an unknown
+ * backend; IPC_EPROTO also for a name that holds a queue of the other
+ * backend (or another kind of object); IPC_ENOTSUP for a backend this build
+ * lacks; the mqueue backend's own errors are listed above; the other codes
+ * of every ipc_X_open. */
 IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 			   const ipc_queue_attr *attr);
 
@@ -588,6 +632,126 @@ IPC_API int ipc_pool_terminate(ipc_pool *pool);
 IPC_API int ipc_pool_join(ipc_pool *pool);
 /* Terminate if still running, and release everything. */
 IPC_API void ipc_pool_free(ipc_pool *pool);
+
+/* ------------------------------------------------------------------------
+ * Named objects: lifetime and cleanup.
+ *
+ * A named object is the file /dev/shm/libipc.<name> (an mqueue-backend
+ * queue also has the message queue /libipc.<name>). It lives until the name
+ * is removed or the machine reboots, outliving every process that used it,
+ * crashed or not; anonymous objects vanish with the last process mapping
+ * them. What survives a crash of every user is everything in the object:
+ * queued messages, an Event's flag, a Semaphore's value, a Lock a dead
+ * process held (the next acquirer gets IPC_EOWNERDEAD), a broken Barrier.
+ * ipc_queue_shutdown is a state of the object: a named queue shut down
+ * stays shut down for every later open of the name until it is removed. To
+ * start fresh, ipc_unlink(name) and then create with IPC_CREATE | IPC_EXCL
+ * (processes still holding the old object keep it, unseen by new openers).
+ * The safe cleanup is ipcctl gc (ipcctl(1)), or ipc_unlink_unused below:
+ * it removes only objects no live process has open, never one being opened.
+ *
+ * Who has them open.
+ * Every open handle of a named object (ipc_X_open, an mqueue-backend
+ * queue's companion segment included) holds a lock that the kernel drops
+ * when the handle is closed, when the process execs, and when it dies by
+ * any means, SIGKILL included. A process counts once however many handles
+ * it has; a forked child that uses a handle it inherited counts under its
+ * parent's pid, and keeps the object counted while either lives. Each open
+ * handle costs one file descriptor. The count is the kernel's: a pid is
+ * only the label it is shown under, never probed. An open that meets a
+ * concurrent ipc_unlink_unused of its name waits for it (it takes a few
+ * system calls) at most about 2 s — longer only if the remover is stopped
+ * — and then fails with IPC_EBUSY.
+ */
+
+#define IPC_STAT_MAX_PIDS 64
+
+/* A JoinableQueue consumer, as ipc_stat sees it. */
+typedef struct ipc_consumer_info {
+	pid_t pid;  /* the process that registered it (informational) */
+	bool alive; /* its thread is alive (the kernel says: robust mutex) */
+	long tasks; /* tasks it got and has not task_done'd; -1 unknown */
+} ipc_consumer_info;
+
+/* What ipc_stat reports. Every field that does not apply to the object's
+ * kind is -1 (kind, problem, size, mode, uid, creator_pid and created_ns
+ * are 0 / NULL instead). The live state is a snapshot of shared words read
+ * without any lock: exact for an idle object, a moment's view otherwise. */
+typedef struct ipc_object_info {
+	int kind;	     /* IPC_KIND_*; 0 when problem is set */
+	const char *problem; /* NULL for a sound object, else a static phrase:
+				"foreign" (not a libipc file), "truncated",
+				"other ABI version", "unfinished", "unknown
+				kind", "not a regular file", "corrupt" (the
+				kind's own fields are out of range) */
+	unsigned long long size;       /* bytes of the file */
+	unsigned mode;		       /* permission bits */
+	uid_t uid;		       /* owner */
+	pid_t creator_pid;	       /* informational: may be long gone */
+	unsigned long long created_ns; /* CLOCK_REALTIME at creation */
+	int users; /* live processes that have it open; -1 if unknown */
+	pid_t user_pids[IPC_STAT_MAX_PIDS]; /* the first of them */
+
+	/* Queues (both backends). */
+	long depth;	   /* messages waiting */
+	long maxsize;	   /* most messages held; 0: no item limit */
+	long max_msg_size; /* largest message */
+	long bytes_used;   /* shm backend: bytes of storage in use */
+	long capacity;	   /* shm backend: bytes of storage */
+	int shut_down;	   /* 1 after ipc_queue_shutdown */
+	long unfinished;   /* JoinableQueue: tasks put and not done */
+	int n_consumers;   /* JoinableQueue: registered consumers */
+	ipc_consumer_info consumers[IPC_QUEUE_MAX_CONSUMERS];
+
+	/* Sleepers the object counts: a queue's getters + putters +
+	 * joiners, a Semaphore's or Condition's waiters. */
+	long waiters;
+	/* Lock, RLock, Condition, Barrier: the process whose thread holds the
+	 * (internal) mutex, 0 when free; holder_died is 1 when its holder
+	 * died holding it and nobody has acquired it since. */
+	pid_t holder;
+	int holder_died;
+	int is_set;	/* Event */
+	long value;	/* Semaphore */
+	long max;	/* Semaphore: 0 unbounded */
+	long parties;	/* Barrier */
+	long n_waiting; /* Barrier: parties waiting now */
+	int broken;	/* Barrier */
+} ipc_object_info;
+
+#define IPC_KIND_LOCK 1
+#define IPC_KIND_RLOCK 2
+#define IPC_KIND_EVENT 3
+#define IPC_KIND_COND 4
+#define IPC_KIND_SEM 5
+#define IPC_KIND_BARRIER 6
+#define IPC_KIND_QUEUE 7
+#define IPC_KIND_MQUEUE 8 /* a queue with IPC_BACKEND_MQUEUE */
+
+/* "lock", "rlock", "event", "cond", "sem", "barrier", "queue", "mqueue";
+ * "unknown" otherwise. Never NULL. */
+IPC_API const char *ipc_kind_name(int kind);
+
+/* Describe the named object without opening it as a user: it reads the
+ * file with pread, never maps it, never takes or waits for any of the
+ * object's locks, and is safe on corrupt, truncated and foreign files
+ * (every field read is range-checked before use).
+ * 0 (info filled) | IPC_EPROTO (the file is not a sound libipc object;
+ * info->problem says why, and the file's size, mode and owner are filled)
+ * | IPC_ENOENT | IPC_EACCES | IPC_EINVAL (bad name, NULL info). On every
+ * error but a NULL info, info is filled as far as known (users -1 when
+ * not counted). The
+ * calling process counts among info->users if it has the object open. */
+IPC_API int ipc_stat(const char *name, ipc_object_info *info);
+
+/* Remove the name if no live process has the object open, atomically with
+ * respect to processes opening it at the same moment: such an opener either
+ * counts (and the name stays) or finds the name gone and, with IPC_CREATE,
+ * makes a new object. An mqueue-backend queue loses its message queue too
+ * (a plain mq_open user of that queue is not counted).
+ * 0 (removed) | IPC_EBUSY (in use, or being opened) | IPC_ENOENT
+ * | IPC_EPROTO (not a libipc file: left alone) | IPC_EACCES | IPC_EINVAL. */
+IPC_API int ipc_unlink_unused(const char *name);
 
 #ifdef __cplusplus
 }

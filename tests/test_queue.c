@@ -140,7 +140,9 @@ Test(queue, bad_input_is_einval_or_enotsup)
 	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
 	attr.max_msg_size = 0;
 	attr.backend = IPC_BACKEND_MQUEUE;
-	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_ENOTSUP);
+	attr.maxsize = (size_t)1 << 32;
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
+	attr.maxsize = 0;
 	attr.backend = 42;
 	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), IPC_EINVAL);
 	cr_assert_eq(ipc_queue_new(&q, 0), 0);

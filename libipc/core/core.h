@@ -174,6 +174,7 @@ enum ipc__kind {
 	IPC__KIND_SEM = 5,
 	IPC__KIND_BARRIER = 6,
 	IPC__KIND_QUEUE = 7,
+	IPC__KIND_MQUEUE = 8, /* the companion segment of a POSIX mq queue */
 };
 
 struct ipc__seg_hdr {
@@ -203,6 +204,7 @@ struct ipc__seg_type {
 struct ipc__seg {
 	void *base;  /* the mapping; base starts with struct ipc__seg_hdr */
 	size_t size; /* bytes mapped */
+	int fd;	     /* named: the file, holding our user slot (users.c); -1 */
 };
 
 /* An anonymous segment shared with children forked later. */
@@ -222,6 +224,48 @@ void ipc__seg_close(struct ipc__seg *seg);
  * -EINVAL for a bad name. */
 int ipc__name_path(const char *name, char *path, size_t cap);
 #define IPC__PATH_MAX 256
+
+/* ------------------------------------------------------------------------
+ * Users of named segments (users.c): every open file description of a
+ * named segment holds an OFD read lock on the byte 2^62 + pid of its
+ * opener; the kernel drops it when the last descriptor of that description
+ * closes, in particular when the process dies.
+ */
+
+/* Take a user slot on fd. path NULL: fd is a creator's unnamed file, not
+ * linked yet. Otherwise, after the slot is held, check that path still
+ * names fd's file: -ENOENT if a concurrent ipc_unlink_unused removed it
+ * (the caller closes fd and looks the name up again). */
+int ipc__users_join(int fd, const char *path);
+
+/* Processes holding a user slot on fd's file (through descriptions other
+ * than fd's), storing up to npids of their pids; or a negative errno. Never
+ * blocks. */
+int ipc__users_count(int fd, pid_t *pids, int npids);
+
+/* ipc_stat's common part: open path (oflags | O_NOFOLLOW | O_NONBLOCK),
+ * fill info from the file and its header (read with pread) and count its
+ * users. 0 | -EPROTO (info->problem set; *fdp open if the file could be
+ * opened) | -ENOENT | -EACCES. The caller closes *fdp (-1 if none). */
+int ipc__stat_fd(const char *path, int oflags, ipc_object_info *info, int *fdp);
+
+/* pread until len bytes, end of file or an error: the bytes read. */
+size_t ipc__pread_full(int fd, void *buf, size_t len, off_t off);
+
+/* Every field "does not apply": 0, or -1 where ipc.h says so. */
+void ipc__info_clear(ipc_object_info *info);
+
+/* Fill info->holder and info->holder_died from a copy of a robust mutex
+ * (never the live one: reading a copy needs no lock and cannot block). */
+void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info);
+pid_t ipc__tid_process(int32_t tid);
+
+/* "/libipc.<name>" for the POSIX message queue of a libipc name.
+ * -EINVAL for a bad name. */
+int ipc__mq_name(const char *name, char *mqname, size_t cap);
+
+/* mq_unlink the message queue of a libipc name: 0 or a negative errno. */
+int ipc__mq_unlink(const char *name);
 
 /* ------------------------------------------------------------------------
  * Crash points: in a build configured with --enable-crashpoints,

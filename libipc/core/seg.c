@@ -111,6 +111,7 @@ int ipc__seg_new(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	}
 	seg->base = base;
 	seg->size = size;
+	seg->fd = -1;
 	return 0;
 }
 
@@ -118,6 +119,8 @@ void ipc__seg_close(struct ipc__seg *seg)
 {
 	if (seg->base != NULL)
 		munmap(seg->base, seg->size);
+	if (seg->base != NULL && seg->fd >= 0)
+		close(seg->fd);
 	seg->base = NULL;
 	seg->size = 0;
 }
@@ -161,14 +164,16 @@ static int seg_open_existing(struct ipc__seg *seg,
 		rc = -errno;
 		goto fail_fd;
 	}
-	close(fd);
 	rc = seg_validate(base, (size_t)st.st_size, type, arg);
+	if (rc == 0)
+		rc = ipc__users_join(fd, path);
 	if (rc != 0) {
 		munmap(base, (size_t)st.st_size);
-		return rc;
+		goto fail_fd;
 	}
 	seg->base = base;
 	seg->size = (size_t)st.st_size;
+	seg->fd = fd;
 	return 0;
 
 fail_fd:
@@ -236,18 +241,21 @@ static int seg_create(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	rc = seg_init(base, type, size, arg);
 	IPC__CRASHPOINT("seg.create.before_link");
 	if (rc == 0)
+		rc = ipc__users_join(fd, NULL);
+	if (rc == 0)
 		rc = fd_link(fd, tmp_path, path);
 out:
 	if (tmp_path[0] != '\0')
 		unlink(tmp_path);
-	close(fd);
 	if (rc != 0) {
+		close(fd);
 		if (base != MAP_FAILED)
 			munmap(base, size);
 		return rc;
 	}
 	seg->base = base;
 	seg->size = size;
+	seg->fd = fd;
 	return 0;
 }
 
@@ -292,7 +300,9 @@ int ipc_unlink(const char *name)
 
 	if (rc != 0)
 		return rc;
-	return unlink(path) == 0 ? 0 : -errno;
+	rc = unlink(path) == 0 ? 0 : -errno;
+	/* The POSIX message queue of an mqueue-backend queue goes too. */
+	return ipc__mq_unlink(name) == 0 ? 0 : rc;
 }
 
 int ipc__handle_new(void **out, size_t handle_size,

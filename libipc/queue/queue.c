@@ -30,6 +30,7 @@ int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 		   const ipc_queue_attr *attr)
 {
 	static const ipc_queue_attr defaults;
+	const struct ipc__queue_ops *ops = &ipc__ring_ops;
 	void *impl;
 	int rc;
 
@@ -43,13 +44,15 @@ int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 		rc = ipc__ring_open(&impl, name, flags, attr);
 		break;
 	case IPC_BACKEND_MQUEUE:
-		return -ENOTSUP;
+		ops = &ipc__mq_ops;
+		rc = ipc__mq_open(&impl, name, flags, attr);
+		break;
 	default:
 		return -EINVAL;
 	}
 	if (rc != 0)
 		return rc;
-	return queue_wrap(q, &ipc__ring_ops, impl);
+	return queue_wrap(q, ops, impl);
 }
 
 int ipc_queue_new(ipc_queue **q, size_t maxsize)

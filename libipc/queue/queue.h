@@ -43,4 +43,17 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 		   const ipc_queue_attr *attr);
 extern const struct ipc__queue_ops ipc__ring_ops;
 
+/* The POSIX message queue backend (mqueue.c). */
+int ipc__mq_open(void **impl, const char *name, int flags,
+		 const ipc_queue_attr *attr);
+extern const struct ipc__queue_ops ipc__mq_ops;
+
+/* ipc_stat (stat.c): a queue's live state from a copy of the first len
+ * bytes of its segment (fd: the file, for the ring's records; name: for
+ * the mq). 0 | -EPROTO. */
+int ipc__ring_describe(int fd, const void *seg, size_t len,
+		       ipc_object_info *info);
+int ipc__mq_describe(const char *name, const void *seg, size_t len,
+		     ipc_object_info *info);
+
 #endif /* LIBIPC_QUEUE_H */

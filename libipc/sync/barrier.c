@@ -360,3 +360,23 @@ void ipc_barrier_close(ipc_barrier *b)
 {
 	ipc__handle_free(b);
 }
+
+/* ipc_stat: parties, arrivals and the broken flag, from a copy of the
+ * segment. */
+int ipc__barrier_describe(const void *seg, size_t len, ipc_object_info *info)
+{
+	const struct barrier_shm *shm = seg;
+	uint32_t count;
+
+	if (len < sizeof(*shm))
+		return -EPROTO;
+	count = atomic_load_explicit(&shm->b_count, memory_order_relaxed);
+	if (shm->b_parties == 0 || shm->b_parties > IPC_BARRIER_MAX_PARTIES ||
+	    count > shm->b_parties)
+		return -EPROTO;
+	info->parties = shm->b_parties;
+	info->n_waiting = count;
+	info->broken =
+		atomic_load_explicit(&shm->b_broken, memory_order_relaxed) != 0;
+	return 0;
+}

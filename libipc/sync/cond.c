@@ -234,3 +234,19 @@ void ipc_cond_close(ipc_cond *c)
 {
 	ipc__handle_free(c);
 }
+
+/* ipc_stat: the lock's holder and the sleepers, from a copy of the
+ * segment. The holder comes from the robust mutex's word, which the kernel
+ * clears when its owner dies, not from c_owner, which a dead holder leaves
+ * behind. */
+int ipc__cond_describe(const void *seg, size_t len, ipc_object_info *info)
+{
+	const struct cond_shm *shm = seg;
+
+	if (len < sizeof(*shm))
+		return -EPROTO;
+	ipc__mutex_peek(&shm->c_mutex, info);
+	info->waiters =
+		atomic_load_explicit(&shm->c_waiters, memory_order_relaxed);
+	return 0;
+}

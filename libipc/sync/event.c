@@ -153,3 +153,16 @@ void ipc_event_close(ipc_event *ev)
 {
 	ipc__handle_free(ev);
 }
+
+/* ipc_stat: the flag, from a copy of the segment. */
+int ipc__event_describe(const void *seg, size_t len, ipc_object_info *info)
+{
+	const struct event_shm *shm = seg;
+	uint32_t w;
+
+	if (len < sizeof(*shm))
+		return -EPROTO;
+	w = atomic_load_explicit(&shm->e_word, memory_order_relaxed);
+	info->is_set = (w & EV_SET) != 0;
+	return 0;
+}

@@ -125,3 +125,14 @@ void ipc_lock_close(ipc_lock *lk)
 {
 	ipc__handle_free(lk);
 }
+
+/* ipc_stat: the holder of a Lock or RLock, from a copy of its segment. */
+int ipc__lock_describe(const void *seg, size_t len, ipc_object_info *info)
+{
+	const struct lock_shm *shm = seg;
+
+	if (len < sizeof(*shm))
+		return -EPROTO;
+	ipc__mutex_peek(&shm->l_mutex, info);
+	return 0;
+}

@@ -190,3 +190,21 @@ void ipc_sem_close(ipc_sem *s)
 {
 	ipc__handle_free(s);
 }
+
+/* ipc_stat: value, bound and sleepers, from a copy of the segment. */
+int ipc__sem_describe(const void *seg, size_t len, ipc_object_info *info)
+{
+	const struct sem_shm *shm = seg;
+	uint32_t v;
+
+	if (len < sizeof(*shm))
+		return -EPROTO;
+	v = atomic_load_explicit(&shm->s_value, memory_order_relaxed);
+	if (v > IPC_SEM_VALUE_MAX || shm->s_max > IPC_SEM_VALUE_MAX)
+		return -EPROTO;
+	info->value = v;
+	info->max = shm->s_max;
+	info->waiters =
+		atomic_load_explicit(&shm->s_waiters, memory_order_relaxed);
+	return 0;
+}

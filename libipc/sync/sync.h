@@ -22,4 +22,13 @@ int ipc__mutexobj_make(struct ipc__mutexobj **out, size_t handle_size,
 int ipc__mutexobj_acquire(struct ipc__mutexobj *m, int timeout_ms);
 int ipc__mutexobj_release(struct ipc__mutexobj *m);
 
+/* ipc_stat (stat.c): each kind's live state from a copy of the first len
+ * bytes of its segment, header already checked. 0 | -EPROTO (too short,
+ * or a field out of range). */
+int ipc__lock_describe(const void *seg, size_t len, ipc_object_info *info);
+int ipc__event_describe(const void *seg, size_t len, ipc_object_info *info);
+int ipc__sem_describe(const void *seg, size_t len, ipc_object_info *info);
+int ipc__cond_describe(const void *seg, size_t len, ipc_object_info *info);
+int ipc__barrier_describe(const void *seg, size_t len, ipc_object_info *info);
+
 #endif /* LIBIPC_SYNC_H */
