@@ -275,20 +275,41 @@ static int ring_repair_producer(void *arg)
 	return tail - free <= q->q_capacity ? 0 : -EPROTO;
 }
 
-int ipc__ring_lock_producers(struct ring *r)
+/* Lock one of the queue's mutexes before the caller's deadline. A holder
+ * that is running releases within microseconds, so IPC_NOWAIT still waits
+ * for it, but at most RING_NOWAIT_LOCK_MS: a holder that cannot run
+ * (stopped, traced, swapped out) then costs that, not for ever. */
+int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
+		   ipc__repair_fn repair, void *arg)
 {
-	return ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever,
-			       ring_repair_producer, r);
+	struct ipc__deadline brief;
+	int rc = ipc__mutex_lock(m, dl, repair, arg);
+
+	if (rc != -EAGAIN || dl->kind != IPC__DL_NOWAIT)
+		return rc;
+	ipc__deadline_init(&brief, RING_NOWAIT_LOCK_MS);
+	rc = ipc__mutex_lock(m, &brief, repair, arg);
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl)
+{
+	return ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
 }
 
 /* ---- Waiting ----------------------------------------------------------- */
 
-typedef bool (*ring_ready_fn)(struct ring *r);
+/* What a sleeper waits for. `need` is the record size a put waits room
+ * for; the other tests ignore it. Each test must be exactly what the
+ * operation's next attempt needs: a test that says "ready" while the
+ * attempt still fails turns the wait into a busy loop. */
+typedef bool (*ring_ready_fn)(struct ring *r, uint32_t need);
 
-static bool ready_to_get(struct ring *r)
+static bool ready_to_get(struct ring *r, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 
+	(void)need;
 	return w_pos(atomic_load_explicit(&q->q_tail, memory_order_acquire)) !=
 		       w_pos(atomic_load_explicit(&q->q_head,
 						  memory_order_acquire)) ||
@@ -325,20 +346,21 @@ bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 	return items < q->q_maxsize;
 }
 
-/* Room for the smallest record: what a blocked put re-checks before it
- * retries under the lock with its real size. */
-static bool ready_to_put(struct ring *r)
+/* Room for a record of `need` bytes (and under the item limit): the very
+ * test ring_try_put makes with fresh words. */
+static bool ready_to_put(struct ring *r, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 
 	return atomic_load_explicit(&q->q_closed, memory_order_relaxed) ||
 	       ipc__ring_has_room(r, atomic_load(&q->q_tail),
 				  atomic_load(&q->q_head),
-				  atomic_load(&q->q_free), REC_HDR);
+				  atomic_load(&q->q_free), need);
 }
 
-static bool ready_to_join(struct ring *r)
+static bool ready_to_join(struct ring *r, uint32_t need)
 {
+	(void)need;
 	return ring_unfinished(r) == 0;
 }
 
@@ -348,7 +370,7 @@ static bool ready_to_join(struct ring *r)
  * consumers: that is what turns their tasks into work again. */
 static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		      _Atomic uint32_t *waiters, ring_ready_fn ready,
-		      const struct ipc__deadline *dl)
+		      uint32_t need, const struct ipc__deadline *dl)
 {
 	struct ipc__deadline slice;
 	int rc = 0;
@@ -363,7 +385,7 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	for (;;) {
 		uint32_t s = atomic_load(seq);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (ready(r))
+		if (ready(r, need))
 			break;
 		if (ipc__deadline_passed(dl)) {
 			rc = ipc__deadline_error(dl);
@@ -379,10 +401,11 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* Spin briefly for ready(r): a peer that is awake answers within
  * microseconds, far sooner than a sleep and a wake-up. */
-static bool ring_spin(struct ring *r, ring_ready_fn ready, int spins)
+static bool ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
+		      int spins)
 {
 	for (int i = 0; i < spins; i++) {
-		if (ready(r))
+		if (ready(r, need))
 			return true;
 		ipc__cpu_relax();
 	}
@@ -402,21 +425,27 @@ void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 
 /* ---- put --------------------------------------------------------------- */
 
-/* One attempt under q_pmutex: 0, -EAGAIN (no room) or -ECLOSED. */
-static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
+/* One attempt under q_pmutex: 0, -EAGAIN (no room, or IPC_NOWAIT and a
+ * peer holds the lock), -ETIMEDOUT (dl passed waiting for the lock or the
+ * biased producer) or -ECLOSED. */
+static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
+			const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t need = rec_size(len);
 	uint64_t tail;
 	int rc;
 
-	rc = ipc__ring_lock_producers(r);
+	rc = ipc__ring_lock_producers(r, dl);
 	if (rc != 0)
 		return rc;
 	switch (atomic_load(&q->q_bias_state)) {
 	case BIAS_OWNED:
-		if (!ipc__ring_bias_mine(r))
-			ipc__ring_bias_revoke(r);
+		if (!ipc__ring_bias_mine(r)) {
+			rc = ipc__ring_bias_revoke(r, dl);
+			if (rc != 0)
+				goto out;
+		}
 		break;
 	case BIAS_NONE:
 		ipc__ring_bias_take(r); /* fast from the next put on */
@@ -453,6 +482,7 @@ static int ring_put(void *impl, const void *msg, size_t len,
 {
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size((uint32_t)len);
 	int rc;
 
 	for (;;) {
@@ -460,7 +490,7 @@ static int ring_put(void *impl, const void *msg, size_t len,
 		if (ipc__ring_bias_mine(r))
 			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
 		if (rc == -ESTALE)
-			rc = ring_try_put(r, msg, (uint32_t)len);
+			rc = ring_try_put(r, msg, (uint32_t)len, dl);
 		if (rc == 0) {
 			IPC__CRASHPOINT("queue.put.published");
 			ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters, 1);
@@ -468,12 +498,15 @@ static int ring_put(void *impl, const void *msg, size_t len,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		if (dl->kind == IPC__DL_NOWAIT)
-			return -EAGAIN;
-		if (ring_spin(r, ready_to_put, PUT_SPINS))
+		/* Every pass checks the deadline, so that no disagreement
+		 * between the readiness test and the attempt can spin past
+		 * it. */
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ring_spin(r, ready_to_put, need, PUT_SPINS))
 			continue;
 		rc = ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
-				ready_to_put, dl);
+				ready_to_put, need, dl);
 		if (rc != 0)
 			return rc;
 	}
@@ -589,12 +622,13 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 }
 
 /* One attempt: a length, -EAGAIN (empty), -ECLOSED, or an error. */
-static ssize_t ring_try_get(struct ring *r, struct get_req *g)
+static ssize_t ring_try_get(struct ring *r, struct get_req *g,
+			    const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	ssize_t n;
 
-	n = q->q_joinable ? ipc__ring_get_joinable(r, g)
+	n = q->q_joinable ? ipc__ring_get_joinable(r, g, dl)
 			  : ring_take_plain(r, g);
 	if (n == -EAGAIN &&
 	    atomic_load_explicit(&q->q_closed, memory_order_relaxed))
@@ -612,7 +646,7 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 	int rc;
 
 	for (;;) {
-		n = ring_try_get(r, &g);
+		n = ring_try_get(r, &g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
 			/* The CAS that took it is a locked RMW, ordered on x86
@@ -624,12 +658,12 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		}
 		if (n != -EAGAIN)
 			return n;
-		if (dl->kind == IPC__DL_NOWAIT)
-			return -EAGAIN;
-		if (ring_spin(r, ready_to_get, GET_SPINS))
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ring_spin(r, ready_to_get, 0, GET_SPINS))
 			continue;
 		rc = ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
-				ready_to_get, dl);
+				ready_to_get, 0, dl);
 		if (rc != 0)
 			return rc;
 	}
@@ -642,11 +676,11 @@ static int ring_join(void *impl, const struct ipc__deadline *dl)
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
 
-	if (ready_to_join(r))
+	if (ready_to_join(r, 0))
 		return 0;
 	IPC__CRASHPOINT("queue.join.waiting");
 	return ring_sleep(r, &q->q_join_seq, &q->q_join_waiters, ready_to_join,
-			  dl);
+			  0, dl);
 }
 
 /* ---- The rest ------------------------------------------------------------ */
@@ -672,7 +706,7 @@ static long ring_unfinished_count(void *impl)
 
 static bool ring_full(void *impl)
 {
-	return !ready_to_put(impl) &&
+	return !ready_to_put(impl, REC_HDR) &&
 	       !atomic_load(&((struct ring *)impl)->shm->q_closed);
 }
 

@@ -19,6 +19,8 @@
 #define DEFAULT_CAPACITY (1u << 20)
 #define GET_SPINS 4000
 #define PUT_SPINS 1000
+#define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
+#define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
@@ -157,7 +159,9 @@ static inline uint32_t ring_unfinished(struct ring *r)
 }
 
 /* ring.c */
-int ipc__ring_lock_producers(struct ring *r);
+int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
+		   ipc__repair_fn repair, void *arg);
+int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
 void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
 void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
@@ -171,13 +175,14 @@ int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
 /* ring_bias.c */
 bool ipc__ring_bias_mine(struct ring *r);
 void ipc__ring_bias_take(struct ring *r);
-void ipc__ring_bias_revoke(struct ring *r);
+int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
 void ipc__ring_bias_release(struct ring *r);
 
 /* ring_joinable.c */
 void ipc__ring_reap(struct ring *r);
-ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g);
+ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
+			       const struct ipc__deadline *dl);
 int ipc__ring_task_done(void *impl);
 void ipc__ring_close_consumer(struct ring *r);
 

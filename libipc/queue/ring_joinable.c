@@ -92,10 +92,9 @@ static int ring_repair_consumer(void *arg)
 	return 0;
 }
 
-static int ring_lock_consumers(struct ring *r)
+static int ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl)
 {
-	return ipc__mutex_lock(&r->shm->q_cmutex, &ipc__forever,
-			       ring_repair_consumer, r);
+	return ipc__ring_lock(&r->shm->q_cmutex, dl, ring_repair_consumer, r);
 }
 
 static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -152,9 +151,14 @@ static void ring_reap_locked(struct ring *r)
 		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
 }
 
+/* Reaping is opportunistic: sleepers call it on every slice, so it only
+ * tries the lock (a holder that cannot run must not hold up a sleeper's
+ * deadline), and a dead holder's repair runs on the way in. */
 void ipc__ring_reap(struct ring *r)
 {
-	if (!r->shm->q_joinable || ring_lock_consumers(r) != 0)
+	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
+
+	if (!r->shm->q_joinable || ring_lock_consumers(r, &nowait) != 0)
 		return;
 	ring_reap_locked(r);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
@@ -272,7 +276,7 @@ int ipc__ring_task_done(void *impl)
 
 	if (!ring_registered(r))
 		return -EINVAL; /* this consumer never got a task */
-	rc = ring_lock_consumers(r);
+	rc = ring_lock_consumers(r, &ipc__forever);
 	if (rc != 0)
 		return rc;
 	f = (struct find_arg){ REC_TAKEN | (uint32_t)r->slot, 0, false };
@@ -304,14 +308,15 @@ int ipc__ring_task_done(void *impl)
 /* A JoinableQueue get: register the calling thread as a consumer if it is
  * not one yet, take a record under q_cmutex, and copy it out after the
  * lock is released — a taken record stays put until our task_done. */
-ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g)
+ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
+			       const struct ipc__deadline *dl)
 {
 	uint32_t pos = 0;
 	void *dst = NULL;
 	ssize_t n;
 	int rc;
 
-	rc = ring_lock_consumers(r);
+	rc = ring_lock_consumers(r, dl);
 	if (rc != 0)
 		return rc;
 	n = ring_registered(r) ? 0 : ring_register_locked(r);
@@ -327,7 +332,7 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g)
  * as if it had died. */
 void ipc__ring_close_consumer(struct ring *r)
 {
-	if (!ring_registered(r) || ring_lock_consumers(r) != 0)
+	if (!ring_registered(r) || ring_lock_consumers(r, &ipc__forever) != 0)
 		return;
 	{
 		uint32_t requeued = ring_release_slot(r, (uint32_t)r->slot);
