@@ -300,9 +300,19 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  * a dead consumer. Death is detected by the kernel (robust mutexes), within
  * about a tenth of a second of a consumer or joiner looking.
  *
- * On a JoinableQueue, a consumer is the thread that first calls get on a
- * handle; its tasks are its own: task_done completes the oldest unfinished
- * task of that consumer (call it once per get, as in Python).
+ * On a JoinableQueue, a consumer is one thread using one handle: each
+ * thread that calls get on a handle is a consumer of its own, and threads
+ * sharing a handle never complete, requeue or free each other's tasks.
+ * task_done completes the oldest unfinished task of the calling thread on
+ * that handle (call it once per get, from the thread that got it, as in
+ * Python). A consumer thread that exits with unfinished tasks is treated
+ * like a dead process: its tasks (only its own) are queued again.
+ *
+ * Timeouts hold whatever a peer does: a call with a timeout returns within
+ * it even while a peer that holds the queue's lock or is mid-put is
+ * stopped (SIGSTOP, a debugger). IPC_NOWAIT then waits at most about 1 ms
+ * for the peer before returning IPC_EAGAIN. A blocked call sleeps in the
+ * kernel; it does not spin.
  */
 typedef struct ipc_queue ipc_queue;
 
@@ -320,7 +330,8 @@ typedef struct ipc_queue_attr {
 } ipc_queue_attr;
 
 #define IPC_QUEUE_MAX_CAPACITY ((size_t)1 << 30)
-#define IPC_QUEUE_MAX_CONSUMERS 128 /* JoinableQueue consumers at once */
+/* JoinableQueue consumers (threads, in any number of processes) at once. */
+#define IPC_QUEUE_MAX_CONSUMERS 1024
 
 /* An anonymous Queue / JoinableQueue with default attributes (1 MiB) and
  * the given item limit (0: none). IPC_EINVAL for maxsize over 2^31. */
@@ -344,7 +355,8 @@ IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 /* Remove the oldest message into buf[0..cap): its length
  * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; the
  * message stays queued) | IPC_ECLOSED (shut down and drained)
- * | IPC_EBUSY (JoinableQueue: IPC_QUEUE_MAX_CONSUMERS consumers already). */
+ * | IPC_EBUSY (JoinableQueue: the calling thread is not a consumer yet
+ *   and IPC_QUEUE_MAX_CONSUMERS live consumers exist). */
 IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
 			      int timeout_ms);
 
@@ -352,8 +364,10 @@ IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
  * NULL on error; a 0-byte message still gets a buffer). */
 IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 
-/* JoinableQueue: the caller finished its oldest unfinished task.
- * 0 | IPC_EINVAL (no unfinished task of this consumer, or not joinable). */
+/* JoinableQueue: the calling thread finished its oldest unfinished task
+ * got through this handle. 0 | IPC_EINVAL (no unfinished task of this
+ * thread on this handle, or not joinable). It may wait for a peer that
+ * holds the consumers' lock (it has no timeout). */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.
@@ -372,8 +386,8 @@ IPC_API long ipc_queue_unfinished(ipc_queue *q);
  * return what is left and then IPC_ECLOSED; blocked callers wake. */
 IPC_API int ipc_queue_shutdown(ipc_queue *q);
 
-/* Drop this handle. A JoinableQueue consumer's unfinished tasks are queued
- * again (as if it had died). */
+/* Drop this handle. The unfinished tasks of every thread that consumed
+ * through it (JoinableQueue) are queued again, as if they had died. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

@@ -47,9 +47,10 @@
  * JoinableQueue. A got record is not freed: get marks it TAKEN by the
  * consumer's slot and moves q_head past it, and the record stays in the
  * ring (between q_free and q_head) until its task_done marks it DONE; q_free
- * then advances over DONE records. Each consumer thread registers a slot by
- * locking the slot's robust mutex and holding it for its lifetime, so the
- * kernel tells everybody else when it dies: a trylock returns EOWNERDEAD.
+ * then advances over DONE records. A consumer is one thread on one handle
+ * (ring_joinable.c): it registers a slot by locking the slot's robust mutex
+ * and holding it for its lifetime, so the kernel tells everybody else when
+ * it dies: a trylock returns EOWNERDEAD.
  * Sleepers (getters, putters, joiners) look every IPC__RECHECK_MS and turn
  * a dead consumer's TAKEN records into REQUEUED ones, which the next get
  * takes before anything at the head. Unfinished tasks are tail items minus
@@ -210,6 +211,11 @@ static int ring_geometry(struct ring_geometry *g, const ipc_queue_attr *attr)
 	return 0;
 }
 
+/* Handle ids: what a JoinableQueue consumer slot records as its handle, so
+ * that a handle opened later at the same address is never taken for a
+ * closed one. */
+static _Atomic uint64_t ring_handle_ids;
+
 int ipc__ring_open(void **impl, const char *name, int flags,
 		   const ipc_queue_attr *attr)
 {
@@ -234,7 +240,7 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 					r->shm->q_slots_off);
 	r->data = (uint8_t *)r->seg.base + r->shm->q_data_off;
 	r->mask = r->shm->q_capacity - 1;
-	r->slot = -1;
+	r->id = atomic_fetch_add(&ring_handle_ids, 1) + 1;
 	*impl = r;
 	return 0;
 }

@@ -24,10 +24,10 @@
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
-	REC_READY = 0,	   /* in [head, tail): waiting to be got */
-	REC_REQUEUED = 1,  /* behind head: its consumer died, get it again */
-	REC_DONE = 2,	   /* behind head: task_done'd, space to free */
-	REC_TAKEN = 0x100, /* | slot: got by that consumer, not done yet */
+	REC_READY = 0,	     /* in [head, tail): waiting to be got */
+	REC_REQUEUED = 1,    /* behind head: its consumer died, get it again */
+	REC_DONE = 2,	     /* behind head: task_done'd, space to free */
+	REC_TAKEN = 0x10000, /* | slot (below 2^16): got by it, not done yet */
 };
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
@@ -39,11 +39,22 @@ struct rec_hdr {
 	_Atomic uint32_t r_state;
 };
 
+/* A JoinableQueue consumer: one thread of one process using one handle.
+ * All fields but s_reg change under q_cmutex. s_pid, s_tid and s_handle
+ * say whose it is; only the robust mutex says whether that thread is
+ * alive, so they are never trusted alone. */
 struct ring_slot {
 	pthread_mutex_t s_reg;	  /* held by the registered consumer thread */
-	_Atomic uint32_t s_state; /* SLOT_*, under q_cmutex */
-	int32_t s_pid;		  /* informational */
+	_Atomic uint32_t s_state; /* SLOT_* */
+	int32_t s_pid;		  /* the consumer's process */
+	int32_t s_tid;		  /* and thread (kernel id) */
+	uint32_t s_pad;
+	uint64_t s_handle; /* and handle (struct ring.id in that process) */
 } IPC__ALIGNED;
+_Static_assert(sizeof(struct ring_slot) == IPC__CACHELINE,
+	       "a consumer slot is one cache line");
+_Static_assert(IPC_QUEUE_MAX_CONSUMERS <= REC_TAKEN,
+	       "a slot number fits below the TAKEN bit of a record state");
 
 struct ring_shm {
 	struct ipc__seg_hdr hdr;
@@ -112,8 +123,7 @@ struct ring {
 	pthread_t bias_thread;
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
-	int slot;	   /* our consumer slot, -1 if none */
-	unsigned slot_gen; /* fork generation it was registered in */
+	uint64_t id; /* unique among this process's handles, ever */
 };
 
 static inline uint32_t w_pos(uint64_t w)

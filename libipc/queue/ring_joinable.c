@@ -136,12 +136,11 @@ static void ring_reap_locked(struct ring *r)
 	for (uint32_t i = 0; i < q->q_nslots; i++) {
 		struct ring_slot *s = &r->slots[i];
 		int rc;
-		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
-		    (int)i == r->slot)
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
 			continue;
 		rc = pthread_mutex_trylock(&s->s_reg);
 		if (rc != 0 && rc != EOWNERDEAD)
-			continue; /* alive (EBUSY), or our own */
+			continue; /* alive (EBUSY), or ours (EDEADLK) */
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		requeued += ring_release_slot(r, i);
@@ -164,11 +163,107 @@ void ipc__ring_reap(struct ring *r)
 	ipc__mutex_unlock(&r->shm->q_cmutex);
 }
 
-/* Make the calling thread a registered consumer (q_cmutex held). */
+/*
+ * Consumer identity. A consumer is one thread using one handle, so that
+ * threads sharing a handle never complete, requeue or free each other's
+ * tasks. Each thread remembers its slots in a small thread-local cache
+ * keyed by handle id; a miss searches the slots for the thread's own (the
+ * robust mutex it holds proves it: trylock says EDEADLK), and only then
+ * registers a new one. A thread that exits leaves its mutex to the kernel,
+ * which marks it dead: the next reaper requeues exactly that thread's
+ * tasks. The cache holds no resource and needs no cleanup.
+ */
+#define SLOT_CACHE 4
+
+static _Thread_local struct {
+	unsigned gen; /* fork generation the entries belong to */
+	int32_t tid;
+	unsigned next;
+	struct {
+		uint64_t handle;
+		uint32_t slot;
+	} e[SLOT_CACHE];
+} me;
+
+static void me_refresh(void)
+{
+	if (me.tid != 0 && me.gen == ipc__fork_gen())
+		return;
+	memset(&me, 0, sizeof(me));
+	me.gen = ipc__fork_gen();
+	me.tid = ipc__tid();
+}
+
+static void me_remember(struct ring *r, uint32_t slot)
+{
+	me.e[me.next].handle = r->id;
+	me.e[me.next].slot = slot;
+	me.next = (me.next + 1) % SLOT_CACHE;
+}
+
+/* Is slot i registered to this thread and handle? The fields first (cheap,
+ * and a mismatch is final), then the mutex, which only a live owner holds:
+ * a dead thread's slot may carry a reused thread id. Such a slot is freed
+ * here, its tasks requeued, as a reaper would. */
+static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
+{
+	struct ring_slot *s = &r->slots[i];
+	int rc;
+
+	if (atomic_load_explicit(&s->s_state, memory_order_relaxed) !=
+		    SLOT_ACTIVE ||
+	    s->s_handle != r->id || s->s_tid != me.tid || s->s_pid != pid)
+		return false;
+	rc = pthread_mutex_trylock(&s->s_reg);
+	if (rc == EDEADLK)
+		return true;
+	if (rc == 0 || rc == EOWNERDEAD) {
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		if (ring_release_slot(r, i) > 0)
+			ipc__ring_wake(&r->shm->q_get_seq,
+				       &r->shm->q_get_waiters, INT_MAX);
+		pthread_mutex_unlock(&s->s_reg);
+	}
+	return false;
+}
+
+/* The calling thread's slot on this handle, or -1 (q_cmutex held). */
+static int ring_consumer_slot(struct ring *r)
+{
+	int32_t pid;
+
+	me_refresh();
+	for (int k = 0; k < SLOT_CACHE; k++) {
+		uint32_t i = me.e[k].slot;
+		if (me.e[k].handle != r->id)
+			continue;
+		if (i < r->shm->q_nslots && r->slots[i].s_handle == r->id &&
+		    r->slots[i].s_tid == me.tid &&
+		    atomic_load_explicit(&r->slots[i].s_state,
+					 memory_order_relaxed) == SLOT_ACTIVE)
+			return (int)i;
+		me.e[k].handle = 0; /* closed and reused: forget it */
+	}
+	pid = (int32_t)getpid();
+	for (uint32_t i = 0; i < r->shm->q_nslots; i++) {
+		if (slot_is_mine(r, i, pid)) {
+			me_remember(r, i);
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* Make the calling thread a consumer of this handle (q_cmutex held): its
+ * slot, or -EBUSY when every slot is taken by a live consumer. A free slot
+ * whose mutex this thread still holds (from a handle it used and closed)
+ * is as good as an unlocked one. */
 static int ring_register_locked(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
 
+	me_refresh();
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t i = 0; i < q->q_nslots; i++) {
 			struct ring_slot *s = &r->slots[i];
@@ -178,24 +273,19 @@ static int ring_register_locked(struct ring *r)
 			rc = pthread_mutex_trylock(&s->s_reg);
 			if (rc == EOWNERDEAD) /* died registering */
 				pthread_mutex_consistent(&s->s_reg);
-			else if (rc != 0)
+			else if (rc != 0 && rc != EDEADLK)
 				continue;
 			IPC__CRASHPOINT("queue.register.locked");
 			s->s_pid = (int32_t)getpid();
+			s->s_tid = me.tid;
+			s->s_handle = r->id;
 			atomic_store(&s->s_state, SLOT_ACTIVE);
-			r->slot = (int)i;
-			r->slot_gen = ipc__fork_gen();
-			return 0;
+			me_remember(r, i);
+			return (int)i;
 		}
 		ring_reap_locked(r);
 	}
 	return -EBUSY;
-}
-
-/* True if this handle's registration is this process's own. */
-static bool ring_registered(struct ring *r)
-{
-	return r->slot >= 0 && r->slot_gen == ipc__fork_gen();
 }
 
 /* Is there a record at head? Refreshes the consumers' tail cache. */
@@ -227,11 +317,11 @@ static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
  * else the one at head, moving head past it — and report where it is
  * (q_cmutex held). The record stays in the ring until task_done. */
 static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
-				  uint32_t *pos, void **dst)
+				  uint32_t slot, uint32_t *pos, void **dst)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	uint32_t taken = REC_TAKEN | (uint32_t)r->slot;
+	uint32_t taken = REC_TAKEN | slot;
 	struct rec_hdr *h;
 	int rc;
 
@@ -272,14 +362,17 @@ int ipc__ring_task_done(void *impl)
 	struct ring_shm *q = r->shm;
 	struct find_arg f;
 	bool freed;
-	int rc;
+	int rc, slot;
 
-	if (!ring_registered(r))
-		return -EINVAL; /* this consumer never got a task */
 	rc = ring_lock_consumers(r, &ipc__forever);
 	if (rc != 0)
 		return rc;
-	f = (struct find_arg){ REC_TAKEN | (uint32_t)r->slot, 0, false };
+	slot = ring_consumer_slot(r);
+	if (slot < 0) {
+		ipc__mutex_unlock(&q->q_cmutex);
+		return -EINVAL; /* this consumer never got a task */
+	}
+	f = (struct find_arg){ REC_TAKEN | (uint32_t)slot, 0, false };
 	ipc__ring_walk(r, atomic_load(&q->q_free),
 		       w_pos(atomic_load(&q->q_head)), find_first, &f);
 	if (!f.found) {
@@ -314,34 +407,50 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 	uint32_t pos = 0;
 	void *dst = NULL;
 	ssize_t n;
-	int rc;
+	int rc, slot;
 
 	rc = ring_lock_consumers(r, dl);
 	if (rc != 0)
 		return rc;
-	n = ring_registered(r) ? 0 : ring_register_locked(r);
-	if (n == 0)
-		n = ring_take_joinable(r, g, &pos, &dst);
+	slot = ring_consumer_slot(r);
+	if (slot < 0)
+		slot = ring_register_locked(r);
+	n = slot < 0 ? slot
+		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &dst);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
 	if (n > 0)
 		ipc__ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	return n;
 }
 
-/* A consumer closes its handle: its unfinished tasks go back to the queue,
- * as if it had died. */
+/* A handle is closed: the unfinished tasks of every consumer thread of
+ * it go back to the queue, as if they had died. The calling thread unlocks
+ * its own slot's mutex; another thread's stays locked by that thread
+ * until it exits or registers again (ring_register_locked), since only the
+ * owner may unlock it. */
 void ipc__ring_close_consumer(struct ring *r)
 {
-	if (!ring_registered(r) || ring_lock_consumers(r, &ipc__forever) != 0)
+	struct ring_shm *q = r->shm;
+	uint32_t requeued = 0;
+	int32_t pid = (int32_t)getpid();
+
+	if (!q->q_joinable || ring_lock_consumers(r, &ipc__forever) != 0)
 		return;
-	{
-		uint32_t requeued = ring_release_slot(r, (uint32_t)r->slot);
-		/* Only the registering thread can unlock; from another thread
-		 * this fails and the kernel frees the slot when it exits. */
-		pthread_mutex_unlock(&r->slots[r->slot].s_reg);
-		ipc__mutex_unlock(&r->shm->q_cmutex);
-		if (requeued > 0)
-			ipc__ring_wake(&r->shm->q_get_seq,
-				       &r->shm->q_get_waiters, (int)requeued);
+	me_refresh();
+	for (uint32_t i = 0; i < q->q_nslots; i++) {
+		struct ring_slot *s = &r->slots[i];
+		int rc;
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
+		    s->s_handle != r->id || s->s_pid != pid)
+			continue;
+		requeued += ring_release_slot(r, i);
+		rc = pthread_mutex_trylock(&s->s_reg);
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		if (rc == 0 || rc == EOWNERDEAD || rc == EDEADLK)
+			pthread_mutex_unlock(&s->s_reg);
 	}
+	ipc__mutex_unlock(&q->q_cmutex);
+	if (requeued > 0)
+		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
 }
