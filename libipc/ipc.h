@@ -313,6 +313,15 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  * stopped (SIGSTOP, a debugger). IPC_NOWAIT then waits at most about 1 ms
  * for the peer before returning IPC_EAGAIN. A blocked call sleeps in the
  * kernel; it does not spin.
+ *
+ * Damage: a process that maps a queue can write anything into it. libipc
+ * bounds-checks every index and length it reads from the segment before
+ * using it, so damage never makes a call read or write outside the
+ * mapping, loop without its deadline or die by a signal. A call that finds
+ * the segment damaged marks the queue broken for every process: it and
+ * every later call on the queue (any handle) returns IPC_ENOTRECOVERABLE.
+ * Damage that still looks like valid records (a message's bytes, a
+ * plausible length) is not detected: it is delivered as written.
  */
 typedef struct ipc_queue ipc_queue;
 
@@ -342,13 +351,15 @@ IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
  * an existing queue ignores attr's sizes (the queue keeps its own) except
  * `joinable`, which must match (else IPC_EINVAL). IPC_EINVAL for sizes out
  * of range or max_msg_size + 8 over capacity; IPC_ENOTSUP for a backend
- * this build lacks. */
+ * this build lacks; IPC_EPROTO for an existing queue whose geometry is
+ * inconsistent (damaged). */
 IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 			   const ipc_queue_attr *attr);
 
 /* Append a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
  * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
- * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0). */
+ * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0)
+ * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 			  int timeout_ms);
 
@@ -356,7 +367,8 @@ IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
  * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; the
  * message stays queued) | IPC_ECLOSED (shut down and drained)
  * | IPC_EBUSY (JoinableQueue: the calling thread is not a consumer yet
- *   and IPC_QUEUE_MAX_CONSUMERS live consumers exist). */
+ *   and IPC_QUEUE_MAX_CONSUMERS live consumers exist)
+ * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
 			      int timeout_ms);
 
@@ -366,12 +378,14 @@ IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 
 /* JoinableQueue: the calling thread finished its oldest unfinished task
  * got through this handle. 0 | IPC_EINVAL (no unfinished task of this
- * thread on this handle, or not joinable). It may wait for a peer that
- * holds the consumers' lock (it has no timeout). */
+ * thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE (broken).
+ * It may wait for a peer that holds the consumers' lock (it has no
+ * timeout). */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.
- * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL (not joinable). */
+ * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL (not joinable)
+ * | IPC_ENOTRECOVERABLE (broken). */
 IPC_API int ipc_queue_join(ipc_queue *q, int timeout_ms);
 
 /* Messages waiting to be got (a snapshot), or IPC_EINVAL. */

@@ -120,6 +120,21 @@ void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
 	ring_wake_unlocked(seq, waiters, n);
 }
 
+/* The segment holds something no libipc operation writes: a peer damaged
+ * it. Mark the queue broken for every process, so that nobody trusts it
+ * again, wake every sleeper to see that, and return what the caller
+ * returns: -ENOTRECOVERABLE. */
+int ipc__ring_broken(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+
+	atomic_fetch_or(&q->q_closed, CLOSED_BROKEN);
+	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	return -ENOTRECOVERABLE;
+}
+
 /* ---- Creation and opening --------------------------------------------- */
 
 struct ring_geometry {
@@ -164,20 +179,36 @@ static int ring_init(void *base, size_t size, const void *arg)
 	return rc;
 }
 
+/* Read a segment's geometry once into g and validate it: 0 or -EPROTO.
+ * The arithmetic is 64-bit, so that no huge field wraps into a valid-
+ * looking size (a max_msg near 2^32 once did, in 32 bits). */
+static int ring_read_geometry(const struct ring_shm *q, size_t size,
+			      struct ring_geometry *g)
+{
+	uint64_t slots_off = q->q_slots_off, data_off = q->q_data_off;
+	uint64_t want_slots, want_data;
+
+	*g = (struct ring_geometry){ q->q_capacity, q->q_max_msg, q->q_maxsize,
+				     q->q_joinable, q->q_nslots,  false };
+	if (g->capacity < MIN_CAPACITY ||
+	    g->capacity > IPC_QUEUE_MAX_CAPACITY ||
+	    (g->capacity & (g->capacity - 1)) != 0 ||
+	    REC_HDR + (((uint64_t)g->max_msg + 7) & ~(uint64_t)7) >
+		    g->capacity ||
+	    g->maxsize > INT32_MAX || g->joinable > 1 ||
+	    g->nslots != (g->joinable ? IPC_QUEUE_MAX_CONSUMERS : 0) ||
+	    ring_seg_size(g, &want_slots, &want_data) > size ||
+	    slots_off != want_slots || data_off != want_data)
+		return -EPROTO;
+	return 0;
+}
+
 static int ring_check(const void *base, size_t size, const void *arg)
 {
 	const struct ring_geometry *want = arg;
-	const struct ring_shm *q = base;
-	struct ring_geometry g = { q->q_capacity, q->q_max_msg, q->q_maxsize,
-				   q->q_joinable, q->q_nslots,	false };
-	uint64_t slots_off, data_off;
+	struct ring_geometry g;
 
-	if (g.capacity < MIN_CAPACITY || g.capacity > IPC_QUEUE_MAX_CAPACITY ||
-	    (g.capacity & (g.capacity - 1)) != 0 ||
-	    rec_size(g.max_msg) > g.capacity || g.joinable > 1 ||
-	    g.nslots != (g.joinable ? IPC_QUEUE_MAX_CONSUMERS : 0) ||
-	    ring_seg_size(&g, &slots_off, &data_off) > size ||
-	    slots_off != q->q_slots_off || data_off != q->q_data_off)
+	if (ring_read_geometry(base, size, &g) != 0)
 		return -EPROTO;
 	if (want->check_joinable && want->joinable != g.joinable)
 		return -EINVAL;
@@ -235,11 +266,23 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 			     ring_seg_size(&g, &slots_off, &data_off), &g);
 	if (rc != 0)
 		return rc;
+	/* The geometry is read once more, validated and copied: what this
+	 * handle uses is exactly what it checked, and nothing a peer writes
+	 * into the segment later can move a bound it checks against. */
 	r->shm = r->seg.base;
-	r->slots = (struct ring_slot *)((uint8_t *)r->seg.base +
-					r->shm->q_slots_off);
-	r->data = (uint8_t *)r->seg.base + r->shm->q_data_off;
-	r->mask = r->shm->q_capacity - 1;
+	if (ring_read_geometry(r->shm, r->seg.size, &g) != 0) {
+		ipc__handle_free(r);
+		return -EPROTO;
+	}
+	ring_seg_size(&g, &slots_off, &data_off);
+	r->slots = (struct ring_slot *)((uint8_t *)r->seg.base + slots_off);
+	r->data = (uint8_t *)r->seg.base + data_off;
+	r->cap = g.capacity;
+	r->mask = g.capacity - 1;
+	r->max_msg = g.max_msg;
+	r->maxsize = g.maxsize;
+	r->joinable = g.joinable != 0;
+	r->nslots = g.nslots;
 	r->id = atomic_fetch_add(&ring_handle_ids, 1) + 1;
 	*impl = r;
 	return 0;
@@ -255,14 +298,16 @@ bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 {
 	uint32_t pos = from;
 
+	if (to - from > r->cap)
+		return false;
 	while (pos != to) {
 		struct rec_hdr *h = rec_at(r, pos);
-		if (h->r_len > r->shm->q_max_msg ||
-		    rec_size(h->r_len) > to - pos)
+		uint32_t len = h->r_len; /* once: checked is used */
+		if (len > r->max_msg || rec_size(len) > to - pos)
 			return false;
 		if (visit != NULL)
 			visit(r, pos, h, arg);
-		pos += rec_size(h->r_len);
+		pos += rec_size(len);
 	}
 	return true;
 }
@@ -274,11 +319,12 @@ static int ring_repair_producer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
-	uint32_t tail = w_pos(atomic_load(&q->q_tail));
-	uint32_t free = q->q_joinable ? atomic_load(&q->q_free)
-				      : w_pos(atomic_load(&q->q_head));
+	uint32_t free = atomic_load(&q->q_free);
+	uint64_t head = atomic_load(&q->q_head);
 
-	return tail - free <= q->q_capacity ? 0 : -EPROTO;
+	return ring_words_sane(r, atomic_load(&q->q_tail), head, free)
+		       ? 0
+		       : -EPROTO;
 }
 
 /* Lock one of the queue's mutexes before the caller's deadline. A holder
@@ -319,7 +365,7 @@ static bool ready_to_get(struct ring *r, uint32_t need)
 	return w_pos(atomic_load_explicit(&q->q_tail, memory_order_acquire)) !=
 		       w_pos(atomic_load_explicit(&q->q_head,
 						  memory_order_acquire)) ||
-	       (q->q_joinable &&
+	       (r->joinable &&
 		atomic_load_explicit(&q->q_requeued, memory_order_relaxed)) ||
 	       atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 }
@@ -335,21 +381,21 @@ bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 
 	/* A Queue frees a record as its get moves head; a JoinableQueue
 	 * only at task_done, tracked by q_free. */
-	if (!q->q_joinable)
+	if (!r->joinable)
 		free = w_pos(head);
 	/* A cached free position can be more than a lap behind the tail
 	 * (another path put meanwhile): then the distance wraps past the
 	 * capacity. That says "stale", not "room": the caller re-reads. */
 	used = w_pos(tail) - free;
-	if (used > q->q_capacity || q->q_capacity - used < need)
+	if (used > r->cap || r->cap - used < need)
 		return false;
-	if (q->q_maxsize == 0)
+	if (r->maxsize == 0)
 		return true;
 	items = w_items(tail) - w_items(head);
-	if (q->q_joinable)
+	if (r->joinable)
 		items += atomic_load_explicit(&q->q_requeued,
 					      memory_order_relaxed);
-	return items < q->q_maxsize;
+	return items < r->maxsize;
 }
 
 /* Room for a record of `need` bytes (and under the item limit): the very
@@ -391,6 +437,12 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	for (;;) {
 		uint32_t s = atomic_load(seq);
 		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&r->shm->q_closed,
+					 memory_order_relaxed) &
+		    CLOSED_BROKEN) {
+			rc = -ENOTRECOVERABLE;
+			break;
+		}
 		if (ready(r, need))
 			break;
 		if (ipc__deadline_passed(dl)) {
@@ -438,7 +490,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 			const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len);
+	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
 	int rc;
 
@@ -457,16 +509,22 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 		ipc__ring_bias_take(r); /* fast from the next put on */
 		break;
 	}
-	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
-		rc = IPC_ECLOSED;
+	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	if (closed) {
+		rc = ring_closed_error(closed);
 		goto out;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
-		q->q_pc_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		q->q_pc_free =
 			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		q->q_pc_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		/* Only producers move the tail, and we hold their lock. */
+		if (!ring_words_sane(r, tail, q->q_pc_head, q->q_pc_free)) {
+			rc = ipc__ring_broken(r);
+			goto out;
+		}
 		if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free,
 					need)) {
 			rc = -EAGAIN;
@@ -568,6 +626,35 @@ static uint64_t ring_tail_for(struct ring *r, uint64_t head)
 	return tail_cache.tail;
 }
 
+/* A record at head that cannot be: either another consumer moved q_head
+ * on since we read it (then *head is the new one: retry, 0), or the words
+ * or the record are damaged. With q_head unchanged, [head, tail) holds
+ * only published records, each written whole before the tail passed it,
+ * so a fresh tail and length that still disagree prove damage. */
+static int ring_head_moved(struct ring *r, uint64_t *head)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	uint64_t tail;
+	uint32_t len, avail;
+
+	if (now != *head) {
+		*head = now;
+		return 0;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	avail = w_pos(tail) - w_pos(now);
+	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
+	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
+		return 0; /* moved meanwhile: retry */
+	if (avail == 0 ||
+	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail)) {
+		tail_cache.queue = NULL; /* the cached tail was stale */
+		return 0;
+	}
+	return ipc__ring_broken(r);
+}
+
 /* Queue: take the record at head without a lock. Copy it out first, then
  * claim it by moving q_head with one compare-and-swap: that CAS is the
  * atomic publishing step. If it fails, another consumer took the record
@@ -593,11 +680,11 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 			return -EAGAIN;
 		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
 				      __ATOMIC_RELAXED);
-		if (avail > q->q_capacity || len > q->q_max_msg ||
+		if (avail > r->cap || len > r->max_msg ||
 		    rec_size(len) > avail) {
-			/* A stale head: another consumer moved it on. */
-			head = atomic_load_explicit(&q->q_head,
-						    memory_order_acquire);
+			rc = ring_head_moved(r, &head);
+			if (rc < 0)
+				return rc;
 			continue;
 		}
 		rc = ipc__ring_get_dest(g, len, &dst);
@@ -632,13 +719,20 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g,
 			    const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
+	uint32_t closed =
+		atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 	ssize_t n;
 
-	n = q->q_joinable ? ipc__ring_get_joinable(r, g, dl)
-			  : ring_take_plain(r, g);
-	if (n == -EAGAIN &&
-	    atomic_load_explicit(&q->q_closed, memory_order_relaxed))
-		n = IPC_ECLOSED;
+	if (closed & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
+	n = r->joinable ? ipc__ring_get_joinable(r, g, dl)
+			: ring_take_plain(r, g);
+	if (n == -EAGAIN) {
+		closed = atomic_load_explicit(&q->q_closed,
+					      memory_order_relaxed);
+		if (closed)
+			n = ring_closed_error(closed);
+	}
 	return n;
 }
 
@@ -657,7 +751,7 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 			IPC__CRASHPOINT("queue.get.published");
 			/* The CAS that took it is a locked RMW, ordered on x86
 			 * like an unlock (ipc__fence_after_unlock). */
-			if (!q->q_joinable)
+			if (!r->joinable)
 				ring_wake_unlocked(&q->q_put_seq,
 						   &q->q_put_waiters, INT_MAX);
 			return n;
@@ -682,6 +776,8 @@ static int ring_join(void *impl, const struct ipc__deadline *dl)
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
 
+	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
 	if (ready_to_join(r, 0))
 		return 0;
 	IPC__CRASHPOINT("queue.join.waiting");
@@ -720,7 +816,7 @@ static int ring_shutdown(void *impl)
 {
 	struct ring_shm *q = ((struct ring *)impl)->shm;
 
-	atomic_store(&q->q_closed, 1);
+	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
 	IPC__CRASHPOINT("queue.shutdown.flagged");
 	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
 	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
@@ -739,12 +835,12 @@ static void ring_close(void *impl)
 
 static bool ring_joinable(void *impl)
 {
-	return ((struct ring *)impl)->shm->q_joinable != 0;
+	return ((struct ring *)impl)->joinable != 0;
 }
 
 static size_t ring_max_msg(void *impl)
 {
-	return ((struct ring *)impl)->shm->q_max_msg;
+	return ((struct ring *)impl)->max_msg;
 }
 
 const struct ipc__queue_ops ipc__ring_ops = {

@@ -7,6 +7,7 @@
 #ifndef LIBIPC_RING_H
 #define LIBIPC_RING_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -31,6 +32,8 @@ enum {
 };
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+/* q_closed: shut down, or found damaged (see ipc__ring_broken). */
+enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
 enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
 
@@ -108,7 +111,7 @@ struct ring_shm {
 	_Atomic uint32_t q_put_waiters;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
 	_Atomic uint32_t q_join_waiters;
-	_Atomic uint32_t q_closed;
+	_Atomic uint32_t q_closed; /* CLOSED_* bits */
 };
 
 /* A process's handle. */
@@ -117,7 +120,10 @@ struct ring {
 	struct ring_shm *shm;
 	uint8_t *data;
 	struct ring_slot *slots;
-	uint32_t mask;
+	/* The geometry, copied at open after validation: a peer may rewrite
+	 * the segment's copy, never these. */
+	uint32_t cap, mask, max_msg, maxsize, nslots;
+	bool joinable;
 	bool bias_owner;   /* we are the queue's biased producer */
 	unsigned bias_gen; /* fork generation we became it in */
 	pthread_t bias_thread;
@@ -161,6 +167,25 @@ struct get_req {
 typedef void (*rec_visit)(struct ring *r, uint32_t pos, struct rec_hdr *h,
 			  void *arg);
 
+/* What a closed queue's put (or drained get) returns. */
+static inline int ring_closed_error(uint32_t closed)
+{
+	return (closed & CLOSED_BROKEN) ? -ENOTRECOVERABLE : IPC_ECLOSED;
+}
+
+/* Can these published words be true? head and free never pass the tail,
+ * nor free the head, and each item takes at least REC_HDR bytes. Read
+ * them free, head, tail, in that order (or under the lock that stops
+ * them moving): a torn snapshot then still passes. */
+static inline bool ring_words_sane(struct ring *r, uint64_t tail, uint64_t head,
+				   uint32_t free)
+{
+	uint32_t used = w_pos(tail) - (r->joinable ? free : w_pos(head));
+
+	return used <= r->cap && w_pos(tail) - w_pos(head) <= used &&
+	       w_items(tail) - w_items(head) <= r->cap / REC_HDR;
+}
+
 /* Tasks put and not yet done (JoinableQueue). */
 static inline uint32_t ring_unfinished(struct ring *r)
 {
@@ -169,6 +194,7 @@ static inline uint32_t ring_unfinished(struct ring *r)
 }
 
 /* ring.c */
+int ipc__ring_broken(struct ring *r);
 int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);

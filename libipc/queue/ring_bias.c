@@ -143,7 +143,7 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len);
+	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
 	int rc = 0;
 
@@ -155,16 +155,20 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 		return -ESTALE;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
-		rc = IPC_ECLOSED;
+	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	if (closed) {
+		rc = ring_closed_error(closed);
 	} else if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
 				       need)) {
-		r->bias_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		r->bias_free =
 			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
-					need))
+		r->bias_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		/* The owner alone moves the tail while it owns. */
+		if (!ring_words_sane(r, tail, r->bias_head, r->bias_free))
+			rc = ipc__ring_broken(r);
+		else if (!ipc__ring_has_room(r, tail, r->bias_head,
+					     r->bias_free, need))
 			rc = -EAGAIN;
 	}
 	if (rc == 0) {

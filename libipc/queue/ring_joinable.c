@@ -34,7 +34,8 @@ static void count_requeued(struct ring *r, uint32_t pos, struct rec_hdr *h,
 		++*(uint32_t *)arg;
 }
 
-/* Advance q_free over DONE records (q_cmutex held). True if it moved. */
+/* Advance q_free over DONE records (q_cmutex held). True if it moved;
+ * a length that does not fit [free, head) marks the queue broken. */
 static bool ring_advance_free(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -43,12 +44,21 @@ static bool ring_advance_free(struct ring *r)
 	uint32_t start = atomic_load_explicit(&q->q_free, memory_order_relaxed);
 	uint32_t free = start;
 
+	if (head - start > r->cap) {
+		ipc__ring_broken(r);
+		return false;
+	}
 	while (free != head) {
 		struct rec_hdr *h = rec_at(r, free);
+		uint32_t len = h->r_len;
 		if (atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
 		    REC_DONE)
 			break;
-		free += rec_size(h->r_len);
+		if (len > r->max_msg || rec_size(len) > head - free) {
+			ipc__ring_broken(r);
+			return false;
+		}
+		free += rec_size(len);
 	}
 	if (free == start)
 		return false;
@@ -58,18 +68,59 @@ static bool ring_advance_free(struct ring *r)
 
 /* A consumer died holding q_cmutex. Roll its operation forward and
  * recompute every word that is derived from the records. */
+static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
+		       void *arg)
+{
+	struct find_arg *f = arg;
+
+	(void)r;
+	(void)h;
+	if (pos == f->pos)
+		f->found = true;
+}
+
+/* The repair's checks: the words, the intent record (it must name a
+ * record in [free, head)), and the record at head (the one a get may have
+ * marked). False if the segment is damaged. */
+static bool ring_repair_sane(struct ring *r, uint32_t free, uint64_t head,
+			     uint64_t tail)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t len = rec_at(r, w_pos(head))->r_len;
+
+	if (!ring_words_sane(r, tail, head, free) ||
+	    (q->q_intent != INTENT_NONE && q->q_intent != INTENT_TASK_DONE))
+		return false;
+	if (q->q_intent == INTENT_TASK_DONE) {
+		struct find_arg f = { 0, q->q_intent_pos, false };
+		if (!ipc__ring_walk(r, free, w_pos(head), find_start, &f) ||
+		    !f.found)
+			return false;
+	}
+	return w_pos(head) == w_pos(tail) ||
+	       (len <= r->max_msg &&
+		rec_size(len) <= w_pos(tail) - w_pos(head));
+}
+
+/* A consumer died holding q_cmutex. Roll its operation forward and
+ * recompute every word that is derived from the records. A damaged
+ * segment fails the repair, which leaves the lock not recoverable (and
+ * the queue marked broken) instead of trusting it. */
 static int ring_repair_consumer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
+	uint32_t free = atomic_load(&q->q_free);
 	uint64_t head = atomic_load(&q->q_head);
 	uint64_t tail = atomic_load(&q->q_tail);
 	uint32_t requeued = 0;
 
-	if (w_pos(tail) - w_pos(head) > q->q_capacity)
+	if (!r->joinable)
+		return ring_words_sane(r, tail, head, free) ? 0 : -EPROTO;
+	if (!ring_repair_sane(r, free, head, tail)) {
+		ipc__ring_broken(r);
 		return -EPROTO;
-	if (!q->q_joinable)
-		return 0; /* Queue consumers take no lock */
+	}
 	if (q->q_intent == INTENT_TASK_DONE) {
 		/* task_done marks the record DONE, then counts it. */
 		atomic_store(&rec_at(r, q->q_intent_pos)->r_state, REC_DONE);
@@ -84,9 +135,10 @@ static int ring_repair_consumer(void *arg)
 		head = w_make(w_items(head) + 1, w_pos(head) + size);
 		atomic_store(&q->q_head, head);
 	}
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-			    count_requeued, &requeued))
+	if (!ipc__ring_walk(r, free, w_pos(head), count_requeued, &requeued)) {
+		ipc__ring_broken(r);
 		return -EPROTO;
+	}
 	atomic_store(&q->q_requeued, requeued);
 	ring_advance_free(r);
 	return 0;
@@ -119,8 +171,9 @@ static uint32_t ring_release_slot(struct ring *r, uint32_t slot)
 	struct ring_shm *q = r->shm;
 	struct requeue_arg a = { REC_TAKEN | slot, 0 };
 
-	ipc__ring_walk(r, atomic_load(&q->q_free),
-		       w_pos(atomic_load(&q->q_head)), requeue_one, &a);
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
+		ipc__ring_broken(r);
 	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
 	return a.count;
 }
@@ -133,7 +186,7 @@ static void ring_reap_locked(struct ring *r)
 	struct ring_shm *q = r->shm;
 	uint32_t requeued = 0;
 
-	for (uint32_t i = 0; i < q->q_nslots; i++) {
+	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];
 		int rc;
 		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
@@ -157,7 +210,7 @@ void ipc__ring_reap(struct ring *r)
 {
 	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 
-	if (!r->shm->q_joinable || ring_lock_consumers(r, &nowait) != 0)
+	if (!r->joinable || ring_lock_consumers(r, &nowait) != 0)
 		return;
 	ring_reap_locked(r);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
@@ -238,7 +291,7 @@ static int ring_consumer_slot(struct ring *r)
 		uint32_t i = me.e[k].slot;
 		if (me.e[k].handle != r->id)
 			continue;
-		if (i < r->shm->q_nslots && r->slots[i].s_handle == r->id &&
+		if (i < r->nslots && r->slots[i].s_handle == r->id &&
 		    r->slots[i].s_tid == me.tid &&
 		    atomic_load_explicit(&r->slots[i].s_state,
 					 memory_order_relaxed) == SLOT_ACTIVE)
@@ -246,7 +299,7 @@ static int ring_consumer_slot(struct ring *r)
 		me.e[k].handle = 0; /* closed and reused: forget it */
 	}
 	pid = (int32_t)getpid();
-	for (uint32_t i = 0; i < r->shm->q_nslots; i++) {
+	for (uint32_t i = 0; i < r->nslots; i++) {
 		if (slot_is_mine(r, i, pid)) {
 			me_remember(r, i);
 			return (int)i;
@@ -261,11 +314,9 @@ static int ring_consumer_slot(struct ring *r)
  * is as good as an unlocked one. */
 static int ring_register_locked(struct ring *r)
 {
-	struct ring_shm *q = r->shm;
-
 	me_refresh();
 	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t i = 0; i < q->q_nslots; i++) {
+		for (uint32_t i = 0; i < r->nslots; i++) {
 			struct ring_slot *s = &r->slots[i];
 			int rc;
 			if (atomic_load(&s->s_state) != SLOT_FREE)
@@ -288,15 +339,38 @@ static int ring_register_locked(struct ring *r)
 	return -EBUSY;
 }
 
-/* Is there a record at head? Refreshes the consumers' tail cache. */
-static bool ring_head_ready(struct ring *r, uint64_t head)
+/* Is the record at head whole and READY, against tail? Its length, read
+ * once, goes to *len: the value checked is the value used. */
+static bool ring_head_valid(struct ring *r, uint64_t head, uint64_t tail,
+			    uint32_t *len)
+{
+	struct rec_hdr *h = rec_at(r, w_pos(head));
+	uint32_t avail = w_pos(tail) - w_pos(head);
+
+	*len = h->r_len;
+	return avail <= r->cap && *len <= r->max_msg &&
+	       rec_size(*len) <= avail &&
+	       atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
+		       REC_READY;
+}
+
+/* Is there a record at head (q_cmutex held)? 1, 0 (empty) or
+ * -ENOTRECOVERABLE. The consumers' tail cache is re-read when it says
+ * "empty" or disagrees with the record; with head fixed by the lock, a
+ * record that a fresh tail still disagrees with is damage. */
+static int ring_head_ready(struct ring *r, uint64_t head, uint32_t *len)
 {
 	struct ring_shm *q = r->shm;
 
-	if (w_pos(head) != w_pos(q->q_cc_tail))
-		return true;
+	if (w_pos(head) != w_pos(q->q_cc_tail) &&
+	    ring_head_valid(r, head, q->q_cc_tail, len))
+		return 1;
 	q->q_cc_tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	return w_pos(head) != w_pos(q->q_cc_tail);
+	if (w_pos(head) == w_pos(q->q_cc_tail))
+		return 0;
+	return ring_head_valid(r, head, q->q_cc_tail, len)
+		       ? 1
+		       : ipc__ring_broken(r);
 }
 
 static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -321,39 +395,45 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	uint32_t taken = REC_TAKEN | slot;
+	uint32_t taken = REC_TAKEN | slot, len;
 	struct rec_hdr *h;
 	int rc;
 
 	if (atomic_load_explicit(&q->q_requeued, memory_order_relaxed) > 0) {
 		struct find_arg f = { REC_REQUEUED, 0, false };
-		ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-			       find_first, &f);
-		if (f.found) {
-			h = rec_at(r, f.pos);
-			rc = ipc__ring_get_dest(g, h->r_len, dst);
-			if (rc != 0)
-				return rc;
-			atomic_store(&h->r_state, taken);
-			atomic_fetch_sub(&q->q_requeued, 1);
-			*pos = f.pos;
-			return h->r_len;
-		}
+		/* A count with no such record is damage too: trusting it
+		 * would make every get find "work" that is not there. */
+		if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
+				    find_first, &f) ||
+		    !f.found)
+			return ipc__ring_broken(r);
+		h = rec_at(r, f.pos);
+		len = h->r_len; /* read once: the walk bounded what it saw */
+		if (len > r->max_msg)
+			return ipc__ring_broken(r);
+		rc = ipc__ring_get_dest(g, len, dst);
+		if (rc != 0)
+			return rc;
+		atomic_store(&h->r_state, taken);
+		atomic_fetch_sub(&q->q_requeued, 1);
+		*pos = f.pos;
+		return len;
 	}
-	if (!ring_head_ready(r, head))
-		return -EAGAIN;
+	rc = ring_head_ready(r, head, &len);
+	if (rc <= 0)
+		return rc == 0 ? -EAGAIN : rc;
 	h = rec_at(r, w_pos(head));
-	rc = ipc__ring_get_dest(g, h->r_len, dst);
+	rc = ipc__ring_get_dest(g, len, dst);
 	if (rc != 0)
 		return rc;
 	atomic_store_explicit(&h->r_state, taken, memory_order_relaxed);
 	IPC__CRASHPOINT("queue.get.taken");
 	atomic_store_explicit(
 		&q->q_head,
-		w_make(w_items(head) + 1, w_pos(head) + rec_size(h->r_len)),
+		w_make(w_items(head) + 1, w_pos(head) + rec_size(len)),
 		memory_order_release);
 	*pos = w_pos(head);
-	return h->r_len;
+	return len;
 }
 
 int ipc__ring_task_done(void *impl)
@@ -364,6 +444,8 @@ int ipc__ring_task_done(void *impl)
 	bool freed;
 	int rc, slot;
 
+	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
 	rc = ring_lock_consumers(r, &ipc__forever);
 	if (rc != 0)
 		return rc;
@@ -373,8 +455,11 @@ int ipc__ring_task_done(void *impl)
 		return -EINVAL; /* this consumer never got a task */
 	}
 	f = (struct find_arg){ REC_TAKEN | (uint32_t)slot, 0, false };
-	ipc__ring_walk(r, atomic_load(&q->q_free),
-		       w_pos(atomic_load(&q->q_head)), find_first, &f);
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+			    w_pos(atomic_load(&q->q_head)), find_first, &f)) {
+		ipc__mutex_unlock(&q->q_cmutex);
+		return ipc__ring_broken(r);
+	}
 	if (!f.found) {
 		ipc__mutex_unlock(&q->q_cmutex);
 		return -EINVAL; /* more task_done calls than gets */
@@ -434,10 +519,10 @@ void ipc__ring_close_consumer(struct ring *r)
 	uint32_t requeued = 0;
 	int32_t pid = (int32_t)getpid();
 
-	if (!q->q_joinable || ring_lock_consumers(r, &ipc__forever) != 0)
+	if (!r->joinable || ring_lock_consumers(r, &ipc__forever) != 0)
 		return;
 	me_refresh();
-	for (uint32_t i = 0; i < q->q_nslots; i++) {
+	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];
 		int rc;
 		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
