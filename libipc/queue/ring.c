@@ -57,6 +57,14 @@
  * q_done, so join() waits exactly until every put task is done, and a
  * dead consumer's tasks are done by someone else instead of never.
  *
+ * Damage. A peer may write anything into the segment, so nothing read
+ * from it is trusted as an index or a length: the geometry is validated
+ * and copied into the handle at open, every record length is read once
+ * and checked against max_msg and the published bytes before it sizes a
+ * copy, every walk checks its range first. A value that nothing
+ * legitimate explains marks the queue broken (ipc__ring_broken): every
+ * later call returns IPC_ENOTRECOVERABLE instead of trusting it.
+ *
  * Sleeping. Sleepers count themselves in a waiter word and futex-wait on a
  * sequence word; a side that makes progress bumps the other side's sequence
  * and wakes only if that count is non-zero, so a busy queue makes no system
