@@ -572,8 +572,8 @@ static int ring_put(void *impl, const void *msg, size_t len,
 			return rc;
 		/* Every pass checks the deadline, so that no disagreement
 		 * between the readiness test and the attempt can spin past
-		 * it. */
-		if (ipc__deadline_passed(dl))
+		 * it (IPC_FOREVER has none: no call). */
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
 			return ipc__deadline_error(dl);
 		if (ring_spin(r, ready_to_put, need, PUT_SPINS))
 			continue;
@@ -766,7 +766,7 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		}
 		if (n != -EAGAIN)
 			return n;
-		if (ipc__deadline_passed(dl))
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
 			return ipc__deadline_error(dl);
 		if (ring_spin(r, ready_to_get, 0, GET_SPINS))
 			continue;
