@@ -365,12 +365,28 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  * a dead consumer. Death is detected by the kernel (robust mutexes), within
  * about a tenth of a second of a consumer or joiner looking.
  *
- * On a JoinableQueue, a consumer is the thread that first calls get on a
- * handle; its tasks are its own: task_done completes the oldest unfinished
- * task of that consumer (call it once per get, as in Python). Unlike
- * Python's, task_done belongs to the thread that did the get: another
- * thread (or process) cannot mark that task done, and its task_done is
- * IPC_EINVAL when it got no task itself.
+ * On a JoinableQueue, a consumer is one thread using one handle: each
+ * thread that calls get on a handle is a consumer of its own, and threads
+ * sharing a handle never complete, requeue or free each other's tasks.
+ * task_done completes the oldest unfinished task of the calling thread on
+ * that handle (call it once per get, from the thread that got it, as in
+ * Python). A consumer thread that exits with unfinished tasks is treated
+ * like a dead process: its tasks (only its own) are queued again.
+ *
+ * Timeouts hold whatever a peer does: a call with a timeout returns within
+ * it even while a peer that holds the queue's lock or is mid-put is
+ * stopped (SIGSTOP, a debugger). IPC_NOWAIT then waits at most about 1 ms
+ * for the peer before returning IPC_EAGAIN. A blocked call sleeps in the
+ * kernel; it does not spin.
+ *
+ * Damage: a process that maps a queue can write anything into it. libipc
+ * bounds-checks every index and length it reads from the segment before
+ * using it, so damage never makes a call read or write outside the
+ * mapping, loop without its deadline or die by a signal. A call that finds
+ * the segment damaged marks the queue broken for every process: it and
+ * every later call on the queue (any handle) returns IPC_ENOTRECOVERABLE.
+ * Damage that still looks like valid records (a message's bytes, a
+ * plausible length) is not detected: it is delivered as written.
  *
  * Shutdown persists in the object: a named queue once shut down stays shut
  * down for every process that opens it, later runs of the program included,
@@ -432,7 +448,8 @@ typedef struct ipc_queue_attr {
 } ipc_queue_attr;
 
 #define IPC_QUEUE_MAX_CAPACITY ((size_t)1 << 30)
-#define IPC_QUEUE_MAX_CONSUMERS 128 /* JoinableQueue consumers at once */
+/* JoinableQueue consumers (threads, in any number of processes) at once. */
+#define IPC_QUEUE_MAX_CONSUMERS 1024
 
 /* An anonymous Queue / JoinableQueue with default attributes (1 MiB) and
  * the given item limit (0: none). IPC_EINVAL for maxsize over 2^31. */
@@ -446,7 +463,8 @@ IPC_API int ipc_joinable_queue_new(ipc_queue **q, size_t maxsize);
  * object of the other kind); a NULL attr accepts either. IPC_EINVAL for
  * sizes out of range or max_msg_size + 8 over capacity, or an unknown
  * backend; IPC_EPROTO also for a name that holds a queue of the other
- * backend (or another kind of object); IPC_ENOTSUP for a backend this build
+ * backend (or another kind of object), or an existing queue whose
+ * geometry is inconsistent (damaged); IPC_ENOTSUP for a backend this build
  * lacks; the mqueue backend's own errors are listed above; the other codes
  * of every ipc_X_open. */
 IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
@@ -454,14 +472,17 @@ IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 
 /* Append a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
  * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
- * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0). */
+ * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0)
+ * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 			  int timeout_ms);
 
 /* Remove the oldest message into buf[0..cap): its length
  * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; the
  * message stays queued) | IPC_ECLOSED (shut down and drained)
- * | IPC_EBUSY (JoinableQueue: IPC_QUEUE_MAX_CONSUMERS consumers already). */
+ * | IPC_EBUSY (JoinableQueue: the calling thread is not a consumer yet
+ *   and IPC_QUEUE_MAX_CONSUMERS live consumers exist)
+ * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
 			      int timeout_ms);
 
@@ -469,12 +490,16 @@ IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
  * NULL on error; a 0-byte message still gets a buffer). */
 IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 
-/* JoinableQueue: the caller finished its oldest unfinished task.
- * 0 | IPC_EINVAL (no unfinished task of this consumer, or not joinable). */
+/* JoinableQueue: the calling thread finished its oldest unfinished task
+ * got through this handle. 0 | IPC_EINVAL (no unfinished task of this
+ * thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE (broken).
+ * It may wait for a peer that holds the consumers' lock (it has no
+ * timeout). */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.
- * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL (not joinable). */
+ * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL (not joinable)
+ * | IPC_ENOTRECOVERABLE (broken). */
 IPC_API int ipc_queue_join(ipc_queue *q, int timeout_ms);
 
 /* Messages waiting to be got (a snapshot), or IPC_EINVAL. */
@@ -491,8 +516,8 @@ IPC_API long ipc_queue_unfinished(ipc_queue *q);
  * 0 (also when already shut down) | IPC_EINVAL (NULL q). */
 IPC_API int ipc_queue_shutdown(ipc_queue *q);
 
-/* Drop this handle. A JoinableQueue consumer's unfinished tasks are queued
- * again (as if it had died). */
+/* Drop this handle. The unfinished tasks of every thread that consumed
+ * through it (JoinableQueue) are queued again, as if they had died. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

@@ -556,3 +556,84 @@ Test(queue, closing_a_consumer_handle_requeues_its_tasks)
 	cr_assert_eq(ipc_queue_task_done(q), 0);
 	cr_assert_eq(ipc_queue_join(q, 0), 0);
 }
+
+/* ---- Waits that hold their deadline ------------------------------------ */
+
+/* A 4 KiB ring full of 56-byte messages (64 bytes each with the header),
+ * then two got: 128 bytes free, less than a 1000-byte message needs. */
+static void fill_then_free_two(bool joinable)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .joinable = joinable };
+	char small[56] = { 0 }, buf[64];
+	int n = 0;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	while (ipc_queue_put(q, small, sizeof(small), IPC_NOWAIT) == 0)
+		n++;
+	cr_assert_eq(n, 4096 / 64);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+			     (ssize_t)sizeof(small));
+		if (joinable)
+			cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+}
+
+static int put_big_with_timeout(void *arg)
+{
+	static char big[1000];
+	long t0 = t_now_ms();
+	int rc;
+
+	(void)arg;
+	T_CHECK(ipc_queue_put(q, big, sizeof(big), IPC_NOWAIT) == IPC_EAGAIN,
+		1);
+	rc = ipc_queue_put(q, big, sizeof(big), 200);
+	T_CHECK(rc == IPC_ETIMEDOUT, 2);
+	T_CHECK(t_now_ms() - t0 >= 200, 3);
+	return 0;
+}
+
+Test(queue, put_times_out_when_free_space_is_less_than_the_message_needs)
+{
+	fill_then_free_two(false);
+	cr_assert_eq(t_reap(t_spawn(put_big_with_timeout, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 4096 / 64 - 2, "nothing put");
+}
+
+Test(queue, joinable_put_times_out_when_free_space_is_too_small)
+{
+	fill_then_free_two(true);
+	cr_assert_eq(t_reap(t_spawn(put_big_with_timeout, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 4096 / 64 - 2, "nothing put");
+}
+
+static int put_big_forever(void *arg)
+{
+	static char big[1000];
+
+	(void)arg;
+	memset(big, 'B', sizeof(big));
+	return ipc_queue_put(q, big, sizeof(big), IPC_FOREVER) == 0 ? 0 : 1;
+}
+
+/* The blocked put sleeps in futex() (a spinning one never does), and
+ * completes once enough room is freed. */
+Test(queue, put_forever_sleeps_in_the_kernel_until_there_is_room)
+{
+	char buf[1000];
+	pid_t kid;
+	ssize_t n;
+
+	fill_then_free_two(false);
+	kid = t_spawn(put_big_forever, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000), "the put sleeps");
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+			     56);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	while ((n = ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT)) == 56)
+		;
+	cr_assert_eq(n, 1000, "the big message came last");
+	cr_assert_eq(buf[999], 'B');
+}

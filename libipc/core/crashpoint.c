@@ -6,8 +6,11 @@
  * IPC_CRASHPOINT=<point> in it and lets it run an operation: the child dies
  * exactly there, as if killed by the OOM killer at that instruction, and the
  * parent checks that the object survived. IPC_CRASHPOINT_SKIP=n lets the
- * point pass n times first. The environment is read on every pass (no
- * cached state), which is slow but only in this test build.
+ * point pass n times first. IPC_CRASHPOINT_ACTION=stop makes the point
+ * stop the process (SIGSTOP) instead, as a debugger or a stalled machine
+ * would, and carry on when it is continued: the stopped-peer tests. The
+ * environment is read on every pass (no cached state), which is slow but
+ * only in this test build.
  */
 #include "config.h"
 
@@ -22,7 +25,7 @@
 void ipc__crashpoint(const char *name)
 {
 	const char *want = getenv("IPC_CRASHPOINT");
-	const char *skip;
+	const char *skip, *action;
 	static _Thread_local unsigned long passes;
 
 	if (want == NULL || strcmp(want, name) != 0)
@@ -30,6 +33,11 @@ void ipc__crashpoint(const char *name)
 	skip = getenv("IPC_CRASHPOINT_SKIP");
 	if (skip != NULL && passes++ < strtoul(skip, NULL, 10))
 		return;
+	action = getenv("IPC_CRASHPOINT_ACTION");
+	if (action != NULL && strcmp(action, "stop") == 0) {
+		kill(getpid(), SIGSTOP);
+		return;
+	}
 	kill(getpid(), SIGKILL);
 	for (;;)
 		pause(); /* SIGKILL is delivered before kill() returns */

@@ -50,6 +50,42 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 	return -rc;
 }
 
+/* ThreadSanitizer intercepts pthread_mutex_timedlock but not
+ * pthread_mutex_clocklock, and a lock it does not see taken makes every
+ * access under it look like a race. In a TSan build only, the monotonic
+ * deadline is turned into a CLOCK_REALTIME one (a clock step during the
+ * wait stretches or shortens it; acceptable in a test build). */
+#if defined(__SANITIZE_THREAD__)
+#define IPC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC__TSAN 1
+#endif
+#endif
+#ifndef IPC__TSAN
+#define IPC__TSAN 0
+#endif
+
+#if IPC__TSAN
+static int mutex_timedlock_realtime(pthread_mutex_t *m,
+				    const struct ipc__deadline *dl)
+{
+	struct timespec mono, at;
+	long long ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &at);
+	ns = (long long)(dl->at.tv_sec - mono.tv_sec) * 1000000000LL +
+	     (dl->at.tv_nsec - mono.tv_nsec);
+	if (ns < 0)
+		ns = 0;
+	ns += at.tv_nsec;
+	at.tv_sec += (time_t)(ns / 1000000000LL);
+	at.tv_nsec = (long)(ns % 1000000000LL);
+	return pthread_mutex_timedlock(m, &at);
+}
+#endif
+
 static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 {
 	int rc;
@@ -65,7 +101,9 @@ static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 	}
 	if (dl->kind == IPC__DL_FOREVER)
 		return pthread_mutex_lock(m);
-#ifdef HAVE_PTHREAD_MUTEX_CLOCKLOCK
+#if IPC__TSAN
+	return mutex_timedlock_realtime(m, dl);
+#elif defined(HAVE_PTHREAD_MUTEX_CLOCKLOCK)
 	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &dl->at);
 #else
 #error "libipc needs pthread_mutex_clocklock (glibc 2.30 or later)"

@@ -48,14 +48,23 @@
  * JoinableQueue. A got record is not freed: get marks it TAKEN by the
  * consumer's slot and moves q_head past it, and the record stays in the
  * ring (between q_free and q_head) until its task_done marks it DONE; q_free
- * then advances over DONE records. Each consumer thread registers a slot by
- * locking the slot's robust mutex and holding it for its lifetime, so the
- * kernel tells everybody else when it dies: a trylock returns EOWNERDEAD.
+ * then advances over DONE records. A consumer is one thread on one handle
+ * (ring_joinable.c): it registers a slot by locking the slot's robust mutex
+ * and holding it for its lifetime, so the kernel tells everybody else when
+ * it dies: a trylock returns EOWNERDEAD.
  * Sleepers (getters, putters, joiners) look every IPC__RECHECK_MS and turn
  * a dead consumer's TAKEN records into REQUEUED ones, which the next get
  * takes before anything at the head. Unfinished tasks are tail items minus
  * q_done, so join() waits exactly until every put task is done, and a
  * dead consumer's tasks are done by someone else instead of never.
+ *
+ * Damage. A peer may write anything into the segment, so nothing read
+ * from it is trusted as an index or a length: the geometry is validated
+ * and copied into the handle at open, every record length is read once
+ * and checked against max_msg and the published bytes before it sizes a
+ * copy, every walk checks its range first. A value that nothing
+ * legitimate explains marks the queue broken (ipc__ring_broken): every
+ * later call returns IPC_ENOTRECOVERABLE instead of trusting it.
  *
  * Sleeping. Sleepers count themselves in a waiter word and futex-wait on a
  * sequence word; a side that makes progress bumps the other side's sequence
@@ -120,6 +129,21 @@ void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
 	ring_wake_unlocked(seq, waiters, n);
 }
 
+/* The segment holds something no libipc operation writes: a peer damaged
+ * it. Mark the queue broken for every process, so that nobody trusts it
+ * again, wake every sleeper to see that, and return what the caller
+ * returns: -ENOTRECOVERABLE. */
+int ipc__ring_broken(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+
+	atomic_fetch_or(&q->q_closed, CLOSED_BROKEN);
+	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	return -ENOTRECOVERABLE;
+}
+
 /* ---- Creation and opening --------------------------------------------- */
 
 struct ring_geometry {
@@ -164,20 +188,36 @@ static int ring_init(void *base, size_t size, const void *arg)
 	return rc;
 }
 
+/* Read a segment's geometry once into g and validate it: 0 or -EPROTO.
+ * The arithmetic is 64-bit, so that no huge field wraps into a valid-
+ * looking size (a max_msg near 2^32 once did, in 32 bits). */
+static int ring_read_geometry(const struct ring_shm *q, size_t size,
+			      struct ring_geometry *g)
+{
+	uint64_t slots_off = q->q_slots_off, data_off = q->q_data_off;
+	uint64_t want_slots, want_data;
+
+	*g = (struct ring_geometry){ q->q_capacity, q->q_max_msg, q->q_maxsize,
+				     q->q_joinable, q->q_nslots,  false };
+	if (g->capacity < MIN_CAPACITY ||
+	    g->capacity > IPC_QUEUE_MAX_CAPACITY ||
+	    (g->capacity & (g->capacity - 1)) != 0 ||
+	    REC_HDR + (((uint64_t)g->max_msg + 7) & ~(uint64_t)7) >
+		    g->capacity ||
+	    g->maxsize > INT32_MAX || g->joinable > 1 ||
+	    g->nslots != (g->joinable ? IPC_QUEUE_MAX_CONSUMERS : 0) ||
+	    ring_seg_size(g, &want_slots, &want_data) > size ||
+	    slots_off != want_slots || data_off != want_data)
+		return -EPROTO;
+	return 0;
+}
+
 static int ring_check(const void *base, size_t size, const void *arg)
 {
 	const struct ring_geometry *want = arg;
-	const struct ring_shm *q = base;
-	struct ring_geometry g = { q->q_capacity, q->q_max_msg, q->q_maxsize,
-				   q->q_joinable, q->q_nslots,	false };
-	uint64_t slots_off, data_off;
+	struct ring_geometry g;
 
-	if (g.capacity < MIN_CAPACITY || g.capacity > IPC_QUEUE_MAX_CAPACITY ||
-	    (g.capacity & (g.capacity - 1)) != 0 ||
-	    rec_size(g.max_msg) > g.capacity || g.joinable > 1 ||
-	    g.nslots != (g.joinable ? IPC_QUEUE_MAX_CONSUMERS : 0) ||
-	    ring_seg_size(&g, &slots_off, &data_off) > size ||
-	    slots_off != q->q_slots_off || data_off != q->q_data_off)
+	if (ring_read_geometry(base, size, &g) != 0)
 		return -EPROTO;
 	/* A Queue opened as a JoinableQueue or the other way round: the
 	 * segment is sound but of the other kind. */
@@ -213,6 +253,11 @@ static int ring_geometry(struct ring_geometry *g, const ipc_queue_attr *attr)
 	return 0;
 }
 
+/* Handle ids: what a JoinableQueue consumer slot records as its handle, so
+ * that a handle opened later at the same address is never taken for a
+ * closed one. */
+static _Atomic uint64_t ring_handle_ids;
+
 int ipc__ring_open(void **impl, const char *name, int flags,
 		   const ipc_queue_attr *attr)
 {
@@ -232,12 +277,24 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 			     ring_seg_size(&g, &slots_off, &data_off), &g);
 	if (rc != 0)
 		return rc;
+	/* The geometry is read once more, validated and copied: what this
+	 * handle uses is exactly what it checked, and nothing a peer writes
+	 * into the segment later can move a bound it checks against. */
 	r->shm = r->seg.base;
-	r->slots = (struct ring_slot *)((uint8_t *)r->seg.base +
-					r->shm->q_slots_off);
-	r->data = (uint8_t *)r->seg.base + r->shm->q_data_off;
-	r->mask = r->shm->q_capacity - 1;
-	r->slot = -1;
+	if (ring_read_geometry(r->shm, r->seg.size, &g) != 0) {
+		ipc__handle_free(r);
+		return -EPROTO;
+	}
+	ring_seg_size(&g, &slots_off, &data_off);
+	r->slots = (struct ring_slot *)((uint8_t *)r->seg.base + slots_off);
+	r->data = (uint8_t *)r->seg.base + data_off;
+	r->cap = g.capacity;
+	r->mask = g.capacity - 1;
+	r->max_msg = g.max_msg;
+	r->maxsize = g.maxsize;
+	r->joinable = g.joinable != 0;
+	r->nslots = g.nslots;
+	r->id = atomic_fetch_add(&ring_handle_ids, 1) + 1;
 	*impl = r;
 	return 0;
 }
@@ -252,14 +309,16 @@ bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 {
 	uint32_t pos = from;
 
+	if (to - from > r->cap)
+		return false;
 	while (pos != to) {
 		struct rec_hdr *h = rec_at(r, pos);
-		if (h->r_len > r->shm->q_max_msg ||
-		    rec_size(h->r_len) > to - pos)
+		uint32_t len = h->r_len; /* once: checked is used */
+		if (len > r->max_msg || rec_size(len) > to - pos)
 			return false;
 		if (visit != NULL)
 			visit(r, pos, h, arg);
-		pos += rec_size(h->r_len);
+		pos += rec_size(len);
 	}
 	return true;
 }
@@ -271,31 +330,53 @@ static int ring_repair_producer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
-	uint32_t tail = w_pos(atomic_load(&q->q_tail));
-	uint32_t free = q->q_joinable ? atomic_load(&q->q_free)
-				      : w_pos(atomic_load(&q->q_head));
+	uint32_t free = atomic_load(&q->q_free);
+	uint64_t head = atomic_load(&q->q_head);
 
-	return tail - free <= q->q_capacity ? 0 : -EPROTO;
+	return ring_words_sane(r, atomic_load(&q->q_tail), head, free)
+		       ? 0
+		       : -EPROTO;
 }
 
-int ipc__ring_lock_producers(struct ring *r)
+/* Lock one of the queue's mutexes before the caller's deadline. A holder
+ * that is running releases within microseconds, so IPC_NOWAIT still waits
+ * for it, but at most RING_NOWAIT_LOCK_MS: a holder that cannot run
+ * (stopped, traced, swapped out) then costs that, not for ever. */
+int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
+		   ipc__repair_fn repair, void *arg)
 {
-	return ipc__mutex_lock(&r->shm->q_pmutex, &ipc__forever,
-			       ring_repair_producer, r);
+	struct ipc__deadline brief;
+	int rc = ipc__mutex_lock(m, dl, repair, arg);
+
+	if (rc != -EAGAIN || dl->kind != IPC__DL_NOWAIT)
+		return rc;
+	ipc__deadline_init(&brief, RING_NOWAIT_LOCK_MS);
+	rc = ipc__mutex_lock(m, &brief, repair, arg);
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl)
+{
+	return ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
 }
 
 /* ---- Waiting ----------------------------------------------------------- */
 
-typedef bool (*ring_ready_fn)(struct ring *r);
+/* What a sleeper waits for. `need` is the record size a put waits room
+ * for; the other tests ignore it. Each test must be exactly what the
+ * operation's next attempt needs: a test that says "ready" while the
+ * attempt still fails turns the wait into a busy loop. */
+typedef bool (*ring_ready_fn)(struct ring *r, uint32_t need);
 
-static bool ready_to_get(struct ring *r)
+static bool ready_to_get(struct ring *r, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 
+	(void)need;
 	return w_pos(atomic_load_explicit(&q->q_tail, memory_order_acquire)) !=
 		       w_pos(atomic_load_explicit(&q->q_head,
 						  memory_order_acquire)) ||
-	       (q->q_joinable &&
+	       (r->joinable &&
 		atomic_load_explicit(&q->q_requeued, memory_order_relaxed)) ||
 	       atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 }
@@ -311,37 +392,38 @@ bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 
 	/* A Queue frees a record as its get moves head; a JoinableQueue
 	 * only at task_done, tracked by q_free. */
-	if (!q->q_joinable)
+	if (!r->joinable)
 		free = w_pos(head);
 	/* A cached free position can be more than a lap behind the tail
 	 * (another path put meanwhile): then the distance wraps past the
 	 * capacity. That says "stale", not "room": the caller re-reads. */
 	used = w_pos(tail) - free;
-	if (used > q->q_capacity || q->q_capacity - used < need)
+	if (used > r->cap || r->cap - used < need)
 		return false;
-	if (q->q_maxsize == 0)
+	if (r->maxsize == 0)
 		return true;
 	items = w_items(tail) - w_items(head);
-	if (q->q_joinable)
+	if (r->joinable)
 		items += atomic_load_explicit(&q->q_requeued,
 					      memory_order_relaxed);
-	return items < q->q_maxsize;
+	return items < r->maxsize;
 }
 
-/* Room for the smallest record: what a blocked put re-checks before it
- * retries under the lock with its real size. */
-static bool ready_to_put(struct ring *r)
+/* Room for a record of `need` bytes (and under the item limit): the very
+ * test ring_try_put makes with fresh words. */
+static bool ready_to_put(struct ring *r, uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 
 	return atomic_load_explicit(&q->q_closed, memory_order_relaxed) ||
 	       ipc__ring_has_room(r, atomic_load(&q->q_tail),
 				  atomic_load(&q->q_head),
-				  atomic_load(&q->q_free), REC_HDR);
+				  atomic_load(&q->q_free), need);
 }
 
-static bool ready_to_join(struct ring *r)
+static bool ready_to_join(struct ring *r, uint32_t need)
 {
+	(void)need;
 	return ring_unfinished(r) == 0;
 }
 
@@ -351,7 +433,7 @@ static bool ready_to_join(struct ring *r)
  * consumers: that is what turns their tasks into work again. */
 static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		      _Atomic uint32_t *waiters, ring_ready_fn ready,
-		      const struct ipc__deadline *dl)
+		      uint32_t need, const struct ipc__deadline *dl)
 {
 	struct ipc__deadline slice;
 	int rc = 0;
@@ -366,7 +448,13 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	for (;;) {
 		uint32_t s = atomic_load(seq);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (ready(r))
+		if (atomic_load_explicit(&r->shm->q_closed,
+					 memory_order_relaxed) &
+		    CLOSED_BROKEN) {
+			rc = -ENOTRECOVERABLE;
+			break;
+		}
+		if (ready(r, need))
 			break;
 		if (ipc__deadline_passed(dl)) {
 			rc = ipc__deadline_error(dl);
@@ -382,10 +470,11 @@ static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* Spin briefly for ready(r): a peer that is awake answers within
  * microseconds, far sooner than a sleep and a wake-up. */
-static bool ring_spin(struct ring *r, ring_ready_fn ready, int spins)
+static bool ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
+		      int spins)
 {
 	for (int i = 0; i < spins; i++) {
-		if (ready(r))
+		if (ready(r, need))
 			return true;
 		ipc__cpu_relax();
 	}
@@ -405,36 +494,48 @@ void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 
 /* ---- put --------------------------------------------------------------- */
 
-/* One attempt under q_pmutex: 0, -EAGAIN (no room) or -ECLOSED. */
-static int ring_try_put(struct ring *r, const void *msg, uint32_t len)
+/* One attempt under q_pmutex: 0, -EAGAIN (no room, or IPC_NOWAIT and a
+ * peer holds the lock), -ETIMEDOUT (dl passed waiting for the lock or the
+ * biased producer) or -ECLOSED. */
+static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
+			const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len);
+	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
 	int rc;
 
-	rc = ipc__ring_lock_producers(r);
+	rc = ipc__ring_lock_producers(r, dl);
 	if (rc != 0)
 		return rc;
 	switch (atomic_load(&q->q_bias_state)) {
 	case BIAS_OWNED:
-		if (!ipc__ring_bias_mine(r))
-			ipc__ring_bias_revoke(r);
+		if (!ipc__ring_bias_mine(r)) {
+			rc = ipc__ring_bias_revoke(r, dl);
+			if (rc != 0)
+				goto out;
+		}
 		break;
 	case BIAS_NONE:
 		ipc__ring_bias_take(r); /* fast from the next put on */
 		break;
 	}
-	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
-		rc = IPC_ECLOSED;
+	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	if (closed) {
+		rc = ring_closed_error(closed);
 		goto out;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
-		q->q_pc_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		q->q_pc_free =
 			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		q->q_pc_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		/* Only producers move the tail, and we hold their lock. */
+		if (!ring_words_sane(r, tail, q->q_pc_head, q->q_pc_free)) {
+			rc = ipc__ring_broken(r);
+			goto out;
+		}
 		if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free,
 					need)) {
 			rc = -EAGAIN;
@@ -456,6 +557,7 @@ static int ring_put(void *impl, const void *msg, size_t len,
 {
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size((uint32_t)len);
 	int rc;
 
 	for (;;) {
@@ -463,7 +565,7 @@ static int ring_put(void *impl, const void *msg, size_t len,
 		if (ipc__ring_bias_mine(r))
 			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
 		if (rc == -ESTALE)
-			rc = ring_try_put(r, msg, (uint32_t)len);
+			rc = ring_try_put(r, msg, (uint32_t)len, dl);
 		if (rc == 0) {
 			IPC__CRASHPOINT("queue.put.published");
 			ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters, 1);
@@ -471,12 +573,15 @@ static int ring_put(void *impl, const void *msg, size_t len,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		if (dl->kind == IPC__DL_NOWAIT)
-			return -EAGAIN;
-		if (ring_spin(r, ready_to_put, PUT_SPINS))
+		/* Every pass checks the deadline, so that no disagreement
+		 * between the readiness test and the attempt can spin past
+		 * it (IPC_FOREVER has none: no call). */
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ring_spin(r, ready_to_put, need, PUT_SPINS))
 			continue;
 		rc = ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
-				ready_to_put, dl);
+				ready_to_put, need, dl);
 		if (rc != 0)
 			return rc;
 	}
@@ -532,6 +637,35 @@ static uint64_t ring_tail_for(struct ring *r, uint64_t head)
 	return tail_cache.tail;
 }
 
+/* A record at head that cannot be: either another consumer moved q_head
+ * on since we read it (then *head is the new one: retry, 0), or the words
+ * or the record are damaged. With q_head unchanged, [head, tail) holds
+ * only published records, each written whole before the tail passed it,
+ * so a fresh tail and length that still disagree prove damage. */
+static int ring_head_moved(struct ring *r, uint64_t *head)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	uint64_t tail;
+	uint32_t len, avail;
+
+	if (now != *head) {
+		*head = now;
+		return 0;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	avail = w_pos(tail) - w_pos(now);
+	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
+	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
+		return 0; /* moved meanwhile: retry */
+	if (avail == 0 ||
+	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail)) {
+		tail_cache.queue = NULL; /* the cached tail was stale */
+		return 0;
+	}
+	return ipc__ring_broken(r);
+}
+
 /* Queue: take the record at head without a lock. Copy it out first, then
  * claim it by moving q_head with one compare-and-swap: that CAS is the
  * atomic publishing step. If it fails, another consumer took the record
@@ -557,11 +691,11 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 			return -EAGAIN;
 		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
 				      __ATOMIC_RELAXED);
-		if (avail > q->q_capacity || len > q->q_max_msg ||
+		if (avail > r->cap || len > r->max_msg ||
 		    rec_size(len) > avail) {
-			/* A stale head: another consumer moved it on. */
-			head = atomic_load_explicit(&q->q_head,
-						    memory_order_acquire);
+			rc = ring_head_moved(r, &head);
+			if (rc < 0)
+				return rc;
 			continue;
 		}
 		rc = ipc__ring_get_dest(g, len, &dst);
@@ -592,16 +726,24 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 }
 
 /* One attempt: a length, -EAGAIN (empty), -ECLOSED, or an error. */
-static ssize_t ring_try_get(struct ring *r, struct get_req *g)
+static ssize_t ring_try_get(struct ring *r, struct get_req *g,
+			    const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
+	uint32_t closed =
+		atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 	ssize_t n;
 
-	n = q->q_joinable ? ipc__ring_get_joinable(r, g)
-			  : ring_take_plain(r, g);
-	if (n == -EAGAIN &&
-	    atomic_load_explicit(&q->q_closed, memory_order_relaxed))
-		n = IPC_ECLOSED;
+	if (closed & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
+	n = r->joinable ? ipc__ring_get_joinable(r, g, dl)
+			: ring_take_plain(r, g);
+	if (n == -EAGAIN) {
+		closed = atomic_load_explicit(&q->q_closed,
+					      memory_order_relaxed);
+		if (closed)
+			n = ring_closed_error(closed);
+	}
 	return n;
 }
 
@@ -615,24 +757,24 @@ static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
 	int rc;
 
 	for (;;) {
-		n = ring_try_get(r, &g);
+		n = ring_try_get(r, &g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
 			/* The CAS that took it is a locked RMW, ordered on x86
 			 * like an unlock (ipc__fence_after_unlock). */
-			if (!q->q_joinable)
+			if (!r->joinable)
 				ring_wake_unlocked(&q->q_put_seq,
 						   &q->q_put_waiters, INT_MAX);
 			return n;
 		}
 		if (n != -EAGAIN)
 			return n;
-		if (dl->kind == IPC__DL_NOWAIT)
-			return -EAGAIN;
-		if (ring_spin(r, ready_to_get, GET_SPINS))
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ring_spin(r, ready_to_get, 0, GET_SPINS))
 			continue;
 		rc = ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
-				ready_to_get, dl);
+				ready_to_get, 0, dl);
 		if (rc != 0)
 			return rc;
 	}
@@ -645,11 +787,13 @@ static int ring_join(void *impl, const struct ipc__deadline *dl)
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
 
-	if (ready_to_join(r))
+	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
+	if (ready_to_join(r, 0))
 		return 0;
 	IPC__CRASHPOINT("queue.join.waiting");
 	return ring_sleep(r, &q->q_join_seq, &q->q_join_waiters, ready_to_join,
-			  dl);
+			  0, dl);
 }
 
 /* ---- The rest ------------------------------------------------------------ */
@@ -675,7 +819,7 @@ static long ring_unfinished_count(void *impl)
 
 static bool ring_full(void *impl)
 {
-	return !ready_to_put(impl) &&
+	return !ready_to_put(impl, REC_HDR) &&
 	       !atomic_load(&((struct ring *)impl)->shm->q_closed);
 }
 
@@ -683,7 +827,7 @@ static int ring_shutdown(void *impl)
 {
 	struct ring_shm *q = ((struct ring *)impl)->shm;
 
-	atomic_store(&q->q_closed, 1);
+	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
 	IPC__CRASHPOINT("queue.shutdown.flagged");
 	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
 	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
@@ -702,12 +846,12 @@ static void ring_close(void *impl)
 
 static bool ring_joinable(void *impl)
 {
-	return ((struct ring *)impl)->shm->q_joinable != 0;
+	return ((struct ring *)impl)->joinable != 0;
 }
 
 static size_t ring_max_msg(void *impl)
 {
-	return ((struct ring *)impl)->shm->q_max_msg;
+	return ((struct ring *)impl)->max_msg;
 }
 
 const struct ipc__queue_ops ipc__ring_ops = {

@@ -8,6 +8,7 @@
 #ifndef LIBIPC_RING_H
 #define LIBIPC_RING_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -20,16 +21,20 @@
 #define DEFAULT_CAPACITY (1u << 20)
 #define GET_SPINS 4000
 #define PUT_SPINS 1000
+#define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
+#define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
-	REC_READY = 0,	   /* in [head, tail): waiting to be got */
-	REC_REQUEUED = 1,  /* behind head: its consumer died, get it again */
-	REC_DONE = 2,	   /* behind head: task_done'd, space to free */
-	REC_TAKEN = 0x100, /* | slot: got by that consumer, not done yet */
+	REC_READY = 0,	     /* in [head, tail): waiting to be got */
+	REC_REQUEUED = 1,    /* behind head: its consumer died, get it again */
+	REC_DONE = 2,	     /* behind head: task_done'd, space to free */
+	REC_TAKEN = 0x10000, /* | slot (below 2^16): got by it, not done yet */
 };
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+/* q_closed: shut down, or found damaged (see ipc__ring_broken). */
+enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
 enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
 
@@ -38,11 +43,22 @@ struct rec_hdr {
 	_Atomic uint32_t r_state;
 };
 
+/* A JoinableQueue consumer: one thread of one process using one handle.
+ * All fields but s_reg change under q_cmutex. s_pid, s_tid and s_handle
+ * say whose it is; only the robust mutex says whether that thread is
+ * alive, so they are never trusted alone. */
 struct ring_slot {
 	pthread_mutex_t s_reg;	  /* held by the registered consumer thread */
-	_Atomic uint32_t s_state; /* SLOT_*, under q_cmutex */
-	int32_t s_pid;		  /* informational */
+	_Atomic uint32_t s_state; /* SLOT_* */
+	int32_t s_pid;		  /* the consumer's process */
+	int32_t s_tid;		  /* and thread (kernel id) */
+	uint32_t s_pad;
+	uint64_t s_handle; /* and handle (struct ring.id in that process) */
 } IPC__ALIGNED;
+_Static_assert(sizeof(struct ring_slot) == IPC__CACHELINE,
+	       "a consumer slot is one cache line");
+_Static_assert(IPC_QUEUE_MAX_CONSUMERS <= REC_TAKEN,
+	       "a slot number fits below the TAKEN bit of a record state");
 
 struct ring_shm {
 	struct ipc__seg_hdr hdr;
@@ -96,7 +112,7 @@ struct ring_shm {
 	_Atomic uint32_t q_put_waiters;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
 	_Atomic uint32_t q_join_waiters;
-	_Atomic uint32_t q_closed;
+	_Atomic uint32_t q_closed; /* CLOSED_* bits */
 };
 
 /* A process's handle. */
@@ -105,14 +121,16 @@ struct ring {
 	struct ring_shm *shm;
 	uint8_t *data;
 	struct ring_slot *slots;
-	uint32_t mask;
+	/* The geometry, copied at open after validation: a peer may rewrite
+	 * the segment's copy, never these. */
+	uint32_t cap, mask, max_msg, maxsize, nslots;
+	bool joinable;
 	bool bias_owner;   /* we are the queue's biased producer */
 	unsigned bias_gen; /* fork generation we became it in */
 	pthread_t bias_thread;
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
-	int slot;	   /* our consumer slot, -1 if none */
-	unsigned slot_gen; /* fork generation it was registered in */
+	uint64_t id; /* unique among this process's handles, ever */
 };
 
 static inline uint32_t w_pos(uint64_t w)
@@ -150,6 +168,25 @@ struct get_req {
 typedef void (*rec_visit)(struct ring *r, uint32_t pos, struct rec_hdr *h,
 			  void *arg);
 
+/* What a closed queue's put (or drained get) returns. */
+static inline int ring_closed_error(uint32_t closed)
+{
+	return (closed & CLOSED_BROKEN) ? -ENOTRECOVERABLE : IPC_ECLOSED;
+}
+
+/* Can these published words be true? head and free never pass the tail,
+ * nor free the head, and each item takes at least REC_HDR bytes. Read
+ * them free, head, tail, in that order (or under the lock that stops
+ * them moving): a torn snapshot then still passes. */
+static inline bool ring_words_sane(struct ring *r, uint64_t tail, uint64_t head,
+				   uint32_t free)
+{
+	uint32_t used = w_pos(tail) - (r->joinable ? free : w_pos(head));
+
+	return used <= r->cap && w_pos(tail) - w_pos(head) <= used &&
+	       w_items(tail) - w_items(head) <= r->cap / REC_HDR;
+}
+
 /* Tasks put and not yet done (JoinableQueue). */
 static inline uint32_t ring_unfinished(struct ring *r)
 {
@@ -158,7 +195,10 @@ static inline uint32_t ring_unfinished(struct ring *r)
 }
 
 /* ring.c */
-int ipc__ring_lock_producers(struct ring *r);
+int ipc__ring_broken(struct ring *r);
+int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
+		   ipc__repair_fn repair, void *arg);
+int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
 void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
 void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
@@ -172,13 +212,14 @@ int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
 /* ring_bias.c */
 bool ipc__ring_bias_mine(struct ring *r);
 void ipc__ring_bias_take(struct ring *r);
-void ipc__ring_bias_revoke(struct ring *r);
+int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
 void ipc__ring_bias_release(struct ring *r);
 
 /* ring_joinable.c */
 void ipc__ring_reap(struct ring *r);
-ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g);
+ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
+			       const struct ipc__deadline *dl);
 int ipc__ring_task_done(void *impl);
 void ipc__ring_close_consumer(struct ring *r);
 

@@ -6,7 +6,7 @@
  * docs/design.md, "The biased (fast) producer".
  */
 #include <errno.h>
-#include <sched.h>
+#include <time.h>
 
 #include "libipc/queue/ring.h"
 
@@ -20,7 +20,8 @@
  *             write the record; publish q_tail; busy = 0 (release)
  *   revoker:  (another producer, holding q_pmutex) revoke = 1;
  *             membarrier (a full barrier on the owner's CPU);
- *             wait until busy == 0 or the owner is dead; state = OFF
+ *             wait until busy == 0 or the owner is dead, or the
+ *             revoker's deadline passes; state = OFF
  *
  * The membarrier makes the owner's compiler barrier a real one exactly when
  * a revoker needs it (Dekker's pattern, made asymmetric): either the owner
@@ -80,26 +81,51 @@ static bool ring_bias_owner_dead(struct ring_shm *q)
 	return true;
 }
 
-/* Take the fast path away from the owner (q_pmutex held, state OWNED). */
-void ipc__ring_bias_revoke(struct ring *r)
+/* Wait for the owner's put in progress to finish: true once it did (or
+ * the owner died: *dead), false if dl passed first. An owner mid-put that
+ * is running finishes within a microsecond; one that cannot run (stopped,
+ * preempted, paging) may take any time, so after a short spin this sleeps
+ * in growing steps up to 1 ms and checks the deadline at every step. */
+static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
+				const struct ipc__deadline *dl)
+{
+	long nap_ns = 20000;
+
+	for (unsigned spins = 0;
+	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
+	     spins++) {
+		if (spins < REVOKE_SPINS && (spins & 1023) != 0) {
+			ipc__cpu_relax();
+			continue;
+		}
+		if (ring_bias_owner_dead(q)) {
+			*dead = true;
+			return true;
+		}
+		if (spins < REVOKE_SPINS)
+			continue;
+		if (ipc__deadline_passed(dl))
+			return false;
+		nanosleep(&(struct timespec){ 0, nap_ns }, NULL);
+		if (nap_ns < 1000000)
+			nap_ns *= 2;
+	}
+	return true;
+}
+
+/* Take the fast path away from the owner (q_pmutex held, state OWNED):
+ * 0, or the deadline's error if the owner stays mid-put past dl. Then the
+ * request stays posted (q_bias_revoke): the owner's next put sees it and
+ * takes the locked path, and the next revoker finds it idle. */
+int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	bool dead = false;
 
 	atomic_store(&q->q_bias_revoke, 1);
 	ipc__membarrier();
-	for (unsigned spins = 0;
-	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
-	     spins++) {
-		if ((spins & 1023) == 0 && ring_bias_owner_dead(q)) {
-			dead = true;
-			break;
-		}
-		if (spins < 1u << 16)
-			ipc__cpu_relax();
-		else
-			sched_yield(); /* the owner was preempted mid-put */
-	}
+	if (!ring_bias_wait_idle(q, &dead, dl))
+		return ipc__deadline_error(dl);
 	IPC__CRASHPOINT("queue.bias.revoked");
 	/* A dead owner leaves the queue free for a new one; a live one was
 	 * contended, and the queue stays on the locked path. */
@@ -110,6 +136,7 @@ void ipc__ring_bias_revoke(struct ring *r)
 	q->q_pc_head = atomic_load(&q->q_head);
 	q->q_pc_free = atomic_load(&q->q_free);
 	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
+	return 0;
 }
 
 /* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
@@ -117,7 +144,7 @@ void ipc__ring_bias_revoke(struct ring *r)
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len);
+	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
 	int rc = 0;
 
@@ -129,16 +156,20 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 		return -ESTALE;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	if (atomic_load_explicit(&q->q_closed, memory_order_relaxed)) {
-		rc = IPC_ECLOSED;
+	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	if (closed) {
+		rc = ring_closed_error(closed);
 	} else if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
 				       need)) {
-		r->bias_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		r->bias_free =
 			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
-					need))
+		r->bias_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		/* The owner alone moves the tail while it owns. */
+		if (!ring_words_sane(r, tail, r->bias_head, r->bias_free))
+			rc = ipc__ring_broken(r);
+		else if (!ipc__ring_has_room(r, tail, r->bias_head,
+					     r->bias_free, need))
 			rc = -EAGAIN;
 	}
 	if (rc == 0) {
@@ -159,7 +190,8 @@ void ipc__ring_bias_release(struct ring *r)
 {
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
-	if (!ipc__ring_bias_mine(r) || ipc__ring_lock_producers(r) != 0)
+	if (!ipc__ring_bias_mine(r) ||
+	    ipc__ring_lock_producers(r, &ipc__forever) != 0)
 		return;
 	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
 		atomic_store(&r->shm->q_bias_state, BIAS_NONE);

@@ -35,7 +35,8 @@ static void count_requeued(struct ring *r, uint32_t pos, struct rec_hdr *h,
 		++*(uint32_t *)arg;
 }
 
-/* Advance q_free over DONE records (q_cmutex held). True if it moved. */
+/* Advance q_free over DONE records (q_cmutex held). True if it moved;
+ * a length that does not fit [free, head) marks the queue broken. */
 static bool ring_advance_free(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -44,12 +45,21 @@ static bool ring_advance_free(struct ring *r)
 	uint32_t start = atomic_load_explicit(&q->q_free, memory_order_relaxed);
 	uint32_t free = start;
 
+	if (head - start > r->cap) {
+		ipc__ring_broken(r);
+		return false;
+	}
 	while (free != head) {
 		struct rec_hdr *h = rec_at(r, free);
+		uint32_t len = h->r_len;
 		if (atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
 		    REC_DONE)
 			break;
-		free += rec_size(h->r_len);
+		if (len > r->max_msg || rec_size(len) > head - free) {
+			ipc__ring_broken(r);
+			return false;
+		}
+		free += rec_size(len);
 	}
 	if (free == start)
 		return false;
@@ -59,18 +69,59 @@ static bool ring_advance_free(struct ring *r)
 
 /* A consumer died holding q_cmutex. Roll its operation forward and
  * recompute every word that is derived from the records. */
+static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
+		       void *arg)
+{
+	struct find_arg *f = arg;
+
+	(void)r;
+	(void)h;
+	if (pos == f->pos)
+		f->found = true;
+}
+
+/* The repair's checks: the words, the intent record (it must name a
+ * record in [free, head)), and the record at head (the one a get may have
+ * marked). False if the segment is damaged. */
+static bool ring_repair_sane(struct ring *r, uint32_t free, uint64_t head,
+			     uint64_t tail)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t len = rec_at(r, w_pos(head))->r_len;
+
+	if (!ring_words_sane(r, tail, head, free) ||
+	    (q->q_intent != INTENT_NONE && q->q_intent != INTENT_TASK_DONE))
+		return false;
+	if (q->q_intent == INTENT_TASK_DONE) {
+		struct find_arg f = { 0, q->q_intent_pos, false };
+		if (!ipc__ring_walk(r, free, w_pos(head), find_start, &f) ||
+		    !f.found)
+			return false;
+	}
+	return w_pos(head) == w_pos(tail) ||
+	       (len <= r->max_msg &&
+		rec_size(len) <= w_pos(tail) - w_pos(head));
+}
+
+/* A consumer died holding q_cmutex. Roll its operation forward and
+ * recompute every word that is derived from the records. A damaged
+ * segment fails the repair, which leaves the lock not recoverable (and
+ * the queue marked broken) instead of trusting it. */
 static int ring_repair_consumer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
+	uint32_t free = atomic_load(&q->q_free);
 	uint64_t head = atomic_load(&q->q_head);
 	uint64_t tail = atomic_load(&q->q_tail);
 	uint32_t requeued = 0;
 
-	if (w_pos(tail) - w_pos(head) > q->q_capacity)
+	if (!r->joinable)
+		return ring_words_sane(r, tail, head, free) ? 0 : -EPROTO;
+	if (!ring_repair_sane(r, free, head, tail)) {
+		ipc__ring_broken(r);
 		return -EPROTO;
-	if (!q->q_joinable)
-		return 0; /* Queue consumers take no lock */
+	}
 	if (q->q_intent == INTENT_TASK_DONE) {
 		/* task_done marks the record DONE, then counts it. */
 		atomic_store(&rec_at(r, q->q_intent_pos)->r_state, REC_DONE);
@@ -85,18 +136,18 @@ static int ring_repair_consumer(void *arg)
 		head = w_make(w_items(head) + 1, w_pos(head) + size);
 		atomic_store(&q->q_head, head);
 	}
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-			    count_requeued, &requeued))
+	if (!ipc__ring_walk(r, free, w_pos(head), count_requeued, &requeued)) {
+		ipc__ring_broken(r);
 		return -EPROTO;
+	}
 	atomic_store(&q->q_requeued, requeued);
 	ring_advance_free(r);
 	return 0;
 }
 
-static int ring_lock_consumers(struct ring *r)
+static int ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl)
 {
-	return ipc__mutex_lock(&r->shm->q_cmutex, &ipc__forever,
-			       ring_repair_consumer, r);
+	return ipc__ring_lock(&r->shm->q_cmutex, dl, ring_repair_consumer, r);
 }
 
 static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -121,8 +172,9 @@ static uint32_t ring_release_slot(struct ring *r, uint32_t slot)
 	struct ring_shm *q = r->shm;
 	struct requeue_arg a = { REC_TAKEN | slot, 0 };
 
-	ipc__ring_walk(r, atomic_load(&q->q_free),
-		       w_pos(atomic_load(&q->q_head)), requeue_one, &a);
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
+		ipc__ring_broken(r);
 	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
 	return a.count;
 }
@@ -135,15 +187,14 @@ static void ring_reap_locked(struct ring *r)
 	struct ring_shm *q = r->shm;
 	uint32_t requeued = 0;
 
-	for (uint32_t i = 0; i < q->q_nslots; i++) {
+	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];
 		int rc;
-		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
-		    (int)i == r->slot)
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
 			continue;
 		rc = pthread_mutex_trylock(&s->s_reg);
 		if (rc != 0 && rc != EOWNERDEAD)
-			continue; /* alive (EBUSY), or our own */
+			continue; /* alive (EBUSY), or ours (EDEADLK) */
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		requeued += ring_release_slot(r, i);
@@ -153,21 +204,120 @@ static void ring_reap_locked(struct ring *r)
 		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
 }
 
+/* Reaping is opportunistic: sleepers call it on every slice, so it only
+ * tries the lock (a holder that cannot run must not hold up a sleeper's
+ * deadline), and a dead holder's repair runs on the way in. */
 void ipc__ring_reap(struct ring *r)
 {
-	if (!r->shm->q_joinable || ring_lock_consumers(r) != 0)
+	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
+
+	if (!r->joinable || ring_lock_consumers(r, &nowait) != 0)
 		return;
 	ring_reap_locked(r);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
 }
 
-/* Make the calling thread a registered consumer (q_cmutex held). */
+/*
+ * Consumer identity. A consumer is one thread using one handle, so that
+ * threads sharing a handle never complete, requeue or free each other's
+ * tasks. Each thread remembers its slots in a small thread-local cache
+ * keyed by handle id; a miss searches the slots for the thread's own (the
+ * robust mutex it holds proves it: trylock says EDEADLK), and only then
+ * registers a new one. A thread that exits leaves its mutex to the kernel,
+ * which marks it dead: the next reaper requeues exactly that thread's
+ * tasks. The cache holds no resource and needs no cleanup.
+ */
+#define SLOT_CACHE 4
+
+static _Thread_local struct {
+	unsigned gen; /* fork generation the entries belong to */
+	int32_t tid;
+	unsigned next;
+	struct {
+		uint64_t handle;
+		uint32_t slot;
+	} e[SLOT_CACHE];
+} me;
+
+static void me_refresh(void)
+{
+	if (me.tid != 0 && me.gen == ipc__fork_gen())
+		return;
+	memset(&me, 0, sizeof(me));
+	me.gen = ipc__fork_gen();
+	me.tid = ipc__tid();
+}
+
+static void me_remember(struct ring *r, uint32_t slot)
+{
+	me.e[me.next].handle = r->id;
+	me.e[me.next].slot = slot;
+	me.next = (me.next + 1) % SLOT_CACHE;
+}
+
+/* Is slot i registered to this thread and handle? The fields first (cheap,
+ * and a mismatch is final), then the mutex, which only a live owner holds:
+ * a dead thread's slot may carry a reused thread id. Such a slot is freed
+ * here, its tasks requeued, as a reaper would. */
+static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
+{
+	struct ring_slot *s = &r->slots[i];
+	int rc;
+
+	if (atomic_load_explicit(&s->s_state, memory_order_relaxed) !=
+		    SLOT_ACTIVE ||
+	    s->s_handle != r->id || s->s_tid != me.tid || s->s_pid != pid)
+		return false;
+	rc = pthread_mutex_trylock(&s->s_reg);
+	if (rc == EDEADLK)
+		return true;
+	if (rc == 0 || rc == EOWNERDEAD) {
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		if (ring_release_slot(r, i) > 0)
+			ipc__ring_wake(&r->shm->q_get_seq,
+				       &r->shm->q_get_waiters, INT_MAX);
+		pthread_mutex_unlock(&s->s_reg);
+	}
+	return false;
+}
+
+/* The calling thread's slot on this handle, or -1 (q_cmutex held). */
+static int ring_consumer_slot(struct ring *r)
+{
+	int32_t pid;
+
+	me_refresh();
+	for (int k = 0; k < SLOT_CACHE; k++) {
+		uint32_t i = me.e[k].slot;
+		if (me.e[k].handle != r->id)
+			continue;
+		if (i < r->nslots && r->slots[i].s_handle == r->id &&
+		    r->slots[i].s_tid == me.tid &&
+		    atomic_load_explicit(&r->slots[i].s_state,
+					 memory_order_relaxed) == SLOT_ACTIVE)
+			return (int)i;
+		me.e[k].handle = 0; /* closed and reused: forget it */
+	}
+	pid = (int32_t)getpid();
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		if (slot_is_mine(r, i, pid)) {
+			me_remember(r, i);
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* Make the calling thread a consumer of this handle (q_cmutex held): its
+ * slot, or -EBUSY when every slot is taken by a live consumer. A free slot
+ * whose mutex this thread still holds (from a handle it used and closed)
+ * is as good as an unlocked one. */
 static int ring_register_locked(struct ring *r)
 {
-	struct ring_shm *q = r->shm;
-
+	me_refresh();
 	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t i = 0; i < q->q_nslots; i++) {
+		for (uint32_t i = 0; i < r->nslots; i++) {
 			struct ring_slot *s = &r->slots[i];
 			int rc;
 			if (atomic_load(&s->s_state) != SLOT_FREE)
@@ -175,35 +325,53 @@ static int ring_register_locked(struct ring *r)
 			rc = pthread_mutex_trylock(&s->s_reg);
 			if (rc == EOWNERDEAD) /* died registering */
 				pthread_mutex_consistent(&s->s_reg);
-			else if (rc != 0)
+			else if (rc != 0 && rc != EDEADLK)
 				continue;
 			IPC__CRASHPOINT("queue.register.locked");
 			s->s_pid = (int32_t)getpid();
+			s->s_tid = me.tid;
+			s->s_handle = r->id;
 			atomic_store(&s->s_state, SLOT_ACTIVE);
-			r->slot = (int)i;
-			r->slot_gen = ipc__fork_gen();
-			return 0;
+			me_remember(r, i);
+			return (int)i;
 		}
 		ring_reap_locked(r);
 	}
 	return -EBUSY;
 }
 
-/* True if this handle's registration is this process's own. */
-static bool ring_registered(struct ring *r)
+/* Is the record at head whole and READY, against tail? Its length, read
+ * once, goes to *len: the value checked is the value used. */
+static bool ring_head_valid(struct ring *r, uint64_t head, uint64_t tail,
+			    uint32_t *len)
 {
-	return r->slot >= 0 && r->slot_gen == ipc__fork_gen();
+	struct rec_hdr *h = rec_at(r, w_pos(head));
+	uint32_t avail = w_pos(tail) - w_pos(head);
+
+	*len = h->r_len;
+	return avail <= r->cap && *len <= r->max_msg &&
+	       rec_size(*len) <= avail &&
+	       atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
+		       REC_READY;
 }
 
-/* Is there a record at head? Refreshes the consumers' tail cache. */
-static bool ring_head_ready(struct ring *r, uint64_t head)
+/* Is there a record at head (q_cmutex held)? 1, 0 (empty) or
+ * -ENOTRECOVERABLE. The consumers' tail cache is re-read when it says
+ * "empty" or disagrees with the record; with head fixed by the lock, a
+ * record that a fresh tail still disagrees with is damage. */
+static int ring_head_ready(struct ring *r, uint64_t head, uint32_t *len)
 {
 	struct ring_shm *q = r->shm;
 
-	if (w_pos(head) != w_pos(q->q_cc_tail))
-		return true;
+	if (w_pos(head) != w_pos(q->q_cc_tail) &&
+	    ring_head_valid(r, head, q->q_cc_tail, len))
+		return 1;
 	q->q_cc_tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	return w_pos(head) != w_pos(q->q_cc_tail);
+	if (w_pos(head) == w_pos(q->q_cc_tail))
+		return 0;
+	return ring_head_valid(r, head, q->q_cc_tail, len)
+		       ? 1
+		       : ipc__ring_broken(r);
 }
 
 static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -224,43 +392,49 @@ static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
  * else the one at head, moving head past it — and report where it is
  * (q_cmutex held). The record stays in the ring until task_done. */
 static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
-				  uint32_t *pos, void **dst)
+				  uint32_t slot, uint32_t *pos, void **dst)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	uint32_t taken = REC_TAKEN | (uint32_t)r->slot;
+	uint32_t taken = REC_TAKEN | slot, len;
 	struct rec_hdr *h;
 	int rc;
 
 	if (atomic_load_explicit(&q->q_requeued, memory_order_relaxed) > 0) {
 		struct find_arg f = { REC_REQUEUED, 0, false };
-		ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-			       find_first, &f);
-		if (f.found) {
-			h = rec_at(r, f.pos);
-			rc = ipc__ring_get_dest(g, h->r_len, dst);
-			if (rc != 0)
-				return rc;
-			atomic_store(&h->r_state, taken);
-			atomic_fetch_sub(&q->q_requeued, 1);
-			*pos = f.pos;
-			return h->r_len;
-		}
+		/* A count with no such record is damage too: trusting it
+		 * would make every get find "work" that is not there. */
+		if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
+				    find_first, &f) ||
+		    !f.found)
+			return ipc__ring_broken(r);
+		h = rec_at(r, f.pos);
+		len = h->r_len; /* read once: the walk bounded what it saw */
+		if (len > r->max_msg)
+			return ipc__ring_broken(r);
+		rc = ipc__ring_get_dest(g, len, dst);
+		if (rc != 0)
+			return rc;
+		atomic_store(&h->r_state, taken);
+		atomic_fetch_sub(&q->q_requeued, 1);
+		*pos = f.pos;
+		return len;
 	}
-	if (!ring_head_ready(r, head))
-		return -EAGAIN;
+	rc = ring_head_ready(r, head, &len);
+	if (rc <= 0)
+		return rc == 0 ? -EAGAIN : rc;
 	h = rec_at(r, w_pos(head));
-	rc = ipc__ring_get_dest(g, h->r_len, dst);
+	rc = ipc__ring_get_dest(g, len, dst);
 	if (rc != 0)
 		return rc;
 	atomic_store_explicit(&h->r_state, taken, memory_order_relaxed);
 	IPC__CRASHPOINT("queue.get.taken");
 	atomic_store_explicit(
 		&q->q_head,
-		w_make(w_items(head) + 1, w_pos(head) + rec_size(h->r_len)),
+		w_make(w_items(head) + 1, w_pos(head) + rec_size(len)),
 		memory_order_release);
 	*pos = w_pos(head);
-	return h->r_len;
+	return len;
 }
 
 int ipc__ring_task_done(void *impl)
@@ -269,16 +443,24 @@ int ipc__ring_task_done(void *impl)
 	struct ring_shm *q = r->shm;
 	struct find_arg f;
 	bool freed;
-	int rc;
+	int rc, slot;
 
-	if (!ring_registered(r))
-		return -EINVAL; /* this consumer never got a task */
-	rc = ring_lock_consumers(r);
+	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
+	rc = ring_lock_consumers(r, &ipc__forever);
 	if (rc != 0)
 		return rc;
-	f = (struct find_arg){ REC_TAKEN | (uint32_t)r->slot, 0, false };
-	ipc__ring_walk(r, atomic_load(&q->q_free),
-		       w_pos(atomic_load(&q->q_head)), find_first, &f);
+	slot = ring_consumer_slot(r);
+	if (slot < 0) {
+		ipc__mutex_unlock(&q->q_cmutex);
+		return -EINVAL; /* this consumer never got a task */
+	}
+	f = (struct find_arg){ REC_TAKEN | (uint32_t)slot, 0, false };
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+			    w_pos(atomic_load(&q->q_head)), find_first, &f)) {
+		ipc__mutex_unlock(&q->q_cmutex);
+		return ipc__ring_broken(r);
+	}
 	if (!f.found) {
 		ipc__mutex_unlock(&q->q_cmutex);
 		return -EINVAL; /* more task_done calls than gets */
@@ -305,39 +487,56 @@ int ipc__ring_task_done(void *impl)
 /* A JoinableQueue get: register the calling thread as a consumer if it is
  * not one yet, take a record under q_cmutex, and copy it out after the
  * lock is released — a taken record stays put until our task_done. */
-ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g)
+ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
+			       const struct ipc__deadline *dl)
 {
 	uint32_t pos = 0;
 	void *dst = NULL;
 	ssize_t n;
-	int rc;
+	int rc, slot;
 
-	rc = ring_lock_consumers(r);
+	rc = ring_lock_consumers(r, dl);
 	if (rc != 0)
 		return rc;
-	n = ring_registered(r) ? 0 : ring_register_locked(r);
-	if (n == 0)
-		n = ring_take_joinable(r, g, &pos, &dst);
+	slot = ring_consumer_slot(r);
+	if (slot < 0)
+		slot = ring_register_locked(r);
+	n = slot < 0 ? slot
+		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &dst);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
 	if (n > 0)
 		ipc__ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	return n;
 }
 
-/* A consumer closes its handle: its unfinished tasks go back to the queue,
- * as if it had died. */
+/* A handle is closed: the unfinished tasks of every consumer thread of
+ * it go back to the queue, as if they had died. The calling thread unlocks
+ * its own slot's mutex; another thread's stays locked by that thread
+ * until it exits or registers again (ring_register_locked), since only the
+ * owner may unlock it. */
 void ipc__ring_close_consumer(struct ring *r)
 {
-	if (!ring_registered(r) || ring_lock_consumers(r) != 0)
+	struct ring_shm *q = r->shm;
+	uint32_t requeued = 0;
+	int32_t pid = (int32_t)getpid();
+
+	if (!r->joinable || ring_lock_consumers(r, &ipc__forever) != 0)
 		return;
-	{
-		uint32_t requeued = ring_release_slot(r, (uint32_t)r->slot);
-		/* Only the registering thread can unlock; from another thread
-		 * this fails and the kernel frees the slot when it exits. */
-		pthread_mutex_unlock(&r->slots[r->slot].s_reg);
-		ipc__mutex_unlock(&r->shm->q_cmutex);
-		if (requeued > 0)
-			ipc__ring_wake(&r->shm->q_get_seq,
-				       &r->shm->q_get_waiters, (int)requeued);
+	me_refresh();
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		struct ring_slot *s = &r->slots[i];
+		int rc;
+		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
+		    s->s_handle != r->id || s->s_pid != pid)
+			continue;
+		requeued += ring_release_slot(r, i);
+		rc = pthread_mutex_trylock(&s->s_reg);
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&s->s_reg);
+		if (rc == 0 || rc == EOWNERDEAD || rc == EDEADLK)
+			pthread_mutex_unlock(&s->s_reg);
 	}
+	ipc__mutex_unlock(&q->q_cmutex);
+	if (requeued > 0)
+		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
 }

@@ -41,15 +41,15 @@ static void count_tasks(int fd, const struct ring_shm *q, uint32_t from,
 		const struct rec_hdr *h = (const void *)(data + (pos & mask));
 		uint32_t state =
 			atomic_load_explicit(&h->r_state, memory_order_relaxed);
-		uint32_t slot = state & 0xffu;
+		uint32_t slot = state & (REC_TAKEN - 1u);
 		if (h->r_len > q->q_max_msg || rec_size(h->r_len) > to - pos ||
 		    steps > q->q_capacity / REC_HDR) {
 			for (int i = 0; i < info->n_consumers; i++)
 				info->consumers[i].tasks = -1; /* raced */
 			break;
 		}
-		if ((state & ~0xffu) == REC_TAKEN && slot < q->q_nslots &&
-		    idx[slot] >= 0)
+		if ((state & ~(REC_TAKEN - 1u)) == REC_TAKEN &&
+		    slot < q->q_nslots && idx[slot] >= 0)
 			info->consumers[idx[slot]].tasks++;
 		pos += rec_size(h->r_len);
 	}

@@ -7,6 +7,11 @@
  * tasks. The parent then checks the invariants — the count, FIFO order, no
  * duplicate, no torn or invented message, join accounting — and uses the
  * queue normally. Built only with --enable-crashpoints.
+ *
+ * The stopped-peer tests stop a child (SIGSTOP) at a point instead, while
+ * it holds a lock or owns the fast path, and check that every call with a
+ * timeout returns within it with the right code; then continue the child
+ * and check that nothing was lost.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -14,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "libipc/ipc.h"
 #include "tests/helpers.h"
@@ -467,4 +474,149 @@ Test(crashq, owner_closing_after_a_dead_revoker_releases_the_producer_lock)
 	cr_assert_eq(ipc_queue_get(q, one, sizeof(one), 0), 1, "the owner's");
 	expect(3);
 	ipc_unlink(qname);
+}
+
+/* ---- Stopped peers --------------------------------------------------------
+ */
+
+/* Fork fn(arg) with a crash point that stops it there; wait until it is
+ * stopped. */
+static pid_t stop_at(const char *point, int (*fn)(void *), void *arg)
+{
+	long t0 = t_now_ms();
+	pid_t pid;
+	int st;
+
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	pid = t_spawn_at_point(point, NULL, fn, arg);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(pid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(t_now_ms() - t0 < 10000, "child stopped at %s", point);
+	cr_assert(WIFSTOPPED(st), "child stopped at %s", point);
+	return pid;
+}
+
+/* Run a prober child (a bug makes it hang: t_reap kills it), then
+ * continue the stopped child and reap both. */
+static void probe_then_continue(pid_t stopped, int (*probe)(void *))
+{
+	int rc = t_reap(t_spawn(probe, NULL), 20000);
+
+	kill(stopped, SIGCONT);
+	cr_assert_eq(rc, 0, "prober failed check %d", rc);
+	cr_assert_eq(t_reap(stopped, 10000), 0, "the stopped child finished");
+}
+
+/* A call with a timeout returns its code within its timeout (with a wide
+ * margin for a loaded machine: a blocked call never returns at all). */
+#define WITHIN(call, code, ms, id)                                 \
+	do {                                                       \
+		long t0_ = t_now_ms();                             \
+		T_CHECK((call) == (code), id);                     \
+		T_CHECK(t_now_ms() - t0_ >= (ms), id + 50);        \
+		T_CHECK(t_now_ms() - t0_ < (ms) + 5000, id + 100); \
+	} while (0)
+
+static int probe_puts(void *arg)
+{
+	char buf[128];
+	size_t len = make_msg(buf, 9);
+
+	(void)arg;
+	WITHIN(ipc_queue_put(q, buf, len, IPC_NOWAIT), IPC_EAGAIN, 0, 1);
+	WITHIN(ipc_queue_put(q, buf, len, 200), IPC_ETIMEDOUT, 200, 2);
+	WITHIN(ipc_queue_put(q, buf, len, 300), IPC_ETIMEDOUT, 300, 3);
+	T_CHECK(ipc_queue_qsize(q) == 1, 4);
+	return 0;
+}
+
+Test(crashq, puts_time_out_while_a_stopped_producer_holds_the_lock)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	kid = stop_at("queue.put.written", child_put, (void *)2);
+	probe_then_continue(kid, probe_puts);
+	cr_assert_eq(put_n(3), 0);
+	expect(1);
+	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+static int owner_put_twice(void *arg)
+{
+	(void)arg;
+	if (put_n(1) != 0)
+		return 1;
+	return put_n(2) == 0 ? 0 : 2; /* the fast path: stops in it */
+}
+
+static int probe_puts_and_get(void *arg)
+{
+	(void)arg;
+	int rc = probe_puts(NULL);
+	char buf[128];
+
+	if (rc != 0)
+		return rc;
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) > 0, 5);
+	return 0;
+}
+
+Test(crashq, puts_time_out_while_the_biased_producer_is_stopped_mid_put)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.put.fast_written", owner_put_twice, NULL);
+	probe_then_continue(kid, probe_puts_and_get);
+	cr_assert_eq(put_n(3), 0, "the dead owner's bias is revoked");
+	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+static int get_and_finish(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 10000) <= 0)
+		return 1;
+	return ipc_queue_task_done(q) == 0 ? 0 : 2;
+}
+
+static int probe_joinable(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	WITHIN(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), IPC_EAGAIN, 0,
+	       1);
+	WITHIN(ipc_queue_get(q, buf, sizeof(buf), 200), IPC_ETIMEDOUT, 200, 2);
+	WITHIN(ipc_queue_join(q, 200), IPC_ETIMEDOUT, 200, 3);
+	WITHIN(put_n(4), 0, 0, 4);
+	return 0;
+}
+
+Test(crashq, joinable_calls_time_out_while_a_stopped_consumer_holds_the_lock)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	cr_assert_eq(put_n(2), 0);
+	kid = stop_at("queue.get.taken", get_and_finish, NULL);
+	probe_then_continue(kid, probe_joinable);
+	cr_assert_eq(ipc_queue_unfinished(q), 2, "tasks 2 and 4 are left");
+	expect(2);
+	expect(4);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	expect_empty();
 }

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_corrupt_queue.c — Queue and JoinableQueue whose shared memory a
+ * peer has damaged. Each test makes a live named queue, maps its segment a
+ * second time as a hostile peer would, writes garbage into one field that
+ * libipc reads as an index or a length (head, tail, free, a record length
+ * or state, the requeued count, the intent record, the geometry, the
+ * consumer slots), and then uses the queue in a child: the child must not
+ * die by a signal, hang, or read outside the mapping, and each call must
+ * return the documented code — IPC_ENOTRECOVERABLE once the damage is
+ * seen (the queue is then broken for everyone), IPC_EPROTO from an open.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libipc/ipc.h"
+#include "libipc/queue/ring.h"
+#include "tests/helpers.h"
+
+static ipc_queue *q;
+static char name[128];
+static struct ring_shm *shm; /* our own, "hostile", mapping */
+static size_t shm_len;
+static uint8_t *ring_data;
+
+static void setup(void)
+{
+	t_name(name, sizeof(name), "corruptq");
+	q = NULL;
+	shm = NULL;
+}
+
+static void teardown(void)
+{
+	if (shm != NULL)
+		munmap(shm, shm_len);
+	ipc_queue_close(q);
+	ipc_unlink(name);
+	cr_assert_eq(t_leaked_segments(), 0, "no shm segment left");
+	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
+}
+
+TestSuite(corruptq, .init = setup, .fini = teardown, .timeout = 60);
+
+static size_t make_msg(char *buf, int n)
+{
+	size_t len = (size_t)snprintf(buf, 32, "m%d:", n);
+	for (; len < 40; len++)
+		buf[len] = (char)('a' + (n + len) % 26);
+	return len;
+}
+
+/* A 4 KiB named queue holding `n` 40-byte messages, and our own mapping of
+ * its segment. */
+static void make_queue(bool joinable, size_t maxsize, int n)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.joinable = joinable,
+				.maxsize = maxsize };
+	char path[256], buf[64];
+	struct stat st;
+	int fd;
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, &attr), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(ipc_queue_put(q, buf, make_msg(buf, i), 0), 0);
+	snprintf(path, sizeof(path), "/dev/shm/libipc.%s", name);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	shm_len = (size_t)st.st_size;
+	shm = mmap(NULL, shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert_neq(shm, MAP_FAILED);
+	ring_data = (uint8_t *)shm + shm->q_data_off;
+}
+
+static struct rec_hdr *rec(uint32_t pos)
+{
+	return (struct rec_hdr *)(ring_data + (pos & (shm->q_capacity - 1)));
+}
+
+static uint32_t head_pos(void)
+{
+	return (uint32_t)atomic_load(&shm->q_head);
+}
+
+/* Run fn in a child; it must exit 0 (no signal, no hang). */
+static void in_child(int (*fn)(void *))
+{
+	int rc = t_reap(t_spawn(fn, NULL), 15000);
+
+	cr_assert_eq(rc, 0, "child: %d (%s)", rc,
+		     rc == T_REAP_TIMEOUT ? "hung"
+		     : rc < 0		  ? "killed by a signal"
+					  : "wrong code at that check");
+}
+
+/* A call returns `code` (well within its timeout: a spin never does). */
+#define EXPECT(call, code, id)                        \
+	do {                                          \
+		long t0_ = t_now_ms();                \
+		T_CHECK((call) == (code), id);        \
+		T_CHECK(t_now_ms() - t0_ < 5000, id); \
+	} while (0)
+
+static int broken_everywhere(void)
+{
+	char buf[64];
+	void *m = NULL;
+
+	EXPECT(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+	       IPC_ENOTRECOVERABLE, 20);
+	EXPECT(ipc_queue_get_alloc(q, &m, 200), IPC_ENOTRECOVERABLE, 21);
+	T_CHECK(m == NULL, 22);
+	EXPECT(ipc_queue_put(q, "x", 1, 200), IPC_ENOTRECOVERABLE, 23);
+	T_CHECK(ipc_queue_qsize(q) >= 0, 24);
+	return 0;
+}
+
+/* The first get sees the damage; then every call says so. */
+static int get_sees_damage(void *arg)
+{
+	void *m = NULL;
+
+	(void)arg;
+	EXPECT(ipc_queue_get_alloc(q, &m, 200), IPC_ENOTRECOVERABLE, 1);
+	T_CHECK(m == NULL, 2);
+	return broken_everywhere();
+}
+
+static int put_sees_damage(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	for (int i = 0; i < 200; i++) {
+		int rc = ipc_queue_put(q, buf, make_msg(buf, i), IPC_NOWAIT);
+		if (rc == IPC_ENOTRECOVERABLE)
+			return broken_everywhere();
+		T_CHECK(rc == 0, 1);
+	}
+	return 2; /* 200 puts into 4 KiB never noticed */
+}
+
+/* ---- Queue -------------------------------------------------------------- */
+
+Test(corruptq, queue_head_past_the_tail_is_seen_by_get)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_head, atomic_load(&shm->q_tail) + 64);
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_record_length_over_the_maximum_is_seen_by_get)
+{
+	make_queue(false, 0, 3);
+	rec(head_pos())->r_len = 60000;
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_record_longer_than_the_queued_bytes_is_seen_by_get)
+{
+	make_queue(false, 0, 1);
+	rec(head_pos())->r_len = 1000; /* under max_msg, over the 48 queued */
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_tail_half_a_lap_ahead_is_seen_by_get_and_put)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_tail, atomic_load(&shm->q_tail) + (1u << 31));
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_tail_before_the_head_is_seen_by_put)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_tail, atomic_load(&shm->q_head) - 64);
+	in_child(put_sees_damage);
+}
+
+Test(corruptq, queue_item_count_beyond_the_capacity_is_seen_by_put)
+{
+	make_queue(false, 10, 3);
+	/* 1003 items in 4 KiB: more than 8-byte records can hold. */
+	atomic_store(&shm->q_tail,
+		     atomic_load(&shm->q_tail) + ((uint64_t)1000 << 32));
+	in_child(put_sees_damage);
+}
+
+/* ---- JoinableQueue --------------------------------------------------------
+ */
+
+Test(corruptq, joinable_record_length_over_the_maximum_is_seen_by_get)
+{
+	make_queue(true, 0, 3);
+	rec(head_pos())->r_len = 60000;
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, joinable_record_state_not_ready_at_head_is_seen_by_get)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&rec(head_pos())->r_state, REC_DONE);
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, joinable_requeued_count_with_no_such_task_is_seen_by_get)
+{
+	make_queue(true, 0, 1);
+	atomic_store(&shm->q_requeued, 5);
+	in_child(get_sees_damage);
+}
+
+static int get_then_task_done_sees_damage(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 0) == 40, 1);
+	EXPECT(ipc_queue_task_done(q), IPC_ENOTRECOVERABLE, 2);
+	EXPECT(ipc_queue_join(q, 200), IPC_ENOTRECOVERABLE, 3);
+	return broken_everywhere();
+}
+
+Test(corruptq, joinable_free_past_the_head_is_seen_by_task_done)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&shm->q_free, head_pos() + 64);
+	in_child(get_then_task_done_sees_damage);
+}
+
+Test(corruptq, joinable_free_a_lap_behind_is_seen_by_put)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&shm->q_free, head_pos() - 8192);
+	in_child(put_sees_damage);
+}
+
+/* A peer that dies holding the consumers' lock makes the next get run the
+ * repair, which must check what it rolls forward. */
+static int lock_consumers_and_die(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&shm->q_cmutex);
+	_exit(0);
+}
+
+static int get_fails_the_repair(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	EXPECT(ipc_queue_get(q, buf, sizeof(buf), 200), IPC_ENOTRECOVERABLE, 1);
+	return broken_everywhere();
+}
+
+Test(corruptq, joinable_intent_record_naming_no_record_fails_the_repair)
+{
+	make_queue(true, 0, 3);
+	cr_assert_eq(t_reap(t_spawn(lock_consumers_and_die, NULL), 10000), 0);
+	shm->q_intent_pos = head_pos() + 12; /* not a record boundary */
+	shm->q_intent = INTENT_TASK_DONE;
+	in_child(get_fails_the_repair);
+}
+
+Test(corruptq, joinable_unknown_intent_fails_the_repair)
+{
+	make_queue(true, 0, 3);
+	cr_assert_eq(t_reap(t_spawn(lock_consumers_and_die, NULL), 10000), 0);
+	shm->q_intent = 77;
+	in_child(get_fails_the_repair);
+}
+
+Test(corruptq, joinable_head_record_length_fails_the_repair)
+{
+	make_queue(true, 0, 3);
+	cr_assert_eq(t_reap(t_spawn(lock_consumers_and_die, NULL), 10000), 0);
+	atomic_store(&rec(head_pos())->r_state, REC_TAKEN);
+	rec(head_pos())->r_len = 60000;
+	in_child(get_fails_the_repair);
+}
+
+/* Slots are only ever looked up through the handle's own slot count, and
+ * a garbage slot state is a slot nobody uses (half of them here, so that
+ * a free one is left to register in). */
+static int use_normally(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 0) == 40, 1);
+	T_CHECK(ipc_queue_task_done(q) == 0, 2);
+	/* A sleeper's slices reap, walking the slots. */
+	T_CHECK(ipc_queue_join(q, 300) == IPC_ETIMEDOUT, 3);
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 0) == 40, 4);
+	T_CHECK(ipc_queue_task_done(q) == 0, 5);
+	return 0;
+}
+
+Test(corruptq, joinable_slot_count_and_states_rewritten_are_not_trusted)
+{
+	struct ring_slot *slots;
+
+	make_queue(true, 0, 3);
+	slots = (struct ring_slot *)((uint8_t *)shm + shm->q_slots_off);
+	shm->q_nslots = 1u << 30;
+	for (uint32_t i = 0; i < IPC_QUEUE_MAX_CONSUMERS / 2; i++)
+		atomic_store(&slots[i].s_state, 0xdead0000u + i);
+	in_child(use_normally);
+}
+
+/* ---- Geometry ---------------------------------------------------------------
+ */
+
+static int open_is_eproto(void *arg)
+{
+	ipc_queue *other = NULL;
+
+	(void)arg;
+	T_CHECK(ipc_queue_open(&other, name, 0, NULL) == IPC_EPROTO, 1);
+	T_CHECK(other == NULL, 2);
+	return 0;
+}
+
+Test(corruptq, open_refuses_a_max_message_size_that_wraps_32_bits)
+{
+	make_queue(false, 0, 0);
+	shm->q_max_msg = 0xfffffff9u; /* + 8, rounded up to 8: 2^32 + 8 */
+	in_child(open_is_eproto);
+}
+
+Test(corruptq, open_refuses_a_slot_count_or_capacity_rewritten)
+{
+	make_queue(true, 0, 0);
+	shm->q_nslots = 1u << 30;
+	in_child(open_is_eproto);
+	shm->q_nslots = IPC_QUEUE_MAX_CONSUMERS;
+	shm->q_capacity = 1u << 30;
+	in_child(open_is_eproto);
+}
+
+/* A handle keeps the geometry it validated at open: rewriting the
+ * segment's copy does not widen the bounds it checks lengths against. */
+Test(corruptq, geometry_rewritten_under_an_open_handle_is_not_trusted)
+{
+	make_queue(false, 0, 3);
+	shm->q_capacity = 1u << 30;
+	shm->q_max_msg = 0xfffffff0u;
+	rec(head_pos())->r_len = 60000;
+	in_child(get_sees_damage);
+}
