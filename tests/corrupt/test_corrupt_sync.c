@@ -395,6 +395,36 @@ Test(corrupt, barrier_party_count_out_of_range_is_eproto_at_open)
 
 static ipc_barrier *bar;
 
+/* A child that waits on the barrier (20 s at most) and must get *arg. */
+static int barrier_waiter_gets(void *arg)
+{
+	ipc_barrier *b;
+	int rc;
+
+	T_CHECK(ipc_barrier_open(&b, name, 0, 0) == 0, 1);
+	rc = ipc_barrier_wait(b, 20000);
+	ipc_barrier_close(b);
+	return rc == *(const int *)arg ? 0 : 2;
+}
+
+/* Start a waiter on a 3-party barrier, damage `field` with `value` while
+ * it sleeps, and check that it returns `want`. */
+static void damage_under_a_sleeper(_Atomic uint32_t *(*field)(void *shm),
+				   uint32_t value, int want)
+{
+	ipc_barrier *b;
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
+	kid = t_spawn(barrier_waiter_gets, &want);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
+	atomic_store(field(map_it()), value);
+	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0);
+	cr_assert(ipc_barrier_broken(b) || want == IPC_EBROKEN);
+	ipc_barrier_close(b);
+}
+
 static int barrier_party_of_two(void *arg)
 {
 	int rc;
@@ -427,16 +457,14 @@ Test(corrupt, barrier_parties_and_generation_rewritten_while_idle)
 	bar = NULL;
 }
 
-static int barrier_waiter_sees_damage(void *arg)
+static _Atomic uint32_t *gen_field(void *shm)
 {
-	ipc_barrier *b;
-	int rc;
+	return &((struct barrier_shm *)shm)->b_gen;
+}
 
-	(void)arg;
-	T_CHECK(ipc_barrier_open(&b, name, 0, 0) == 0, 1);
-	rc = ipc_barrier_wait(b, 20000);
-	ipc_barrier_close(b);
-	return rc == IPC_ENOTRECOVERABLE ? 0 : 2;
+static _Atomic uint32_t *first_outcome_field(void *shm)
+{
+	return &((struct barrier_shm *)shm)->b_slots[0].s_result;
 }
 
 /* b_gen moved under a sleeper with no outcome in its slot: no barrier
@@ -444,47 +472,12 @@ static int barrier_waiter_sees_damage(void *arg)
  * wait out its timeout. */
 Test(corrupt, barrier_generation_moved_under_a_sleeper_is_enotrecoverable)
 {
-	ipc_barrier *b;
-	struct barrier_shm *shm;
-	pid_t kid;
-
-	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
-	shm = map_it();
-	kid = t_spawn(barrier_waiter_sees_damage, NULL);
-	cr_assert(t_blocked_in_futex(kid, 10000));
-	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
-	atomic_fetch_add(&shm->b_gen, 5);
-	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0);
-	cr_assert(ipc_barrier_broken(b));
-	ipc_barrier_close(b);
-}
-
-static int barrier_waiter_with_garbage_mailbox(void *arg)
-{
-	ipc_barrier *b;
-	int rc;
-
-	(void)arg;
-	T_CHECK(ipc_barrier_open(&b, name, 0, 0) == 0, 1);
-	rc = ipc_barrier_wait(b, 20000);
-	ipc_barrier_close(b);
-	return rc == IPC_EBROKEN ? 0 : 2;
+	damage_under_a_sleeper(gen_field, 12345, IPC_ENOTRECOVERABLE);
 }
 
 Test(corrupt, barrier_slot_outcome_with_an_unknown_value_reads_as_broken)
 {
-	ipc_barrier *b;
-	struct barrier_shm *shm;
-	pid_t kid;
-
-	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
-	shm = map_it();
-	kid = t_spawn(barrier_waiter_with_garbage_mailbox, NULL);
-	cr_assert(t_blocked_in_futex(kid, 10000));
-	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
-	atomic_store(&shm->b_slots[0].s_result, 0xdeadbeefu);
-	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0);
-	ipc_barrier_close(b);
+	damage_under_a_sleeper(first_outcome_field, 0xdeadbeefu, IPC_EBROKEN);
 }
 
 static int barrier_is_enotrecoverable(void *arg)
