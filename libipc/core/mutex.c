@@ -54,7 +54,7 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 
 	rc = pthread_mutexattr_init(&attr);
 	if (rc != 0)
-		return -rc;
+		return ipc__sys_error(rc);
 	rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	if (rc == 0)
 		rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -65,7 +65,7 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 	if (rc == 0)
 		rc = pthread_mutex_init(m, &attr);
 	pthread_mutexattr_destroy(&attr);
-	return -rc;
+	return ipc__sys_error(rc);
 }
 
 static int mutex_kind(pthread_mutex_t *m)
