@@ -146,10 +146,13 @@ IPC_API int ipc_lock_open(ipc_lock **lk, const char *name, int flags);
 
 /* 0 | IPC_EOWNERDEAD (acquired; the previous holder died holding it)
  *   | IPC_EAGAIN (IPC_NOWAIT and held) | IPC_ETIMEDOUT
- *   | IPC_EDEADLK (the calling thread already holds it) */
+ *   | IPC_EDEADLK (the calling thread already holds it)
+ *   | IPC_ENOTRECOVERABLE (the mutex in shared memory was damaged: its kind
+ *     is not one libipc makes; nothing is locked) */
 IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 
-/* 0 | IPC_EPERM when the calling thread does not hold it. */
+/* 0 | IPC_EPERM when the calling thread does not hold it
+ *   | IPC_ENOTRECOVERABLE (as for acquire; the lock is left as it is). */
 IPC_API int ipc_lock_release(ipc_lock *lk);
 IPC_API void ipc_lock_close(ipc_lock *lk);
 

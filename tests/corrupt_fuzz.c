@@ -10,12 +10,12 @@
  * a little (so its state is that of a live object: locked and unlocked,
  * messages in a ring, a consumer registered) and closes it. It then maps
  * the object's file and XORs 1..F random bytes (default 4) with random
- * non-zero values: half the time within the first 512 bytes (the header
- * and the control lines, where the indices and counts live), otherwise
- * anywhere in the file. A child process then opens the object by name and
- * runs a fixed workload on it in which every call has a short timeout,
- * checking that each return is a documented code (or a value in range).
- * The round counts as
+ * non-zero values: three in four within bytes 64..1023 (the control lines
+ * after the header, where the indices, counts and mutexes live), the others
+ * anywhere in the file, header included. A child process then opens the object
+ * by name and runs a fixed workload on it in which every call has a short
+ * timeout, checking that each return is a documented code (or a value in
+ * range). The round counts as
  *
  *   crash  the child died by a signal (SIGSEGV, SIGBUS, SIGABRT, ...);
  *   hang   the child had not finished HANG_MS after it started (it is then
@@ -397,6 +397,9 @@ static const struct kind kinds[] = {
 
 /* ---- Damage ------------------------------------------------------------- */
 
+#define HDR_BYTES 64	 /* the segment header */
+#define CONTROL_END 1024 /* past it: queue storage, barrier slots */
+
 struct flip {
 	size_t off;
 	uint8_t xor ;
@@ -414,8 +417,15 @@ static int damage(const char *nm, unsigned max_flips, struct flip *flips)
 		return -1;
 	n = 1 + (int)rng_below(max_flips);
 	for (int i = 0; i < n; i++) {
-		size_t span = rng_below(2) == 0 && size > 512 ? 512 : size;
-		flips[i].off = rng_below(span);
+		/* Three flips in four land in the object's own control lines
+		 * (past the 64-byte header, which the open checks), the
+		 * fourth anywhere in the file. */
+		size_t lo = 0, hi = size;
+		if (rng_below(4) != 0 && size > HDR_BYTES) {
+			lo = HDR_BYTES;
+			hi = size < CONTROL_END ? size : CONTROL_END;
+		}
+		flips[i].off = lo + rng_below(hi - lo);
 		flips[i].xor = (uint8_t)(1 + rng_below(255));
 		base[flips[i].off] ^= flips[i].xor ;
 	}
