@@ -66,7 +66,8 @@ extern "C" {
  * Codes that every call on an existing object may return, besides those
  * listed with it: IPC_ENOTRECOVERABLE when libipc finds the object's shared
  * memory in a state no libipc call can have left it in (a peer wrote into
- * it; docs/design.md, "Trust model"). The call then changes nothing.
+ * it; docs/design.md, "Trust model"). The call then changes nothing,
+ * except that a Barrier is marked broken.
  */
 #define IPC_ERRORS(X)                                                      \
 	X(IPC_EPERM, -1, "operation not permitted")                        \

@@ -3,8 +3,8 @@
  * corrupt_fuzz.c — random damage to live segments of every kind of object,
  * then use: counts crashes, hangs and undocumented return codes.
  *
- *   tests/corrupt_fuzz [--count N] [--seed S] [--kinds K,K,...|all]
- *                      [--flips F] [--verbose]
+ *   tests/corrupt_fuzz [--count N] [--first R] [--seed S] [--flips F]
+ *                      [--kinds K,K,...|all] [--hang-ms MS] [--verbose]
  *
  * For each of N rounds per kind, the parent makes a named object, uses it
  * a little (so its state is that of a live object: locked and unlocked,
@@ -18,8 +18,9 @@
  * range). The round counts as
  *
  *   crash  the child died by a signal (SIGSEGV, SIGBUS, SIGABRT, ...);
- *   hang   the child had not finished HANG_MS after it started (it is then
- *          killed) — its own calls wait a few hundred ms at most;
+ *   hang   the child had not finished --hang-ms (default 20 s) after it
+ *          started (it is then killed) — its own calls wait a few hundred
+ *          ms at most;
  *   code   a call returned something outside the IPC_ERRORS table, or a
  *          length or index out of range;
  *
@@ -53,7 +54,7 @@
  * here to put them in `make check`. */
 #define DEFAULT_KINDS "lock,rlock,event,cond,sem,bsem,barrier"
 #define DEFAULT_COUNT 40
-#define HANG_MS 20000
+#define HANG_MS 20000 /* default for --hang-ms */
 
 /* Child exit codes besides 0 (opened and used). */
 #define CODE_BAD 3     /* a return outside the contract */
@@ -95,6 +96,7 @@ static bool known(long rc)
 
 static int bad_line;
 static bool verbose;
+static int hang_ms = HANG_MS;
 
 /* ---- Kinds: make, use a little, and the child's workload ---------------- */
 
@@ -473,7 +475,7 @@ static enum outcome round_run(const struct kind *k, unsigned long seed,
 		return SETUP;
 	}
 	job = (struct child_job){ k, nm };
-	rc = t_reap(t_spawn(child_run, &job), HANG_MS);
+	rc = t_reap(t_spawn(child_run, &job), hang_ms);
 	ipc_unlink(nm);
 	if (rc == CODE_REFUSED && !verbose)
 		return REFUSED;
@@ -534,7 +536,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: corrupt_fuzz [--count N] [--first R] [--seed S] "
-		"[--flips F] [--kinds K,K,...|all] [--verbose]\nkinds:");
+		"[--flips F] [--kinds K,K,...|all] [--hang-ms MS] "
+		"[--verbose]\nkinds:");
 	for (size_t i = 0; i < N_KINDS; i++)
 		fprintf(stderr, " %s", kinds[i].name);
 	fprintf(stderr, "\n");
@@ -569,19 +572,21 @@ int main(int argc, char **argv)
 			flips = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--kinds") == 0)
 			kind_list = argv[++i];
+		else if (strcmp(argv[i], "--hang-ms") == 0)
+			hang_ms = atoi(argv[++i]);
 		else {
 			usage();
 			return 2;
 		}
 	}
-	if (flips < 1 || flips > MAX_FLIPS || count == 0 ||
+	if (flips < 1 || flips > MAX_FLIPS || count == 0 || hang_ms < 1000 ||
 	    !kinds_parse(kind_list, picked)) {
 		usage();
 		return 2;
 	}
 	printf("# corrupt_fuzz --seed %lu --first %lu --count %lu --flips %u "
-	       "--kinds %s\n",
-	       seed, first, count, flips, kind_list);
+	       "--kinds %s --hang-ms %d\n",
+	       seed, first, count, flips, kind_list, hang_ms);
 	for (size_t i = 0; i < N_KINDS; i++)
 		test += picked[i];
 	printf("1..%d\n", test);
