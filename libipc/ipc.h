@@ -38,9 +38,10 @@
  *     names) | IPC_ENOENT (no such object, and no IPC_CREATE) | IPC_EEXIST
  *     (IPC_CREATE | IPC_EXCL and it exists) | IPC_EACCES (its permission
  *     bits refuse the caller) | IPC_EPROTO (an object of another kind or
- *     version, or a damaged one) | IPC_ENOMEM; a failing system call that
- *     fits none of these (for example EMFILE) comes back as its negated
- *     errno, which ipc_strerror calls "unknown error". After a failure *x
+ *     version, or a damaged one) | IPC_ENOMEM (no memory, or no room in
+ *     /dev/shm: the pages are reserved at creation) | IPC_EMFILE (out of
+ *     file descriptors) | IPC_EIO (a system error with no closer meaning);
+ *     see Errors below for how errno values are translated. After a failure *x
  *     holds no handle: it is NULL, or left as it was when the arguments
  *     were refused before any work. Every ipc_X_close accepts NULL and
  *     returns nothing.
@@ -91,17 +92,30 @@ extern "C" {
  *
  * Codes equal -errno where a POSIX meaning fits; library codes sit far from
  * errno. IPC_ERRORS(X) lists them all, so that a program can build its own
- * table: X(NAME, value, "message").
+ * table: X(NAME, value, "message"). Every function returns one of these
+ * codes and nothing else: a system call's errno is translated at the call
+ * into the closest code (ENOSPC, EFBIG and EDQUOT into IPC_ENOMEM, except
+ * the mqueue backend's system-wide queue limit, IPC_ENOSPC; EMFILE
+ * and ENFILE into IPC_EMFILE, EROFS into IPC_EACCES, EINTR into IPC_EAGAIN,
+ * ...), and an errno with no closer meaning becomes IPC_EIO.
+ *
+ * Codes that every call on an existing object may return, besides those
+ * listed with it: IPC_ENOTRECOVERABLE when libipc finds the object's shared
+ * memory in a state no libipc call can have left it in (a peer wrote into
+ * it; docs/design.md, "Trust model"). The call then changes nothing,
+ * except that a Barrier is marked broken.
  */
 #define IPC_ERRORS(X)                                                      \
 	X(IPC_EPERM, -1, "operation not permitted")                        \
 	X(IPC_ENOENT, -2, "no such object")                                \
+	X(IPC_EIO, -5, "unexpected system error")                          \
 	X(IPC_ECHILD, -10, "a child process died")                         \
 	X(IPC_EAGAIN, -11, "resource temporarily unavailable")             \
 	X(IPC_ENOMEM, -12, "out of memory")                                \
 	X(IPC_EACCES, -13, "permission denied")                            \
 	X(IPC_EBUSY, -16, "resource busy")                                 \
 	X(IPC_EEXIST, -17, "object already exists")                        \
+	X(IPC_EMFILE, -24, "too many open files")                          \
 	X(IPC_EDEADLK, -35, "the calling thread already holds it")         \
 	X(IPC_EINVAL, -22, "invalid argument")                             \
 	X(IPC_ENOSPC, -28, "a system limit on the number of objects")      \
@@ -157,6 +171,12 @@ IPC_API const char *ipc_err_name(int err);
  * not apply. */
 #define IPC_CREATE 0x1000 /* make it if it does not exist */
 #define IPC_EXCL 0x2000	  /* with IPC_CREATE: IPC_EEXIST if it exists */
+/* Accept an existing object whoever owns its file. Without this flag,
+ * opening a name (with or without IPC_CREATE) whose file belongs to a user
+ * other than the caller's effective user or root is IPC_EACCES: another
+ * user could have made the name first (0666) to hand this program an
+ * object it controls, and could truncate the file under it later. */
+#define IPC_ANY_OWNER 0x4000
 #define IPC_MODE_MASK 0777
 
 /* Remove a name. Processes that have the object open keep using it; a later
@@ -182,10 +202,13 @@ IPC_API int ipc_lock_open(ipc_lock **lk, const char *name, int flags);
 /* 0 | IPC_EOWNERDEAD (acquired; the previous holder died holding it: a
  *     success, see IPC_OK) | IPC_EAGAIN (IPC_NOWAIT and held)
  *   | IPC_ETIMEDOUT | IPC_EDEADLK (the calling thread already holds it)
- *   | IPC_EINVAL (NULL lk, bad timeout). */
+ *   | IPC_EINVAL (NULL lk, bad timeout)
+ *   | IPC_ENOTRECOVERABLE (the mutex in shared memory was damaged: its kind
+ *     is not one libipc makes; nothing is locked) */
 IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 
-/* 0 | IPC_EPERM when the calling thread does not hold it. */
+/* 0 | IPC_EPERM when the calling thread does not hold it
+ *   | IPC_ENOTRECOVERABLE (as for acquire; the lock is left as it is). */
 IPC_API int ipc_lock_release(ipc_lock *lk);
 IPC_API void ipc_lock_close(ipc_lock *lk);
 
@@ -295,14 +318,19 @@ IPC_API int ipc_sem_new(ipc_sem **s, unsigned value, unsigned max);
 IPC_API int ipc_sem_open(ipc_sem **s, const char *name, int flags,
 			 unsigned value, unsigned max);
 
-/* 0 | IPC_EAGAIN | IPC_ETIMEDOUT */
+/* 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_ENOTRECOVERABLE (the shared value
+ * is above IPC_SEM_VALUE_MAX, which only a damaged segment holds; nothing
+ * is taken) */
 IPC_API int ipc_sem_acquire(ipc_sem *s, int timeout_ms);
 
 /* 0 | IPC_EINVAL (a BoundedSemaphore already at max, or the value at
- * IPC_SEM_VALUE_MAX) */
+ * IPC_SEM_VALUE_MAX) | IPC_ENOTRECOVERABLE (as for acquire). The ceiling
+ * is the one the handle found at open, whatever the segment says later. */
 IPC_API int ipc_sem_release(ipc_sem *s);
 
-/* The current value (a snapshot), or IPC_EINVAL for NULL. */
+/* The current value (a snapshot, 0 .. IPC_SEM_VALUE_MAX, so never a value
+ * that reads as an error code), IPC_EINVAL for NULL, or
+ * IPC_ENOTRECOVERABLE (as for acquire). */
 IPC_API int ipc_sem_value(ipc_sem *s);
 IPC_API void ipc_sem_close(ipc_sem *s);
 
@@ -329,21 +357,32 @@ IPC_API int ipc_barrier_new(ipc_barrier **b, unsigned parties);
 IPC_API int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 			     unsigned parties);
 
-/* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT, not last) */
+/* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT: not last,
+ * or the internal lock stayed held for over a millisecond)
+ * | IPC_ENOTRECOVERABLE (the shared count of waiting parties is out of
+ * range, which only a damaged segment holds: the barrier is broken, its
+ * count cleared, and reset() makes it usable again). The timeout covers
+ * the wait for the internal lock too. */
 IPC_API int ipc_barrier_wait(ipc_barrier *b, int timeout_ms);
 
 /* Break it: current and future waiters get IPC_EBROKEN until reset.
  * 0 (also when already broken) | IPC_EINVAL (NULL b)
- * | IPC_ENOTRECOVERABLE (its internal state could not be repaired after a
- * crash). */
+ * | IPC_EBUSY (its internal lock, held by other calls for a few stores
+ * only, stayed held for a second: a stopped peer or a damaged segment;
+ * nothing changed) | IPC_ENOTRECOVERABLE (its internal state could not be
+ * repaired after a crash). */
 IPC_API int ipc_barrier_abort(ipc_barrier *b);
 
 /* Back to the empty, unbroken state; current waiters get IPC_EBROKEN.
  * Same returns as ipc_barrier_abort. */
 IPC_API int ipc_barrier_reset(ipc_barrier *b);
-IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);	/* 0 for NULL */
-IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b); /* 0 for NULL */
-IPC_API bool ipc_barrier_broken(ipc_barrier *b);	/* false for NULL */
+
+/* The party count the handle found at open (0 for NULL). */
+IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);
+/* Parties waiting now, 0 .. parties-1 (0 for NULL, or while the shared
+ * count is out of range). */
+IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b);
+IPC_API bool ipc_barrier_broken(ipc_barrier *b); /* false for NULL */
 IPC_API void ipc_barrier_close(ipc_barrier *b);
 
 /* ------------------------------------------------------------------------

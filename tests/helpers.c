@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -221,4 +222,35 @@ long t_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void *t_map_segment(const char *name, size_t *size)
+{
+	char path[300];
+	struct stat st;
+	void *base;
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/shm/libipc.%s",
+		 name[0] == '/' ? name + 1 : name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+		close(fd);
+		return NULL;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return NULL;
+	*size = (size_t)st.st_size;
+	return base;
+}
+
+void t_unmap_segment(void *base, size_t size)
+{
+	if (base != NULL)
+		munmap(base, size);
 }

@@ -65,6 +65,12 @@ void t_name(char *buf, size_t cap, const char *tag);
 /* Zeroed memory shared with children forked later. */
 void *t_shared(size_t size);
 
+/* Map the file of the named object `name` read-write, as a peer that
+ * damages it would (NULL on failure); *size gets its length. Undo with
+ * t_unmap_segment. */
+void *t_map_segment(const char *name, size_t *size);
+void t_unmap_segment(void *base, size_t size);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 long t_now_ms(void);
 

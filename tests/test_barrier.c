@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include "libipc/ipc.h"
+#include "libipc/sync/layout.h"
 #include "tests/helpers.h"
 
 static ipc_barrier *bar;
@@ -240,4 +241,43 @@ Test(barrier, named_barrier_and_party_count_mismatch)
 	int idx = ipc_barrier_wait(bar, 10000);
 	int theirs = t_reap(kid, 10000);
 	cr_assert_eq((1 << idx) | (1 << theirs), 3);
+}
+
+/* ---- Damaged shared memory (issue: a count used as a slot index) ------- */
+
+static int wait_on_damaged_count(void *arg)
+{
+	ipc_barrier *b;
+	int rc;
+
+	(void)arg;
+	T_CHECK(ipc_barrier_open(&b, name, 0, 0) == 0, 1);
+	rc = ipc_barrier_wait(b, 200);
+	T_CHECK(rc == IPC_ENOTRECOVERABLE, 2);
+	T_CHECK(ipc_barrier_n_waiting(b) < 3, 3);
+	T_CHECK(ipc_barrier_broken(b), 4);
+	/* reset() repairs it: the count is back in range. */
+	T_CHECK(ipc_barrier_reset(b) == 0, 5);
+	T_CHECK(ipc_barrier_n_waiting(b) == 0, 6);
+	T_CHECK(ipc_barrier_wait(b, IPC_NOWAIT) == IPC_EAGAIN, 7);
+	ipc_barrier_close(b);
+	return 0;
+}
+
+Test(barrier, count_out_of_range_is_enotrecoverable_not_a_crash)
+{
+	static const uint32_t bad[] = { 3, 4, 4000, 0x80000000u, 0xffffffffu };
+	struct barrier_shm *shm;
+	size_t size;
+
+	cr_assert_eq(ipc_barrier_open(&bar, name, IPC_CREATE, 3), 0);
+	shm = t_map_segment(name, &size);
+	cr_assert_not_null(shm);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		atomic_store(&shm->b_count, bad[i]);
+		cr_assert_eq(
+			t_reap(t_spawn(wait_on_damaged_count, NULL), 20000), 0,
+			"b_count %#x", bad[i]);
+	}
+	t_unmap_segment(shm, size);
 }

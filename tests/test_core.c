@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,4 +272,180 @@ Test(core, closing_null_handles_is_harmless)
 	ipc_cond_close(NULL);
 	ipc_sem_close(NULL);
 	ipc_barrier_close(NULL);
+}
+
+/* ---- A full or small /dev/shm, and file descriptors running out --------
+ *
+ * These run in a child that has its own mount namespace with a 1 MiB tmpfs
+ * over /dev/shm, so the machine's /dev/shm is never filled. Making the
+ * namespace needs CAP_SYS_ADMIN; without it the tests are skipped. */
+#define SKIPPED 77
+
+static int in_small_shm(int (*fn)(void *arg), void *arg)
+{
+	if (unshare(CLONE_NEWNS) != 0)
+		return SKIPPED;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m,mode=1777") != 0)
+		return SKIPPED;
+	return fn(arg);
+}
+
+struct small_shm_job {
+	int (*fn)(void *arg);
+};
+
+static int small_shm_child(void *arg)
+{
+	return in_small_shm(((struct small_shm_job *)arg)->fn, NULL);
+}
+
+static void run_in_small_shm(int (*fn)(void *arg))
+{
+	struct small_shm_job job = { fn };
+	int rc = t_reap(t_spawn(small_shm_child, &job), 60000);
+
+	if (rc == SKIPPED)
+		cr_skip_test(
+			"no private mount namespace (needs CAP_SYS_ADMIN)");
+	cr_assert_eq(rc, 0, "child: %d (negative: killed by that signal)", rc);
+}
+
+/* Fill the tmpfs with a plain file until it refuses more. */
+static int fill_shm(void)
+{
+	static char block[64 * 1024];
+	int fd = open("/dev/shm/filler", O_CREAT | O_WRONLY, 0600);
+
+	if (fd < 0)
+		return -1;
+	memset(block, 0xa5, sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	/* Whatever is left is less than a block: fill it byte by byte. */
+	while (write(fd, block, 1) > 0)
+		;
+	close(fd);
+	return 0;
+}
+
+static int create_on_full_shm(void *arg)
+{
+	ipc_lock *lk;
+	ipc_queue *q;
+	ipc_queue_attr qa = { .capacity = 64 * 1024 };
+
+	(void)arg;
+	T_CHECK(fill_shm() == 0, 1);
+	T_CHECK(ipc_lock_open(&lk, "full-lock", IPC_CREATE) == IPC_ENOMEM, 2);
+	T_CHECK(ipc_queue_open(&q, "full-queue", IPC_CREATE, &qa) == IPC_ENOMEM,
+		3);
+	T_CHECK(ipc_lock_open(&lk, "full-lock", 0) == IPC_ENOENT, 4);
+	/* Room again: creation works. */
+	T_CHECK(unlink("/dev/shm/filler") == 0, 5);
+	T_CHECK(ipc_lock_open(&lk, "full-lock", IPC_CREATE) == 0, 6);
+	T_CHECK(ipc_lock_acquire(lk, 1000) == 0, 7);
+	T_CHECK(ipc_lock_release(lk) == 0, 8);
+	ipc_lock_close(lk);
+	return 0;
+}
+
+Test(core, creating_on_a_full_shm_is_enomem_not_sigbus)
+{
+	run_in_small_shm(create_on_full_shm);
+}
+
+/* A queue four times the size of the tmpfs: before pages were reserved at
+ * creation, the open succeeded and a later put died by SIGBUS. */
+static int queue_larger_than_shm(void *arg)
+{
+	ipc_queue *q;
+	ipc_queue_attr qa = { .capacity = 4 * 1024 * 1024 };
+	static char msg[4096];
+	int rc;
+
+	(void)arg;
+	rc = ipc_queue_open(&q, "big-queue", IPC_CREATE, &qa);
+	if (rc == 0) {
+		/* Fill it: this is where SIGBUS struck. */
+		while (ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT) == 0)
+			;
+		ipc_queue_close(q);
+		return 1;
+	}
+	T_CHECK(rc == IPC_ENOMEM, 2);
+	T_CHECK(access("/dev/shm/libipc.big-queue", F_OK) != 0, 3);
+	return 0;
+}
+
+Test(core, object_larger_than_free_shm_is_enomem_not_sigbus)
+{
+	run_in_small_shm(queue_larger_than_shm);
+}
+
+static int open_without_descriptors(void *arg)
+{
+	const char *nm = arg;
+	struct rlimit rl = { 16, 16 };
+	ipc_lock *lk;
+	int rc;
+
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, 1);
+	while (open("/dev/null", O_RDONLY) >= 0)
+		;
+	T_CHECK(errno == EMFILE, 2);
+	rc = ipc_lock_open(&lk, nm, IPC_CREATE);
+	T_CHECK(strcmp(ipc_err_name(rc), "IPC_EUNKNOWN") != 0, 3);
+	T_CHECK(rc == IPC_EMFILE, 4);
+	T_CHECK(ipc_lock_open(&lk, nm, 0) == IPC_EMFILE, 5);
+	/* Anonymous objects need no descriptor. */
+	T_CHECK(ipc_lock_new(&lk) == 0, 6);
+	ipc_lock_close(lk);
+	return 0;
+}
+
+Test(core, out_of_file_descriptors_is_emfile)
+{
+	ipc_lock *lk;
+
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), 0);
+	ipc_lock_close(lk);
+	cr_assert_eq(t_reap(t_spawn(open_without_descriptors, name), 10000), 0);
+	cr_assert_str_eq(ipc_err_name(IPC_EMFILE), "IPC_EMFILE");
+	cr_assert_str_eq(ipc_err_name(IPC_EIO), "IPC_EIO");
+}
+
+/* ---- Name squatting ---------------------------------------------------- */
+
+#define OTHER_UID 65534 /* nobody */
+
+Test(core, object_owned_by_another_user_is_eacces_unless_any_owner)
+{
+	ipc_lock *lk;
+	ipc_sem *s;
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file to another user");
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE | 0666), 0);
+	ipc_lock_close(lk);
+	/* Another user squats the name: the file is theirs. */
+	cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0);
+	cr_assert_eq(ipc_lock_open(&lk, name, 0), IPC_EACCES);
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), IPC_EACCES);
+	cr_assert_eq(ipc_sem_open(&s, name, IPC_CREATE, 1, 0), IPC_EACCES,
+		     "refused before the kind is even looked at");
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_uid, OTHER_UID, "the squatter's file is untouched");
+	/* The program says it trusts any owner: the object opens and works. */
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_ANY_OWNER), 0);
+	cr_assert_eq(ipc_lock_acquire(lk, 1000), 0);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(lk);
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE | IPC_ANY_OWNER), 0);
+	ipc_lock_close(lk);
+	/* A root-owned object is accepted by default. */
+	cr_assert_eq(chown(path, 0, 0), 0);
+	cr_assert_eq(ipc_lock_open(&lk, name, 0), 0);
+	ipc_lock_close(lk);
 }

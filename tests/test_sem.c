@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "libipc/ipc.h"
+#include "libipc/sync/layout.h"
 #include "tests/helpers.h"
 
 static char name[128];
@@ -182,4 +183,50 @@ Test(sem, each_release_wakes_one_blocked_process)
 		cr_assert_eq(t_reap(kids[i], 10000), 0);
 	cr_assert_eq(ipc_sem_value(gate), 0);
 	ipc_sem_close(gate);
+}
+
+/* ---- Damaged shared memory: a value no call can store ------------------ */
+
+Test(sem, value_above_the_maximum_is_enotrecoverable_never_negative)
+{
+	static const uint32_t bad[] = { 0x80000000u, 0x80000005u, 0xffffffffu };
+	struct sem_shm *shm;
+	ipc_sem *s;
+	size_t size;
+
+	cr_assert_eq(ipc_sem_open(&s, name, IPC_CREATE, 1, 0), 0);
+	shm = t_map_segment(name, &size);
+	cr_assert_not_null(shm);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		atomic_store(&shm->s_value, bad[i]);
+		cr_assert_eq(ipc_sem_value(s), IPC_ENOTRECOVERABLE, "%#x",
+			     bad[i]);
+		cr_assert_eq(ipc_sem_acquire(s, IPC_NOWAIT),
+			     IPC_ENOTRECOVERABLE);
+		cr_assert_eq(ipc_sem_acquire(s, 100), IPC_ENOTRECOVERABLE);
+		cr_assert_eq(ipc_sem_release(s), IPC_ENOTRECOVERABLE);
+		cr_assert_eq(atomic_load(&shm->s_value), bad[i],
+			     "nothing changed");
+	}
+	atomic_store(&shm->s_value, IPC_SEM_VALUE_MAX);
+	cr_assert_eq(ipc_sem_value(s), IPC_SEM_VALUE_MAX, "the top is valid");
+	cr_assert_eq(ipc_sem_acquire(s, IPC_NOWAIT), 0);
+	t_unmap_segment(shm, size);
+	ipc_sem_close(s);
+}
+
+Test(sem, ceiling_is_read_once_at_open)
+{
+	struct sem_shm *shm;
+	ipc_sem *s;
+	size_t size;
+
+	cr_assert_eq(ipc_sem_open(&s, name, IPC_CREATE, 2, 2), 0);
+	shm = t_map_segment(name, &size);
+	cr_assert_not_null(shm);
+	shm->s_max = 0; /* a peer lifts the bound */
+	cr_assert_eq(ipc_sem_release(s), IPC_EINVAL, "still bounded at 2");
+	cr_assert_eq(ipc_sem_value(s), 2);
+	t_unmap_segment(shm, size);
+	ipc_sem_close(s);
 }

@@ -35,6 +35,12 @@
  * and how soon a Barrier notices a dead party. */
 #define IPC__RECHECK_MS 100
 
+/* A system call's errno (positive; 0 gives 0) as a negative code of the
+ * IPC_ERRORS table: the same value where the table has it, the closest code
+ * where it does not, -EIO for anything else. Every errno that reaches the
+ * public API passes through here. */
+int ipc__sys_error(int e);
+
 /* ------------------------------------------------------------------------
  * Deadlines: a timeout_ms argument turned into one absolute point on
  * CLOCK_MONOTONIC, so that loops that wake and sleep again never stretch it.
@@ -130,6 +136,7 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive);
 typedef int (*ipc__repair_fn)(void *arg);
 
 /* Lock m before dl.
+ *   -ENOTRECOVERABLE  first of all if m's kind was damaged (see mutex.c).
  *   0            locked. If the previous owner had died, repair(arg) ran
  *                and the mutex was made consistent first.
  *   -EOWNERDEAD  only when repair is NULL: locked and made consistent, the
@@ -139,8 +146,18 @@ typedef int (*ipc__repair_fn)(void *arg);
 int ipc__mutex_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		    ipc__repair_fn repair, void *arg);
 
-/* 0 | -EPERM when the calling thread does not own m. */
+/* 0 | -EPERM when the calling thread does not own m
+ *   | -ENOTRECOVERABLE when m's kind was damaged (m is left as it is). */
 int ipc__mutex_unlock(pthread_mutex_t *m);
+
+/* True if m's kind is one ipc__mutex_init makes. ipc__mutex_lock and
+ * ipc__mutex_unlock check it (a damaged kind is -ENOTRECOVERABLE); any
+ * other pthread call on a mutex in shared memory must check it first. */
+bool ipc__mutex_sane(pthread_mutex_t *m);
+
+/* pthread_mutex_trylock after that check: a positive errno, ENOTRECOVERABLE
+ * for a damaged kind. */
+int ipc__mutex_trylock_sane(pthread_mutex_t *m);
 
 /* The calling thread's kernel id. */
 int32_t ipc__tid(void);

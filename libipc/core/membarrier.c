@@ -50,7 +50,7 @@ int ipc__membarrier_register(void)
 		return -ENOTSUP;
 	return sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
 		       ? 0
-		       : -errno;
+		       : ipc__sys_error(errno);
 }
 
 void ipc__membarrier(void)

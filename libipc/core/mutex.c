@@ -17,6 +17,18 @@
  * without being made consistent, which leaves it ENOTRECOVERABLE for ever:
  * every later caller learns the object is lost instead of using it.
  *
+ * Damaged mutexes: a pthread_mutex_t in shared memory is glibc's data, and
+ * any process that maps it can write it. glibc trusts the mutex's kind
+ * field: a kind it was never initialised with sends it down the
+ * priority-inheritance or priority-protection paths with garbage, where it
+ * can abort on an assertion. Every lock and unlock here therefore first
+ * compares the kind with the two kinds ipc__mutex_init makes (learnt once
+ * from glibc itself) and refuses any other with -ENOTRECOVERABLE. The rest
+ * of the mutex is safe to trust as far as it goes: a garbage owner in the
+ * lock word only makes the mutex look held (lock calls time out, or wait
+ * for ever without a deadline), and the robust-list links are rewritten by
+ * glibc on every lock.
+ *
  * Lock attempts spin briefly before sleeping: a holder on another core
  * usually releases within a few hundred nanoseconds, far less than the cost
  * of a futex sleep and wake-up.
@@ -29,6 +41,13 @@
 
 #define MUTEX_SPINS 100
 
+/* glibc's elision flags may differ between processes (tunables); they
+ * never change what a robust mutex does. */
+#define KIND_ELISION_MASK 0x300
+
+static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
+static int known_kinds[2]; /* error-checking, recursive; constant once set */
+
 int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 {
 	pthread_mutexattr_t attr;
@@ -36,7 +55,7 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 
 	rc = pthread_mutexattr_init(&attr);
 	if (rc != 0)
-		return -rc;
+		return ipc__sys_error(rc);
 	rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	if (rc == 0)
 		rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -47,7 +66,41 @@ int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 	if (rc == 0)
 		rc = pthread_mutex_init(m, &attr);
 	pthread_mutexattr_destroy(&attr);
-	return -rc;
+	return ipc__sys_error(rc);
+}
+
+static int mutex_kind(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return *(volatile int *)&m->__data.__kind & ~KIND_ELISION_MASK;
+#else
+	(void)m;
+	return 0;
+#endif
+}
+
+static void kinds_learn(void)
+{
+	for (int i = 0; i < 2; i++) {
+		pthread_mutex_t m;
+		if (ipc__mutex_init(&m, i == 1) == 0) {
+			known_kinds[i] = mutex_kind(&m);
+			pthread_mutex_destroy(&m);
+		}
+	}
+}
+
+bool ipc__mutex_sane(pthread_mutex_t *m)
+{
+	int kind = mutex_kind(m);
+
+	pthread_once(&kinds_once, kinds_learn);
+	return kind == known_kinds[0] || kind == known_kinds[1];
+}
+
+int ipc__mutex_trylock_sane(pthread_mutex_t *m)
+{
+	return ipc__mutex_sane(m) ? pthread_mutex_trylock(m) : ENOTRECOVERABLE;
 }
 
 /* ThreadSanitizer intercepts pthread_mutex_timedlock but not
@@ -113,12 +166,15 @@ static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 int ipc__mutex_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		    ipc__repair_fn repair, void *arg)
 {
-	int rc = mutex_lock_raw(m, dl);
+	int rc;
 
+	if (!ipc__mutex_sane(m))
+		return -ENOTRECOVERABLE;
+	rc = mutex_lock_raw(m, dl);
 	if (rc == 0)
 		return 0;
-	if (rc != EOWNERDEAD)
-		return -rc; /* EAGAIN ETIMEDOUT EDEADLK ENOTRECOVERABLE */
+	if (rc != EOWNERDEAD) /* EAGAIN ETIMEDOUT EDEADLK ENOTRECOVERABLE */
+		return ipc__sys_error(rc);
 	if (repair == NULL) {
 		pthread_mutex_consistent(m);
 		return -EOWNERDEAD;
@@ -136,7 +192,12 @@ int ipc__mutex_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 
 int ipc__mutex_unlock(pthread_mutex_t *m)
 {
-	return -pthread_mutex_unlock(m);
+	int rc;
+
+	if (!ipc__mutex_sane(m))
+		return -ENOTRECOVERABLE;
+	rc = pthread_mutex_unlock(m);
+	return rc == 0 ? 0 : ipc__sys_error(rc);
 }
 
 int32_t ipc__tid(void)

@@ -16,7 +16,20 @@
  * An opener checks, before trusting a single field: the file is at least a
  * header long, the magic, the ABI version, the kind, the "ready" mark, that
  * the recorded size fits the file and is at least the kind's minimum, and
- * then the kind's own check. Any mismatch is -EPROTO.
+ * then the kind's own check. Any mismatch is -EPROTO. Before even that, the
+ * file must belong to the caller's effective user or to root, unless the
+ * caller passed IPC_ANY_OWNER: another user who made the name first (mode
+ * 0666) would otherwise hand the program an object they control and could
+ * truncate it under the program later (a SIGBUS; docs/design.md, "Trust
+ * model").
+ *
+ * A tmpfs file is sparse: ftruncate promises nothing, and the first write
+ * to a page the filesystem cannot supply raises SIGBUS. The creator
+ * therefore reserves every page with posix_fallocate before the file is
+ * mapped, so a full or small /dev/shm is an -ENOMEM from the open call,
+ * never a signal later.
+ *
+ * Every errno is translated by ipc__sys_error at the call that met it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,7 +116,7 @@ int ipc__seg_new(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED)
-		return errno == ENOMEM ? -ENOMEM : -errno;
+		return ipc__sys_error(errno);
 	rc = seg_init(base, type, size, arg);
 	if (rc != 0) {
 		munmap(base, size);
@@ -138,9 +151,16 @@ static int seg_validate(const void *base, size_t file_size,
 	return type->check != NULL ? type->check(base, h->h_size, arg) : 0;
 }
 
+/* Whose objects an opener accepts without IPC_ANY_OWNER: its own, and
+ * root's (root can do anything to it anyway). */
+static bool owner_trusted(uid_t owner, int flags)
+{
+	return (flags & IPC_ANY_OWNER) || owner == geteuid() || owner == 0;
+}
+
 static int seg_open_existing(struct ipc__seg *seg,
 			     const struct ipc__seg_type *type, const char *path,
-			     const void *arg)
+			     int flags, const void *arg)
 {
 	struct stat st;
 	void *base;
@@ -148,9 +168,13 @@ static int seg_open_existing(struct ipc__seg *seg,
 
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ELOOP ? -EPROTO : -errno;
+		return ipc__sys_error(errno); /* ELOOP (a symlink): -EPROTO */
 	if (fstat(fd, &st) != 0) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
+		goto fail_fd;
+	}
+	if (!owner_trusted(st.st_uid, flags)) {
+		rc = -EACCES;
 		goto fail_fd;
 	}
 	if (!S_ISREG(st.st_mode) ||
@@ -161,7 +185,7 @@ static int seg_open_existing(struct ipc__seg *seg,
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
 		    MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 		goto fail_fd;
 	}
 	rc = seg_validate(base, (size_t)st.st_size, type, arg);
@@ -189,14 +213,14 @@ static int tmpfile_create(char *tmp_path, size_t cap, unsigned mode)
 
 	tmp_path[0] = '\0';
 	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd >= 0 ? fd : -errno;
+		return fd >= 0 ? fd : ipc__sys_error(errno);
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp_path, cap, SHM_DIR "/" NAME_PREFIX ".tmp.%d.%ld",
 			 (int)getpid(), random());
 		fd = open(tmp_path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
 			  mode);
 		if (fd >= 0 || errno != EEXIST)
-			return fd >= 0 ? fd : -errno;
+			return fd >= 0 ? fd : ipc__sys_error(errno);
 	}
 	return -EEXIST;
 }
@@ -206,14 +230,28 @@ static int fd_link(int fd, const char *tmp_path, const char *path)
 	char proc[64];
 
 	if (tmp_path[0] != '\0')
-		return link(tmp_path, path) == 0 ? 0 : -errno;
+		return link(tmp_path, path) == 0 ? 0 : ipc__sys_error(errno);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	if (errno != ENOENT)
-		return -errno;
+		return ipc__sys_error(errno);
 	/* No /proc: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, try it. */
-	return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+	return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0
+		       ? 0
+		       : ipc__sys_error(errno);
+}
+
+/* Give the file every page now (see the top of this file): -ENOMEM when
+ * the filesystem is full or too small. */
+static int reserve_pages(int fd, size_t size)
+{
+	int rc;
+
+	do
+		rc = posix_fallocate(fd, 0, (off_t)size);
+	while (rc == EINTR);
+	return rc == 0 ? 0 : ipc__sys_error(rc);
 }
 
 /* Build a finished segment and link it to path. -EEXIST if the name was
@@ -230,12 +268,15 @@ static int seg_create(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	if (fd < 0)
 		return fd;
 	if (fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 		goto out;
 	}
+	rc = reserve_pages(fd, size);
+	if (rc != 0)
+		goto out;
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 		goto out;
 	}
 	rc = seg_init(base, type, size, arg);
@@ -266,14 +307,15 @@ int ipc__seg_open(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	unsigned mode = (unsigned)flags & IPC_MODE_MASK;
 	int rc;
 
-	if ((flags & ~(IPC_CREATE | IPC_EXCL | IPC_MODE_MASK)) != 0 ||
+	if ((flags &
+	     ~(IPC_CREATE | IPC_EXCL | IPC_ANY_OWNER | IPC_MODE_MASK)) != 0 ||
 	    ((flags & IPC_EXCL) && !(flags & IPC_CREATE)))
 		return -EINVAL;
 	rc = ipc__name_path(name, path, sizeof(path));
 	if (rc != 0)
 		return rc;
 	if (!(flags & IPC_CREATE))
-		return seg_open_existing(seg, type, path, arg);
+		return seg_open_existing(seg, type, path, flags, arg);
 	if (size < type->min_size)
 		return -EINVAL;
 	if (mode == 0)
@@ -282,7 +324,7 @@ int ipc__seg_open(struct ipc__seg *seg, const struct ipc__seg_type *type,
 	 * so alternate until one of them settles it. */
 	for (int tries = 0; tries < 100; tries++) {
 		if (!(flags & IPC_EXCL)) {
-			rc = seg_open_existing(seg, type, path, arg);
+			rc = seg_open_existing(seg, type, path, flags, arg);
 			if (rc != -ENOENT)
 				return rc;
 		}
@@ -300,7 +342,7 @@ int ipc_unlink(const char *name)
 
 	if (rc != 0)
 		return rc;
-	rc = unlink(path) == 0 ? 0 : -errno;
+	rc = unlink(path) == 0 ? 0 : ipc__sys_error(errno);
 	/* The POSIX message queue of an mqueue-backend queue goes too. */
 	return ipc__mq_unlink(name) == 0 ? 0 : rc;
 }

@@ -189,7 +189,7 @@ int ipc_process_start(ipc_process **out, ipc_main_fn fn, void *arg,
 	}
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) { /* Linux before 5.3: no safe way to wait */
-		int rc = errno == ENOSYS ? -ENOTSUP : -errno;
+		int rc = ipc__sys_error(errno); /* ENOSYS: -ENOTSUP */
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		free(p);
@@ -244,7 +244,7 @@ static int process_signal(ipc_process *p, int sig)
 	if (!p->reaped &&
 	    syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) != 0 &&
 	    errno != ESRCH)
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }

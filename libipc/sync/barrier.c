@@ -27,6 +27,21 @@
  * dead party breaks the round. A process that dies holding b_mutex breaks it
  * too (the repair callback), since it died inside the barrier.
  *
+ * Damaged memory: b_parties is read once, when the handle is made, checked
+ * against the file's size and kept in the handle; b_count is checked
+ * against it each time it is read, before it is used as a slot index. A
+ * count out of range is a state no barrier call leaves behind, so the call
+ * that finds it breaks the round (the count is reset to 0, every waiter
+ * gets IPC_EBROKEN) and returns IPC_ENOTRECOVERABLE; ipc_barrier_reset then
+ * makes the barrier usable again. Slot outcomes other than the three known
+ * ones read as "broken".
+ *
+ * Timeouts: a wait takes b_mutex and its slot within the caller's deadline
+ * (an IPC_NOWAIT try allows BARRIER_NOWAIT_LOCK_MS for b_mutex).
+ * abort and reset, which have no timeout, give up on b_mutex after
+ * BARRIER_ADMIN_MS (a stopped peer inside a barrier call, or a damaged
+ * lock word) with IPC_EBUSY rather than wait for ever.
+ *
  * Lock order: b_mutex, then a slot. A waiter holding its slot takes b_mutex
  * only with short timed attempts, re-reading its mailbox in between: an
  * arrival of the next round may hold b_mutex while it waits for this very
@@ -36,29 +51,16 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
 
-enum { SLOT_WAITING = 0, SLOT_RELEASED = 1, SLOT_BROKEN = 2 };
-
-struct barrier_slot {
-	pthread_mutex_t s_lock;
-	uint32_t s_gen;		   /* round the holder waits in */
-	_Atomic uint32_t s_result; /* SLOT_*; release store, acquire load */
-} IPC__ALIGNED;
-
-struct barrier_shm {
-	struct ipc__seg_hdr hdr;
-	pthread_mutex_t b_mutex IPC__ALIGNED;
-	uint32_t b_parties;
-	_Atomic uint32_t b_count;
-	_Atomic uint32_t b_broken;
-	_Atomic uint32_t b_gen IPC__ALIGNED;
-	struct barrier_slot b_slots[] IPC__ALIGNED;
-};
+#define BARRIER_ADMIN_MS 1000
+#define BARRIER_NOWAIT_LOCK_MS 2
 
 struct ipc_barrier {
 	struct ipc__seg seg;
 	struct barrier_shm *shm;
+	uint32_t parties; /* b_parties as checked at open; never re-read */
 };
 
 static size_t barrier_size(unsigned parties)
@@ -81,15 +83,24 @@ static int barrier_init(void *base, size_t size, const void *arg)
 	return rc;
 }
 
+/* A party count the segment of `size` bytes can hold, or 0. */
+static uint32_t barrier_parties_valid(uint32_t parties, size_t size)
+{
+	if (parties == 0 || parties > IPC_BARRIER_MAX_PARTIES ||
+	    barrier_size(parties) > size)
+		return 0;
+	return parties;
+}
+
 static int barrier_check(const void *base, size_t size, const void *arg)
 {
 	const struct barrier_shm *shm = base;
 	unsigned want = *(const unsigned *)arg;
+	uint32_t parties = barrier_parties_valid(shm->b_parties, size);
 
-	if (shm->b_parties == 0 || shm->b_parties > IPC_BARRIER_MAX_PARTIES ||
-	    barrier_size(shm->b_parties) > size)
+	if (parties == 0)
 		return -EPROTO;
-	if (want != 0 && want != shm->b_parties)
+	if (want != 0 && want != parties)
 		return -EINVAL;
 	return 0;
 }
@@ -104,6 +115,7 @@ static const struct ipc__seg_type barrier_type = {
 static int barrier_make(ipc_barrier **b, const char *name, int flags,
 			unsigned parties)
 {
+	uint32_t have;
 	int rc;
 
 	if (parties > IPC_BARRIER_MAX_PARTIES || (name == NULL && parties == 0))
@@ -111,9 +123,19 @@ static int barrier_make(ipc_barrier **b, const char *name, int flags,
 	rc = ipc__handle_new((void **)b, sizeof(ipc_barrier), &barrier_type,
 			     name, flags, barrier_size(parties ? parties : 1),
 			     &parties);
-	if (rc == 0)
-		(*b)->shm = (*b)->seg.base;
-	return rc;
+	if (rc != 0)
+		return rc;
+	(*b)->shm = (*b)->seg.base;
+	/* Read the count once more, for keeps: a peer may have changed it
+	 * since the check. */
+	have = barrier_parties_valid((*b)->shm->b_parties, (*b)->seg.size);
+	if (have == 0 || (parties != 0 && have != parties)) {
+		ipc__handle_free(*b);
+		*b = NULL;
+		return have == 0 ? -EPROTO : -EINVAL;
+	}
+	(*b)->parties = have;
+	return 0;
 }
 
 int ipc_barrier_new(ipc_barrier **b, unsigned parties)
@@ -129,23 +151,48 @@ int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 	return barrier_make(b, name, flags, parties);
 }
 
-/* End the current round as broken (b_mutex held): every waiter's mailbox
- * says so, then b_gen moves and all are woken in one system call. */
-static void barrier_break_locked(struct barrier_shm *shm)
+/* b_count if it is a count this barrier can have (0 .. parties-1), else
+ * UINT32_MAX: only damaged memory holds such a count. */
+static uint32_t barrier_count(const ipc_barrier *b)
 {
-	uint32_t gen = atomic_load_explicit(&shm->b_gen, memory_order_relaxed);
 	uint32_t count =
-		atomic_load_explicit(&shm->b_count, memory_order_relaxed);
+		atomic_load_explicit(&b->shm->b_count, memory_order_relaxed);
 
+	return count < b->parties ? count : UINT32_MAX;
+}
+
+/* Move b_gen and wake every sleeper, in one system call (b_mutex held).
+ * b_gen is only compared for change: keep it below 2^31 for FUTEX_WAKE_OP,
+ * whatever a peer wrote into it. */
+static void barrier_end_round(struct barrier_shm *shm)
+{
+	if (atomic_load_explicit(&shm->b_gen, memory_order_relaxed) >=
+	    0x7fffffffu)
+		ipc__futex_set_wake(&shm->b_gen, 0, INT_MAX);
+	else
+		ipc__futex_add_wake(&shm->b_gen, 1, INT_MAX);
+}
+
+/* End the current round as broken (b_mutex held): every waiter's mailbox
+ * says so, then b_gen moves and all are woken in one system call. Also the
+ * repair of an out-of-range count: it only visits real slots. */
+static void barrier_break_locked(ipc_barrier *b)
+{
+	struct barrier_shm *shm = b->shm;
+	uint32_t gen = atomic_load_explicit(&shm->b_gen, memory_order_relaxed);
+	uint32_t count = barrier_count(b);
+
+	if (count == UINT32_MAX)
+		count = b->parties; /* damaged: look at every slot */
 	atomic_store_explicit(&shm->b_broken, 1, memory_order_relaxed);
-	for (uint32_t j = 0; j < count && j < shm->b_parties; j++) {
+	for (uint32_t j = 0; j < count; j++) {
 		struct barrier_slot *s = &shm->b_slots[j];
 		if (s->s_gen == gen)
 			atomic_store_explicit(&s->s_result, SLOT_BROKEN,
 					      memory_order_release);
 	}
 	atomic_store_explicit(&shm->b_count, 0, memory_order_relaxed);
-	ipc__futex_add_wake(&shm->b_gen, 1, INT_MAX);
+	barrier_end_round(shm);
 }
 
 /* A process died holding b_mutex, somewhere inside the barrier. */
@@ -155,40 +202,69 @@ static int barrier_repair(void *arg)
 	return 0;
 }
 
-static int barrier_lock(struct barrier_shm *shm)
+static int barrier_lock(ipc_barrier *b, const struct ipc__deadline *dl)
 {
-	return ipc__mutex_lock(&shm->b_mutex, &ipc__forever, barrier_repair,
-			       shm);
+	return ipc__mutex_lock(&b->shm->b_mutex, dl, barrier_repair, b);
 }
 
-/* True if a party that is counted as waiting has died (b_mutex held). */
-static bool barrier_party_died(struct barrier_shm *shm, uint32_t self)
+/* For calls without a timeout: b_mutex is held for a few stores only, so
+ * failing to get it for BARRIER_ADMIN_MS means a stopped peer or a damaged
+ * lock word: -EBUSY. */
+static int barrier_lock_admin(ipc_barrier *b)
 {
-	uint32_t count =
-		atomic_load_explicit(&shm->b_count, memory_order_relaxed);
+	struct ipc__deadline dl;
+	int rc;
+
+	ipc__deadline_init(&dl, BARRIER_ADMIN_MS);
+	rc = barrier_lock(b, &dl);
+	return rc == -ETIMEDOUT ? -EBUSY : rc;
+}
+
+/* For a wait: within its deadline; an IPC_NOWAIT try still waits out the
+ * few stores another caller holds b_mutex for (BARRIER_NOWAIT_LOCK_MS), so
+ * that a try is not refused for someone else's bookkeeping. */
+static int barrier_lock_for_wait(ipc_barrier *b, const struct ipc__deadline *dl)
+{
+	struct ipc__deadline brief;
+	int rc;
+
+	if (dl->kind != IPC__DL_NOWAIT)
+		return barrier_lock(b, dl);
+	ipc__deadline_init(&brief, BARRIER_NOWAIT_LOCK_MS);
+	rc = barrier_lock(b, &brief);
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+/* True if a party that is counted as waiting has died (b_mutex held, the
+ * count checked). */
+static bool barrier_party_died(ipc_barrier *b, uint32_t count, uint32_t self)
+{
 	bool died = false;
 
 	for (uint32_t j = 0; j < count; j++) {
+		pthread_mutex_t *m = &b->shm->b_slots[j].s_lock;
 		int rc;
 		if (j == self)
 			continue;
-		rc = pthread_mutex_trylock(&shm->b_slots[j].s_lock);
+		rc = ipc__mutex_trylock_sane(m);
 		if (rc == EBUSY)
 			continue; /* its live holder */
 		if (rc == EOWNERDEAD)
-			pthread_mutex_consistent(&shm->b_slots[j].s_lock);
+			pthread_mutex_consistent(m);
 		if (rc == 0 || rc == EOWNERDEAD)
-			pthread_mutex_unlock(&shm->b_slots[j].s_lock);
+			pthread_mutex_unlock(m);
 		died = true; /* dead, or counted without holding its slot */
 	}
 	return died;
 }
 
 /* The last arrival: release everyone, unless someone died meanwhile. */
-static int barrier_trip_locked(struct barrier_shm *shm, uint32_t idx)
+static int barrier_trip_locked(ipc_barrier *b, uint32_t idx)
 {
-	if (barrier_party_died(shm, idx)) {
-		barrier_break_locked(shm);
+	struct barrier_shm *shm = b->shm;
+
+	if (barrier_party_died(b, idx, idx)) {
+		barrier_break_locked(b);
 		return IPC_EBROKEN;
 	}
 	for (uint32_t j = 0; j < idx; j++)
@@ -196,36 +272,64 @@ static int barrier_trip_locked(struct barrier_shm *shm, uint32_t idx)
 				      memory_order_release);
 	atomic_store_explicit(&shm->b_count, 0, memory_order_relaxed);
 	IPC__CRASHPOINT("barrier.trip.before_wake");
-	ipc__futex_add_wake(&shm->b_gen, 1, INT_MAX);
+	barrier_end_round(shm);
 	return (int)idx;
 }
 
+enum { LOCKED, DONE, GAVE_UP };
+
 /* Lock b_mutex while holding our slot, unless our outcome arrives first
- * (see "Lock order" above). True with b_mutex held and no outcome yet. */
-static bool barrier_lock_unless_done(struct barrier_shm *shm,
-				     struct barrier_slot *slot)
+ * (see "Lock order" above) or dl passes: LOCKED (no outcome yet), DONE (an
+ * outcome is in the slot) or GAVE_UP. */
+static int barrier_lock_unless_done(ipc_barrier *b, struct barrier_slot *slot,
+				    const struct ipc__deadline *dl)
 {
 	struct ipc__deadline brief;
 
 	while (atomic_load_explicit(&slot->s_result, memory_order_acquire) ==
 	       SLOT_WAITING) {
-		ipc__deadline_init(&brief, 1);
-		if (ipc__mutex_lock(&shm->b_mutex, &brief, barrier_repair,
-				    shm) != 0)
+		ipc__deadline_capped(&brief, dl, 1);
+		if (barrier_lock(b, &brief) != 0) {
+			if (ipc__deadline_passed(dl))
+				return GAVE_UP;
 			continue;
+		}
 		if (atomic_load_explicit(&slot->s_result,
 					 memory_order_acquire) == SLOT_WAITING)
-			return true;
-		ipc__mutex_unlock(&shm->b_mutex);
+			return LOCKED;
+		ipc__mutex_unlock(&b->shm->b_mutex);
 		break;
 	}
-	return false;
+	return DONE;
+}
+
+/* Under b_mutex, with no outcome in our slot yet: why we must leave now.
+ * 0 to sleep on, else the round has been broken and the error is ours. */
+static int barrier_sleeper_check(ipc_barrier *b, uint32_t idx, uint32_t gen,
+				 const struct ipc__deadline *dl)
+{
+	uint32_t count = barrier_count(b);
+	bool moved = atomic_load_explicit(&b->shm->b_gen,
+					  memory_order_relaxed) != gen;
+	int rc = 0;
+
+	if (ipc__deadline_passed(dl))
+		rc = -ETIMEDOUT;
+	else if (count == UINT32_MAX || moved)
+		/* Only damage moves b_gen without an outcome for us, or puts
+		 * the count out of range. */
+		rc = -ENOTRECOVERABLE;
+	else if (!barrier_party_died(b, count, idx))
+		return 0;
+	barrier_break_locked(b);
+	return rc;
 }
 
 /* Sleep in slot idx of round gen until the round ends. */
-static int barrier_sleep(struct barrier_shm *shm, uint32_t idx, uint32_t gen,
+static int barrier_sleep(ipc_barrier *b, uint32_t idx, uint32_t gen,
 			 const struct ipc__deadline *dl)
 {
+	struct barrier_shm *shm = b->shm;
 	struct barrier_slot *slot = &shm->b_slots[idx];
 	struct ipc__deadline slice;
 	uint32_t result;
@@ -236,21 +340,32 @@ static int barrier_sleep(struct barrier_shm *shm, uint32_t idx, uint32_t gen,
 					      memory_order_acquire);
 		if (result != SLOT_WAITING)
 			break;
-		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
-		IPC__CRASHPOINT("barrier.wait.sleeping");
-		if (ipc__futex_wait(&shm->b_gen, gen, &slice) == 0)
-			continue;
-		/* A slice ended: our deadline, or time to look for the dead. */
-		if (!barrier_lock_unless_done(shm, slot))
-			continue;
-		if (ipc__deadline_passed(dl)) {
-			barrier_break_locked(shm);
-			rc = -ETIMEDOUT;
-		} else if (barrier_party_died(shm, idx)) {
-			barrier_break_locked(shm);
+		if (atomic_load_explicit(&shm->b_gen, memory_order_acquire) ==
+		    gen) {
+			ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+			IPC__CRASHPOINT("barrier.wait.sleeping");
+			if (ipc__futex_wait(&shm->b_gen, gen, &slice) == 0)
+				continue; /* woken: look at the slot */
 		}
+		/* A slice ended (our deadline, or time to look for the dead),
+		 * or b_gen moved with no outcome for us: look under b_mutex.
+		 * Never loop without sleeping or checking the deadline. */
+		switch (barrier_lock_unless_done(b, slot, dl)) {
+		case DONE:
+			continue;
+		case GAVE_UP:
+			/* Out of time and b_mutex unavailable: leave without
+			 * it. Our slot, free now, breaks the round for the
+			 * others as a dead party's would. */
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		rc = barrier_sleeper_check(b, idx, gen, dl);
 		ipc__mutex_unlock(&shm->b_mutex);
+		if (rc != 0)
+			goto out;
 	}
+out:
 	ipc__mutex_unlock(&slot->s_lock);
 	if (rc != 0)
 		return rc;
@@ -271,17 +386,22 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	if (rc != 0)
 		return rc;
 	shm = b->shm;
-	rc = barrier_lock(shm);
+	rc = barrier_lock_for_wait(b, &dl);
 	if (rc != 0)
-		return rc;
+		return rc; /* -EAGAIN / -ETIMEDOUT: b_mutex stayed held */
 	if (atomic_load_explicit(&shm->b_broken, memory_order_relaxed)) {
 		rc = IPC_EBROKEN;
 		goto out;
 	}
-	idx = atomic_load_explicit(&shm->b_count, memory_order_relaxed);
+	idx = barrier_count(b);
+	if (idx == UINT32_MAX) {
+		barrier_break_locked(b);
+		rc = -ENOTRECOVERABLE;
+		goto out;
+	}
 	gen = atomic_load_explicit(&shm->b_gen, memory_order_relaxed);
-	if (idx + 1 == shm->b_parties) {
-		rc = barrier_trip_locked(shm, idx);
+	if (idx + 1 == b->parties) {
+		rc = barrier_trip_locked(b, idx);
 		goto out;
 	}
 	if (dl.kind == IPC__DL_NOWAIT) {
@@ -291,9 +411,14 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	/* The slot may still be held by a waiter of the previous round that
 	 * has its outcome but has not run yet; it leaves without b_mutex. A
 	 * holder that died there hands it over with EOWNERDEAD: nothing to
-	 * repair, the mailbox is rewritten below. */
+	 * repair, the mailbox is rewritten below. Out of time first: the
+	 * wait timed out, which breaks the barrier. */
 	slot = &shm->b_slots[idx];
-	rc = ipc__mutex_lock(&slot->s_lock, &ipc__forever, NULL, NULL);
+	rc = ipc__mutex_lock(&slot->s_lock, &dl, NULL, NULL);
+	if (rc == -ETIMEDOUT) {
+		barrier_break_locked(b);
+		goto out;
+	}
 	if (rc != 0 && rc != -EOWNERDEAD)
 		goto out;
 	slot->s_gen = gen;
@@ -302,7 +427,7 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	atomic_store_explicit(&shm->b_count, idx + 1, memory_order_relaxed);
 	IPC__CRASHPOINT("barrier.wait.counted");
 	ipc__mutex_unlock(&shm->b_mutex);
-	return barrier_sleep(shm, idx, gen, &dl);
+	return barrier_sleep(b, idx, gen, &dl);
 out:
 	ipc__mutex_unlock(&shm->b_mutex);
 	return rc;
@@ -314,10 +439,10 @@ int ipc_barrier_abort(ipc_barrier *b)
 
 	if (b == NULL)
 		return -EINVAL;
-	rc = barrier_lock(b->shm);
+	rc = barrier_lock_admin(b);
 	if (rc != 0)
 		return rc;
-	barrier_break_locked(b->shm);
+	barrier_break_locked(b);
 	ipc__mutex_unlock(&b->shm->b_mutex);
 	return 0;
 }
@@ -328,11 +453,11 @@ int ipc_barrier_reset(ipc_barrier *b)
 
 	if (b == NULL)
 		return -EINVAL;
-	rc = barrier_lock(b->shm);
+	rc = barrier_lock_admin(b);
 	if (rc != 0)
 		return rc;
 	if (atomic_load_explicit(&b->shm->b_count, memory_order_relaxed) > 0)
-		barrier_break_locked(b->shm);
+		barrier_break_locked(b);
 	atomic_store_explicit(&b->shm->b_broken, 0, memory_order_relaxed);
 	ipc__mutex_unlock(&b->shm->b_mutex);
 	return 0;
@@ -340,13 +465,17 @@ int ipc_barrier_reset(ipc_barrier *b)
 
 unsigned ipc_barrier_parties(ipc_barrier *b)
 {
-	return b ? b->shm->b_parties : 0;
+	return b ? b->parties : 0;
 }
 
 unsigned ipc_barrier_n_waiting(ipc_barrier *b)
 {
-	return b ? atomic_load_explicit(&b->shm->b_count, memory_order_relaxed)
-		 : 0;
+	uint32_t count;
+
+	if (b == NULL)
+		return 0;
+	count = barrier_count(b);
+	return count == UINT32_MAX ? 0 : count;
 }
 
 bool ipc_barrier_broken(ipc_barrier *b)

@@ -35,17 +35,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
-
-#define COND_SEQ_WRAP 0x7fffffffu
-
-struct cond_shm {
-	struct ipc__seg_hdr hdr;
-	pthread_mutex_t c_mutex IPC__ALIGNED;
-	_Atomic int32_t c_owner;
-	_Atomic uint32_t c_seq IPC__ALIGNED;
-	_Atomic uint32_t c_waiters;
-};
 
 struct ipc_cond {
 	struct ipc__seg seg;

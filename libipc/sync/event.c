@@ -29,18 +29,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
-
-#define EV_SET 1u
-#define EV_CLEAR_STEP 2u
-#define EV_MASK 0x7fffffffu /* bit 31 stays clear: see ipc__futex_or_wake */
-
-struct event_shm {
-	struct ipc__seg_hdr hdr;
-	/* Read with acquire loads, changed by CAS (clear) or FUTEX_WAKE_OP
-	 * (set), both full barriers. */
-	_Atomic uint32_t e_word IPC__ALIGNED;
-};
 
 struct ipc_event {
 	struct ipc__seg seg;

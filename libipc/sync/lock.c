@@ -19,14 +19,8 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
-
-struct lock_shm {
-	struct ipc__seg_hdr hdr;
-	pthread_mutex_t l_mutex IPC__ALIGNED;
-};
-_Static_assert(offsetof(struct lock_shm, l_mutex) == IPC__CACHELINE,
-	       "mutex on its own line");
 
 struct ipc_lock {
 	struct ipc__mutexobj m;

@@ -28,20 +28,15 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
 
 #define SEM_SPINS 64
 
-struct sem_shm {
-	struct ipc__seg_hdr hdr;
-	_Atomic uint32_t s_value IPC__ALIGNED;
-	_Atomic uint32_t s_waiters;
-	uint32_t s_max;
-};
-
 struct ipc_sem {
 	struct ipc__seg seg;
 	struct sem_shm *shm;
+	uint32_t max; /* s_max as checked at open; never re-read */
 };
 
 struct sem_args {
@@ -91,8 +86,17 @@ static int sem_make(ipc_sem **s, const char *name, int flags, unsigned value,
 		return -EINVAL;
 	rc = ipc__handle_new((void **)s, sizeof(ipc_sem), &sem_type, name,
 			     flags, sizeof(struct sem_shm), &a);
-	if (rc == 0)
-		(*s)->shm = (*s)->seg.base;
+	if (rc != 0)
+		return rc;
+	(*s)->shm = (*s)->seg.base;
+	/* Read the ceiling once more, for keeps: a peer may have changed it
+	 * since the check. */
+	(*s)->max = (*s)->shm->s_max;
+	if ((*s)->max > IPC_SEM_VALUE_MAX || (max != 0 && (*s)->max != max)) {
+		rc = (*s)->max > IPC_SEM_VALUE_MAX ? -EPROTO : -EINVAL;
+		ipc__handle_free(*s);
+		*s = NULL;
+	}
 	return rc;
 }
 
@@ -109,16 +113,19 @@ int ipc_sem_open(ipc_sem **s, const char *name, int flags, unsigned value,
 	return sem_make(s, name, flags, value, max);
 }
 
-/* Take a unit if there is one. */
-static bool sem_try_take(struct sem_shm *shm)
+enum { TAKEN, EMPTY, DAMAGED };
+
+/* Take a unit if there is one: TAKEN, EMPTY, or DAMAGED (a value no call
+ * can have stored). */
+static int sem_try_take(struct sem_shm *shm)
 {
 	uint32_t v = atomic_load_explicit(&shm->s_value, memory_order_relaxed);
 
-	while (v > 0) {
+	while (v > 0 && v <= IPC_SEM_VALUE_MAX) {
 		if (atomic_compare_exchange_weak(&shm->s_value, &v, v - 1))
-			return true;
+			return TAKEN;
 	}
-	return false;
+	return v == 0 ? EMPTY : DAMAGED;
 }
 
 int ipc_sem_acquire(ipc_sem *s, int timeout_ms)
@@ -134,19 +141,24 @@ int ipc_sem_acquire(ipc_sem *s, int timeout_ms)
 		return rc;
 	shm = s->shm;
 	for (int i = 0; i < SEM_SPINS; i++) {
-		if (sem_try_take(shm))
+		int took = sem_try_take(shm);
+		if (took == TAKEN)
 			goto taken;
+		if (took == DAMAGED)
+			return -ENOTRECOVERABLE;
 		if (dl.kind == IPC__DL_NOWAIT)
 			return -EAGAIN;
 		ipc__cpu_relax();
 	}
 	atomic_fetch_add(&shm->s_waiters, 1);
 	for (;;) {
-		if (sem_try_take(shm))
+		int took = sem_try_take(shm);
+		if (took == TAKEN)
 			break;
-		if (ipc__deadline_passed(&dl)) {
+		if (took == DAMAGED || ipc__deadline_passed(&dl)) {
 			atomic_fetch_sub(&shm->s_waiters, 1);
-			return ipc__deadline_error(&dl);
+			return took == DAMAGED ? -ENOTRECOVERABLE
+					       : ipc__deadline_error(&dl);
 		}
 		ipc__deadline_capped(&slice, &dl, IPC__RECHECK_MS);
 		IPC__CRASHPOINT("sem.acquire.sleeping");
@@ -168,8 +180,9 @@ int ipc_sem_release(ipc_sem *s)
 	shm = s->shm;
 	v = atomic_load_explicit(&shm->s_value, memory_order_relaxed);
 	do {
-		if ((shm->s_max != 0 && v >= shm->s_max) ||
-		    v >= IPC_SEM_VALUE_MAX)
+		if (v > IPC_SEM_VALUE_MAX)
+			return -ENOTRECOVERABLE;
+		if ((s->max != 0 && v >= s->max) || v >= IPC_SEM_VALUE_MAX)
 			return -EINVAL;
 	} while (!atomic_compare_exchange_weak(&shm->s_value, &v, v + 1));
 	IPC__CRASHPOINT("sem.release.before_wake");
@@ -180,10 +193,12 @@ int ipc_sem_release(ipc_sem *s)
 
 int ipc_sem_value(ipc_sem *s)
 {
+	uint32_t v;
+
 	if (s == NULL)
 		return -EINVAL;
-	return (int)atomic_load_explicit(&s->shm->s_value,
-					 memory_order_relaxed);
+	v = atomic_load_explicit(&s->shm->s_value, memory_order_relaxed);
+	return v <= IPC_SEM_VALUE_MAX ? (int)v : -ENOTRECOVERABLE;
 }
 
 void ipc_sem_close(ipc_sem *s)
