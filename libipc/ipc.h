@@ -40,6 +40,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -375,6 +376,157 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
 /* Drop this handle. A JoinableQueue consumer's unfinished tasks are queued
  * again (as if it had died). */
 IPC_API void ipc_queue_close(ipc_queue *q);
+
+/* ------------------------------------------------------------------------
+ * Shared memory — a block of bytes that processes map (Python's
+ * multiprocessing.shared_memory.SharedMemory).
+ *
+ * The block's bytes start zeroed; libipc never reads or writes them, so
+ * what they hold and how access to them is ordered is the program's
+ * business (use a Lock, or an Array below for typed atomic elements). The
+ * buffer is 64-byte aligned and stays at one address for the life of the
+ * handle. A process that dies while writing leaves whatever it wrote.
+ */
+typedef struct ipc_shm ipc_shm;
+
+#define IPC_SHM_MAX_SIZE ((size_t)1 << 40)
+
+/* An anonymous block of size bytes, shared with children forked later.
+ * 0 | IPC_EINVAL (NULL m, size 0 or over IPC_SHM_MAX_SIZE) | IPC_ENOMEM. */
+IPC_API int ipc_shm_new(ipc_shm **m, size_t size);
+
+/* Make or open a named block. size applies when the call creates it (then
+ * it must be 1 .. IPC_SHM_MAX_SIZE); opening an existing block with size 0
+ * accepts its size, any other size that differs is IPC_EINVAL. IPC_ENOENT
+ * (no IPC_CREATE and no such name) | IPC_EEXIST (IPC_EXCL) | IPC_EPROTO
+ * (the name holds another kind of object) | IPC_EACCES. */
+IPC_API int ipc_shm_open(ipc_shm **m, const char *name, int flags, size_t size);
+
+/* The block's first byte (NULL for NULL), its size in bytes (0 for NULL),
+ * its name without a leading '/' (NULL for an anonymous block or NULL). The
+ * pointers are valid until ipc_shm_close. */
+IPC_API void *ipc_shm_buf(ipc_shm *m);
+IPC_API size_t ipc_shm_size(ipc_shm *m);
+IPC_API const char *ipc_shm_name(ipc_shm *m);
+
+/* Unmap it; the name lives on until ipc_unlink. */
+IPC_API void ipc_shm_close(ipc_shm *m);
+
+/* ------------------------------------------------------------------------
+ * Value and Array — typed elements in shared memory with an attached lock
+ * (Python's multiprocessing.Value and Array; get_lock() is
+ * ipc_array_acquire / ipc_array_release). A Value is an Array of one
+ * element, and the ipc_value_* functions are the same calls on index 0.
+ *
+ * Elements start zeroed. Two ways to update them:
+ *   - the atomic calls (load, store, add, cas) for the integer types: each
+ *     is one indivisible step (sequentially consistent), no lock needed,
+ *     and a process killed during one did it entirely or not at all;
+ *   - any access through ipc_array_data() while holding the lock. The lock
+ *     is a robust mutex: if its holder dies, the next acquirer gets
+ *     IPC_EOWNERDEAD with the lock held, and must assume the elements it
+ *     guards may be half-updated.
+ * A plain `data[i]++` without the lock loses updates between processes,
+ * as `v.value += 1` does in Python without get_lock().
+ *
+ * Integer values travel as int64_t: load sign- or zero-extends the element;
+ * store and cas refuse (IPC_EINVAL) a value the type cannot hold; add wraps
+ * modulo 2^bits like C unsigned arithmetic. IPC_TYPE_U64 elements travel as
+ * their bit pattern (values of 2^63 and above come back negative).
+ */
+typedef struct ipc_array ipc_array;
+typedef struct ipc_array ipc_value;
+
+typedef enum ipc_type {
+	IPC_TYPE_I8 = 1, /* Python 'b' */
+	IPC_TYPE_U8,	 /* 'B' */
+	IPC_TYPE_I16,	 /* 'h' */
+	IPC_TYPE_U16,	 /* 'H' */
+	IPC_TYPE_I32,	 /* 'i' */
+	IPC_TYPE_U32,	 /* 'I' */
+	IPC_TYPE_I64,	 /* 'q' ('l' on LP64) */
+	IPC_TYPE_U64,	 /* 'Q' */
+	IPC_TYPE_FLOAT,	 /* 'f': no atomic calls (IPC_EINVAL); use the lock */
+	IPC_TYPE_DOUBLE, /* 'd': likewise */
+} ipc_type;
+
+/* An anonymous Array of n elements. 0 | IPC_EINVAL (NULL a, unknown type,
+ * n 0, or n elements over IPC_SHM_MAX_SIZE bytes) | IPC_ENOMEM. */
+IPC_API int ipc_array_new(ipc_array **a, ipc_type type, size_t n);
+
+/* Make or open a named Array. type must match the existing array's
+ * (else IPC_EPROTO); n applies when the call creates it; opening an
+ * existing one with n 0 accepts its length, any other n that differs is
+ * IPC_EINVAL. Other errors as ipc_shm_open (a raw block's name is
+ * IPC_EPROTO). */
+IPC_API int ipc_array_open(ipc_array **a, const char *name, int flags,
+			   ipc_type type, size_t n);
+
+/* The first element (NULL for NULL), the element count (0 for NULL), the
+ * type (0 for NULL), the name (NULL if anonymous). */
+IPC_API void *ipc_array_data(ipc_array *a);
+IPC_API size_t ipc_array_len(ipc_array *a);
+IPC_API ipc_type ipc_array_type(ipc_array *a);
+IPC_API const char *ipc_array_name(ipc_array *a);
+
+/* The attached lock: same contract and returns as ipc_lock_acquire /
+ * ipc_lock_release (IPC_EOWNERDEAD, IPC_EDEADLK, IPC_EPERM). */
+IPC_API int ipc_array_acquire(ipc_array *a, int timeout_ms);
+IPC_API int ipc_array_release(ipc_array *a);
+
+/* Atomic operations on element i of an integer Array. All return 0, or
+ * IPC_EINVAL for NULL a, i out of range, a float type, or (store, cas) a
+ * value the type cannot hold; load also for NULL out.
+ *   load:  *out = a[i]
+ *   store: a[i] = v
+ *   add:   a[i] += delta; *old (if not NULL) = the value before
+ *   cas:   if a[i] == *expected then a[i] = desired and 0; else
+ *          *expected = a[i] and IPC_EAGAIN. */
+IPC_API int ipc_array_load(ipc_array *a, size_t i, int64_t *out);
+IPC_API int ipc_array_store(ipc_array *a, size_t i, int64_t v);
+IPC_API int ipc_array_add(ipc_array *a, size_t i, int64_t delta, int64_t *old);
+IPC_API int ipc_array_cas(ipc_array *a, size_t i, int64_t *expected,
+			  int64_t desired);
+IPC_API void ipc_array_close(ipc_array *a);
+
+/* Value: an Array of one element. */
+static inline int ipc_value_new(ipc_value **v, ipc_type type)
+{
+	return ipc_array_new(v, type, 1);
+}
+static inline int ipc_value_open(ipc_value **v, const char *name, int flags,
+				 ipc_type type)
+{
+	return ipc_array_open(v, name, flags, type, 1);
+}
+static inline int ipc_value_load(ipc_value *v, int64_t *out)
+{
+	return ipc_array_load(v, 0, out);
+}
+static inline int ipc_value_store(ipc_value *v, int64_t x)
+{
+	return ipc_array_store(v, 0, x);
+}
+static inline int ipc_value_add(ipc_value *v, int64_t delta, int64_t *old)
+{
+	return ipc_array_add(v, 0, delta, old);
+}
+static inline int ipc_value_acquire(ipc_value *v, int timeout_ms)
+{
+	return ipc_array_acquire(v, timeout_ms);
+}
+static inline int ipc_value_release(ipc_value *v)
+{
+	return ipc_array_release(v);
+}
+static inline void *ipc_value_data(ipc_value *v)
+{
+	return ipc_array_data(v);
+}
+static inline void ipc_value_close(ipc_value *v)
+{
+	ipc_array_close(v);
+}
 
 /* ------------------------------------------------------------------------
  * Process — run a function in a child process, like Python's Process with

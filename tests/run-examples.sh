@@ -152,7 +152,15 @@ t_pool() {
 		grep -q '^\[0, 1, 4, 9, 16, 25, 36, 49, 64, 81\]$' "$out"
 }
 
-echo "1..14"
+t_value() {
+	run value_counter || return 1
+	plain=$(sed -n 's/.*without the lock: \([0-9]*\) of 200000.*/\1/p' "$out")
+	[ -n "$plain" ] && [ "$plain" -le 200000 ] &&
+		grep -q 'with the lock:    200000 of 200000$' "$out" &&
+		grep -q 'ipc_value_add:    200000 of 200000$' "$out"
+}
+
+echo "1..15"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -167,4 +175,5 @@ check "five workers run at the same time" t_five
 check "enumerate: three active children listed and joined" t_enumerate
 check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
 check "pool: squares of 0..9 in order; one initializer per worker" t_pool
+check "value: ten processes count exactly with the lock and atomically" t_value
 exit $failed

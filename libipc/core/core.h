@@ -173,6 +173,8 @@ enum ipc__kind {
 	IPC__KIND_SEM = 5,
 	IPC__KIND_BARRIER = 6,
 	IPC__KIND_QUEUE = 7,
+	IPC__KIND_SHM = 8,   /* shm/shm.c: a raw block */
+	IPC__KIND_ARRAY = 9, /* shm/shm.c: Value and Array */
 };
 
 struct ipc__seg_hdr {
