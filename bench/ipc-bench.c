@@ -12,6 +12,7 @@
  *   libipc   ipc_queue_put / ipc_queue_get (shared-memory backend)
  *   mq       POSIX message queue (mq_send / mq_receive)
  *   pipe     a pipe, fixed-size frames
+ *   ipc-pipe libipc's Pipe (ipc_pipe_new, one-way): ipc_conn_send / recv
  *
  * Measurements:
  *   stream   one producer sends N messages of a size to one consumer:
@@ -76,6 +77,7 @@ struct channel {
 	char mq_name[64];
 	int fds[2];
 	struct spsc *ring;
+	ipc_conn *conn_rx, *conn_tx;
 };
 
 static void die(const char *what)
@@ -224,6 +226,34 @@ static void mq_close_chan(struct channel *c)
 	mq_close(c->mq);
 }
 
+/* libipc Pipe: a one-way ipc_pipe_new, sized like the libipc row */
+static int conn_open(struct channel *c, size_t msg_size)
+{
+	ipc_queue_attr attr = { .capacity = 1 << 20, .max_msg_size = MAX_MSG };
+	(void)msg_size;
+	return ipc_pipe_new(&c->conn_rx, &c->conn_tx, false, &attr);
+}
+
+static void conn_send(struct channel *c, const void *buf, size_t len)
+{
+	if (ipc_conn_send(c->conn_tx, buf, len, IPC_FOREVER) != 0)
+		die("ipc_conn_send");
+}
+
+static size_t conn_recv(struct channel *c, void *buf, size_t cap)
+{
+	ssize_t n = ipc_conn_recv(c->conn_rx, buf, cap, IPC_FOREVER);
+	if (n < 0)
+		die("ipc_conn_recv");
+	return (size_t)n;
+}
+
+static void conn_close(struct channel *c)
+{
+	ipc_conn_close(c->conn_rx);
+	ipc_conn_close(c->conn_tx);
+}
+
 /* pipe: the reader knows the frame size (stream benchmarks use one size) */
 static size_t pipe_frame;
 
@@ -271,6 +301,7 @@ static const struct transport transports[] = {
 	{ "libipc", ipc_open, ipc_send, ipc_recv, ipc_close },
 	{ "mq", mq_open_chan, mq_send_chan, mq_recv_chan, mq_close_chan },
 	{ "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
+	{ "ipc-pipe", conn_open, conn_send, conn_recv, conn_close },
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
@@ -550,6 +581,10 @@ int main(int argc, char **argv)
 	       "latency p50 %.2fx\n",
 	       rate[1][0] / rate[3][0], rate[1][1] / rate[3][1],
 	       lat[1].p50 / lat[3].p50);
+	printf("ipc-pipe / pipe throughput 64 B %.1fx, 4 KiB %.1fx; "
+	       "latency p50 %.2fx\n",
+	       rate[4][0] / rate[3][0], rate[4][1] / rate[3][1],
+	       lat[4].p50 / lat[3].p50);
 
 	unpin();
 	long pool_n = quick ? 100000 : 1000000;

@@ -378,6 +378,71 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------
+ * Pipe and Connection — two connected ends that send byte messages to each
+ * other (Python's multiprocessing.Pipe).
+ *
+ * ipc_pipe_new makes both ends in the calling process; fork (or
+ * ipc_process_start) gives a child its copy, and each process closes the
+ * end it does not use, as with a kernel pipe. Each direction is a Queue in
+ * shared memory (attr sizes it, as for ipc_queue_open), so messages are
+ * whole, in order, never torn or duplicated, and the Queue's speed applies.
+ *
+ * Closed ends. An end is closed once no process holds it: every holder
+ * called ipc_conn_close or died (the kernel counts holders through file
+ * locks; nothing is guessed from pids). Then the other end's receives
+ * return the messages still queued and then IPC_ECLOSED (end of file), and
+ * its sends fail with IPC_ECLOSED. A clean close is seen at once; a death
+ * within about a tenth of a second by a receiver or a waiting sender, and
+ * by any sender within that time of its next send (a send that lands in
+ * the window is lost with the dead peer, as a write into a pipe whose
+ * reader is dying is). A process that inherited an end and never uses it
+ * keeps it open: close it.
+ *
+ * A message is lost only with a receiver killed after taking it. Anonymous
+ * pipes only in this release (no named form).
+ */
+typedef struct ipc_conn ipc_conn;
+
+/* Make a pipe. duplex: both ends send and receive; else *c1 only receives
+ * and *c2 only sends (Python's Pipe(False)). attr NULL: 1 MiB per
+ * direction, messages up to 256 KiB. 0 | IPC_EINVAL (NULL c1 or c2, a
+ * joinable attr, sizes out of range) | IPC_ENOMEM | another negative errno
+ * the kernel gave (no memfd, no /proc). */
+IPC_API int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
+			 const ipc_queue_attr *attr);
+
+/* Send a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
+ * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE | IPC_ECLOSED (the other end is
+ * closed) | IPC_EPERM (a receive-only end) | IPC_EINVAL. */
+IPC_API int ipc_conn_send(ipc_conn *c, const void *msg, size_t len,
+			  int timeout_ms);
+
+/* Receive the next message into buf[0..cap): its length | IPC_EAGAIN /
+ * IPC_ETIMEDOUT (nothing came) | IPC_EMSGSIZE (cap too small; the message
+ * stays) | IPC_ECLOSED (the other end is closed and everything it sent was
+ * received) | IPC_EPERM (a send-only end) | IPC_EINVAL. */
+IPC_API ssize_t ipc_conn_recv(ipc_conn *c, void *buf, size_t cap,
+			      int timeout_ms);
+
+/* As ipc_conn_recv, into a malloc'd buffer the caller frees (*msg NULL on
+ * error; a 0-byte message still gets a buffer). */
+IPC_API ssize_t ipc_conn_recv_alloc(ipc_conn *c, void **msg, int timeout_ms);
+
+/* Wait until a receive would not block: 0 (a message waits, or the other
+ * end is closed and a receive returns IPC_ECLOSED) | IPC_EAGAIN
+ * | IPC_ETIMEDOUT | IPC_EPERM | IPC_EINVAL. A poll that had to wait holds
+ * the message it waited for in this handle for the next receive by this
+ * process. */
+IPC_API int ipc_conn_poll(ipc_conn *c, int timeout_ms);
+
+/* Whether this end may receive / send (false for NULL). */
+IPC_API bool ipc_conn_readable(ipc_conn *c);
+IPC_API bool ipc_conn_writable(ipc_conn *c);
+
+/* Drop this process's hold on the end, and free the handle. */
+IPC_API void ipc_conn_close(ipc_conn *c);
+
+/* ------------------------------------------------------------------------
  * Shared memory — a block of bytes that processes map (Python's
  * multiprocessing.shared_memory.SharedMemory).
  *

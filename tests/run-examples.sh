@@ -160,7 +160,18 @@ t_value() {
 		grep -q 'ipc_value_add:    200000 of 200000$' "$out"
 }
 
-echo "1..15"
+t_pipe() {
+	run pipe_pingpong || return 1
+	for i in 1 2 3 4 5; do
+		[ "$(line_of "\\[child .*got 'ping $i'")" -gt 0 ] &&
+			[ "$(line_of "\\[MainProcess .*got 'pong $i'")" -gt \
+				"$(line_of "\\[child .*got 'ping $i'")" ] || return 1
+	done
+	[ "$(count "got 'p")" -eq 10 ] &&
+		[ "$(line_of 'end of file: IPC_ECLOSED')" -gt "$(line_of 'closing my end')" ]
+}
+
+echo "1..16"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -176,4 +187,5 @@ check "enumerate: three active children listed and joined" t_enumerate
 check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
 check "pool: squares of 0..9 in order; one initializer per worker" t_pool
 check "value: ten processes count exactly with the lock and atomically" t_value
+check "pipe: five pings answered in order, then end of file" t_pipe
 exit $failed

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipe.c — Pipe and Connection (Python's multiprocessing.Pipe): two
+ * connected ends that send and receive byte messages.
+ *
+ * Each direction is a shared-memory Queue (queue/): messages are copied in
+ * and out whole, never torn or duplicated, with the Queue's crash contract
+ * and its speed (no system call while both peers are awake). A duplex pipe
+ * has two queues, a one-way pipe one. What a Pipe adds is the notion of an
+ * end being closed, and that needs to count the processes holding each end.
+ *
+ * Holders are counted by the kernel, with open file description (OFD)
+ * locks. The pipe owns a memfd, the lock file. Each end has its own open
+ * file description of it (a re-open through /proc/self/fd) holding a read
+ * lock on one byte: byte 0 for the first end, byte 1 for the second. A
+ * fork() shares open file descriptions, so every process that inherited
+ * an end keeps its lock alive; the kernel drops the lock when the last
+ * descriptor of that description is closed, by ipc_conn_close or by the
+ * death of the last holder (SIGKILL included). Whether the peer end is
+ * still held anywhere is one F_OFD_GETLK on its byte through a third
+ * description, the memfd itself, which holds no lock. No pid is ever
+ * guessed at.
+ *
+ * An end found closed shuts both queues down (ipc_queue_shutdown): sends
+ * to it fail with IPC_ECLOSED, and its peer's receives return what is left
+ * and then IPC_ECLOSED, which is end of file. The last closer does this at
+ * once; a peer that died is found by the survivor, which looks whenever a
+ * receive or send would wait (every IPC__RECHECK_MS while it waits) and,
+ * on the send side, at most every IPC__RECHECK_MS otherwise (a clock read
+ * per send; the lock test is one system call).
+ *
+ * poll() must wait for a message without taking it, which a Queue cannot
+ * do: when nothing is queued, poll takes the next message into the
+ * handle's one-message lookahead, and the next receive returns it. The
+ * lookahead belongs to the process that polled: a child that inherits a
+ * handle with a full lookahead does not see that message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "libipc/core/core.h"
+
+/* What the two ends of one pipe share inside one process. Both handles of
+ * a pipe point to it; it is freed with the last of them. After a fork the
+ * child has its own copy, so the count is per process. */
+struct pipe_pair {
+	pthread_mutex_t lock; /* guards refs */
+	int refs;
+	int probe_fd;	 /* the memfd: no lock, used to test the ends' locks */
+	ipc_queue *q[2]; /* q[0]: end 1 -> end 0; q[1]: end 0 -> end 1 */
+};
+
+struct ipc_conn {
+	struct pipe_pair *pair;
+	int end;		 /* 0 or 1: the byte this end locks */
+	int lock_fd;		 /* this end's open file description, locked */
+	ipc_queue *rx;		 /* NULL: send-only */
+	ipc_queue *tx;		 /* NULL: receive-only */
+	pthread_mutex_t rx_lock; /* one receive (or poll) at a time; guards
+				    the lookahead */
+	pthread_mutex_t local;	 /* guards last_check */
+	void *ahead;		 /* the lookahead message, malloc'd, or NULL */
+	size_t ahead_len;
+	unsigned ahead_gen; /* fork generation of the process that took it */
+	struct timespec last_check; /* send side: last look at the peer */
+};
+
+static int lock_byte(int fd, int end, short type, int cmd)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET, .l_start = end, .l_len = 1
+	};
+
+	if (fcntl(fd, cmd, &fl) != 0)
+		return -errno;
+	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
+}
+
+/* 1 if some process still holds end `end`, 0 if none does. */
+static int end_held(struct pipe_pair *p, int end)
+{
+	int rc = lock_byte(p->probe_fd, end, F_WRLCK, F_OFD_GETLK);
+
+	return rc < 0 ? 1 : rc; /* cannot tell: assume alive */
+}
+
+/* The peer is gone: make both directions end of file. */
+static void pipe_shut(struct pipe_pair *p)
+{
+	for (int i = 0; i < 2; i++)
+		if (p->q[i] != NULL)
+			ipc_queue_shutdown(p->q[i]);
+}
+
+static bool peer_gone(ipc_conn *c)
+{
+	if (end_held(c->pair, 1 - c->end))
+		return false;
+	pipe_shut(c->pair);
+	return true;
+}
+
+static void pair_unref(struct pipe_pair *p)
+{
+	int left;
+
+	pthread_mutex_lock(&p->lock);
+	left = --p->refs;
+	pthread_mutex_unlock(&p->lock);
+	if (left > 0)
+		return;
+	for (int i = 0; i < 2; i++)
+		ipc_queue_close(p->q[i]);
+	if (p->probe_fd >= 0)
+		close(p->probe_fd);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static int conn_make(ipc_conn **out, struct pipe_pair *p, int end)
+{
+	char path[64];
+	ipc_conn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (c == NULL)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->probe_fd);
+	c->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (c->lock_fd < 0) {
+		rc = -errno;
+		free(c);
+		return rc;
+	}
+	rc = lock_byte(c->lock_fd, end, F_RDLCK, F_OFD_SETLK);
+	if (rc != 0) {
+		close(c->lock_fd);
+		free(c);
+		return rc;
+	}
+	pthread_mutex_init(&c->local, NULL);
+	pthread_mutex_init(&c->rx_lock, NULL);
+	c->pair = p;
+	c->end = end;
+	p->refs++;
+	*out = c;
+	return 0;
+}
+
+int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
+		 const ipc_queue_attr *attr)
+{
+	ipc_queue_attr qa = { 0 };
+	struct pipe_pair *p;
+	int rc;
+
+	if (c1 != NULL)
+		*c1 = NULL;
+	if (c2 != NULL)
+		*c2 = NULL;
+	if (c1 == NULL || c2 == NULL || (attr != NULL && attr->joinable))
+		return -EINVAL;
+	if (attr != NULL)
+		qa = *attr;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	p->refs = 1; /* held by this function until the end */
+	p->probe_fd = memfd_create("libipc-pipe", MFD_CLOEXEC);
+	if (p->probe_fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = ipc_queue_open(&p->q[0], NULL, 0, &qa);
+	if (rc == 0 && duplex)
+		rc = ipc_queue_open(&p->q[1], NULL, 0, &qa);
+	if (rc == 0)
+		rc = conn_make(c1, p, 0);
+	if (rc == 0)
+		rc = conn_make(c2, p, 1);
+	if (rc != 0) {
+		ipc_conn_close(*c1);
+		*c1 = NULL;
+		goto out;
+	}
+	/* End 0 receives on q[0] and (duplex) sends on q[1]. */
+	(*c1)->rx = p->q[0];
+	(*c1)->tx = p->q[1];
+	(*c2)->rx = p->q[1];
+	(*c2)->tx = p->q[0];
+out:
+	pair_unref(p);
+	return rc;
+}
+
+/* Take the lookahead if this process owns it (rx_lock held). */
+static bool take_ahead(ipc_conn *c, void **msg, size_t *len)
+{
+	if (c->ahead == NULL)
+		return false;
+	if (c->ahead_gen != ipc__fork_gen()) {
+		/* Inherited: the message belongs to the parent. */
+		free(c->ahead);
+		c->ahead = NULL;
+		return false;
+	}
+	*msg = c->ahead;
+	*len = c->ahead_len;
+	c->ahead = NULL;
+	return true;
+}
+
+/* Deliver the lookahead into buf or *msg (rx_lock held). */
+static ssize_t give_ahead(ipc_conn *c, void *got, size_t len, void *buf,
+			  size_t cap, void **msg)
+{
+	if (msg != NULL) {
+		*msg = got;
+		return (ssize_t)len;
+	}
+	if (len > cap) {
+		c->ahead = got; /* stays, as a queued message would */
+		return -EMSGSIZE;
+	}
+	if (len > 0)
+		memcpy(buf, got, len);
+	free(got);
+	return (ssize_t)len;
+}
+
+/* Receive from the queue into buf (cap bytes) or, with msg, into a
+ * malloc'd *msg, noticing a dead peer while waiting (rx_lock held). */
+static ssize_t queue_recv(ipc_conn *c, void *buf, size_t cap, void **msg,
+			  const struct ipc__deadline *dl)
+{
+	struct ipc__deadline slice;
+	ssize_t n;
+
+	for (;;) {
+		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+		int ms = ipc__deadline_ms(&slice);
+		n = msg != NULL ? ipc_queue_get_alloc(c->rx, msg, ms)
+				: ipc_queue_get(c->rx, buf, cap, ms);
+		if (n != -EAGAIN && n != -ETIMEDOUT)
+			return n;
+		if (peer_gone(c))
+			continue; /* now shut down: drain, then IPC_ECLOSED */
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+	}
+}
+
+/* Start a receive: check the arguments, take rx_lock before dl. */
+static int recv_begin(ipc_conn *c, struct ipc__deadline *dl, int timeout_ms)
+{
+	int rc;
+
+	if (c == NULL)
+		return -EINVAL;
+	if (c->rx == NULL)
+		return -EPERM;
+	rc = ipc__deadline_init(dl, timeout_ms);
+	if (rc != 0)
+		return rc;
+	return ipc__mutex_lock(&c->rx_lock, dl, NULL, NULL);
+}
+
+static ssize_t conn_recv(ipc_conn *c, void *buf, size_t cap, void **msg,
+			 int timeout_ms)
+{
+	struct ipc__deadline dl;
+	ssize_t n;
+	void *got;
+	size_t len;
+
+	if (msg == NULL && buf == NULL && cap > 0)
+		return -EINVAL;
+	n = recv_begin(c, &dl, timeout_ms);
+	if (n != 0)
+		return n;
+	if (take_ahead(c, &got, &len))
+		n = give_ahead(c, got, len, buf, cap, msg);
+	else
+		n = queue_recv(c, buf, cap, msg, &dl);
+	pthread_mutex_unlock(&c->rx_lock);
+	return n;
+}
+
+ssize_t ipc_conn_recv(ipc_conn *c, void *buf, size_t cap, int timeout_ms)
+{
+	return conn_recv(c, buf, cap, NULL, timeout_ms);
+}
+
+ssize_t ipc_conn_recv_alloc(ipc_conn *c, void **msg, int timeout_ms)
+{
+	if (msg == NULL)
+		return -EINVAL;
+	*msg = NULL;
+	return conn_recv(c, NULL, 0, msg, timeout_ms);
+}
+
+int ipc_conn_poll(ipc_conn *c, int timeout_ms)
+{
+	struct ipc__deadline dl;
+	void *msg = NULL;
+	size_t len;
+	ssize_t n;
+
+	n = recv_begin(c, &dl, timeout_ms);
+	if (n != 0)
+		return (int)n;
+	if (take_ahead(c, &msg, &len)) {
+		c->ahead = msg; /* still there */
+		n = 0;
+	} else if (ipc_queue_qsize(c->rx) > 0) {
+		n = 0;
+	} else {
+		n = queue_recv(c, NULL, 0, &msg, &dl);
+		if (n >= 0) {
+			c->ahead = msg;
+			c->ahead_len = (size_t)n;
+			c->ahead_gen = ipc__fork_gen();
+			n = 0;
+		} else if (n == IPC_ECLOSED) {
+			n = 0; /* a receive would not block: it returns EOF */
+		}
+	}
+	pthread_mutex_unlock(&c->rx_lock);
+	return (int)n;
+}
+
+/* Look at the peer if the last look is older than the recheck period. */
+static bool peer_gone_lately(ipc_conn *c)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&c->local);
+	ms = (now.tv_sec - c->last_check.tv_sec) * 1000 +
+	     (now.tv_nsec - c->last_check.tv_nsec) / 1000000;
+	if (ms >= IPC__RECHECK_MS || ms < 0)
+		c->last_check = now;
+	pthread_mutex_unlock(&c->local);
+	return (ms >= IPC__RECHECK_MS || ms < 0) && peer_gone(c);
+}
+
+int ipc_conn_send(ipc_conn *c, const void *msg, size_t len, int timeout_ms)
+{
+	struct ipc__deadline dl, slice;
+	int rc;
+
+	if (c == NULL || (msg == NULL && len > 0))
+		return -EINVAL;
+	if (c->tx == NULL)
+		return -EPERM;
+	rc = ipc__deadline_init(&dl, timeout_ms);
+	if (rc != 0)
+		return rc;
+	if (peer_gone_lately(c))
+		return IPC_ECLOSED;
+	for (;;) {
+		ipc__deadline_capped(&slice, &dl, IPC__RECHECK_MS);
+		int ms = dl.kind == IPC__DL_NOWAIT ? IPC_NOWAIT
+						   : ipc__deadline_ms(&slice);
+		rc = ipc_queue_put(c->tx, msg, len, ms);
+		if (rc != -EAGAIN && rc != -ETIMEDOUT)
+			return rc;
+		if (peer_gone(c))
+			return IPC_ECLOSED;
+		if (ipc__deadline_passed(&dl))
+			return ipc__deadline_error(&dl);
+	}
+}
+
+bool ipc_conn_readable(ipc_conn *c)
+{
+	return c != NULL && c->rx != NULL;
+}
+
+bool ipc_conn_writable(ipc_conn *c)
+{
+	return c != NULL && c->tx != NULL;
+}
+
+void ipc_conn_close(ipc_conn *c)
+{
+	struct pipe_pair *p;
+
+	if (c == NULL)
+		return;
+	p = c->pair;
+	close(c->lock_fd); /* the kernel drops the lock with the last copy */
+	IPC__CRASHPOINT("pipe.close.unlocked");
+	if (!end_held(p, c->end))
+		pipe_shut(p); /* this was the last holder of the end */
+	free(c->ahead);
+	pthread_mutex_destroy(&c->local);
+	pthread_mutex_destroy(&c->rx_lock);
+	free(c);
+	pair_unref(p);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_crash_mp.c — the crash-point suite for Pipe and Value/Array.
+ *
+ * A child dies (SIGKILL) at a named point inside a Pipe send, receive or
+ * close, or holding a Value's lock. The parent then checks what the
+ * contract promises: no torn, invented or duplicated message, every whole
+ * message delivered, end of file seen instead of a hang, the lock handed on
+ * with IPC_EOWNERDEAD. Built only with --enable-crashpoints.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static ipc_conn *a, *b;
+
+static void teardown(void)
+{
+	ipc_conn_close(a);
+	ipc_conn_close(b);
+	a = b = NULL;
+}
+
+TestSuite(crashmp, .fini = teardown, .timeout = 60);
+
+static void die_at(const char *point, const char *skip, int (*fn)(void *),
+		   void *arg)
+{
+	cr_assert_eq(t_reap(t_spawn_at_point(point, skip, fn, arg), 10000),
+		     -SIGKILL, "child did not die at %s", point);
+}
+
+/* Message n: "m<n>:" and a pattern derived from n, so that a torn or
+ * invented message cannot pass expect(). */
+static size_t make_msg(char *buf, int n)
+{
+	size_t len = (size_t)snprintf(buf, 32, "m%d:", n);
+	for (int k = 0; k < 30 + n % 40; k++)
+		buf[len++] = (char)('a' + (n + k) % 26);
+	return len;
+}
+
+static void expect(ipc_conn *c, int want)
+{
+	char buf[128], ref[128];
+	ssize_t n = ipc_conn_recv(c, buf, sizeof(buf), 10000);
+	size_t len = make_msg(ref, want);
+
+	cr_assert_eq(n, (ssize_t)len, "message %d: length %zd", want, n);
+	cr_assert_eq(memcmp(buf, ref, len), 0, "message %d intact", want);
+}
+
+/* Child: drop end a, send messages 1..3 on b (it dies at the point). */
+static int send_three(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	ipc_conn_close(a);
+	a = NULL;
+	for (int i = 1; i <= 3; i++)
+		T_CHECK(ipc_conn_send(b, buf, make_msg(buf, i), 1000) == 0, 1);
+	return 0;
+}
+
+Test(crashmp, sender_killed_mid_send_leaves_whole_messages_then_eof)
+{
+	char buf[128];
+
+	cr_assert_eq(ipc_pipe_new(&a, &b, true, NULL), 0);
+	/* The child's first send is a locked put; die in it, unpublished. */
+	die_at("queue.put.written", NULL, send_three, NULL);
+	ipc_conn_close(b);
+	b = NULL;
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 10000), IPC_ECLOSED,
+		     "no phantom message, and end of file");
+}
+
+Test(crashmp, sender_killed_after_publishing_delivers_that_message)
+{
+	cr_assert_eq(ipc_pipe_new(&a, &b, true, NULL), 0);
+	die_at("queue.put.published", "1", send_three, NULL);
+	ipc_conn_close(b);
+	b = NULL;
+	expect(a, 1);
+	expect(a, 2);
+	char buf[128];
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 10000), IPC_ECLOSED);
+}
+
+/* Child: receive one message on b (this process keeps its own b too). */
+static int recv_one(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	return ipc_conn_recv(b, buf, sizeof(buf), 5000) > 0 ? 0 : 1;
+}
+
+Test(crashmp, receiver_killed_mid_copy_leaves_the_message_queued)
+{
+	char buf[128];
+
+	cr_assert_eq(ipc_pipe_new(&a, &b, true, NULL), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(ipc_conn_send(a, buf, make_msg(buf, i), 0), 0);
+	die_at("queue.get.copied", NULL, recv_one, NULL);
+	expect(b, 1);
+	expect(b, 2);
+	cr_assert_eq(ipc_conn_recv(b, buf, sizeof(buf), 0), IPC_EAGAIN);
+}
+
+/* Child: drop a; once the parent has dropped its b, close b, dying after
+ * dropping the hold but before shutting the queues down. */
+static int close_b(void *arg)
+{
+	int *go = arg;
+	ipc_conn_close(a);
+	a = NULL;
+	T_CHECK(t_wait_count(go, 1, 10000), 1);
+	ipc_conn_close(b);
+	return 0;
+}
+
+Test(crashmp, closer_killed_before_shutting_down_still_gives_eof)
+{
+	int *go = t_shared(sizeof(int));
+	char buf[128];
+	pid_t kid;
+	long t0;
+
+	cr_assert_eq(ipc_pipe_new(&a, &b, true, NULL), 0);
+	cr_assert_eq(ipc_conn_send(a, "queued", 6, 0), 0);
+	/* skip 1: the first pass is the child's close of its copy of a. */
+	kid = t_spawn_at_point("pipe.close.unlocked", "1", close_b, go);
+	ipc_conn_close(b); /* the child holds the only copy of b now */
+	b = NULL;
+	__atomic_store_n(go, 1, __ATOMIC_RELEASE);
+	cr_assert_eq(t_reap(kid, 10000), -SIGKILL);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 20000), IPC_ECLOSED);
+	cr_assert_lt(t_now_ms() - t0, 15000);
+	cr_assert_eq(ipc_conn_send(a, "x", 1, 20000), IPC_ECLOSED);
+}
+
+static ipc_value *val;
+
+static int add_under_lock(void *arg)
+{
+	(void)arg;
+	T_CHECK(ipc_value_acquire(val, 5000) == 0, 1);
+	*(int64_t *)ipc_value_data(val) += 1;
+	return ipc_value_release(val) == 0 ? 0 : 2;
+}
+
+Test(crashmp, value_lock_holder_killed_hands_the_lock_on)
+{
+	cr_assert_eq(ipc_value_new(&val, IPC_TYPE_I64), 0);
+	die_at("array.acquire.held", NULL, add_under_lock, NULL);
+	cr_assert_eq(ipc_value_acquire(val, 5000), IPC_EOWNERDEAD);
+	cr_assert_eq(ipc_value_release(val), 0);
+	cr_assert_eq(t_reap(t_spawn(add_under_lock, NULL), 10000), 0);
+	cr_assert_eq(*(int64_t *)ipc_value_data(val), 1);
+	ipc_value_close(val);
+}
