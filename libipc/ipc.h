@@ -54,6 +54,36 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
+ * Version and environment
+ *
+ * The version of this header; ipc_version() and ipc_version_number() give
+ * the library actually loaded, which may be newer. IPC_VERSION_NUMBER is
+ * major * 10000 + minor * 100 + patch.
+ */
+#define IPC_VERSION_MAJOR 0
+#define IPC_VERSION_MINOR 1
+#define IPC_VERSION_PATCH 0
+#define IPC_VERSION_STRING "0.1.0"
+#define IPC_VERSION_NUMBER                                     \
+	(IPC_VERSION_MAJOR * 10000 + IPC_VERSION_MINOR * 100 + \
+	 IPC_VERSION_PATCH)
+
+/* The loaded library's version: a static string such as "0.1.0", and its
+ * number as IPC_VERSION_NUMBER. */
+IPC_API const char *ipc_version(void);
+IPC_API int ipc_version_number(void);
+
+/* CPUs online now (Python's multiprocessing.cpu_count()); at least 1. */
+IPC_API int ipc_cpu_count(void);
+
+/* The pid of the process this one was forked from, as it was at the fork
+ * (Python's parent_process().pid): a child started by ipc_process_start, a
+ * Pool worker, or a plain fork() of a process that uses libipc. -1 in a
+ * process that was not forked so (the main program). It does not change if
+ * the parent dies later. */
+IPC_API pid_t ipc_parent_pid(void);
+
+/* ------------------------------------------------------------------------
  * Errors
  *
  * Codes equal -errno where a POSIX meaning fits; library codes sit far from
@@ -666,10 +696,15 @@ IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
  * it; its functions may be called from several threads.
  *
  * Worker death (SIGKILL, OOM, a crash inside fn): the pool notices within
- * about a tenth of a second while a call waits, the call whose work the dead
- * worker held fails with IPC_ECHILD (it never hangs), a new worker takes
- * its place, and later calls succeed. That work is not retried: a function
- * that crashes its worker would crash the next one too.
+ * about a tenth of a second while a call waits, the work the dead worker
+ * held fails with IPC_ECHILD (a call never hangs), a new worker takes its
+ * place, and later calls succeed. That work is not retried: a function
+ * that crashes its worker would crash the next one too. What fails is said
+ * per call: a map as a whole, an apply its result, a starmap or imap only
+ * the items of the dead worker's chunk.
+ *
+ * Task errors: an ipc_task_fn's negative return value is that task's (or
+ * item's) result, handed to its caller; the pool goes on.
  */
 typedef struct ipc_pool ipc_pool;
 typedef struct ipc_result ipc_result;
@@ -713,6 +748,103 @@ IPC_API ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap,
 			       int timeout_ms);
 IPC_API bool ipc_result_ready(ipc_result *r);
 IPC_API void ipc_result_free(ipc_result *r); /* before or after get */
+
+/* Wait until the result is ready, without taking it (AsyncResult.wait):
+ * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL. */
+IPC_API int ipc_result_wait(ipc_result *r, int timeout_ms);
+
+/* Ready, and fn's return value (or the map's) is not negative
+ * (AsyncResult.successful). false while not ready, and for NULL. */
+IPC_API bool ipc_result_successful(ipc_result *r);
+
+/* apply (blocking): ipc_pool_apply_async, then ipc_result_get with no
+ * time limit. Returns what ipc_result_get returns, or the apply_async
+ * error. */
+IPC_API ssize_t ipc_pool_apply(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+			       size_t len, void *out, size_t cap);
+
+/* Callbacks (Python's callback / error_callback). When the result becomes
+ * ready, callback(ctx, r, status) runs if status >= 0, else
+ * error_callback(ctx, r, status) (IPC_ECHILD, IPC_ECLOSED, or fn's own
+ * negative return); either may be NULL. They run in the pool's process, in
+ * whichever thread next waits on the pool (ipc_result_get / wait / ready,
+ * ipc_imap_next, ipc_pool_map, ipc_pool_close / join / terminate, ...),
+ * after that call has released the pool's lock: one at a time, never
+ * concurrently with another callback of the pool. A callback may call any
+ * libipc function, ipc_result_get(r, ...) and ipc_result_free(r) included.
+ * A result freed before its callback ran never gets it. */
+typedef void (*ipc_result_cb)(void *ctx, ipc_result *r, ssize_t status);
+typedef struct ipc_pool_callbacks {
+	ipc_result_cb callback;
+	ipc_result_cb error_callback;
+	void *ctx;
+} ipc_pool_callbacks;
+
+/* apply_async with callbacks (cb NULL: none). Returns as apply_async. */
+IPC_API int ipc_pool_apply_cb(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+			      size_t len, const ipc_pool_callbacks *cb,
+			      ipc_result **r);
+
+/* map without waiting: returns at once with *r, whose ipc_result_get
+ * returns what ipc_pool_map would (0 | IPC_ECHILD | IPC_ECLOSED). in and
+ * out must stay valid until then: the items are read, and results written,
+ * while the pool works. Chunks are handed to the workers whenever this
+ * process waits on the pool, so wait on *r (or any pool call) to make
+ * progress. Errors as ipc_pool_map, and IPC_EINVAL for NULL r. */
+IPC_API int ipc_pool_map_async(ipc_pool *pool, ipc_map_fn fn, const void *in,
+			       size_t in_size, void *out, size_t out_size,
+			       size_t n, size_t chunksize,
+			       const ipc_pool_callbacks *cb, ipc_result **r);
+
+/* starmap: fn(args[i].arg, args[i].len, out + i * out_size, out_size) for
+ * n items of any length (a packed record of several arguments, as Python's
+ * starmap unpacks a tuple), one task per item; status[i] = fn's return
+ * value (the bytes it wrote to its slot, or its own negative error), or
+ * IPC_ECHILD if the worker running item i died. The other items run on.
+ * 0 | IPC_ECHILD (some item's worker died; see status) | IPC_ECLOSED
+ * (terminated meanwhile) | IPC_EINVAL (NULL fn, args or status with
+ * n > 0, NULL out with out_size > 0, a NULL arg with len > 0, closed pool)
+ * | IPC_EMSGSIZE (an argument over 1 MiB, or out_size over 1 MiB - 8).
+ * A return value over out_size makes that item's status IPC_EMSGSIZE. */
+typedef struct ipc_pool_args {
+	const void *arg;
+	size_t len;
+} ipc_pool_args;
+IPC_API int ipc_pool_starmap(ipc_pool *pool, ipc_task_fn fn,
+			     const ipc_pool_args *args, size_t n, void *out,
+			     size_t out_size, ssize_t *status);
+
+/* imap and imap_unordered: results one by one, as they come, for
+ * fn(in + i * in_size, in_size, result, out_size) over n items. imap
+ * returns them in input order, imap_unordered in the order they finish.
+ * Lazy: only about 4 chunks per worker are in flight or waiting to be
+ * taken at a time, so in must stay valid until the iterator is freed.
+ * chunksize 0 is 1 (as in Python). 0 | IPC_EINVAL (NULL fn, in with n > 0
+ * or it, zero in_size, closed pool) | IPC_EMSGSIZE | IPC_ENOMEM. Items not
+ * yet sent when the pool is closed fail with IPC_ECLOSED. */
+typedef struct ipc_imap ipc_imap;
+IPC_API int ipc_pool_imap(ipc_pool *pool, ipc_task_fn fn, const void *in,
+			  size_t in_size, size_t n, size_t out_size,
+			  size_t chunksize, ipc_imap **it);
+IPC_API int ipc_pool_imap_unordered(ipc_pool *pool, ipc_task_fn fn,
+				    const void *in, size_t in_size, size_t n,
+				    size_t out_size, size_t chunksize,
+				    ipc_imap **it);
+
+/* The next item: 0 with *index = its input index and *status = fn's return
+ * value (that many bytes are in out) or IPC_ECHILD (its worker died) or
+ * IPC_ECLOSED (the pool was terminated) | IPC_ECLOSED (all n items were
+ * returned: the end, Python's StopIteration) | IPC_EAGAIN | IPC_ETIMEDOUT
+ * | IPC_EMSGSIZE (cap smaller than the item's result; it stays next)
+ * | IPC_EINVAL. */
+IPC_API int ipc_imap_next(ipc_imap *it, size_t *index, ssize_t *status,
+			  void *out, size_t cap, int timeout_ms);
+
+/* Release the iterator; results still to come are dropped. */
+IPC_API void ipc_imap_free(ipc_imap *it);
+
+/* The number of worker processes, or IPC_EINVAL for NULL. */
+IPC_API int ipc_pool_processes(ipc_pool *pool);
 
 /* No more tasks; workers exit once the queued ones are done. */
 IPC_API int ipc_pool_close(ipc_pool *pool);

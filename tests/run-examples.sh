@@ -171,7 +171,15 @@ t_pipe() {
 		[ "$(line_of 'end of file: IPC_ECLOSED')" -gt "$(line_of 'closing my end')" ]
 }
 
-echo "1..16"
+t_imap() {
+	run pool_imap_unordered || return 1
+	jobs=$(sed -n 's/.*\] - job \([0-9]*\): \([0-9]*\) (by PoolWorker-[0-9]*)$/\1 \2/p' "$out" |
+		sort -n | tr '\n' ' ')
+	[ "$jobs" = "0 0 1 1 2 4 3 9 4 16 5 25 6 36 7 49 " ] &&
+		grep -q '8 of 8 results' "$out"
+}
+
+echo "1..17"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -188,4 +196,5 @@ check "daemon: join(timeout) leaves it running; main's exit terminates it" t_dae
 check "pool: squares of 0..9 in order; one initializer per worker" t_pool
 check "value: ten processes count exactly with the lock and atomically" t_value
 check "pipe: five pings answered in order, then end of file" t_pipe
+check "pool imap_unordered: eight slow jobs, each result once" t_imap
 exit $failed
