@@ -408,6 +408,67 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------
+ * PriorityQueue — byte messages with an int64_t priority between any
+ * number of processes; get returns the lowest priority value first, and
+ * among equal priorities the oldest (FIFO). (SimpleQueue needs no type of
+ * its own: it is a Queue, ipc_queue_new.)
+ *
+ * It holds up to maxsize messages of up to max_msg_size bytes each (each
+ * takes a slot of that size, whatever its length).
+ *
+ * Crash safety, as for Queue: any producer or consumer may be killed at
+ * any instruction. A message is wholly in the queue or not at all (never
+ * torn, duplicated or invented), qsize matches the contents, and priority
+ * order holds afterwards; blocked peers keep working. A message whose put
+ * returned 0 is delivered, unless the consumer that got it died after
+ * taking it. (Internally: the next process to lock it after a death
+ * rebuilds its indexes from the slots.)
+ */
+typedef struct ipc_pqueue ipc_pqueue;
+
+#define IPC_PQUEUE_MAX_ITEMS ((size_t)1 << 20)
+#define IPC_PQUEUE_MAX_MSG ((size_t)1 << 20)
+#define IPC_PQUEUE_MAX_BYTES ((size_t)1 << 32) /* the whole segment */
+
+/* An anonymous PriorityQueue. maxsize 0: 1024; max_msg_size 0: 4096.
+ * 0 | IPC_EINVAL (NULL q, a size over its maximum, or maxsize slots of
+ * max_msg_size over IPC_PQUEUE_MAX_BYTES) | IPC_ENOMEM. */
+IPC_API int ipc_pqueue_new(ipc_pqueue **q, size_t maxsize, size_t max_msg_size);
+
+/* Make or open a named one. The sizes apply when the call creates it (0:
+ * the defaults); opening an existing one with a size (not 0) that differs
+ * from its own is IPC_EINVAL. Other errors as ipc_queue_open. */
+IPC_API int ipc_pqueue_open(ipc_pqueue **q, const char *name, int flags,
+			    size_t maxsize, size_t max_msg_size);
+
+/* Add a copy of msg[0..len) with a priority. 0 | IPC_EAGAIN (IPC_NOWAIT,
+ * full) | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
+ * | IPC_ECLOSED (shut down) | IPC_EINVAL. */
+IPC_API int ipc_pqueue_put(ipc_pqueue *q, int64_t priority, const void *msg,
+			   size_t len, int timeout_ms);
+
+/* Remove the message of lowest priority (the oldest among equals) into
+ * buf[0..cap), its priority into *priority (if not NULL): its length
+ * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; it
+ * stays) | IPC_ECLOSED (shut down and drained) | IPC_EINVAL. */
+IPC_API ssize_t ipc_pqueue_get(ipc_pqueue *q, int64_t *priority, void *buf,
+			       size_t cap, int timeout_ms);
+
+/* As ipc_pqueue_get, into a malloc'd buffer the caller frees (*msg NULL on
+ * error; a 0-byte message still gets a buffer). */
+IPC_API ssize_t ipc_pqueue_get_alloc(ipc_pqueue *q, int64_t *priority,
+				     void **msg, int timeout_ms);
+
+/* Messages queued (a snapshot), or IPC_EINVAL. */
+IPC_API long ipc_pqueue_qsize(ipc_pqueue *q);
+
+/* Shut it down for every process: puts fail with IPC_ECLOSED, gets return
+ * what is left (in priority order) and then IPC_ECLOSED; blocked callers
+ * wake. */
+IPC_API int ipc_pqueue_shutdown(ipc_pqueue *q);
+IPC_API void ipc_pqueue_close(ipc_pqueue *q);
+
+/* ------------------------------------------------------------------------
  * Pipe and Connection — two connected ends that send byte messages to each
  * other (Python's multiprocessing.Pipe).
  *

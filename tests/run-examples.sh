@@ -179,7 +179,15 @@ t_imap() {
 		grep -q '8 of 8 results' "$out"
 }
 
-echo "1..17"
+t_priority() {
+	run priority_jobs || return 1
+	done=$(sed -n 's/^\[worker [0-9]*\] - doing (priority \([0-9]*\)) \(.*\)$/\1 \2/p' "$out" |
+		tr '\n' ',')
+	[ "$done" = "0 restore the server,1 fix the build,2 review patch A,2 review patch B,3 water the plants,5 tidy the desk," ] &&
+		grep -q 'no more jobs: IPC_ECLOSED' "$out"
+}
+
+echo "1..18"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -197,4 +205,5 @@ check "pool: squares of 0..9 in order; one initializer per worker" t_pool
 check "value: ten processes count exactly with the lock and atomically" t_value
 check "pipe: five pings answered in order, then end of file" t_pipe
 check "pool imap_unordered: eight slow jobs, each result once" t_imap
+check "priority queue: most urgent job first, FIFO among equals" t_priority
 exit $failed

@@ -173,8 +173,9 @@ enum ipc__kind {
 	IPC__KIND_SEM = 5,
 	IPC__KIND_BARRIER = 6,
 	IPC__KIND_QUEUE = 7,
-	IPC__KIND_SHM = 8,   /* shm/shm.c: a raw block */
-	IPC__KIND_ARRAY = 9, /* shm/shm.c: Value and Array */
+	IPC__KIND_SHM = 8,     /* shm/shm.c: a raw block */
+	IPC__KIND_ARRAY = 9,   /* shm/shm.c: Value and Array */
+	IPC__KIND_PQUEUE = 10, /* pqueue/pqueue.c: PriorityQueue */
 };
 
 struct ipc__seg_hdr {

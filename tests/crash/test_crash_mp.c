@@ -166,3 +166,109 @@ Test(crashmp, value_lock_holder_killed_hands_the_lock_on)
 	cr_assert_eq(*(int64_t *)ipc_value_data(val), 1);
 	ipc_value_close(val);
 }
+
+/* ---- PriorityQueue ------------------------------------------------------ */
+
+static ipc_pqueue *pq;
+
+static int pq_put_n(int n, int64_t prio)
+{
+	char buf[128];
+	return ipc_pqueue_put(pq, prio, buf, make_msg(buf, n), 1000);
+}
+
+static void pq_expect(int want, int64_t prio)
+{
+	char buf[128], ref[128];
+	int64_t p = 0;
+	ssize_t n = ipc_pqueue_get(pq, &p, buf, sizeof(buf), 1000);
+	size_t len = make_msg(ref, want);
+
+	cr_assert_eq(n, (ssize_t)len, "message %d: length %zd", want, n);
+	cr_assert_eq(memcmp(buf, ref, len), 0, "message %d intact", want);
+	cr_assert_eq(p, prio);
+}
+
+static void pq_expect_empty(void)
+{
+	char buf[128];
+	cr_assert_eq(ipc_pqueue_get(pq, NULL, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_pqueue_qsize(pq), 0);
+}
+
+/* Three queued: 1 (prio 5), 2 (prio 1), 3 (prio 5). */
+static void pq_fill(void)
+{
+	cr_assert_eq(ipc_pqueue_new(&pq, 8, 128), 0);
+	cr_assert_eq(pq_put_n(1, 5), 0);
+	cr_assert_eq(pq_put_n(2, 1), 0);
+	cr_assert_eq(pq_put_n(3, 5), 0);
+}
+
+static int child_pq_put(void *arg)
+{
+	(void)arg;
+	return pq_put_n(4, 0); /* the new lowest */
+}
+
+static int child_pq_get(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	return ipc_pqueue_get(pq, NULL, buf, sizeof(buf), 1000) > 0 ? 0 : 1;
+}
+
+Test(crashmp, pqueue_put_killed_before_commit_leaves_no_trace)
+{
+	pq_fill();
+	die_at("pqueue.put.written", NULL, child_pq_put, NULL);
+	cr_assert_eq(ipc_pqueue_qsize(pq), 3, "no phantom");
+	cr_assert_eq(pq_put_n(5, 3), 0, "lock repaired, slot reusable");
+	pq_expect(2, 1);
+	pq_expect(5, 3);
+	pq_expect(1, 5);
+	pq_expect(3, 5);
+	pq_expect_empty();
+	ipc_pqueue_close(pq);
+}
+
+Test(crashmp, pqueue_put_killed_after_commit_is_delivered_in_order)
+{
+	pq_fill();
+	die_at("pqueue.put.committed", NULL, child_pq_put, NULL);
+	pq_expect(4, 0); /* rebuilt into its place in the heap */
+	pq_expect(2, 1);
+	pq_expect(1, 5);
+	pq_expect(3, 5);
+	pq_expect_empty();
+	cr_assert_eq(pq_put_n(6, 0), 0);
+	pq_expect(6, 0);
+	ipc_pqueue_close(pq);
+}
+
+Test(crashmp, pqueue_get_killed_before_commit_leaves_the_message)
+{
+	pq_fill();
+	die_at("pqueue.get.copied", NULL, child_pq_get, NULL);
+	cr_assert_eq(ipc_pqueue_qsize(pq), 3, "nothing lost");
+	pq_expect(2, 1);
+	pq_expect(1, 5);
+	pq_expect(3, 5);
+	pq_expect_empty();
+	ipc_pqueue_close(pq);
+}
+
+Test(crashmp, pqueue_get_killed_after_commit_removes_exactly_one)
+{
+	pq_fill();
+	die_at("pqueue.get.committed", NULL, child_pq_get, NULL);
+	cr_assert_eq(ipc_pqueue_qsize(pq), 2);
+	pq_expect(1, 5);
+	pq_expect(3, 5);
+	pq_expect_empty();
+	for (int i = 0; i < 8; i++) /* every slot is usable again */
+		cr_assert_eq(pq_put_n(10 + i, i), 0);
+	cr_assert_eq(pq_put_n(99, 0), IPC_ETIMEDOUT, "and no more");
+	ipc_pqueue_close(pq);
+}
