@@ -474,6 +474,57 @@ static double pool_libipc(long n)
 }
 
 /* The same with Python's multiprocessing.Pool, if python3 is there. */
+/* Run a Python script with one integer argument; the positive number it
+ * prints, or -1 (no python3, or it failed). */
+static double run_python(const char *script, long arg)
+{
+	char cmd[2048], line[64] = "";
+	double v = -1;
+	FILE *f;
+
+	if (system("command -v python3 >/dev/null 2>&1") != 0)
+		return -1;
+	if ((size_t)snprintf(cmd, sizeof(cmd),
+			     "python3 -c \"%s\" %ld 2>/dev/null", script,
+			     arg) >= sizeof(cmd))
+		return -1;
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) != NULL)
+		v = strtod(line, NULL);
+	pclose(f);
+	return v > 0 ? v : -1;
+}
+
+/* Python's multiprocessing.Pipe: one-way latency p50 in microseconds of
+ * a 64-byte send_bytes/recv_bytes ping-pong, measured like pingpong()
+ * (both peers awake, round trip / 2); -1 without python3. */
+static double pipe_python(long rounds)
+{
+	static const char script[] =
+		"import multiprocessing as mp, sys, time\n"
+		"def echo(c, n):\n"
+		"    for _ in range(n): c.send_bytes(c.recv_bytes())\n"
+		"if __name__ == '__main__':\n"
+		"    n = int(sys.argv[1])\n"
+		"    a, b = mp.Pipe()\n"
+		"    p = mp.Process(target=echo, args=(b, n + 1000))\n"
+		"    p.start()\n"
+		"    m = bytes(64)\n"
+		"    s = []\n"
+		"    for i in range(n + 1000):\n"
+		"        t = time.perf_counter()\n"
+		"        a.send_bytes(m)\n"
+		"        a.recv_bytes()\n"
+		"        if i >= 1000: s.append((time.perf_counter() - t) * "
+		"5e5)\n"
+		"    p.join()\n"
+		"    s.sort()\n"
+		"    print(s[len(s) // 2])\n";
+	return run_python(script, rounds);
+}
+
 static double pool_python(long n)
 {
 	static const char script[] = "import multiprocessing, sys, time\n"
@@ -487,21 +538,7 @@ static double pool_python(long n)
 				     "        dt = time.perf_counter() - t\n"
 				     "    assert r[-1] == (n - 1) ** 2\n"
 				     "    print(n / dt)\n";
-	char cmd[sizeof(script) + 64], line[64] = "";
-	double rate = -1;
-	FILE *f;
-
-	if (system("command -v python3 >/dev/null 2>&1") != 0)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "python3 -c \"%s\" %ld 2>/dev/null", script,
-		 n);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	if (fgets(line, sizeof(line), f) != NULL)
-		rate = strtod(line, NULL);
-	pclose(f);
-	return rate > 0 ? rate : -1;
+	return run_python(script, n);
 }
 
 /* The median of `repeat` stream runs: a single run lands in one of two
@@ -587,6 +624,13 @@ int main(int argc, char **argv)
 	       lat[4].p50 / lat[3].p50);
 
 	unpin();
+	double py_pipe = pipe_python(rounds / 4);
+	if (py_pipe > 0)
+		printf("ipc-pipe / Python multiprocessing.Pipe latency p50 "
+		       "%.2fx (%.2f us vs %.2f us, 64 B ping-pong)\n",
+		       lat[4].p50 / py_pipe, lat[4].p50, py_pipe);
+	else
+		printf("(python3 not found: no Pipe comparison)\n");
 	long pool_n = quick ? 100000 : 1000000;
 	double pool_c = pool_libipc(pool_n), pool_py = pool_python(pool_n);
 	printf("\nPool.map of squares over %ld items, one worker per CPU:\n"
@@ -612,6 +656,8 @@ int main(int argc, char **argv)
 			"# pool map squares items/s: libipc %.0f, "
 			"python %.0f\n",
 			pool_c, pool_py);
+		fprintf(csv, "# pipe 64 B p50 us: ipc-pipe %.3f, python %.3f\n",
+			lat[4].p50, py_pipe);
 		fclose(csv);
 		printf("\nwrote %s\n", csv_path);
 	}

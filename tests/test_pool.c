@@ -678,3 +678,56 @@ Test(pool, imap_bad_input)
 	cr_assert_eq(ipc_pool_imap(pool, slow_square, in, 8, 2, 8, 1, &it),
 		     IPC_EINVAL, "closed");
 }
+
+Test(pool, close_and_join_finish_a_map_async_in_flight)
+{
+	static int64_t in[5000], out[5000];
+	ipc_result *r;
+
+	for (int i = 0; i < 5000; i++)
+		in[i] = i;
+	cr_assert_eq(ipc_pool_new(&pool, &(ipc_pool_attr){ .processes = 2 }),
+		     0);
+	cr_assert_eq(ipc_pool_map_async(pool, square, in, 8, out, 8, 5000, 1,
+					NULL, &r),
+		     0);
+	cr_assert_eq(ipc_pool_close(pool), 0);
+	cr_assert_eq(ipc_pool_join(pool), 0);
+	cr_assert(ipc_result_ready(r));
+	cr_assert_eq(ipc_result_get(r, NULL, 0, 0), 0);
+	for (int i = 0; i < 5000; i++)
+		cr_assert_eq(out[i], (int64_t)i * i);
+	ipc_result_free(r);
+}
+
+Test(pool, imap_unordered_survives_a_dead_worker_per_item)
+{
+	int64_t in[40];
+	int seen = 0, dead = 0;
+	ipc_imap *it;
+	size_t idx;
+	ssize_t st;
+	int64_t v;
+
+	for (int i = 0; i < 40; i++)
+		in[i] = i == 17 ? -13 : i + 1;
+	cr_assert_eq(ipc_pool_new(&pool, &(ipc_pool_attr){ .processes = 2 }),
+		     0);
+	cr_assert_eq(ipc_pool_imap_unordered(pool, slow_square, in, 8, 40, 8, 1,
+					     &it),
+		     0);
+	while (ipc_imap_next(it, &idx, &st, &v, 8, 20000) == 0) {
+		seen++;
+		if (idx == 17) {
+			cr_assert_eq(st, IPC_ECHILD);
+			dead++;
+		} else {
+			cr_assert_eq(st, 8);
+			cr_assert_eq(v,
+				     (int64_t)(idx + 1) * (int64_t)(idx + 1));
+		}
+	}
+	cr_assert_eq(seen, 40);
+	cr_assert_eq(dead, 1);
+	ipc_imap_free(it);
+}

@@ -63,11 +63,11 @@ struct ipc_conn {
 	ipc_queue *tx;		 /* NULL: receive-only */
 	pthread_mutex_t rx_lock; /* one receive (or poll) at a time; guards
 				    the lookahead */
-	pthread_mutex_t local;	 /* guards last_check */
 	void *ahead;		 /* the lookahead message, malloc'd, or NULL */
 	size_t ahead_len;
 	unsigned ahead_gen; /* fork generation of the process that took it */
-	struct timespec last_check; /* send side: last look at the peer */
+	_Atomic int64_t last_check_ms; /* send side: last look at the peer,
+					  CLOCK_MONOTONIC_COARSE */
 };
 
 static int lock_byte(int fd, int end, short type, int cmd)
@@ -143,7 +143,6 @@ static int conn_make(ipc_conn **out, struct pipe_pair *p, int end)
 		free(c);
 		return rc;
 	}
-	pthread_mutex_init(&c->local, NULL);
 	pthread_mutex_init(&c->rx_lock, NULL);
 	c->pair = p;
 	c->end = end;
@@ -234,6 +233,12 @@ static ssize_t give_ahead(ipc_conn *c, void *got, size_t len, void *buf,
 	return (ssize_t)len;
 }
 
+static ssize_t queue_get(ipc_conn *c, void *buf, size_t cap, void **msg, int ms)
+{
+	return msg != NULL ? ipc_queue_get_alloc(c->rx, msg, ms)
+			   : ipc_queue_get(c->rx, buf, cap, ms);
+}
+
 /* Receive from the queue into buf (cap bytes) or, with msg, into a
  * malloc'd *msg, noticing a dead peer while waiting (rx_lock held). */
 static ssize_t queue_recv(ipc_conn *c, void *buf, size_t cap, void **msg,
@@ -242,11 +247,16 @@ static ssize_t queue_recv(ipc_conn *c, void *buf, size_t cap, void **msg,
 	struct ipc__deadline slice;
 	ssize_t n;
 
+	/* First without a deadline: no clock read while messages flow. */
+	n = queue_get(c, buf, cap, msg, IPC_NOWAIT);
+	if (n != -EAGAIN)
+		return n;
+	if (dl->kind == IPC__DL_NOWAIT)
+		return peer_gone(c) ? queue_get(c, buf, cap, msg, IPC_NOWAIT)
+				    : n; /* shut down now: drain, or EOF */
 	for (;;) {
 		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
-		int ms = ipc__deadline_ms(&slice);
-		n = msg != NULL ? ipc_queue_get_alloc(c->rx, msg, ms)
-				: ipc_queue_get(c->rx, buf, cap, ms);
+		n = queue_get(c, buf, cap, msg, ipc__deadline_ms(&slice));
 		if (n != -EAGAIN && n != -ETIMEDOUT)
 			return n;
 		if (peer_gone(c))
@@ -335,20 +345,23 @@ int ipc_conn_poll(ipc_conn *c, int timeout_ms)
 	return (int)n;
 }
 
-/* Look at the peer if the last look is older than the recheck period. */
+/* Look at the peer if the last look is older than the recheck period.
+ * The coarse clock (a few milliseconds of resolution, no system call)
+ * is plenty for a 100 ms period; of racing threads, the one that moves
+ * last_check_ms looks. */
 static bool peer_gone_lately(ipc_conn *c)
 {
 	struct timespec now;
-	long ms;
+	int64_t ms, last;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	pthread_mutex_lock(&c->local);
-	ms = (now.tv_sec - c->last_check.tv_sec) * 1000 +
-	     (now.tv_nsec - c->last_check.tv_nsec) / 1000000;
-	if (ms >= IPC__RECHECK_MS || ms < 0)
-		c->last_check = now;
-	pthread_mutex_unlock(&c->local);
-	return (ms >= IPC__RECHECK_MS || ms < 0) && peer_gone(c);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	last = atomic_load_explicit(&c->last_check_ms, memory_order_relaxed);
+	if (ms - last < IPC__RECHECK_MS && ms >= last)
+		return false;
+	if (!atomic_compare_exchange_strong(&c->last_check_ms, &last, ms))
+		return false;
+	return peer_gone(c);
 }
 
 int ipc_conn_send(ipc_conn *c, const void *msg, size_t len, int timeout_ms)
@@ -365,11 +378,15 @@ int ipc_conn_send(ipc_conn *c, const void *msg, size_t len, int timeout_ms)
 		return rc;
 	if (peer_gone_lately(c))
 		return IPC_ECLOSED;
+	rc = ipc_queue_put(c->tx, msg, len, IPC_NOWAIT);
+	if (rc != -EAGAIN || dl.kind == IPC__DL_NOWAIT) {
+		if (rc == -EAGAIN && peer_gone(c))
+			return IPC_ECLOSED;
+		return rc;
+	}
 	for (;;) {
 		ipc__deadline_capped(&slice, &dl, IPC__RECHECK_MS);
-		int ms = dl.kind == IPC__DL_NOWAIT ? IPC_NOWAIT
-						   : ipc__deadline_ms(&slice);
-		rc = ipc_queue_put(c->tx, msg, len, ms);
+		rc = ipc_queue_put(c->tx, msg, len, ipc__deadline_ms(&slice));
 		if (rc != -EAGAIN && rc != -ETIMEDOUT)
 			return rc;
 		if (peer_gone(c))
@@ -401,7 +418,6 @@ void ipc_conn_close(ipc_conn *c)
 	if (!end_held(p, c->end))
 		pipe_shut(p); /* this was the last holder of the end */
 	free(c->ahead);
-	pthread_mutex_destroy(&c->local);
 	pthread_mutex_destroy(&c->rx_lock);
 	free(c);
 	pair_unref(p);
