@@ -489,8 +489,12 @@ IPC_API void ipc_pqueue_close(ipc_pqueue *q);
  * reader is dying is). A process that inherited an end and never uses it
  * keeps it open: close it.
  *
- * A message is lost only with a receiver killed after taking it. Anonymous
- * pipes only in this release (no named form).
+ * A message is lost only with a receiver killed after taking it.
+ *
+ * Named pipes (ipc_pipe_open): unrelated processes open end 0 and end 1 of
+ * a name. An end nobody has opened yet is not closed: a receive waits for
+ * it. A pipe's ends close once; after that the name serves no new
+ * conversation: ipc_pipe_unlink it and make a new one.
  */
 typedef struct ipc_conn ipc_conn;
 
@@ -501,6 +505,21 @@ typedef struct ipc_conn ipc_conn;
  * the kernel gave (no memfd, no /proc). */
 IPC_API int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
 			 const ipc_queue_attr *attr);
+
+/* Make or open end `end` (0 or 1) of the named pipe `name` (1 to 197
+ * characters, as for other names). A one-way pipe's end 0 receives and end
+ * 1 sends. attr applies when the call creates the pipe (as for
+ * ipc_queue_open). 0 | IPC_EINVAL (NULL c, end not 0 or 1, a bad or long
+ * name, a joinable attr, duplex not as the pipe was made) | IPC_ENOENT
+ * (no IPC_CREATE, no such pipe) | IPC_EEXIST (IPC_EXCL) | IPC_EPROTO (the
+ * name holds another kind of object) | IPC_EACCES. Any number of processes
+ * may open the same end; each closes its handle with ipc_conn_close. */
+IPC_API int ipc_pipe_open(ipc_conn **c, const char *name, int flags, int end,
+			  bool duplex, const ipc_queue_attr *attr);
+
+/* Remove a named pipe's names ("<name>", "<name>.p0", "<name>.p1"). Open
+ * handles keep working. 0 | IPC_ENOENT | IPC_EINVAL. */
+IPC_API int ipc_pipe_unlink(const char *name);
 
 /* Send a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
  * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE | IPC_ECLOSED (the other end is

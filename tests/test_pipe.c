@@ -332,3 +332,111 @@ Test(pipe, closing_both_ends_releases_every_descriptor)
 	}
 	cr_assert_eq(open_fds(), before);
 }
+
+/* ---- Named pipes -------------------------------------------------------- */
+
+static char pname[128];
+
+static int named_echo_once(void *arg)
+{
+	ipc_conn *mine;
+	char buf[16];
+	ssize_t n;
+	(void)arg;
+	T_CHECK(ipc_pipe_open(&mine, pname, 0, 1, true, NULL) == 0, 1);
+	n = ipc_conn_recv(mine, buf, sizeof(buf), 20000);
+	T_CHECK(n == 4, 2);
+	T_CHECK(ipc_conn_send(mine, "pong", 4, 1000) == 0, 3);
+	ipc_conn_close(mine); /* the parent sees end of file */
+	return 0;
+}
+
+Test(pipe, named_pipe_between_processes_that_open_it_by_name)
+{
+	char buf[16];
+	pid_t kid;
+
+	t_name(pname, sizeof(pname), "pipe");
+	cr_assert_eq(
+		ipc_pipe_open(&a, pname, IPC_CREATE | IPC_EXCL, 0, true, NULL),
+		0);
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 100), IPC_ETIMEDOUT,
+		     "end 1 was never opened: not closed, just quiet");
+	kid = t_spawn(named_echo_once, NULL);
+	cr_assert_eq(ipc_conn_send(a, "ping", 4, 1000), 0);
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 20000), 4);
+	cr_assert_eq(memcmp(buf, "pong", 4), 0);
+	cr_assert_eq(t_reap(kid, 20000), 0);
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 20000), IPC_ECLOSED);
+	cr_assert_eq(ipc_pipe_unlink(pname), 0);
+	cr_assert_eq(t_leaked_segments(), 0, "all three names removed");
+	cr_assert_eq(ipc_pipe_unlink(pname), IPC_ENOENT);
+}
+
+static int named_holder(void *arg)
+{
+	ipc_conn *mine;
+	int *ready = arg;
+	T_CHECK(ipc_pipe_open(&mine, pname, 0, 1, false, NULL) == 0, 1);
+	T_CHECK(ipc_conn_send(mine, "x", 1, 1000) == 0, 2);
+	__atomic_store_n(ready, 1, __ATOMIC_RELEASE);
+	pause();
+	return 3;
+}
+
+Test(pipe, named_one_way_pipe_and_a_killed_peer)
+{
+	int *ready = t_shared(sizeof(int));
+	char buf[4];
+	pid_t kid;
+
+	t_name(pname, sizeof(pname), "pipe1");
+	cr_assert_eq(ipc_pipe_open(&a, pname, IPC_CREATE, 0, false, NULL), 0);
+	cr_assert(ipc_conn_readable(a) && !ipc_conn_writable(a));
+	kid = t_spawn(named_holder, ready);
+	cr_assert(t_wait_count(ready, 1, 10000));
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 10000), 1);
+	cr_assert_eq(t_kill(kid), -SIGKILL);
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 20000), IPC_ECLOSED);
+	cr_assert_eq(ipc_pipe_unlink(pname), 0);
+	cr_assert_eq(t_leaked_segments(), 0);
+}
+
+Test(pipe, named_pipe_bad_input)
+{
+	char longname[210];
+	ipc_lock *lk;
+
+	t_name(pname, sizeof(pname), "pipe2");
+	cr_assert_eq(ipc_pipe_open(NULL, pname, IPC_CREATE, 0, true, NULL),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_pipe_open(&a, pname, IPC_CREATE, 2, true, NULL),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_pipe_open(&a, NULL, IPC_CREATE, 0, true, NULL),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_pipe_open(&a, "a/b", IPC_CREATE, 0, true, NULL),
+		     IPC_EINVAL);
+	memset(longname, 'n', 198);
+	longname[198] = '\0';
+	cr_assert_eq(ipc_pipe_open(&a, longname, IPC_CREATE, 0, true, NULL),
+		     IPC_EINVAL, "no room for the queues' suffix");
+	cr_assert_eq(ipc_pipe_open(&a, pname, 0, 0, true, NULL), IPC_ENOENT);
+	cr_assert_null(a);
+	cr_assert_eq(ipc_pipe_open(&a, pname, IPC_CREATE, 0, true, NULL), 0);
+	cr_assert_eq(ipc_pipe_open(&b, pname, 0, 1, false, NULL), IPC_EINVAL,
+		     "made duplex");
+	cr_assert_eq(
+		ipc_pipe_open(&b, pname, IPC_CREATE | IPC_EXCL, 1, true, NULL),
+		IPC_EEXIST);
+	cr_assert_eq(ipc_pipe_open(&b, pname, 0, 1, true, NULL), 0);
+	cr_assert_eq(ipc_conn_send(b, "y", 1, 0), 0);
+	cr_assert_eq(ipc_conn_recv(a, longname, 4, 0), 1);
+	ipc_conn_close(b);
+	b = NULL;
+	cr_assert_eq(ipc_conn_recv(a, longname, 4, 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_pipe_unlink(pname), 0);
+	cr_assert_eq(ipc_lock_open(&lk, pname, IPC_CREATE), 0);
+	cr_assert_eq(ipc_pipe_open(&b, pname, 0, 1, true, NULL), IPC_EPROTO);
+	ipc_lock_close(lk);
+	ipc_unlink(pname);
+}

@@ -21,6 +21,12 @@
  * description, the memfd itself, which holds no lock. No pid is ever
  * guessed at.
  *
+ * A named pipe is three named objects: its block "<name>" (a raw shared
+ * memory block: the lock file, which ends were ever opened, duplex or not)
+ * and its queues "<name>.p0" and "<name>.p1". An end that was never opened
+ * is not closed: the first process to open end 0 waits for whoever opens
+ * end 1 later.
+ *
  * An end found closed shuts both queues down (ipc_queue_shutdown): sends
  * to it fail with IPC_ECLOSED, and its peer's receives return what is left
  * and then IPC_ECLOSED, which is end of file. The last closer does this at
@@ -51,9 +57,21 @@
 struct pipe_pair {
 	pthread_mutex_t lock; /* guards refs */
 	int refs;
-	int probe_fd;	 /* the memfd: no lock, used to test the ends' locks */
+	int probe_fd;	 /* the lock file: no lock, tests the ends' locks */
 	ipc_queue *q[2]; /* q[0]: end 1 -> end 0; q[1]: end 0 -> end 1 */
+	char lock_path[IPC__PATH_MAX]; /* reopened for each end's lock */
+	ipc_shm *block; /* named: the pipe's own segment, else NULL */
+	/* Whether each end was ever opened: until then it is not closed.
+	 * Named: bytes of the block, set by each opener; anonymous: both. */
+	volatile uint8_t *ever;
+	uint8_t ever_local[2];
 };
+
+/* A named pipe's block: what its openers agree on. */
+#define BLOCK_SIZE 64
+#define BLOCK_EVER 0	  /* [0], [1]: end ever opened */
+#define BLOCK_DUPLEX 2	  /* 0 unset, 1 one-way, 2 duplex */
+#define PIPE_NAME_MAX 197 /* the queues are "<name>.p0", "<name>.p1" */
 
 struct ipc_conn {
 	struct pipe_pair *pair;
@@ -99,7 +117,11 @@ static void pipe_shut(struct pipe_pair *p)
 
 static bool peer_gone(ipc_conn *c)
 {
-	if (end_held(c->pair, 1 - c->end))
+	int peer = 1 - c->end;
+
+	if (!__atomic_load_n(&c->pair->ever[peer], __ATOMIC_ACQUIRE))
+		return false; /* a named peer that has not come yet */
+	if (end_held(c->pair, peer))
 		return false;
 	pipe_shut(c->pair);
 	return true;
@@ -118,20 +140,32 @@ static void pair_unref(struct pipe_pair *p)
 		ipc_queue_close(p->q[i]);
 	if (p->probe_fd >= 0)
 		close(p->probe_fd);
+	ipc_shm_close(p->block);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
+static struct pipe_pair *pair_new(void)
+{
+	struct pipe_pair *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->refs = 1; /* held by the maker until it is done */
+	p->probe_fd = -1;
+	p->ever = p->ever_local;
+	return p;
+}
+
 static int conn_make(ipc_conn **out, struct pipe_pair *p, int end)
 {
-	char path[64];
 	ipc_conn *c = calloc(1, sizeof(*c));
 	int rc;
 
 	if (c == NULL)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->probe_fd);
-	c->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+	c->lock_fd = open(p->lock_path, O_RDWR | O_CLOEXEC);
 	if (c->lock_fd < 0) {
 		rc = -errno;
 		free(c);
@@ -146,6 +180,9 @@ static int conn_make(ipc_conn **out, struct pipe_pair *p, int end)
 	pthread_mutex_init(&c->rx_lock, NULL);
 	c->pair = p;
 	c->end = end;
+	c->rx = p->q[end];
+	c->tx = p->q[1 - end];
+	__atomic_store_n(&p->ever[end], 1, __ATOMIC_RELEASE);
 	p->refs++;
 	*out = c;
 	return 0;
@@ -166,16 +203,17 @@ int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
 		return -EINVAL;
 	if (attr != NULL)
 		qa = *attr;
-	p = calloc(1, sizeof(*p));
+	p = pair_new();
 	if (p == NULL)
 		return -ENOMEM;
-	pthread_mutex_init(&p->lock, NULL);
-	p->refs = 1; /* held by this function until the end */
+	p->ever[0] = p->ever[1] = 1;
 	p->probe_fd = memfd_create("libipc-pipe", MFD_CLOEXEC);
 	if (p->probe_fd < 0) {
 		rc = -errno;
 		goto out;
 	}
+	snprintf(p->lock_path, sizeof(p->lock_path), "/proc/self/fd/%d",
+		 p->probe_fd);
 	rc = ipc_queue_open(&p->q[0], NULL, 0, &qa);
 	if (rc == 0 && duplex)
 		rc = ipc_queue_open(&p->q[1], NULL, 0, &qa);
@@ -186,16 +224,85 @@ int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
 	if (rc != 0) {
 		ipc_conn_close(*c1);
 		*c1 = NULL;
-		goto out;
 	}
-	/* End 0 receives on q[0] and (duplex) sends on q[1]. */
-	(*c1)->rx = p->q[0];
-	(*c1)->tx = p->q[1];
-	(*c2)->rx = p->q[1];
-	(*c2)->tx = p->q[0];
 out:
 	pair_unref(p);
 	return rc;
+}
+
+/* "<name>.p<i>", the name of a named pipe's queue i. */
+static void queue_name(char *buf, size_t cap, const char *name, int i)
+{
+	snprintf(buf, cap, "%s.p%d", name[0] == '/' ? name + 1 : name, i);
+}
+
+/* Agree on duplex with the other openers: the first one sets it. */
+static int block_duplex(struct pipe_pair *p, bool duplex)
+{
+	uint8_t *d = (uint8_t *)ipc_shm_buf(p->block) + BLOCK_DUPLEX;
+	uint8_t want = duplex ? 2 : 1, seen = 0;
+
+	if (__atomic_compare_exchange_n(d, &seen, want, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return 0;
+	return seen == want ? 0 : -EINVAL;
+}
+
+int ipc_pipe_open(ipc_conn **c, const char *name, int flags, int end,
+		  bool duplex, const ipc_queue_attr *attr)
+{
+	ipc_queue_attr qa = { 0 };
+	char qname[IPC__PATH_MAX];
+	struct pipe_pair *p;
+	int rc;
+
+	if (c != NULL)
+		*c = NULL;
+	if (c == NULL || (end != 0 && end != 1) ||
+	    (attr != NULL && attr->joinable))
+		return -EINVAL;
+	if (attr != NULL)
+		qa = *attr;
+	p = pair_new();
+	if (p == NULL)
+		return -ENOMEM;
+	rc = ipc__name_path(name, p->lock_path, sizeof(p->lock_path));
+	if (rc == 0 && strlen(name[0] == '/' ? name + 1 : name) > PIPE_NAME_MAX)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = ipc_shm_open(&p->block, name, flags,
+				  (flags & IPC_CREATE) ? BLOCK_SIZE : 0);
+	if (rc == 0 && ipc_shm_size(p->block) != BLOCK_SIZE)
+		rc = -EPROTO;
+	if (rc == 0)
+		rc = block_duplex(p, duplex);
+	for (int i = 0; rc == 0 && i < (duplex ? 2 : 1); i++) {
+		queue_name(qname, sizeof(qname), name, i);
+		rc = ipc_queue_open(&p->q[i], qname, flags & ~IPC_EXCL, &qa);
+	}
+	if (rc == 0) {
+		p->ever =
+			(volatile uint8_t *)ipc_shm_buf(p->block) + BLOCK_EVER;
+		p->probe_fd =
+			open(p->lock_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		rc = p->probe_fd < 0 ? -errno : conn_make(c, p, end);
+	}
+	pair_unref(p);
+	return rc;
+}
+
+int ipc_pipe_unlink(const char *name)
+{
+	char qname[IPC__PATH_MAX];
+	int rc = ipc_unlink(name);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < 2; i++) {
+		queue_name(qname, sizeof(qname), name, i);
+		ipc_unlink(qname); /* a one-way pipe has only .p0 */
+	}
+	return 0;
 }
 
 /* Take the lookahead if this process owns it (rx_lock held). */

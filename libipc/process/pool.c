@@ -1,13 +1,16 @@
 /*
- * pool.c — Pool: worker processes fed through libipc queues.
+ * pool.c — Pool: worker processes fed through libipc queues; apply,
+ * results and callbacks, and the pool's lifetime.
  *
  * Workers are daemon Processes ("PoolWorker-N") that run the initializer,
  * then take tasks from a JoinableQueue and send results back on a Queue.
  * A task is a header (id, kind, function pointer, sizes) followed by the
  * copied input; a result is a header (id, status, length) followed by the
- * output. The process that made the pool drives it: map and apply_async
- * put tasks, and every waiting call "pumps" the results queue, handing each
- * result to whoever waits for its id.
+ * output. The process that made the pool drives it: apply puts one task,
+ * the multi-item calls (pool_call.c) feed chunks, and every waiting call
+ * "pumps" the results queue, handing each result to whoever waits for its
+ * id, then runs the callbacks that became due once it has let go of the
+ * pool's lock (ipc__pool_unlock).
  *
  * Worker death. Each worker publishes, in memory shared with the pool, the
  * id of the task it runs (set after it got the task and before running it,
