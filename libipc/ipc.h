@@ -851,8 +851,9 @@ IPC_API ssize_t ipc_pool_apply(ipc_pool *pool, ipc_task_fn fn, const void *arg,
  * ipc_imap_next, ipc_pool_map, ipc_pool_close / join / terminate, ...),
  * after that call has released the pool's lock: one at a time, never
  * concurrently with another callback of the pool. A callback may call any
- * libipc function, ipc_result_get(r, ...) and ipc_result_free(r) included.
- * A result freed before its callback ran never gets it. */
+ * libipc function, ipc_result_get(r, ...) and ipc_result_free(r) included,
+ * except ipc_pool_free of its own pool. A result freed before its callback
+ * ran never gets it. */
 typedef void (*ipc_result_cb)(void *ctx, ipc_result *r, ssize_t status);
 typedef struct ipc_pool_callbacks {
 	ipc_result_cb callback;
@@ -926,7 +927,10 @@ IPC_API void ipc_imap_free(ipc_imap *it);
 /* The number of worker processes, or IPC_EINVAL for NULL. */
 IPC_API int ipc_pool_processes(ipc_pool *pool);
 
-/* No more tasks; workers exit once the queued ones are done. */
+/* No more tasks; workers exit once the queued ones are done. The chunks
+ * of a map_async or starmap still being handed out are handed out first
+ * (close waits for room in the task queue); an imap's chunks not yet sent
+ * fail with IPC_ECLOSED. */
 IPC_API int ipc_pool_close(ipc_pool *pool);
 /* Stop now: kill the workers; pending results fail with IPC_ECLOSED. */
 IPC_API int ipc_pool_terminate(ipc_pool *pool);

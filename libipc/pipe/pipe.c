@@ -480,6 +480,8 @@ int ipc_conn_send(ipc_conn *c, const void *msg, size_t len, int timeout_ms)
 		return -EINVAL;
 	if (c->tx == NULL)
 		return -EPERM;
+	if (len == 0)
+		msg = ""; /* the queue's copy must not see NULL, even for 0 */
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
