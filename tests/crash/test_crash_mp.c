@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "libipc/ipc.h"
@@ -271,4 +272,91 @@ Test(crashmp, pqueue_get_killed_after_commit_removes_exactly_one)
 		cr_assert_eq(pq_put_n(10 + i, i), 0);
 	cr_assert_eq(pq_put_n(99, 0), IPC_ETIMEDOUT, "and no more");
 	ipc_pqueue_close(pq);
+}
+
+/* ---- Pool: imap and starmap across a worker death ----------------------- */
+
+/* A pool whose one worker dies at the point on its first task; its
+ * replacement starts without the point set. */
+static ipc_pool *pool_dying_at(const char *point)
+{
+	ipc_pool *pool;
+
+	setenv("IPC_CRASHPOINT", point, 1);
+	cr_assert_eq(ipc_pool_new(&pool, &(ipc_pool_attr){ .processes = 1 }),
+		     0);
+	unsetenv("IPC_CRASHPOINT");
+	return pool;
+}
+
+static ssize_t cube(const void *arg, size_t len, void *out, size_t cap)
+{
+	int64_t x = *(const int64_t *)arg;
+	if (len != 8 || cap < 8)
+		return -1;
+	*(int64_t *)out = x * x * x;
+	return 8;
+}
+
+static void replaced_once(void)
+{
+	ipc_process *live[2];
+	cr_assert_eq(ipc_active_children(live, 2), 1);
+	cr_assert_str_eq(ipc_process_name(live[0]), "PoolWorker-2",
+			 "the first worker did die at the point");
+}
+
+static void imap_all_correct(ipc_pool *pool)
+{
+	int64_t in[50], v;
+	ipc_imap *it;
+	size_t idx;
+	ssize_t st;
+
+	for (int i = 0; i < 50; i++)
+		in[i] = i;
+	cr_assert_eq(ipc_pool_imap(pool, cube, in, 8, 50, 8, 3, &it), 0);
+	for (size_t i = 0; i < 50; i++) {
+		cr_assert_eq(ipc_imap_next(it, &idx, &st, &v, 8, 20000), 0);
+		cr_assert_eq(idx, i);
+		cr_assert_eq(st, 8, "item %zu: %zd", i, st);
+		cr_assert_eq(v, (int64_t)(i * i * i));
+	}
+	cr_assert_eq(ipc_imap_next(it, &idx, &st, &v, 8, 0), IPC_ECLOSED);
+	ipc_imap_free(it);
+	replaced_once();
+}
+
+Test(crashmp, imap_worker_dead_before_starting_its_chunk_is_redone)
+{
+	ipc_pool *pool = pool_dying_at("pool.worker.taken");
+	imap_all_correct(pool);
+	ipc_pool_free(pool);
+}
+
+Test(crashmp, imap_worker_dead_after_sending_costs_nothing)
+{
+	ipc_pool *pool = pool_dying_at("pool.worker.sent");
+	imap_all_correct(pool);
+	ipc_pool_free(pool);
+}
+
+Test(crashmp, starmap_worker_dead_before_starting_an_item_is_redone)
+{
+	ipc_pool *pool = pool_dying_at("pool.worker.taken");
+	int64_t in[20], out[20];
+	ipc_pool_args args[20];
+	ssize_t st[20];
+
+	for (int i = 0; i < 20; i++) {
+		in[i] = i;
+		args[i] = (ipc_pool_args){ &in[i], 8 };
+	}
+	cr_assert_eq(ipc_pool_starmap(pool, cube, args, 20, out, 8, st), 0);
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(st[i], 8);
+		cr_assert_eq(out[i], (int64_t)i * i * i);
+	}
+	replaced_once();
+	ipc_pool_free(pool);
 }
