@@ -440,3 +440,42 @@ Test(pipe, named_pipe_bad_input)
 	ipc_lock_close(lk);
 	ipc_unlink(pname);
 }
+
+static int send_when_parent_sleeps(void *arg)
+{
+	pid_t parent = getppid();
+	(void)arg;
+	ipc_conn_close(a);
+	a = NULL;
+	/* The parent is inside poll, waiting: now the lookahead catches. */
+	T_CHECK(t_blocked_in_futex(parent, 20000), 1);
+	T_CHECK(ipc_conn_send(b, "first", 5, 1000) == 0, 2);
+	T_CHECK(ipc_conn_send(b, "second", 6, 1000) == 0, 3);
+	return 0;
+}
+
+static int recv_after_fork(void *arg)
+{
+	char buf[16];
+	(void)arg;
+	/* The lookahead ("first") belongs to the parent: not ours. */
+	ssize_t n = ipc_conn_recv(a, buf, sizeof(buf), 10000);
+	T_CHECK(n == 6 && memcmp(buf, "second", 6) == 0, 1);
+	return 0;
+}
+
+Test(pipe, a_polled_message_stays_with_the_process_that_polled)
+{
+	char buf[16];
+	pid_t sender, kid;
+
+	cr_assert_eq(ipc_pipe_new(&a, &b, true, NULL), 0);
+	sender = t_spawn(send_when_parent_sleeps, NULL);
+	cr_assert_eq(ipc_conn_poll(a, 20000), 0);
+	cr_assert_eq(t_reap(sender, 20000), 0);
+	kid = t_spawn(recv_after_fork, NULL);
+	cr_assert_eq(t_reap(kid, 20000), 0, "the child got the next one");
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(memcmp(buf, "first", 5), 0, "the parent keeps its own");
+	cr_assert_eq(ipc_conn_recv(a, buf, sizeof(buf), 0), IPC_EAGAIN);
+}
