@@ -21,6 +21,7 @@ static int child(void *arg)
 	ssize_t n;
 
 	(void)arg;
+	ex_log("my parent is %d", (int)ipc_parent_pid());
 	ipc_conn_close(parent_end); /* not ours */
 	while ((n = ipc_conn_recv(child_end, buf, sizeof(buf) - 1,
 				  IPC_FOREVER)) >= 0) {
@@ -43,6 +44,8 @@ int main(void)
 	ipc_process *kid;
 	char buf[64];
 
+	ex_log("parent pid %d (the main program has none)",
+	       (int)ipc_parent_pid());
 	ex_check(ipc_pipe_new(&parent_end, &child_end, true, NULL),
 		 "ipc_pipe_new");
 	kid = ex_spawn("child", child, NULL);

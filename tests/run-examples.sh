@@ -167,7 +167,9 @@ t_pipe() {
 			[ "$(line_of "\\[MainProcess .*got 'pong $i'")" -gt \
 				"$(line_of "\\[child .*got 'ping $i'")" ] || return 1
 	done
-	[ "$(count "got 'p")" -eq 10 ] &&
+	main_pid=$(sed -n 's/^\[MainProcess \([0-9]*\)\] - parent pid -1 (the main program has none)$/\1/p' "$out")
+	[ -n "$main_pid" ] && grep -q "^\[child [0-9]*\] - my parent is $main_pid\$" "$out" &&
+		[ "$(count "got 'p")" -eq 10 ] &&
 		[ "$(line_of 'end of file: IPC_ECLOSED')" -gt "$(line_of 'closing my end')" ]
 }
 
@@ -203,7 +205,7 @@ check "enumerate: three active children listed and joined" t_enumerate
 check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
 check "pool: squares of 0..9 in order; one initializer per worker" t_pool
 check "value: ten processes count exactly with the lock and atomically" t_value
-check "pipe: five pings answered in order, then end of file" t_pipe
+check "pipe: five pings answered in order, then end of file; parent pids" t_pipe
 check "pool imap_unordered: eight slow jobs, each result once" t_imap
 check "priority queue: most urgent job first, FIFO among equals" t_priority
 exit $failed
