@@ -14,6 +14,7 @@
  *   libipc-mq the same calls on the POSIX mqueue backend
  *   mq       POSIX message queue (mq_send / mq_receive)
  *   pipe     a pipe, fixed-size frames
+ *   ipc-pipe libipc's Pipe (ipc_pipe_new, one-way): ipc_conn_send / recv
  *
  * Measurements:
  *   stream   one producer sends N messages of a size to one consumer:
@@ -78,6 +79,7 @@ struct channel {
 	char mq_name[64];
 	int fds[2];
 	struct spsc *ring;
+	ipc_conn *conn_rx, *conn_tx;
 };
 
 static void die(const char *what)
@@ -242,6 +244,34 @@ static void mq_close_chan(struct channel *c)
 	mq_close(c->mq);
 }
 
+/* libipc Pipe: a one-way ipc_pipe_new, sized like the libipc row */
+static int conn_open(struct channel *c, size_t msg_size)
+{
+	ipc_queue_attr attr = { .capacity = 1 << 20, .max_msg_size = MAX_MSG };
+	(void)msg_size;
+	return ipc_pipe_new(&c->conn_rx, &c->conn_tx, false, &attr);
+}
+
+static void conn_send(struct channel *c, const void *buf, size_t len)
+{
+	if (ipc_conn_send(c->conn_tx, buf, len, IPC_FOREVER) != 0)
+		die("ipc_conn_send");
+}
+
+static size_t conn_recv(struct channel *c, void *buf, size_t cap)
+{
+	ssize_t n = ipc_conn_recv(c->conn_rx, buf, cap, IPC_FOREVER);
+	if (n < 0)
+		die("ipc_conn_recv");
+	return (size_t)n;
+}
+
+static void conn_close(struct channel *c)
+{
+	ipc_conn_close(c->conn_rx);
+	ipc_conn_close(c->conn_tx);
+}
+
 /* pipe: the reader knows the frame size (stream benchmarks use one size) */
 static size_t pipe_frame;
 
@@ -290,6 +320,7 @@ static const struct transport transports[] = {
 	{ "libipc-mq", ipc_mq_open, ipc_send, ipc_recv, ipc_close },
 	{ "mq", mq_open_chan, mq_send_chan, mq_recv_chan, mq_close_chan },
 	{ "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
+	{ "ipc-pipe", conn_open, conn_send, conn_recv, conn_close },
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
@@ -462,6 +493,57 @@ static double pool_libipc(long n)
 }
 
 /* The same with Python's multiprocessing.Pool, if python3 is there. */
+/* Run a Python script with one integer argument; the positive number it
+ * prints, or -1 (no python3, or it failed). */
+static double run_python(const char *script, long arg)
+{
+	char cmd[2048], line[64] = "";
+	double v = -1;
+	FILE *f;
+
+	if (system("command -v python3 >/dev/null 2>&1") != 0)
+		return -1;
+	if ((size_t)snprintf(cmd, sizeof(cmd),
+			     "python3 -c \"%s\" %ld 2>/dev/null", script,
+			     arg) >= sizeof(cmd))
+		return -1;
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) != NULL)
+		v = strtod(line, NULL);
+	pclose(f);
+	return v > 0 ? v : -1;
+}
+
+/* Python's multiprocessing.Pipe: one-way latency p50 in microseconds of
+ * a 64-byte send_bytes/recv_bytes ping-pong, measured like pingpong()
+ * (both peers awake, round trip / 2); -1 without python3. */
+static double pipe_python(long rounds)
+{
+	static const char script[] =
+		"import multiprocessing as mp, sys, time\n"
+		"def echo(c, n):\n"
+		"    for _ in range(n): c.send_bytes(c.recv_bytes())\n"
+		"if __name__ == '__main__':\n"
+		"    n = int(sys.argv[1])\n"
+		"    a, b = mp.Pipe()\n"
+		"    p = mp.Process(target=echo, args=(b, n + 1000))\n"
+		"    p.start()\n"
+		"    m = bytes(64)\n"
+		"    s = []\n"
+		"    for i in range(n + 1000):\n"
+		"        t = time.perf_counter()\n"
+		"        a.send_bytes(m)\n"
+		"        a.recv_bytes()\n"
+		"        if i >= 1000: s.append((time.perf_counter() - t) * "
+		"5e5)\n"
+		"    p.join()\n"
+		"    s.sort()\n"
+		"    print(s[len(s) // 2])\n";
+	return run_python(script, rounds);
+}
+
 static double pool_python(long n)
 {
 	static const char script[] = "import multiprocessing, sys, time\n"
@@ -475,21 +557,7 @@ static double pool_python(long n)
 				     "        dt = time.perf_counter() - t\n"
 				     "    assert r[-1] == (n - 1) ** 2\n"
 				     "    print(n / dt)\n";
-	char cmd[sizeof(script) + 64], line[64] = "";
-	double rate = -1;
-	FILE *f;
-
-	if (system("command -v python3 >/dev/null 2>&1") != 0)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "python3 -c \"%s\" %ld 2>/dev/null", script,
-		 n);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	if (fgets(line, sizeof(line), f) != NULL)
-		rate = strtod(line, NULL);
-	pclose(f);
-	return rate > 0 ? rate : -1;
+	return run_python(script, n);
 }
 
 /* The median of `repeat` stream runs: a single run lands in one of two
@@ -569,8 +637,19 @@ int main(int argc, char **argv)
 	       "latency p50 %.2fx\n",
 	       rate[1][0] / rate[3][0], rate[1][1] / rate[3][1],
 	       lat[1].p50 / lat[3].p50);
+	printf("ipc-pipe / pipe throughput 64 B %.1fx, 4 KiB %.1fx; "
+	       "latency p50 %.2fx\n",
+	       rate[4][0] / rate[3][0], rate[4][1] / rate[3][1],
+	       lat[4].p50 / lat[3].p50);
 
 	unpin();
+	double py_pipe = pipe_python(rounds / 4);
+	if (py_pipe > 0)
+		printf("ipc-pipe / Python multiprocessing.Pipe latency p50 "
+		       "%.2fx (%.2f us vs %.2f us, 64 B ping-pong)\n",
+		       lat[4].p50 / py_pipe, lat[4].p50, py_pipe);
+	else
+		printf("(python3 not found: no Pipe comparison)\n");
 	long pool_n = quick ? 100000 : 1000000;
 	double pool_c = pool_libipc(pool_n), pool_py = pool_python(pool_n);
 	printf("\nPool.map of squares over %ld items, one worker per CPU:\n"
@@ -596,6 +675,8 @@ int main(int argc, char **argv)
 			"# pool map squares items/s: libipc %.0f, "
 			"python %.0f\n",
 			pool_c, pool_py);
+		fprintf(csv, "# pipe 64 B p50 us: ipc-pipe %.3f, python %.3f\n",
+			lat[4].p50, py_pipe);
 		fclose(csv);
 		printf("\nwrote %s\n", csv_path);
 	}

@@ -75,6 +75,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -86,6 +87,36 @@ extern "C" {
 #else
 #define IPC_API
 #endif
+
+/* ------------------------------------------------------------------------
+ * Version and environment
+ *
+ * The version of this header; ipc_version() and ipc_version_number() give
+ * the library actually loaded, which may be newer. IPC_VERSION_NUMBER is
+ * major * 10000 + minor * 100 + patch.
+ */
+#define IPC_VERSION_MAJOR 0
+#define IPC_VERSION_MINOR 1
+#define IPC_VERSION_PATCH 0
+#define IPC_VERSION_STRING "0.1.0"
+#define IPC_VERSION_NUMBER                                     \
+	(IPC_VERSION_MAJOR * 10000 + IPC_VERSION_MINOR * 100 + \
+	 IPC_VERSION_PATCH)
+
+/* The loaded library's version: a static string such as "0.1.0", and its
+ * number as IPC_VERSION_NUMBER. */
+IPC_API const char *ipc_version(void);
+IPC_API int ipc_version_number(void);
+
+/* CPUs online now (Python's multiprocessing.cpu_count()); at least 1. */
+IPC_API int ipc_cpu_count(void);
+
+/* The pid of the process this one was forked from, as it was at the fork
+ * (Python's parent_process().pid): a child started by ipc_process_start, a
+ * Pool worker, or a plain fork() of a process that uses libipc. -1 in a
+ * process that was not forked so (the main program). It does not change if
+ * the parent dies later. */
+IPC_API pid_t ipc_parent_pid(void);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -560,6 +591,302 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------
+ * PriorityQueue — byte messages with an int64_t priority between any
+ * number of processes; get returns the lowest priority value first, and
+ * among equal priorities the oldest (FIFO). (SimpleQueue needs no type of
+ * its own: it is a Queue, ipc_queue_new.)
+ *
+ * It holds up to maxsize messages of up to max_msg_size bytes each (each
+ * takes a slot of that size, whatever its length).
+ *
+ * Crash safety, as for Queue: any producer or consumer may be killed at
+ * any instruction. A message is wholly in the queue or not at all (never
+ * torn, duplicated or invented), qsize matches the contents, and priority
+ * order holds afterwards; blocked peers keep working. A message whose put
+ * returned 0 is delivered, unless the consumer that got it died after
+ * taking it. (Internally: the next process to lock it after a death
+ * rebuilds its indexes from the slots.)
+ */
+typedef struct ipc_pqueue ipc_pqueue;
+
+#define IPC_PQUEUE_MAX_ITEMS ((size_t)1 << 20)
+#define IPC_PQUEUE_MAX_MSG ((size_t)1 << 20)
+#define IPC_PQUEUE_MAX_BYTES ((size_t)1 << 32) /* the whole segment */
+
+/* An anonymous PriorityQueue. maxsize 0: 1024; max_msg_size 0: 4096.
+ * 0 | IPC_EINVAL (NULL q, a size over its maximum, or maxsize slots of
+ * max_msg_size over IPC_PQUEUE_MAX_BYTES) | IPC_ENOMEM. */
+IPC_API int ipc_pqueue_new(ipc_pqueue **q, size_t maxsize, size_t max_msg_size);
+
+/* Make or open a named one. The sizes apply when the call creates it (0:
+ * the defaults); opening an existing one with a size (not 0) that differs
+ * from its own is IPC_EINVAL. Other errors as ipc_queue_open. */
+IPC_API int ipc_pqueue_open(ipc_pqueue **q, const char *name, int flags,
+			    size_t maxsize, size_t max_msg_size);
+
+/* Add a copy of msg[0..len) with a priority. 0 | IPC_EAGAIN (IPC_NOWAIT,
+ * full) | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
+ * | IPC_ECLOSED (shut down) | IPC_EINVAL. */
+IPC_API int ipc_pqueue_put(ipc_pqueue *q, int64_t priority, const void *msg,
+			   size_t len, int timeout_ms);
+
+/* Remove the message of lowest priority (the oldest among equals) into
+ * buf[0..cap), its priority into *priority (if not NULL): its length
+ * | IPC_EAGAIN / IPC_ETIMEDOUT (empty) | IPC_EMSGSIZE (cap too small; it
+ * stays) | IPC_ECLOSED (shut down and drained) | IPC_EINVAL. */
+IPC_API ssize_t ipc_pqueue_get(ipc_pqueue *q, int64_t *priority, void *buf,
+			       size_t cap, int timeout_ms);
+
+/* As ipc_pqueue_get, into a malloc'd buffer the caller frees (*msg NULL on
+ * error; a 0-byte message still gets a buffer). */
+IPC_API ssize_t ipc_pqueue_get_alloc(ipc_pqueue *q, int64_t *priority,
+				     void **msg, int timeout_ms);
+
+/* Messages queued (a snapshot), or IPC_EINVAL. */
+IPC_API long ipc_pqueue_qsize(ipc_pqueue *q);
+
+/* Shut it down for every process: puts fail with IPC_ECLOSED, gets return
+ * what is left (in priority order) and then IPC_ECLOSED; blocked callers
+ * wake. */
+IPC_API int ipc_pqueue_shutdown(ipc_pqueue *q);
+IPC_API void ipc_pqueue_close(ipc_pqueue *q);
+
+/* ------------------------------------------------------------------------
+ * Pipe and Connection — two connected ends that send byte messages to each
+ * other (Python's multiprocessing.Pipe).
+ *
+ * ipc_pipe_new makes both ends in the calling process; fork (or
+ * ipc_process_start) gives a child its copy, and each process closes the
+ * end it does not use, as with a kernel pipe. Each direction is a Queue in
+ * shared memory (attr sizes it, as for ipc_queue_open), so messages are
+ * whole, in order, never torn or duplicated, and the Queue's speed applies.
+ *
+ * Closed ends. An end is closed once no process holds it: every holder
+ * called ipc_conn_close or died (the kernel counts holders through file
+ * locks; nothing is guessed from pids). Then the other end's receives
+ * return the messages still queued and then IPC_ECLOSED (end of file), and
+ * its sends fail with IPC_ECLOSED. A clean close is seen at once; a death
+ * within about a tenth of a second by a receiver or a waiting sender, and
+ * by any sender within that time of its next send (a send that lands in
+ * the window is lost with the dead peer, as a write into a pipe whose
+ * reader is dying is). A process that inherited an end and never uses it
+ * keeps it open: close it.
+ *
+ * A message is lost only with a receiver killed after taking it.
+ *
+ * Named pipes (ipc_pipe_open): unrelated processes open end 0 and end 1 of
+ * a name. An end nobody has opened yet is not closed: a receive waits for
+ * it. A pipe's ends close once; after that the name serves no new
+ * conversation: ipc_pipe_unlink it and make a new one.
+ */
+typedef struct ipc_conn ipc_conn;
+
+/* Make a pipe. duplex: both ends send and receive; else *c1 only receives
+ * and *c2 only sends (Python's Pipe(False)). attr NULL: 1 MiB per
+ * direction, messages up to 256 KiB. 0 | IPC_EINVAL (NULL c1 or c2, a
+ * joinable attr, sizes out of range) | IPC_ENOMEM | another negative errno
+ * the kernel gave (no memfd, no /proc). */
+IPC_API int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
+			 const ipc_queue_attr *attr);
+
+/* Make or open end `end` (0 or 1) of the named pipe `name` (1 to 197
+ * characters, as for other names). A one-way pipe's end 0 receives and end
+ * 1 sends. attr applies when the call creates the pipe (as for
+ * ipc_queue_open). 0 | IPC_EINVAL (NULL c, end not 0 or 1, a bad or long
+ * name, a joinable attr, duplex not as the pipe was made) | IPC_ENOENT
+ * (no IPC_CREATE, no such pipe) | IPC_EEXIST (IPC_EXCL) | IPC_EPROTO (the
+ * name holds another kind of object) | IPC_EACCES. Any number of processes
+ * may open the same end; each closes its handle with ipc_conn_close. */
+IPC_API int ipc_pipe_open(ipc_conn **c, const char *name, int flags, int end,
+			  bool duplex, const ipc_queue_attr *attr);
+
+/* Remove a named pipe's names ("<name>", "<name>.p0", "<name>.p1"). Open
+ * handles keep working. 0 | IPC_ENOENT | IPC_EINVAL. */
+IPC_API int ipc_pipe_unlink(const char *name);
+
+/* Send a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
+ * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE | IPC_ECLOSED (the other end is
+ * closed) | IPC_EPERM (a receive-only end) | IPC_EINVAL. */
+IPC_API int ipc_conn_send(ipc_conn *c, const void *msg, size_t len,
+			  int timeout_ms);
+
+/* Receive the next message into buf[0..cap): its length | IPC_EAGAIN /
+ * IPC_ETIMEDOUT (nothing came) | IPC_EMSGSIZE (cap too small; the message
+ * stays) | IPC_ECLOSED (the other end is closed and everything it sent was
+ * received) | IPC_EPERM (a send-only end) | IPC_EINVAL. */
+IPC_API ssize_t ipc_conn_recv(ipc_conn *c, void *buf, size_t cap,
+			      int timeout_ms);
+
+/* As ipc_conn_recv, into a malloc'd buffer the caller frees (*msg NULL on
+ * error; a 0-byte message still gets a buffer). */
+IPC_API ssize_t ipc_conn_recv_alloc(ipc_conn *c, void **msg, int timeout_ms);
+
+/* Wait until a receive would not block: 0 (a message waits, or the other
+ * end is closed and a receive returns IPC_ECLOSED) | IPC_EAGAIN
+ * | IPC_ETIMEDOUT | IPC_EPERM | IPC_EINVAL. A poll that had to wait holds
+ * the message it waited for in this handle for the next receive by this
+ * process. */
+IPC_API int ipc_conn_poll(ipc_conn *c, int timeout_ms);
+
+/* Whether this end may receive / send (false for NULL). */
+IPC_API bool ipc_conn_readable(ipc_conn *c);
+IPC_API bool ipc_conn_writable(ipc_conn *c);
+
+/* Drop this process's hold on the end, and free the handle. */
+IPC_API void ipc_conn_close(ipc_conn *c);
+
+/* ------------------------------------------------------------------------
+ * Shared memory — a block of bytes that processes map (Python's
+ * multiprocessing.shared_memory.SharedMemory).
+ *
+ * The block's bytes start zeroed; libipc never reads or writes them, so
+ * what they hold and how access to them is ordered is the program's
+ * business (use a Lock, or an Array below for typed atomic elements). The
+ * buffer is 64-byte aligned and stays at one address for the life of the
+ * handle. A process that dies while writing leaves whatever it wrote.
+ */
+typedef struct ipc_shm ipc_shm;
+
+#define IPC_SHM_MAX_SIZE ((size_t)1 << 40)
+
+/* An anonymous block of size bytes, shared with children forked later.
+ * 0 | IPC_EINVAL (NULL m, size 0 or over IPC_SHM_MAX_SIZE) | IPC_ENOMEM. */
+IPC_API int ipc_shm_new(ipc_shm **m, size_t size);
+
+/* Make or open a named block. size applies when the call creates it (then
+ * it must be 1 .. IPC_SHM_MAX_SIZE); opening an existing block with size 0
+ * accepts its size, any other size that differs is IPC_EINVAL. IPC_ENOENT
+ * (no IPC_CREATE and no such name) | IPC_EEXIST (IPC_EXCL) | IPC_EPROTO
+ * (the name holds another kind of object) | IPC_EACCES. */
+IPC_API int ipc_shm_open(ipc_shm **m, const char *name, int flags, size_t size);
+
+/* The block's first byte (NULL for NULL), its size in bytes (0 for NULL),
+ * its name without a leading '/' (NULL for an anonymous block or NULL). The
+ * pointers are valid until ipc_shm_close. */
+IPC_API void *ipc_shm_buf(ipc_shm *m);
+IPC_API size_t ipc_shm_size(ipc_shm *m);
+IPC_API const char *ipc_shm_name(ipc_shm *m);
+
+/* Unmap it; the name lives on until ipc_unlink. */
+IPC_API void ipc_shm_close(ipc_shm *m);
+
+/* ------------------------------------------------------------------------
+ * Value and Array — typed elements in shared memory with an attached lock
+ * (Python's multiprocessing.Value and Array; get_lock() is
+ * ipc_array_acquire / ipc_array_release). A Value is an Array of one
+ * element, and the ipc_value_* functions are the same calls on index 0.
+ *
+ * Elements start zeroed. Two ways to update them:
+ *   - the atomic calls (load, store, add, cas) for the integer types: each
+ *     is one indivisible step (sequentially consistent), no lock needed,
+ *     and a process killed during one did it entirely or not at all;
+ *   - any access through ipc_array_data() while holding the lock. The lock
+ *     is a robust mutex: if its holder dies, the next acquirer gets
+ *     IPC_EOWNERDEAD with the lock held, and must assume the elements it
+ *     guards may be half-updated.
+ * A plain `data[i]++` without the lock loses updates between processes,
+ * as `v.value += 1` does in Python without get_lock().
+ *
+ * Integer values travel as int64_t: load sign- or zero-extends the element;
+ * store and cas refuse (IPC_EINVAL) a value the type cannot hold; add wraps
+ * modulo 2^bits like C unsigned arithmetic. IPC_TYPE_U64 elements travel as
+ * their bit pattern (values of 2^63 and above come back negative).
+ */
+typedef struct ipc_array ipc_array;
+typedef struct ipc_array ipc_value;
+
+typedef enum ipc_type {
+	IPC_TYPE_I8 = 1, /* Python 'b' */
+	IPC_TYPE_U8,	 /* 'B' */
+	IPC_TYPE_I16,	 /* 'h' */
+	IPC_TYPE_U16,	 /* 'H' */
+	IPC_TYPE_I32,	 /* 'i' */
+	IPC_TYPE_U32,	 /* 'I' */
+	IPC_TYPE_I64,	 /* 'q' ('l' on LP64) */
+	IPC_TYPE_U64,	 /* 'Q' */
+	IPC_TYPE_FLOAT,	 /* 'f': no atomic calls (IPC_EINVAL); use the lock */
+	IPC_TYPE_DOUBLE, /* 'd': likewise */
+} ipc_type;
+
+/* An anonymous Array of n elements. 0 | IPC_EINVAL (NULL a, unknown type,
+ * n 0, or n elements over IPC_SHM_MAX_SIZE bytes) | IPC_ENOMEM. */
+IPC_API int ipc_array_new(ipc_array **a, ipc_type type, size_t n);
+
+/* Make or open a named Array. type must match the existing array's
+ * (else IPC_EPROTO); n applies when the call creates it; opening an
+ * existing one with n 0 accepts its length, any other n that differs is
+ * IPC_EINVAL. Other errors as ipc_shm_open (a raw block's name is
+ * IPC_EPROTO). */
+IPC_API int ipc_array_open(ipc_array **a, const char *name, int flags,
+			   ipc_type type, size_t n);
+
+/* The first element (NULL for NULL), the element count (0 for NULL), the
+ * type (0 for NULL), the name (NULL if anonymous). */
+IPC_API void *ipc_array_data(ipc_array *a);
+IPC_API size_t ipc_array_len(ipc_array *a);
+IPC_API ipc_type ipc_array_type(ipc_array *a);
+IPC_API const char *ipc_array_name(ipc_array *a);
+
+/* The attached lock: same contract and returns as ipc_lock_acquire /
+ * ipc_lock_release (IPC_EOWNERDEAD, IPC_EDEADLK, IPC_EPERM). */
+IPC_API int ipc_array_acquire(ipc_array *a, int timeout_ms);
+IPC_API int ipc_array_release(ipc_array *a);
+
+/* Atomic operations on element i of an integer Array. All return 0, or
+ * IPC_EINVAL for NULL a, i out of range, a float type, or (store, cas) a
+ * value the type cannot hold; load also for NULL out.
+ *   load:  *out = a[i]
+ *   store: a[i] = v
+ *   add:   a[i] += delta; *old (if not NULL) = the value before
+ *   cas:   if a[i] == *expected then a[i] = desired and 0; else
+ *          *expected = a[i] and IPC_EAGAIN. */
+IPC_API int ipc_array_load(ipc_array *a, size_t i, int64_t *out);
+IPC_API int ipc_array_store(ipc_array *a, size_t i, int64_t v);
+IPC_API int ipc_array_add(ipc_array *a, size_t i, int64_t delta, int64_t *old);
+IPC_API int ipc_array_cas(ipc_array *a, size_t i, int64_t *expected,
+			  int64_t desired);
+IPC_API void ipc_array_close(ipc_array *a);
+
+/* Value: an Array of one element. */
+static inline int ipc_value_new(ipc_value **v, ipc_type type)
+{
+	return ipc_array_new(v, type, 1);
+}
+static inline int ipc_value_open(ipc_value **v, const char *name, int flags,
+				 ipc_type type)
+{
+	return ipc_array_open(v, name, flags, type, 1);
+}
+static inline int ipc_value_load(ipc_value *v, int64_t *out)
+{
+	return ipc_array_load(v, 0, out);
+}
+static inline int ipc_value_store(ipc_value *v, int64_t x)
+{
+	return ipc_array_store(v, 0, x);
+}
+static inline int ipc_value_add(ipc_value *v, int64_t delta, int64_t *old)
+{
+	return ipc_array_add(v, 0, delta, old);
+}
+static inline int ipc_value_acquire(ipc_value *v, int timeout_ms)
+{
+	return ipc_array_acquire(v, timeout_ms);
+}
+static inline int ipc_value_release(ipc_value *v)
+{
+	return ipc_array_release(v);
+}
+static inline void *ipc_value_data(ipc_value *v)
+{
+	return ipc_array_data(v);
+}
+static inline void ipc_value_close(ipc_value *v)
+{
+	ipc_array_close(v);
+}
+
+/* ------------------------------------------------------------------------
  * Process — run a function in a child process, like Python's Process with
  * the fork start method.
  *
@@ -636,10 +963,15 @@ IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
  * it; its functions may be called from several threads.
  *
  * Worker death (SIGKILL, OOM, a crash inside fn): the pool notices within
- * about a tenth of a second while a call waits, the call whose work the dead
- * worker held fails with IPC_ECHILD (it never hangs), a new worker takes
- * its place, and later calls succeed. That work is not retried: a function
- * that crashes its worker would crash the next one too.
+ * about a tenth of a second while a call waits, the work the dead worker
+ * held fails with IPC_ECHILD (a call never hangs), a new worker takes its
+ * place, and later calls succeed. That work is not retried: a function
+ * that crashes its worker would crash the next one too. What fails is said
+ * per call: a map as a whole, an apply its result, a starmap or imap only
+ * the items of the dead worker's chunk.
+ *
+ * Task errors: an ipc_task_fn's negative return value is that task's (or
+ * item's) result, handed to its caller; the pool goes on.
  */
 typedef struct ipc_pool ipc_pool;
 typedef struct ipc_result ipc_result;
@@ -684,8 +1016,108 @@ IPC_API ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap,
 IPC_API bool ipc_result_ready(ipc_result *r);
 IPC_API void ipc_result_free(ipc_result *r); /* before or after get */
 
-/* No more tasks; workers exit once the queued ones are done. 0 (also when
- * already closed or terminated) | IPC_EINVAL (NULL pool). */
+/* Wait until the result is ready, without taking it (AsyncResult.wait):
+ * 0 | IPC_EAGAIN | IPC_ETIMEDOUT | IPC_EINVAL. */
+IPC_API int ipc_result_wait(ipc_result *r, int timeout_ms);
+
+/* Ready, and fn's return value (or the map's) is not negative
+ * (AsyncResult.successful). false while not ready, and for NULL. */
+IPC_API bool ipc_result_successful(ipc_result *r);
+
+/* apply (blocking): ipc_pool_apply_async, then ipc_result_get with no
+ * time limit. Returns what ipc_result_get returns, or the apply_async
+ * error. */
+IPC_API ssize_t ipc_pool_apply(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+			       size_t len, void *out, size_t cap);
+
+/* Callbacks (Python's callback / error_callback). When the result becomes
+ * ready, callback(ctx, r, status) runs if status >= 0, else
+ * error_callback(ctx, r, status) (IPC_ECHILD, IPC_ECLOSED, or fn's own
+ * negative return); either may be NULL. They run in the pool's process, in
+ * whichever thread next waits on the pool (ipc_result_get / wait / ready,
+ * ipc_imap_next, ipc_pool_map, ipc_pool_close / join / terminate, ...),
+ * after that call has released the pool's lock: one at a time, never
+ * concurrently with another callback of the pool. A callback may call any
+ * libipc function, ipc_result_get(r, ...) and ipc_result_free(r) included,
+ * except ipc_pool_free of its own pool. A result freed before its callback
+ * ran never gets it. */
+typedef void (*ipc_result_cb)(void *ctx, ipc_result *r, ssize_t status);
+typedef struct ipc_pool_callbacks {
+	ipc_result_cb callback;
+	ipc_result_cb error_callback;
+	void *ctx;
+} ipc_pool_callbacks;
+
+/* apply_async with callbacks (cb NULL: none). Returns as apply_async. */
+IPC_API int ipc_pool_apply_cb(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+			      size_t len, const ipc_pool_callbacks *cb,
+			      ipc_result **r);
+
+/* map without waiting: returns at once with *r, whose ipc_result_get
+ * returns what ipc_pool_map would (0 | IPC_ECHILD | IPC_ECLOSED). in and
+ * out must stay valid until then: the items are read, and results written,
+ * while the pool works. Chunks are handed to the workers whenever this
+ * process waits on the pool, so wait on *r (or any pool call) to make
+ * progress. Errors as ipc_pool_map, and IPC_EINVAL for NULL r. */
+IPC_API int ipc_pool_map_async(ipc_pool *pool, ipc_map_fn fn, const void *in,
+			       size_t in_size, void *out, size_t out_size,
+			       size_t n, size_t chunksize,
+			       const ipc_pool_callbacks *cb, ipc_result **r);
+
+/* starmap: fn(args[i].arg, args[i].len, out + i * out_size, out_size) for
+ * n items of any length (a packed record of several arguments, as Python's
+ * starmap unpacks a tuple), one task per item; status[i] = fn's return
+ * value (the bytes it wrote to its slot, or its own negative error), or
+ * IPC_ECHILD if the worker running item i died. The other items run on.
+ * 0 | IPC_ECHILD (some item's worker died; see status) | IPC_ECLOSED
+ * (terminated meanwhile) | IPC_EINVAL (NULL fn, args or status with
+ * n > 0, NULL out with out_size > 0, a NULL arg with len > 0, closed pool)
+ * | IPC_EMSGSIZE (an argument over 1 MiB, or out_size over 1 MiB - 8).
+ * A return value over out_size makes that item's status IPC_EMSGSIZE. */
+typedef struct ipc_pool_args {
+	const void *arg;
+	size_t len;
+} ipc_pool_args;
+IPC_API int ipc_pool_starmap(ipc_pool *pool, ipc_task_fn fn,
+			     const ipc_pool_args *args, size_t n, void *out,
+			     size_t out_size, ssize_t *status);
+
+/* imap and imap_unordered: results one by one, as they come, for
+ * fn(in + i * in_size, in_size, result, out_size) over n items. imap
+ * returns them in input order, imap_unordered in the order they finish.
+ * Lazy: only about 4 chunks per worker are in flight or waiting to be
+ * taken at a time, so in must stay valid until the iterator is freed.
+ * chunksize 0 is 1 (as in Python). 0 | IPC_EINVAL (NULL fn, in with n > 0
+ * or it, zero in_size, closed pool) | IPC_EMSGSIZE | IPC_ENOMEM. Items not
+ * yet sent when the pool is closed fail with IPC_ECLOSED. */
+typedef struct ipc_imap ipc_imap;
+IPC_API int ipc_pool_imap(ipc_pool *pool, ipc_task_fn fn, const void *in,
+			  size_t in_size, size_t n, size_t out_size,
+			  size_t chunksize, ipc_imap **it);
+IPC_API int ipc_pool_imap_unordered(ipc_pool *pool, ipc_task_fn fn,
+				    const void *in, size_t in_size, size_t n,
+				    size_t out_size, size_t chunksize,
+				    ipc_imap **it);
+
+/* The next item: 0 with *index = its input index and *status = fn's return
+ * value (that many bytes are in out) or IPC_ECHILD (its worker died) or
+ * IPC_ECLOSED (the pool was terminated) | IPC_ECLOSED (all n items were
+ * returned: the end, Python's StopIteration) | IPC_EAGAIN | IPC_ETIMEDOUT
+ * | IPC_EMSGSIZE (cap smaller than the item's result; it stays next)
+ * | IPC_EINVAL. */
+IPC_API int ipc_imap_next(ipc_imap *it, size_t *index, ssize_t *status,
+			  void *out, size_t cap, int timeout_ms);
+
+/* Release the iterator; results still to come are dropped. */
+IPC_API void ipc_imap_free(ipc_imap *it);
+
+/* The number of worker processes, or IPC_EINVAL for NULL. */
+IPC_API int ipc_pool_processes(ipc_pool *pool);
+
+/* No more tasks; workers exit once the queued ones are done. The chunks
+ * of a map_async or starmap still being handed out are handed out first
+ * (close waits for room in the task queue); an imap's chunks not yet sent
+ * fail with IPC_ECLOSED. */
 IPC_API int ipc_pool_close(ipc_pool *pool);
 /* Stop now: kill the workers (SIGKILL) and wait for them; pending results
  * fail with IPC_ECLOSED. 0 (also when already terminated) | IPC_EINVAL
@@ -790,10 +1222,15 @@ typedef struct ipc_object_info {
 #define IPC_KIND_SEM 5
 #define IPC_KIND_BARRIER 6
 #define IPC_KIND_QUEUE 7
-#define IPC_KIND_MQUEUE 8 /* a queue with IPC_BACKEND_MQUEUE */
+#define IPC_KIND_MQUEUE 8  /* a queue with IPC_BACKEND_MQUEUE */
+#define IPC_KIND_SHM 9	   /* a shared memory block (ipc_shm) */
+#define IPC_KIND_ARRAY 10  /* a Value or Array */
+#define IPC_KIND_PQUEUE 11 /* a PriorityQueue */
 
-/* "lock", "rlock", "event", "cond", "sem", "barrier", "queue", "mqueue";
- * "unknown" otherwise. Never NULL. */
+/* "lock", "rlock", "event", "cond", "sem", "barrier", "queue", "mqueue",
+ * "shm", "array", "pqueue"; "unknown" otherwise. Never NULL. ipc_stat
+ * reports the users of a shm block, Value, Array or PriorityQueue but no
+ * live state (those fields stay -1). */
 IPC_API const char *ipc_kind_name(int kind);
 
 /* Describe the named object without opening it as a user: it reads the

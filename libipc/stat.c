@@ -57,6 +57,11 @@ static int describe(const char *name, int fd, ipc_object_info *info)
 	case IPC_KIND_MQUEUE:
 		rc = ipc__mq_describe(name, seg, got, info);
 		break;
+	case IPC_KIND_SHM:
+	case IPC_KIND_ARRAY:
+	case IPC_KIND_PQUEUE:
+		rc = 0; /* no live state is read for these kinds yet */
+		break;
 	default:
 		rc = -EPROTO;
 	}

@@ -158,7 +158,44 @@ t_pool() {
 		grep -q '^\[0, 1, 4, 9, 16, 25, 36, 49, 64, 81\]$' "$out"
 }
 
-echo "1..14"
+t_value() {
+	run value_counter || return 1
+	plain=$(sed -n 's/.*without the lock: \([0-9]*\) of 200000.*/\1/p' "$out")
+	[ -n "$plain" ] && [ "$plain" -le 200000 ] &&
+		grep -q 'with the lock:    200000 of 200000$' "$out" &&
+		grep -q 'ipc_value_add:    200000 of 200000$' "$out"
+}
+
+t_pipe() {
+	run pipe_pingpong || return 1
+	for i in 1 2 3 4 5; do
+		[ "$(line_of "\\[child .*got 'ping $i'")" -gt 0 ] &&
+			[ "$(line_of "\\[MainProcess .*got 'pong $i'")" -gt \
+				"$(line_of "\\[child .*got 'ping $i'")" ] || return 1
+	done
+	main_pid=$(sed -n 's/^\[MainProcess \([0-9]*\)\] - parent pid -1 (the main program has none)$/\1/p' "$out")
+	[ -n "$main_pid" ] && grep -q "^\[child [0-9]*\] - my parent is $main_pid\$" "$out" &&
+		[ "$(count "got 'p")" -eq 10 ] &&
+		[ "$(line_of 'end of file: IPC_ECLOSED')" -gt "$(line_of 'closing my end')" ]
+}
+
+t_imap() {
+	run pool_imap_unordered || return 1
+	jobs=$(sed -n 's/.*\] - job \([0-9]*\): \([0-9]*\) (by PoolWorker-[0-9]*)$/\1 \2/p' "$out" |
+		sort -n | tr '\n' ' ')
+	[ "$jobs" = "0 0 1 1 2 4 3 9 4 16 5 25 6 36 7 49 " ] &&
+		grep -q '8 of 8 results' "$out"
+}
+
+t_priority() {
+	run priority_jobs || return 1
+	done=$(sed -n 's/^\[worker [0-9]*\] - doing (priority \([0-9]*\)) \(.*\)$/\1 \2/p' "$out" |
+		tr '\n' ',')
+	[ "$done" = "0 restore the server,1 fix the build,2 review patch A,2 review patch B,3 water the plants,5 tidy the desk," ] &&
+		grep -q 'no more jobs: IPC_ECLOSED' "$out"
+}
+
+echo "1..18"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -173,4 +210,8 @@ check "five workers run at the same time" t_five
 check "enumerate: three active children listed and joined" t_enumerate
 check "daemon: join(timeout) leaves it running; main's exit terminates it" t_daemon
 check "pool: squares of 0..9 in order; one initializer per worker" t_pool
+check "value: ten processes count exactly with the lock and atomically" t_value
+check "pipe: five pings answered in order, then end of file; parent pids" t_pipe
+check "pool imap_unordered: eight slow jobs, each result once" t_imap
+check "priority queue: most urgent job first, FIFO among equals" t_priority
 exit $failed

@@ -191,7 +191,11 @@ enum ipc__kind {
 	IPC__KIND_SEM = 5,
 	IPC__KIND_BARRIER = 6,
 	IPC__KIND_QUEUE = 7,
-	IPC__KIND_MQUEUE = 8, /* the companion segment of a POSIX mq queue */
+	IPC__KIND_MQUEUE = 8,  /* the companion segment of a POSIX mq queue */
+	IPC__KIND_SHM = 9,     /* shm/shm.c: a raw block */
+	IPC__KIND_ARRAY = 10,  /* shm/shm.c: Value and Array */
+	IPC__KIND_PQUEUE = 11, /* pqueue/pqueue.c: PriorityQueue */
+	IPC__KIND_LAST = IPC__KIND_PQUEUE,
 };
 
 struct ipc__seg_hdr {

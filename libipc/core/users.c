@@ -183,10 +183,12 @@ int ipc__mq_unlink(const char *name)
  * (never mmap: a truncated file cannot fault us) and count its users.
  */
 static const char *const kind_names[] = {
-	[IPC__KIND_LOCK] = "lock",   [IPC__KIND_RLOCK] = "rlock",
-	[IPC__KIND_EVENT] = "event", [IPC__KIND_COND] = "cond",
-	[IPC__KIND_SEM] = "sem",     [IPC__KIND_BARRIER] = "barrier",
-	[IPC__KIND_QUEUE] = "queue", [IPC__KIND_MQUEUE] = "mqueue",
+	[IPC__KIND_LOCK] = "lock",     [IPC__KIND_RLOCK] = "rlock",
+	[IPC__KIND_EVENT] = "event",   [IPC__KIND_COND] = "cond",
+	[IPC__KIND_SEM] = "sem",       [IPC__KIND_BARRIER] = "barrier",
+	[IPC__KIND_QUEUE] = "queue",   [IPC__KIND_MQUEUE] = "mqueue",
+	[IPC__KIND_SHM] = "shm",       [IPC__KIND_ARRAY] = "array",
+	[IPC__KIND_PQUEUE] = "pqueue",
 };
 
 const char *ipc_kind_name(int kind)
@@ -211,7 +213,7 @@ static const char *hdr_problem(const struct ipc__seg_hdr *h, ssize_t got,
 		return "other ABI version";
 	if (h->h_init != IPC__INIT_READY)
 		return "unfinished";
-	if (h->h_kind == 0 || h->h_kind > IPC__KIND_MQUEUE)
+	if (h->h_kind == 0 || h->h_kind > IPC__KIND_LAST)
 		return "unknown kind";
 	if (h->h_size > (uint64_t)file_size || h->h_size < sizeof(*h))
 		return "truncated";

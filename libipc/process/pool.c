@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.c — Pool: worker processes fed through libipc queues.
+ * pool.c — Pool: worker processes fed through libipc queues; apply,
+ * results and callbacks, and the pool's lifetime.
  *
  * Workers are daemon Processes ("PoolWorker-N") that run the initializer,
  * then take tasks from a JoinableQueue and send results back on a Queue.
  * A task is a header (id, kind, function pointer, sizes) followed by the
  * copied input; a result is a header (id, status, length) followed by the
- * output. The process that made the pool drives it: map and apply_async
- * put tasks, and every waiting call "pumps" the results queue, handing each
- * result to whoever waits for its id.
+ * output. The process that made the pool drives it: apply puts one task,
+ * the multi-item calls (pool_call.c) feed chunks, and every waiting call
+ * "pumps" the results queue, handing each result to whoever waits for its
+ * id, then runs the callbacks that became due once it has let go of the
+ * pool's lock (ipc__pool_unlock).
  *
  * Worker death. Each worker publishes, in memory shared with the pool, the
  * id of the task it runs (set after it got the task and before running it,
@@ -35,77 +38,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libipc/core/core.h"
-
-#define TASK_PAYLOAD_MAX (1u << 20)
-#define RESULT_CAP (64u << 10)
-#define QUEUE_CAPACITY (8u << 20)
-#define MSG_MAX (TASK_PAYLOAD_MAX + 64)
-#define CANCEL_SLOTS 256
-
-enum { TASK_MAP = 1, TASK_APPLY = 2 };
-enum { POOL_RUNNING, POOL_CLOSED, POOL_TERMINATED };
-
-struct task_hdr {
-	uint64_t t_id;
-	uint32_t t_kind;
-	uint32_t t_count;    /* items in a map chunk */
-	uint64_t t_fn;	     /* function pointer, valid in the forked workers */
-	uint64_t t_in_size;  /* map: item size; apply: argument length */
-	uint64_t t_out_size; /* map: result item size */
-};
-
-struct result_hdr {
-	uint64_t r_id;
-	int64_t r_status; /* map: 0; apply: fn's return value */
-	uint64_t r_len;
-};
-
-/* Shared between the pool and its workers (anonymous, inherited). */
-struct pool_shared {
-	_Atomic uint64_t w_current[IPC_POOL_MAX_PROCESSES]; /* 0: idle */
-	_Atomic uint64_t cancelled[CANCEL_SLOTS];
-	_Atomic uint32_t cancel_next;
-	_Atomic uint32_t worker_seq; /* for names */
-};
-
-struct ipc_result {
-	struct ipc_result *next; /* the pool's list of unfinished results */
-	ipc_pool *pool;		 /* NULL once the pool is gone */
-	uint64_t id;
-	bool ready;
-	ssize_t status;
-	void *buf;
-	size_t len;
-};
-
-struct map_call {
-	uint64_t first_id;
-	size_t nchunks, chunksize, n, out_size, done;
-	uint8_t *out;
-	uint8_t *chunk_done; /* each chunk counts once, whatever arrives */
-	bool failed;
-};
-
-struct worker_arg {
-	ipc_pool *pool;
-	int slot;
-};
-
-struct ipc_pool {
-	pthread_mutex_t lock;
-	ipc_queue *tasks, *results;
-	struct pool_shared *sh;
-	ipc_process *workers[IPC_POOL_MAX_PROCESSES];
-	struct worker_arg wargs[IPC_POOL_MAX_PROCESSES];
-	int nworkers;
-	ipc_pool_attr attr;
-	int state;
-	uint64_t next_id;
-	struct ipc_result *pending;
-	struct map_call *map; /* the map in progress, if any */
-	uint8_t *rbuf;	      /* one result message */
-};
+#include "libipc/process/pool.h"
 
 /* ---- In the worker ----------------------------------------------------- */
 
@@ -116,6 +49,41 @@ static bool task_cancelled(struct pool_shared *sh, uint64_t id)
 					 memory_order_relaxed) == id)
 			return true;
 	return false;
+}
+
+/* Run one task; fill r (and the bytes after it) with its result. */
+static void run_task(const struct task_hdr *t, const uint8_t *data,
+		     struct result_hdr *r)
+{
+	uint8_t *res = (uint8_t *)(r + 1);
+
+	r->r_id = t->t_id;
+	r->r_status = 0;
+	if (t->t_kind == TASK_MAP) {
+		ipc_map_fn fn = (ipc_map_fn)(uintptr_t)t->t_fn;
+		for (uint32_t i = 0; i < t->t_count; i++)
+			fn(data + i * t->t_in_size, res + i * t->t_out_size);
+		r->r_len = t->t_count * t->t_out_size;
+	} else if (t->t_kind == TASK_ITEMS) {
+		ipc_task_fn fn = (ipc_task_fn)(uintptr_t)t->t_fn;
+		size_t per = sizeof(int64_t) + t->t_out_size;
+		for (uint32_t i = 0; i < t->t_count; i++) {
+			uint8_t *slot = res + i * per;
+			int64_t st = fn(data + i * t->t_in_size, t->t_in_size,
+					slot + sizeof(int64_t), t->t_out_size);
+			if (st > (int64_t)t->t_out_size)
+				st = -EMSGSIZE; /* it claims more than cap */
+			memcpy(slot, &st, sizeof(st));
+		}
+		r->r_len = t->t_count * per;
+	} else {
+		ipc_task_fn fn = (ipc_task_fn)(uintptr_t)t->t_fn;
+		ssize_t st = fn(data, t->t_in_size, res, RESULT_CAP);
+		r->r_status = st;
+		r->r_len = st > 0 ? ((size_t)st > RESULT_CAP ? RESULT_CAP
+							     : (size_t)st)
+				  : 0;
+	}
 }
 
 static int pool_worker(void *arg)
@@ -135,8 +103,6 @@ static int pool_worker(void *arg)
 			ipc_queue_get(pool->tasks, in, MSG_MAX, IPC_FOREVER);
 		struct task_hdr *t = (struct task_hdr *)in;
 		struct result_hdr *r = (struct result_hdr *)out;
-		const uint8_t *data = in + sizeof(*t);
-		uint8_t *res = out + sizeof(*r);
 
 		if (n == IPC_ECLOSED)
 			return 0;
@@ -149,23 +115,7 @@ static int pool_worker(void *arg)
 		IPC__CRASHPOINT("pool.worker.taken");
 		atomic_store(&sh->w_current[wa->slot], t->t_id);
 		ipc_queue_task_done(pool->tasks); /* see "Worker death" */
-		r->r_id = t->t_id;
-		r->r_status = 0;
-		if (t->t_kind == TASK_MAP) {
-			ipc_map_fn fn = (ipc_map_fn)(uintptr_t)t->t_fn;
-			for (uint32_t i = 0; i < t->t_count; i++)
-				fn(data + i * t->t_in_size,
-				   res + i * t->t_out_size);
-			r->r_len = t->t_count * t->t_out_size;
-		} else {
-			ipc_task_fn fn = (ipc_task_fn)(uintptr_t)t->t_fn;
-			ssize_t st = fn(data, t->t_in_size, res, RESULT_CAP);
-			r->r_status = st;
-			r->r_len =
-				st > 0 ? ((size_t)st > RESULT_CAP ? RESULT_CAP
-								  : (size_t)st)
-				       : 0;
-		}
+		run_task(t, in + sizeof(*t), r);
 		if (ipc_queue_put(pool->results, out, sizeof(*r) + r->r_len,
 				  IPC_FOREVER) != 0)
 			return 3;
@@ -195,35 +145,34 @@ static int pool_start_worker(ipc_pool *pool, int slot)
 static struct ipc_result *pool_find_result(ipc_pool *pool, uint64_t id)
 {
 	for (struct ipc_result *r = pool->pending; r != NULL; r = r->next)
-		if (r->id == id)
+		if (r->call == NULL && r->id == id)
 			return r;
 	return NULL;
+}
+
+void ipc__pool_result_ready(ipc_result *r, ssize_t status)
+{
+	if (r->ready)
+		return;
+	r->status = status;
+	r->ready = true;
+	r->cb_due = status >= 0 ? r->cb.callback != NULL
+				: r->cb.error_callback != NULL;
 }
 
 /* Hand one result to its waiter; results nobody waits for are dropped. */
 static void pool_dispatch(ipc_pool *pool, const uint8_t *msg, size_t n)
 {
 	const struct result_hdr *h = (const struct result_hdr *)msg;
-	struct map_call *m = pool->map;
+	struct pool_call *c;
 	struct ipc_result *r;
 
 	if (n < sizeof(*h) || h->r_len != n - sizeof(*h))
 		return;
-	if (m != NULL && h->r_id >= m->first_id &&
-	    h->r_id < m->first_id + m->nchunks) {
-		size_t c = h->r_id - m->first_id;
-		size_t first = c * m->chunksize;
-		if (h->r_len == (size_t)(m->n - first < m->chunksize
-						 ? m->n - first
-						 : m->chunksize) *
-					m->out_size) {
-			if (m->chunk_done[c])
-				return;
-			memcpy(m->out + first * m->out_size, msg + sizeof(*h),
-			       h->r_len);
-			m->chunk_done[c] = 1;
-			m->done++;
-		}
+	c = ipc__pool_find_call(pool, h->r_id);
+	if (c != NULL) {
+		ipc__call_chunk_result(c, h->r_id - c->first_id,
+				       msg + sizeof(*h), h->r_len);
 		return;
 	}
 	r = pool_find_result(pool, h->r_id);
@@ -231,47 +180,40 @@ static void pool_dispatch(ipc_pool *pool, const uint8_t *msg, size_t n)
 		return;
 	r->buf = malloc(h->r_len ? h->r_len : 1);
 	if (r->buf == NULL) {
-		r->status = -ENOMEM;
-	} else {
-		memcpy(r->buf, msg + sizeof(*h), h->r_len);
-		r->len = h->r_len;
-		r->status = (ssize_t)h->r_status;
+		ipc__pool_result_ready(r, -ENOMEM);
+		return;
 	}
-	r->ready = true;
+	memcpy(r->buf, msg + sizeof(*h), h->r_len);
+	r->len = h->r_len;
+	ipc__pool_result_ready(r, (ssize_t)h->r_status);
 }
 
 /* Fail the task a dead worker ran (pool lock held). */
 static void pool_fail_task(ipc_pool *pool, uint64_t id)
 {
 	struct pool_shared *sh = pool->sh;
-	struct map_call *m = pool->map;
+	struct pool_call *c = ipc__pool_find_call(pool, id);
 	struct ipc_result *r;
 
 	atomic_store(&sh->cancelled[atomic_fetch_add(&sh->cancel_next, 1) %
 				    CANCEL_SLOTS],
 		     id);
-	if (m != NULL && id >= m->first_id && id < m->first_id + m->nchunks) {
-		if (!m->chunk_done[id - m->first_id]) {
-			m->chunk_done[id - m->first_id] = 1;
-			m->done++;
-		}
-		m->failed = true;
+	if (c != NULL) {
+		ipc__call_chunk_fail(c, id - c->first_id, -ECHILD);
 		return;
 	}
 	r = pool_find_result(pool, id);
-	if (r != NULL && !r->ready) {
-		r->status = -ECHILD;
-		r->ready = true;
-	}
+	if (r != NULL)
+		ipc__pool_result_ready(r, -ECHILD);
 }
 
 static bool pool_task_pending(ipc_pool *pool, uint64_t id)
 {
-	struct map_call *m = pool->map;
+	struct pool_call *c = ipc__pool_find_call(pool, id);
 	struct ipc_result *r;
 
-	if (m != NULL && id >= m->first_id && id < m->first_id + m->nchunks)
-		return !m->chunk_done[id - m->first_id];
+	if (c != NULL)
+		return !c->chunk_done[id - c->first_id];
 	r = pool_find_result(pool, id);
 	return r != NULL && !r->ready;
 }
@@ -285,24 +227,15 @@ static void pool_drain(ipc_pool *pool)
 		pool_dispatch(pool, pool->rbuf, (size_t)n);
 }
 
-/* Fail everything in flight (no worker can run it). Pool lock held. */
-static void pool_fail_all(ipc_pool *pool)
+/* Fail everything in flight with err (no worker can run it). Pool lock
+ * held. */
+static void pool_fail_all(ipc_pool *pool, int err)
 {
-	struct map_call *m = pool->map;
-
-	if (m != NULL) {
-		for (size_t c = 0; c < m->nchunks; c++)
-			if (!m->chunk_done[c]) {
-				m->chunk_done[c] = 1;
-				m->done++;
-			}
-		m->failed = true;
-	}
+	for (struct pool_call *c = pool->calls; c != NULL; c = c->next)
+		ipc__call_fail_all(c, err);
 	for (struct ipc_result *r = pool->pending; r != NULL; r = r->next)
-		if (!r->ready) {
-			r->status = -ECHILD;
-			r->ready = true;
-		}
+		if (r->call == NULL)
+			ipc__pool_result_ready(r, err);
 }
 
 /* Replace workers that ended; fail what a dead one was running. A slot
@@ -335,19 +268,41 @@ static void pool_check_workers(ipc_pool *pool)
 			pool->workers[i] = NULL;
 	}
 	if (alive == 0 && pool->state == POOL_RUNNING)
-		pool_fail_all(pool);
+		pool_fail_all(pool, -ECHILD);
 }
 
-/* Wait up to ms for one result and dispatch it; look at the workers when
- * none comes. Pool lock held. */
-static void pool_pump(ipc_pool *pool, int ms)
+/* Feed waiting calls, wait up to ms for one result and dispatch it; look
+ * at the workers when none comes. Pool lock held. */
+void ipc__pool_pump(ipc_pool *pool, int ms)
 {
-	ssize_t n = ipc_queue_get(pool->results, pool->rbuf, MSG_MAX, ms);
+	ssize_t n;
 
+	ipc__pool_feed(pool);
+	n = ipc_queue_get(pool->results, pool->rbuf, MSG_MAX, ms);
 	if (n >= 0)
 		pool_dispatch(pool, pool->rbuf, (size_t)n);
 	else
 		pool_check_workers(pool);
+}
+
+/* Unlock, then run the callbacks of results that became ready, one at a
+ * time and without the lock (a callback may call into the pool). */
+void ipc__pool_unlock(ipc_pool *pool)
+{
+	for (;;) {
+		struct ipc_result *r = pool->pending;
+		while (r != NULL && !r->cb_due)
+			r = r->next;
+		if (r == NULL)
+			break;
+		r->cb_due = false;
+		ipc_pool_callbacks cb = r->cb;
+		ssize_t st = r->status;
+		pthread_mutex_unlock(&pool->lock);
+		(st >= 0 ? cb.callback : cb.error_callback)(cb.ctx, r, st);
+		pthread_mutex_lock(&pool->lock);
+	}
+	pthread_mutex_unlock(&pool->lock);
 }
 
 /* Put a task without ever blocking: pump results while the queue is full. */
@@ -357,7 +312,7 @@ static int pool_put(ipc_pool *pool, const void *msg, size_t len)
 		int rc = ipc_queue_put(pool->tasks, msg, len, IPC_NOWAIT);
 		if (rc != -EAGAIN)
 			return rc;
-		pool_pump(pool, IPC__RECHECK_MS);
+		ipc__pool_pump(pool, IPC__RECHECK_MS);
 	}
 }
 
@@ -386,17 +341,18 @@ int ipc_pool_new(ipc_pool **out, const ipc_pool_attr *attr)
 	pool->attr = *attr;
 	pool->nworkers = attr->processes;
 	if (pool->nworkers == 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		pool->nworkers = ncpu < 1 ? 1
-				 : ncpu > IPC_POOL_MAX_PROCESSES
+		int ncpu = ipc_cpu_count();
+		pool->nworkers = ncpu > IPC_POOL_MAX_PROCESSES
 					 ? IPC_POOL_MAX_PROCESSES
-					 : (int)ncpu;
+					 : ncpu;
 	}
 	pool->next_id = 1;
 	pool->rbuf = malloc(MSG_MAX);
+	pool->tbuf = malloc(MSG_MAX);
 	pool->sh = mmap(NULL, sizeof(*pool->sh), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (pool->rbuf == NULL || pool->sh == MAP_FAILED) {
+	if (pool->rbuf == NULL || pool->tbuf == NULL ||
+	    pool->sh == MAP_FAILED) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -414,93 +370,14 @@ fail:
 	return rc;
 }
 
-int ipc_pool_map(ipc_pool *pool, ipc_map_fn fn, const void *in, size_t in_size,
-		 void *out, size_t out_size, size_t n, size_t chunksize)
+int ipc_pool_processes(ipc_pool *pool)
 {
-	struct map_call m = { 0 };
-	uint8_t *task = NULL;
-	size_t sent = 0;
-	int rc = 0;
-
-	if (pool == NULL || fn == NULL || in_size == 0 ||
-	    (n > 0 && (in == NULL || (out == NULL && out_size > 0))))
-		return -EINVAL;
-	if (in_size > TASK_PAYLOAD_MAX || out_size > TASK_PAYLOAD_MAX)
-		return -EMSGSIZE;
-	if (n == 0)
-		return 0;
-	if (chunksize == 0)
-		chunksize = n / (4 * (size_t)pool->nworkers);
-	if (chunksize == 0)
-		chunksize = 1;
-	/* A chunk's input and output must each fit in one message. */
-	size_t biggest = in_size > out_size ? in_size : out_size;
-	if (chunksize > TASK_PAYLOAD_MAX / biggest)
-		chunksize = TASK_PAYLOAD_MAX / biggest;
-	task = malloc(sizeof(struct task_hdr) + chunksize * in_size);
-	if (task == NULL)
-		return -ENOMEM;
-
-	pthread_mutex_lock(&pool->lock);
-	if (pool->state != POOL_RUNNING || pool->map != NULL) {
-		rc = pool->state != POOL_RUNNING ? -EINVAL : -EBUSY;
-		goto out;
-	}
-	m.chunksize = chunksize;
-	m.n = n;
-	m.nchunks = (n + chunksize - 1) / chunksize;
-	m.out = out;
-	m.out_size = out_size;
-	m.chunk_done = calloc(m.nchunks, 1);
-	if (m.chunk_done == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	m.first_id = pool->next_id;
-	pool->next_id += m.nchunks;
-	pool->map = &m;
-	while (m.done < m.nchunks) {
-		if (sent < m.nchunks && !m.failed) {
-			size_t first = sent * chunksize;
-			size_t count =
-				n - first < chunksize ? n - first : chunksize;
-			struct task_hdr *t = (struct task_hdr *)task;
-			*t = (struct task_hdr){
-				m.first_id + sent, TASK_MAP,
-				(uint32_t)count,   (uint64_t)(uintptr_t)fn,
-				in_size,	   out_size
-			};
-			memcpy(task + sizeof(*t),
-			       (const uint8_t *)in + first * in_size,
-			       count * in_size);
-			rc = pool_put(pool, task, sizeof(*t) + count * in_size);
-			if (rc != 0)
-				break;
-			sent++;
-			continue;
-		}
-		if (m.failed && sent < m.nchunks) {
-			for (; sent < m.nchunks; sent++) /* never sent */
-				if (!m.chunk_done[sent]) {
-					m.chunk_done[sent] = 1;
-					m.done++;
-				}
-			continue;
-		}
-		pool_pump(pool, IPC__RECHECK_MS);
-	}
-	pool->map = NULL;
-	if (rc == 0 && m.failed)
-		rc = -ECHILD;
-out:
-	pthread_mutex_unlock(&pool->lock);
-	free(m.chunk_done);
-	free(task);
-	return rc;
+	return pool != NULL ? pool->nworkers : -EINVAL;
 }
 
-int ipc_pool_apply_async(ipc_pool *pool, ipc_task_fn fn, const void *arg,
-			 size_t len, ipc_result **out)
+int ipc_pool_apply_cb(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+		      size_t len, const ipc_pool_callbacks *cb,
+		      ipc_result **out)
 {
 	struct task_hdr *t;
 	struct ipc_result *r;
@@ -519,6 +396,8 @@ int ipc_pool_apply_async(ipc_pool *pool, ipc_task_fn fn, const void *arg,
 		free(r);
 		return -ENOMEM;
 	}
+	if (cb != NULL)
+		r->cb = *cb;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->state != POOL_RUNNING) {
 		rc = -EINVAL;
@@ -540,35 +419,76 @@ int ipc_pool_apply_async(ipc_pool *pool, ipc_task_fn fn, const void *arg,
 	*out = r;
 	r = NULL;
 out:
-	pthread_mutex_unlock(&pool->lock);
+	ipc__pool_unlock(pool);
 	free(t);
 	free(r);
 	return rc;
 }
 
-ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap, int timeout_ms)
+int ipc_pool_apply_async(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+			 size_t len, ipc_result **out)
+{
+	return ipc_pool_apply_cb(pool, fn, arg, len, NULL, out);
+}
+
+ssize_t ipc_pool_apply(ipc_pool *pool, ipc_task_fn fn, const void *arg,
+		       size_t len, void *out, size_t cap)
+{
+	ipc_result *r;
+	ssize_t rc;
+
+	if (out == NULL && cap > 0)
+		return -EINVAL;
+	rc = ipc_pool_apply_async(pool, fn, arg, len, &r);
+	if (rc != 0)
+		return rc;
+	rc = ipc_result_get(r, out, cap, IPC_FOREVER);
+	ipc_result_free(r);
+	return rc;
+}
+
+/* Wait until r is ready or dl passes: 0 | -EAGAIN / -ETIMEDOUT
+ * | IPC_ECLOSED (the pool is gone and it never became ready). Pool lock
+ * held if r->pool. */
+static int result_wait_locked(ipc_result *r, const struct ipc__deadline *dl)
+{
+	while (!r->ready && r->pool != NULL) {
+		if (ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		struct ipc__deadline slice;
+		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
+		ipc__pool_pump(r->pool, ipc__deadline_ms(&slice));
+	}
+	return r->ready ? 0 : IPC_ECLOSED;
+}
+
+/* Lock r's pool (*pool: NULL if gone) and wait until r is ready or
+ * timeout_ms passes; returns as result_wait_locked, or -EINVAL with
+ * nothing locked. The caller unlocks with ipc__pool_unlock(*pool). */
+static int result_lock_wait(ipc_result *r, int timeout_ms, ipc_pool **pool)
 {
 	struct ipc__deadline dl;
+	int rc = ipc__deadline_init(&dl, timeout_ms);
+
+	*pool = NULL;
+	if (rc != 0)
+		return rc;
+	*pool = r->pool;
+	if (*pool != NULL)
+		pthread_mutex_lock(&(*pool)->lock);
+	return result_wait_locked(r, &dl);
+}
+
+ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap, int timeout_ms)
+{
+	ipc_pool *pool;
 	ssize_t rc;
 
 	if (r == NULL || (out == NULL && cap > 0))
 		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = result_lock_wait(r, timeout_ms, &pool);
 	if (rc != 0)
-		return rc;
-	if (r->pool != NULL)
-		pthread_mutex_lock(&r->pool->lock);
-	while (!r->ready && r->pool != NULL) {
-		if (ipc__deadline_passed(&dl)) {
-			rc = ipc__deadline_error(&dl);
-			goto out;
-		}
-		struct ipc__deadline slice;
-		ipc__deadline_capped(&slice, &dl, IPC__RECHECK_MS);
-		pool_pump(r->pool, ipc__deadline_ms(&slice));
-	}
-	if (!r->ready)
-		rc = IPC_ECLOSED;
+		;
 	else if (r->status < 0 || r->len == 0)
 		rc = r->status;
 	else if (r->len > cap)
@@ -577,9 +497,23 @@ ssize_t ipc_result_get(ipc_result *r, void *out, size_t cap, int timeout_ms)
 		memcpy(out, r->buf, r->len);
 		rc = r->status;
 	}
-out:
-	if (r->pool != NULL)
-		pthread_mutex_unlock(&r->pool->lock);
+	if (pool != NULL)
+		ipc__pool_unlock(pool);
+	return rc;
+}
+
+int ipc_result_wait(ipc_result *r, int timeout_ms)
+{
+	ipc_pool *pool;
+	int rc;
+
+	if (r == NULL)
+		return -EINVAL;
+	rc = result_lock_wait(r, timeout_ms, &pool);
+	if (rc == IPC_ECLOSED)
+		rc = 0; /* ready enough: get returns IPC_ECLOSED */
+	if (pool != NULL)
+		ipc__pool_unlock(pool);
 	return rc;
 }
 
@@ -593,10 +527,15 @@ bool ipc_result_ready(ipc_result *r)
 		return r->ready;
 	pthread_mutex_lock(&r->pool->lock);
 	if (!r->ready)
-		pool_pump(r->pool, 0);
+		ipc__pool_pump(r->pool, 0);
 	ready = r->ready;
-	pthread_mutex_unlock(&r->pool->lock);
+	ipc__pool_unlock(r->pool);
 	return ready;
+}
+
+bool ipc_result_successful(ipc_result *r)
+{
+	return ipc_result_ready(r) && r->status >= 0;
 }
 
 void ipc_result_free(ipc_result *r)
@@ -612,8 +551,11 @@ void ipc_result_free(ipc_result *r)
 				*pp = r->next;
 				break;
 			}
+		if (r->call != NULL) /* map_async: the call goes with it */
+			ipc__pool_unlink_call(pool, r->call);
 		pthread_mutex_unlock(&pool->lock);
 	}
+	ipc__call_free(r->call);
 	free(r->buf);
 	free(r);
 }
@@ -624,10 +566,21 @@ int ipc_pool_close(ipc_pool *pool)
 		return -EINVAL;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->state == POOL_RUNNING) {
+		/* Calls still feeding chunks need the queue open: feed them
+		 * all first (pumping while it is full). */
+		while (pool->calls != NULL) {
+			bool unsent = false;
+			for (struct pool_call *c = pool->calls; c; c = c->next)
+				unsent |=
+					c->sent < c->nchunks && c->window == 0;
+			if (!unsent)
+				break;
+			ipc__pool_pump(pool, IPC__RECHECK_MS);
+		}
 		pool->state = POOL_CLOSED;
 		ipc_queue_shutdown(pool->tasks);
 	}
-	pthread_mutex_unlock(&pool->lock);
+	ipc__pool_unlock(pool);
 	return 0;
 }
 
@@ -649,12 +602,8 @@ int ipc_pool_terminate(ipc_pool *pool)
 		pool->workers[i] = NULL;
 	}
 	pool_drain(pool);
-	for (struct ipc_result *r = pool->pending; r != NULL; r = r->next)
-		if (!r->ready) {
-			r->status = IPC_ECLOSED;
-			r->ready = true;
-		}
-	pthread_mutex_unlock(&pool->lock);
+	pool_fail_all(pool, IPC_ECLOSED);
+	ipc__pool_unlock(pool);
 	return 0;
 }
 
@@ -672,14 +621,16 @@ int ipc_pool_join(ipc_pool *pool)
 	for (int i = 0; i < pool->nworkers; i++) {
 		while (pool->workers[i] != NULL &&
 		       ipc_process_join(pool->workers[i], IPC_NOWAIT) != 0)
-			pool_pump(pool, IPC__RECHECK_MS);
+			ipc__pool_pump(pool, IPC__RECHECK_MS);
 		if (pool->workers[i] != NULL) {
 			ipc_process_free(pool->workers[i]);
 			pool->workers[i] = NULL;
 		}
 	}
 	pool_drain(pool);
-	pthread_mutex_unlock(&pool->lock);
+	/* Whatever is still unfinished can no longer run. */
+	pool_fail_all(pool, pool->state == POOL_CLOSED ? -ECHILD : IPC_ECLOSED);
+	ipc__pool_unlock(pool);
 	return 0;
 }
 
@@ -692,11 +643,14 @@ void ipc_pool_free(ipc_pool *pool)
 		ipc_pool_terminate(pool);
 	for (struct ipc_result *r = pool->pending; r != NULL; r = r->next)
 		r->pool = NULL; /* results outlive the pool, detached */
+	for (struct pool_call *c = pool->calls; c != NULL; c = c->next)
+		c->pool = NULL; /* and so do calls (imap iterators) */
 	ipc_queue_close(pool->tasks);
 	ipc_queue_close(pool->results);
 	if (pool->sh != MAP_FAILED && pool->sh != NULL)
 		munmap(pool->sh, sizeof(*pool->sh));
 	free(pool->rbuf);
+	free(pool->tbuf);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
 }
