@@ -720,4 +720,5 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.close = ring_close,
 	.joinable = ring_joinable,
 	.max_msg_size = ring_max_msg,
+	.dup = ipc__ring_dup,
 };

@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_net.c — remote queues over tcp loopback: every queue operation
+ * through a connected handle, authentication, timeouts with the server
+ * gone, reconnection after a restart, leases of a killed remote consumer,
+ * and a server that survives garbage.
+ *
+ * nanomsg is not fork-safe: a test that needs a remote client in another
+ * process forks it before this process makes any nanomsg socket, and the
+ * child connects only after it is told to.
+ */
+#include <criterion/criterion.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static const char key[] = "correct horse battery staple";
+static const char other_key[] = "correct horse battery stapler";
+
+static ipc_server *srv;
+static ipc_queue *local, *remote;
+static char url[64];
+
+static void setup(void)
+{
+	srv = NULL;
+	local = remote = NULL;
+}
+
+static void teardown(void)
+{
+	ipc_queue_close(remote);
+	ipc_server_stop(srv);
+	ipc_queue_close(local);
+	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
+}
+
+TestSuite(net, .init = setup, .fini = teardown, .timeout = 90);
+
+static ipc_net_attr keyed(const char *k)
+{
+	return (ipc_net_attr){ .authkey = k,
+			       .authkey_len = k ? strlen(k) : 0,
+			       .timeout_ms = 5000,
+			       .lease_ms = 600 };
+}
+
+/* Start a server on a free loopback port (other tests run in parallel). */
+static int serve(ipc_server **s, const ipc_net_attr *a)
+{
+	int rc = IPC_EBUSY;
+
+	for (int i = 0; i < 500 && rc == IPC_EBUSY; i++) {
+		int port = 20000 + (int)((getpid() * 31 + i * 97) % 30000);
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+		rc = ipc_server_start(s, url, a);
+	}
+	return rc;
+}
+
+static void serve_queue(bool joinable, const ipc_net_attr *a)
+{
+	cr_assert_eq(joinable ? ipc_joinable_queue_new(&local, 0)
+			      : ipc_queue_new(&local, 0),
+		     0);
+	cr_assert_eq(serve(&srv, a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+}
+
+Test(net, put_get_round_trip_keyless_and_keyed)
+{
+	for (int k = 0; k < 2; k++) {
+		ipc_net_attr a = keyed(k ? key : NULL);
+		char buf[64];
+		void *m = NULL;
+
+		serve_queue(false, &a);
+		cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+		cr_assert(ipc_queue_empty(remote));
+		cr_assert_eq(ipc_queue_put(remote, "one", 3, IPC_NOWAIT), 0);
+		cr_assert_eq(ipc_queue_put(remote, "", 0, 1000), 0);
+		cr_assert_eq(ipc_queue_put(local, "three", 5, 0), 0);
+		cr_assert_eq(ipc_queue_qsize(remote), 3);
+		cr_assert_not(ipc_queue_empty(remote));
+		cr_assert_not(ipc_queue_full(remote));
+		cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 3);
+		cr_assert_eq(memcmp(buf, "one", 3), 0);
+		cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 0);
+		cr_assert_eq(ipc_queue_get_alloc(remote, &m, 1000), 5);
+		cr_assert_eq(memcmp(m, "three", 5), 0);
+		free(m);
+		cr_assert_eq(ipc_queue_qsize(remote), 0);
+		ipc_queue_close(remote);
+		ipc_server_stop(srv);
+		ipc_queue_close(local);
+		remote = NULL;
+		srv = NULL;
+		local = NULL;
+	}
+}
+
+Test(net, get_times_out_and_nowait_is_eagain)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+	long t0;
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
+		     IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 250, "waited for the timeout");
+	/* Longer than one server-side slice: the client repeats slices. */
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1500),
+		     IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 1400);
+}
+
+Test(net, bad_arguments_and_limits_keep_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue_attr qa = { .capacity = 4096,
+			      .max_msg_size = 100,
+			      .maxsize = 2 };
+	char buf[200] = { 0 };
+
+	cr_assert_eq(ipc_queue_open(&local, NULL, 0, &qa), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "small", local), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "small", local), IPC_EEXIST);
+	cr_assert_eq(ipc_server_add_queue(srv, "bad name", local), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "nosuch", &a), IPC_ENOENT);
+	cr_assert_null(remote);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "small", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, buf, 101, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_put(remote, NULL, 1, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_put(remote, buf, 100, 0), 0);
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, 0), 0);
+	cr_assert(ipc_queue_full(remote));
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, 300), IPC_ETIMEDOUT);
+	/* Too small a buffer: IPC_EMSGSIZE and the message stays queued. */
+	cr_assert_eq(ipc_queue_get(remote, buf, 50, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_qsize(remote), 2);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 0), 100);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL, "not joinable");
+	cr_assert_eq(ipc_queue_join(remote, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_unfinished(remote), IPC_EINVAL);
+}
+
+Test(net, shutdown_reaches_local_and_remote)
+{
+	ipc_net_attr a = keyed(NULL);
+	char buf[8];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "x", 1, 0), 0);
+	cr_assert_eq(ipc_queue_shutdown(remote), 0);
+	cr_assert_eq(ipc_queue_put(local, "y", 1, 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_put(remote, "y", 1, 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000),
+		     IPC_ECLOSED);
+}
+
+struct blocked {
+	ipc_queue *q;
+	ssize_t rc;
+	char buf[16];
+	volatile int done;
+};
+
+static void *blocked_get(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = ipc_queue_get(b->q, b->buf, sizeof(b->buf), 20000);
+	b->done = 1;
+	return NULL;
+}
+
+Test(net, remote_get_wakes_on_put_and_does_not_stall_other_clients)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue *other = NULL, *local2 = NULL;
+	struct blocked b = { 0 };
+	pthread_t t;
+	char buf[16];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_new(&local2, 0), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "other", local2), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_connect(&other, url, "other", &a), 0);
+	b.q = remote;
+	cr_assert_eq(pthread_create(&t, NULL, blocked_get, &b), 0);
+	/* While that client waits on the server, another one is served. */
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(ipc_queue_put(other, "ping", 4, 1000), 0);
+		cr_assert_eq(ipc_queue_get(other, buf, sizeof(buf), 1000), 4);
+	}
+	cr_assert_eq(b.done, 0, "the blocked get is still waiting");
+	cr_assert_eq(ipc_queue_put(local, "wake", 4, 0), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(b.rc, 4);
+	cr_assert_eq(memcmp(b.buf, "wake", 4), 0);
+	ipc_queue_close(other);
+	ipc_server_stop(srv);
+	srv = NULL;
+	ipc_queue_close(local2);
+}
+
+Test(net, joinable_task_done_and_join_remote)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "t1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(remote, "t2", 2, 0), 0);
+	cr_assert_eq(ipc_queue_unfinished(remote), 2);
+	cr_assert_eq(ipc_queue_join(remote, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_join(remote, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL,
+		     "more task_done than gets");
+	cr_assert_eq(ipc_queue_join(remote, 1000), 0);
+	cr_assert_eq(ipc_queue_join(local, 0), 0);
+}
+
+/* A joinable queue served with a key and one task "t1" taken by a remote
+ * consumer. */
+static void remote_holds_one_task(void)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+}
+
+/* The task "t1" comes back to the local queue; finishing it ends join. */
+static void local_redoes_requeued_task(void)
+{
+	char buf[8];
+
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 20000), 2,
+		     "the task came back");
+	cr_assert_eq(memcmp(buf, "t1", 2), 0);
+	cr_assert_eq(ipc_queue_task_done(local), 0);
+	cr_assert_eq(ipc_queue_join(local, 20000), 0);
+}
+
+Test(net, closing_a_remote_consumer_requeues_its_tasks)
+{
+	remote_holds_one_task();
+	ipc_queue_close(remote);
+	remote = NULL;
+	local_redoes_requeued_task();
+}
+
+/* Run tests/net_peer in a fresh process (see net_peer.c for why) with its
+ * stdout on *out. */
+static pid_t spawn_peer(int *out, const char *mode, const char *k)
+{
+	const char *top = getenv("top_builddir");
+	char path[512];
+	int fd[2];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
+	if (pipe(fd) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execl(path, path, mode, url, "jobs", k, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	*out = fd[0];
+	return pid;
+}
+
+/* Read one line from fd within timeout_ms. */
+static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t n = 0;
+	long end = t_now_ms() + timeout_ms;
+
+	while (n + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = end - t_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
+		    read(fd, buf + n, 1) != 1)
+			return false;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return true;
+}
+
+Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[64];
+	pid_t pid;
+	int fd;
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
+	pid = spawn_peer(&fd, "hold", key);
+	cr_assert_gt(pid, 0);
+	cr_assert(read_line(fd, buf, sizeof(buf), 20000),
+		  "the remote consumer took the task");
+	cr_assert_str_eq(buf, "got 2");
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(t_kill(pid), -SIGKILL);
+	close(fd);
+	/* Its lease (600 ms) runs out; the server requeues the task. */
+	local_redoes_requeued_task();
+}
+
+Test(net, idle_remote_consumer_keeps_its_lease)
+{
+	char buf[8];
+
+	remote_holds_one_task();
+	/* Three leases of silence from the caller: the handle's own
+	 * heartbeat keeps the task ours, so nothing is requeued. */
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 1800),
+		     IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
+}
+
+Test(net, wrong_key_is_eauth_and_key_mismatch_too)
+{
+	ipc_net_attr a = keyed(key), wrong = keyed(other_key),
+		     none = keyed(NULL);
+	ipc_server *open_srv = NULL;
+	char open_url[64];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &wrong),
+		     IPC_EAUTH);
+	cr_assert_null(remote);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &none), IPC_EAUTH);
+	/* A keyed client refuses a server that cannot prove the key. */
+	memcpy(open_url, url, sizeof(url));
+	cr_assert_eq(serve(&open_srv, &none), 0);
+	cr_assert_eq(ipc_server_add_queue(open_srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), IPC_EAUTH);
+	ipc_server_stop(open_srv);
+	/* The right key still works on the first server. */
+	cr_assert_eq(ipc_queue_connect(&remote, open_url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "ok", 2, 0), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 1);
+}
+
+Test(net, keyless_server_refuses_non_loopback)
+{
+	ipc_net_attr none = keyed(NULL);
+
+	cr_assert_eq(ipc_server_start(&srv, "tcp://10.255.255.1:5555", &none),
+		     IPC_EPERM);
+	cr_assert_null(srv);
+	cr_assert_eq(ipc_server_start(&srv, "tcp://*:5555", &none), IPC_EPERM);
+	cr_assert_eq(ipc_server_start(&srv, NULL, &none), IPC_EINVAL);
+	cr_assert_eq(ipc_server_start(NULL, "ipc:///tmp/x", &none), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, NULL, "jobs", &none),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, "tcp://127.0.0.1:1", "", &none),
+		     IPC_EINVAL);
+}
+
+Test(net, server_down_fails_within_the_timeout)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+	long t0;
+	int rc;
+
+	a.timeout_ms = 700;
+	/* Nothing listens at this port (bound and stopped just now). */
+	serve_queue(false, &a);
+	ipc_server_stop(srv);
+	srv = NULL;
+	t0 = t_now_ms();
+	rc = ipc_queue_connect(&remote, url, "jobs", &a);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 700 + 2000, "bounded by the timeout");
+
+	/* A connected handle whose server goes away. */
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	ipc_server_stop(srv);
+	srv = NULL;
+	t0 = t_now_ms();
+	rc = ipc_queue_get(remote, buf, sizeof(buf), 400);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 400 + 2000);
+	t0 = t_now_ms();
+	rc = (int)ipc_queue_qsize(remote);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 700 + 2000);
+}
+
+Test(net, client_reconnects_after_server_restart)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "a", 1, 1000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+	ipc_server_stop(srv); /* requeues the task "a" */
+	srv = NULL;
+	cr_assert_eq(ipc_server_start(&srv, url, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_put(remote, "b", 1, 10000), 0,
+		     "the same handle works again");
+	cr_assert_eq(ipc_queue_qsize(local), 2, "a requeued, b put once");
+	/* task_done for the task of the lost session: accepted, no effect. */
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+		cr_assert_eq(ipc_queue_task_done(remote), 0);
+	}
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
+}
+
+/* Raw bytes thrown at the server from a plain nanomsg REQ socket. */
+static void send_raw(int s, const void *buf, size_t len)
+{
+	int ms = 300;
+	void *reply = NULL;
+
+	nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &ms, sizeof(ms));
+	cr_assert_geq(nn_send(s, buf, len, 0), 0);
+	if (nn_recv(s, &reply, NN_MSG, 0) >= 0)
+		nn_freemsg(reply);
+}
+
+Test(net, garbage_frames_leave_the_server_serving_others)
+{
+	ipc_net_attr a = keyed(key);
+	uint8_t frame[64] = { 0x49, 0x50, 0x43, 0x4e, 1, 4 };
+	char junk[1000];
+	char buf[8];
+	int s;
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	s = nn_socket(AF_SP, NN_REQ);
+	cr_assert_geq(s, 0);
+	cr_assert_geq(nn_connect(s, url), 0);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 131 + 7);
+	send_raw(s, junk, sizeof(junk)); /* garbage */
+	send_raw(s, frame, 10);		 /* truncated header */
+	frame[8] = 200;			 /* length lies */
+	send_raw(s, frame, sizeof(frame));
+	frame[8] = 32; /* a REQ for no session */
+	send_raw(s, frame, sizeof(frame));
+	frame[5] = 1; /* a HELLO with junk */
+	send_raw(s, frame, sizeof(frame));
+	send_raw(s, "", 0);
+	nn_close(s);
+	cr_assert_eq(ipc_queue_put(remote, "ok", 2, 1000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+}
