@@ -10,6 +10,8 @@
  * child connects only after it is told to.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <poll.h>
@@ -28,6 +30,7 @@ static const char other_key[] = "correct horse battery stapler";
 
 static ipc_server *srv;
 static ipc_queue *local, *remote;
+static pid_t serve_pid; /* an ipc-serve a failed test left running */
 static char url[64];
 
 static void setup(void)
@@ -41,10 +44,21 @@ static void teardown(void)
 	ipc_queue_close(remote);
 	ipc_server_stop(srv);
 	ipc_queue_close(local);
+	if (serve_pid > 0)
+		t_kill(serve_pid);
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 }
 
 TestSuite(net, .init = setup, .fini = teardown, .timeout = 90);
+
+static volatile int auth_failures;
+
+static void count_auth_failures(void *arg, const char *msg)
+{
+	(void)arg;
+	if (strstr(msg, "authentication failure") != NULL)
+		__atomic_add_fetch(&auth_failures, 1, __ATOMIC_SEQ_CST);
+}
 
 static ipc_net_attr keyed(const char *k)
 {
@@ -306,6 +320,19 @@ static pid_t spawn_peer(int *out, const char *mode, const char *k)
 	return pid;
 }
 
+/* Poll until q holds at least want messages, at most timeout_ms. */
+static bool t_wait_count_long(ipc_queue *q, long want, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+
+	while (ipc_queue_qsize(q) < want) {
+		if (t_now_ms() > end)
+			return false;
+		usleep(2000);
+	}
+	return true;
+}
+
 /* Read one line from fd within timeout_ms. */
 static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
 {
@@ -369,10 +396,13 @@ Test(net, wrong_key_is_eauth_and_key_mismatch_too)
 	ipc_server *open_srv = NULL;
 	char open_url[64];
 
+	a.log = count_auth_failures;
 	serve_queue(false, &a);
 	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &wrong),
 		     IPC_EAUTH);
 	cr_assert_null(remote);
+	cr_assert(t_wait_count(&auth_failures, 1, 10000),
+		  "the server logged the failure");
 	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &none), IPC_EAUTH);
 	/* A keyed client refuses a server that cannot prove the key. */
 	memcpy(open_url, url, sizeof(url));
@@ -500,4 +530,122 @@ Test(net, garbage_frames_leave_the_server_serving_others)
 	nn_close(s);
 	cr_assert_eq(ipc_queue_put(remote, "ok", 2, 1000), 0);
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+}
+
+/* ---- ipc-serve --------------------------------------------------------- */
+
+static pid_t spawn_serve(const char *sock_url, const char *keyfile,
+			 const char *qname)
+{
+	const char *top = getenv("top_builddir");
+	char path[512];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/tools/ipc-serve", top ? top : ".");
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execl(path, path, sock_url, "--key-file", keyfile, "--lease",
+		      "1000", "--joinable-queue", qname, (char *)NULL);
+		_exit(127);
+	}
+	serve_pid = pid;
+	return pid;
+}
+
+/* A producer in another process (net_peer put) streams while ipc-serve is
+ * SIGKILLed and restarted on the same named queue: no acknowledged put is
+ * lost, duplicates are at most the puts in flight at the kill, the task a
+ * remote consumer held is requeued by the queue's own dead-consumer repair,
+ * and the consumer's handle reconnects by itself. */
+Test(net, ipc_serve_killed_and_restarted_mid_stream)
+{
+	char qname[64], keyfile[128], sock_url[160], line[64], buf[64];
+	ipc_net_attr a = keyed(key);
+	const long n = 3000;
+	static char seen[3000];
+	long acked, stored = 0, dups = 0;
+	pid_t server, producer;
+	int fd, status;
+	FILE *kf;
+	const char *top = getenv("top_builddir");
+	char path[512];
+	int pfd[2];
+
+	t_name(qname, sizeof(qname), "net-srvkill");
+	snprintf(keyfile, sizeof(keyfile), "/tmp/libipc-test-%d.key",
+		 (int)getpid());
+	snprintf(sock_url, sizeof(sock_url), "ipc:///tmp/libipc-test-%d.sock",
+		 (int)getpid());
+	kf = fopen(keyfile, "w");
+	cr_assert_not_null(kf);
+	fputs(key, kf);
+	fclose(kf);
+	ipc_queue_attr qa = { .joinable = true, .capacity = 1 << 20 };
+	cr_assert_eq(ipc_queue_open(&local, qname, IPC_CREATE, &qa), 0);
+	server = spawn_serve(sock_url, keyfile, qname);
+	cr_assert_gt(server, 0);
+	/* The consumer: connect (retrying while ipc-serve starts), hold one
+	 * task. */
+	for (int i = 0; i < 100; i++)
+		if (ipc_queue_connect(&remote, sock_url, qname, &a) == 0)
+			break;
+	cr_assert_not_null(remote, "connected to ipc-serve");
+	cr_assert_eq(ipc_queue_put(remote, "held", 4, 5000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 5000), 4);
+	/* The producer. */
+	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
+	cr_assert_eq(pipe(pfd), 0);
+	producer = fork();
+	if (producer == 0) {
+		char count[16];
+		snprintf(count, sizeof(count), "%ld", n);
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(path, path, "put", sock_url, qname, key, count,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	fd = pfd[0];
+	cr_assert(t_wait_count_long(local, n / 3, 30000), "stream started");
+	cr_assert_eq(t_kill(server), -SIGKILL);
+	server = spawn_serve(sock_url, keyfile, qname);
+	cr_assert(read_line(fd, line, sizeof(line), 60000), "producer done");
+	acked = atol(line);
+	cr_assert_eq(waitpid(producer, &status, 0), producer);
+	close(fd);
+	/* The held task came back (repair of the dead server's slot) and the
+	 * consumer's handle works again; its task_done for the lost session
+	 * is accepted. */
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	for (;;) {
+		ssize_t len = ipc_queue_get(local, buf, sizeof(buf), 2000);
+		if (len < 0)
+			break;
+		cr_assert_eq(ipc_queue_task_done(local), 0);
+		if (len == 4 && memcmp(buf, "held", 4) == 0)
+			continue;
+		buf[len] = '\0';
+		long i = atol(buf + 1);
+		cr_assert(i >= 0 && i < n);
+		if (seen[i]++)
+			dups++;
+		else
+			stored++;
+	}
+	cr_assert_eq(acked, n, "every put was acknowledged in the end");
+	cr_assert_eq(stored, n, "no acknowledged put lost");
+	cr_log_info("server SIGKILL mid-stream: %ld puts, %ld duplicates", n,
+		    dups);
+	cr_assert_leq(dups, 1, "duplicates bounded by the puts in flight");
+	cr_assert_eq(ipc_queue_join(local, 5000), 0);
+	cr_assert_eq(t_kill(server), -SIGKILL);
+	serve_pid = 0;
+	ipc_queue_close(remote);
+	remote = NULL;
+	ipc_unlink(qname);
+	unlink(keyfile);
+	unlink(sock_url + strlen("ipc://"));
 }

@@ -161,6 +161,20 @@ static int rq_welcome(struct rq *c, const struct ipc__frame *f,
 	return 0;
 }
 
+/* Tell a server whose proof failed that we refuse it (an all-zero proof,
+ * which never verifies), so that it logs the failure. Nothing derived
+ * from our key is sent to a peer that has not proved the key. */
+static void rq_send_reject(struct rq *c, uint64_t sid)
+{
+	uint8_t buf[IPC__NET_HDR + IPC__NET_PROOF] = { 0 };
+	struct ipc__frame f = { .type = IPC__F_PROOF,
+				.sid = sid,
+				.len = IPC__NET_PROOF };
+
+	ipc__frame_put_header(buf, &f);
+	(void)nn_send(c->sock, buf, sizeof(buf), NN_DONTWAIT);
+}
+
 /* The handshake (c->mu held): HELLO, then CHALLENGE/PROOF with a key. */
 static int rq_handshake(struct rq *c, int64_t deadline_ms)
 {
@@ -192,8 +206,10 @@ static int rq_handshake(struct rq *c, int64_t deadline_ms)
 		rc = ipc__proof_check(f.payload + IPC__NET_NONCE, &c->keys, 'S',
 				      c->client_id, h.nonce, nonce_s, sid);
 		nn_freemsg(raw);
-		if (rc != 0)
+		if (rc != 0) {
+			rq_send_reject(c, sid);
 			return rc;
+		}
 		f = (struct ipc__frame){ .type = IPC__F_PROOF,
 					 .sid = sid,
 					 .len = IPC__NET_PROOF };
@@ -268,6 +284,13 @@ static int rq_call_locked(struct rq *c, struct ipc__body *b,
 		if (f.type == IPC__F_NOSESSION) {
 			nn_freemsg(raw);
 			rq_lose_session(c);
+			if (b->op == IPC__OP_Q_TASK_DONE &&
+			    c->stale_tasks > 0) {
+				/* Its task went back with the lost session. */
+				c->stale_tasks--;
+				*r = (struct ipc__body){ .op = b->op };
+				return 0;
+			}
 			continue;
 		}
 		if (f.type == IPC__F_ERR) {
@@ -418,7 +441,8 @@ static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 static int rq_task_done(void *impl)
 {
 	struct rq *c = impl;
-	struct ipc__body r;
+	struct ipc__body b = { .op = IPC__OP_Q_TASK_DONE }, r;
+	uint8_t *plain = NULL;
 	int rc;
 
 	pthread_mutex_lock(&c->mu);
@@ -428,17 +452,12 @@ static int rq_task_done(void *impl)
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
+	rc = rq_call_locked(c, &b, rq_net_deadline(c), &r, &plain);
+	free(plain);
+	if (rc == 0 && r.arg == 0 && c->tasks > 0)
+		c->tasks--;
 	pthread_mutex_unlock(&c->mu);
-	rc = rq_simple(c, IPC__OP_Q_TASK_DONE, &r);
-	if (rc != 0)
-		return rc;
-	if (r.arg == 0) {
-		pthread_mutex_lock(&c->mu);
-		if (c->tasks > 0)
-			c->tasks--;
-		pthread_mutex_unlock(&c->mu);
-	}
-	return r.arg;
+	return rc ? rc : r.arg;
 }
 
 static int rq_join(void *impl, const struct ipc__deadline *dl)
