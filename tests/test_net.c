@@ -10,13 +10,17 @@
  * child connects only after it is told to.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,4 +652,155 @@ Test(net, ipc_serve_killed_and_restarted_mid_stream)
 	ipc_unlink(qname);
 	unlink(keyfile);
 	unlink(sock_url + strlen("ipc://"));
+}
+
+/* ---- A fault proxy that cuts connections mid-frame ----------------------- */
+
+struct proxy {
+	int listen_fd;
+	int target_port;
+	int cuts_left; /* connections still to cut */
+	int cuts_done;
+	_Atomic bool stop;
+	pthread_t thread;
+};
+
+/* Forward between a and b; after `budget` bytes in one direction (which
+ * alternates), forward only the part of the chunk that fits and cut both
+ * sides — mid-frame, since budgets are not frame multiples. budget < 0:
+ * no cut. */
+static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
+{
+	char buf[4096];
+
+	while (!atomic_load(&p->stop)) {
+		struct pollfd pf[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+		if (poll(pf, 2, 100) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			int from = i ? b : a, to = i ? a : b;
+			ssize_t n;
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(from, buf, sizeof(buf));
+			if (n <= 0)
+				return;
+			if (budget >= 0 && i == dir) {
+				if (n > budget)
+					n = budget;
+				budget -= n;
+			}
+			if (n > 0 && write(to, buf, (size_t)n) != n)
+				return;
+			if (budget == 0)
+				return; /* the cut */
+		}
+	}
+}
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *p = arg;
+
+	for (int k = 0; !atomic_load(&p->stop); k++) {
+		struct pollfd pf = { p->listen_fd, POLLIN, 0 };
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons(p->target_port),
+					  .sin_addr.s_addr =
+						  htonl(INADDR_LOOPBACK) };
+		int c, s;
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		c = accept(p->listen_fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s >= 0 &&
+		    connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			long budget = -1;
+			if (p->cuts_left > 0) {
+				p->cuts_left--;
+				p->cuts_done++;
+				budget = 40 + (k * 137) % 700;
+			}
+			proxy_pipe(p, c, s, budget, k % 2);
+		}
+		if (s >= 0)
+			close(s);
+		close(c);
+	}
+	return NULL;
+}
+
+static int proxy_start(struct proxy *p, int target_port, int cuts)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	memset(p, 0, sizeof(*p));
+	p->target_port = target_port;
+	p->cuts_left = cuts;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (p->listen_fd < 0 ||
+	    bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(p->listen_fd, 8) != 0 ||
+	    getsockname(p->listen_fd, (struct sockaddr *)&sa, &len) != 0)
+		return -1;
+	if (pthread_create(&p->thread, NULL, proxy_main, p) != 0)
+		return -1;
+	return ntohs(sa.sin_port);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	close(p->listen_fd);
+}
+
+/* Connections cut mid-frame in both directions: every put acknowledged is
+ * stored exactly once, and every message got through the cuts is
+ * delivered exactly once (lost replies are resent from the server's
+ * cache, or handed over on the next get). */
+Test(net, connections_cut_mid_frame_keep_exactly_once)
+{
+	ipc_net_attr a = keyed(key);
+	static char seen[400];
+	char purl[64], buf[32];
+	struct proxy p;
+	int port;
+	const int n = 400;
+
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 12);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	a.timeout_ms = 20000;
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	for (int i = 0; i < n / 2; i++) {
+		int len = snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(ipc_queue_put(remote, buf, (size_t)len, 20000), 0,
+			     "put %d", i);
+	}
+	for (int i = n / 2; i < n; i++) {
+		int len = snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(ipc_queue_put(local, buf, (size_t)len, 0), 0);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), n, "every acknowledged put once");
+	for (int i = 0; i < n; i++) {
+		ssize_t len =
+			ipc_queue_get(remote, buf, sizeof(buf) - 1, 20000);
+		cr_assert_gt(len, 0, "get %d: %zd", i, len);
+		buf[len] = '\0';
+		int m = atoi(buf + 1);
+		cr_assert(m >= 0 && m < n);
+		cr_assert_eq(seen[m]++, 0, "m%d delivered twice", m);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	cr_log_info("fault proxy: %d connections cut mid-frame", p.cuts_done);
+	cr_assert_geq(p.cuts_done, 6, "the proxy did cut");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
 }
