@@ -325,6 +325,39 @@ static int64_t dl_left_ms(const struct ipc__deadline *dl)
 	return dl->kind == IPC__DL_FOREVER ? -1 : ipc__deadline_ms(dl);
 }
 
+/* Take the handle's request lock by deadline_ms (-1: no limit): another
+ * thread's call, or the lease keeper's PING to a server that went away,
+ * must not stretch this call past its own timeout. */
+static int rq_lock(struct rq *c, int64_t deadline_ms)
+{
+#ifdef HAVE_PTHREAD_MUTEX_CLOCKLOCK
+	struct timespec ts;
+	int64_t ms;
+
+	if (deadline_ms < 0) {
+		pthread_mutex_lock(&c->mu);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ms = deadline_ms - ipc__net_now_ms();
+	if (ms < 0)
+		ms = 0;
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_mutex_clocklock(&c->mu, CLOCK_MONOTONIC, &ts) == 0
+		       ? 0
+		       : IPC_ETIMEDOUT;
+#else
+	(void)deadline_ms;
+	pthread_mutex_lock(&c->mu);
+	return 0;
+#endif
+}
+
 /* A blocking operation: repeat server-side waits of at most a slice until
  * the operation completes, fails otherwise, or dl passes. The server waits
  * a little less than what is left, so that its answer arrives in time. */
@@ -349,9 +382,12 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 						   : left - grace);
 			reply_by = ipc__net_now_ms() + left;
 		}
-		pthread_mutex_lock(&c->mu);
-		rc = rq_call_locked(c, b, reply_by, r, plain);
-		pthread_mutex_unlock(&c->mu);
+		*plain = NULL;
+		rc = rq_lock(c, left < 0 ? -1 : reply_by);
+		if (rc == 0) {
+			rc = rq_call_locked(c, b, reply_by, r, plain);
+			pthread_mutex_unlock(&c->mu);
+		}
 		if (rc == IPC_ETIMEDOUT && left < 0)
 			continue; /* forever: keep trying to reach it */
 		if (rc != 0)
@@ -372,11 +408,13 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 static int rq_simple(struct rq *c, uint16_t op, struct ipc__body *r)
 {
 	struct ipc__body b = { .op = op };
-	uint8_t *plain;
-	int rc;
+	int64_t by = rq_net_deadline(c);
+	uint8_t *plain = NULL;
+	int rc = rq_lock(c, by);
 
-	pthread_mutex_lock(&c->mu);
-	rc = rq_call_locked(c, &b, rq_net_deadline(c), r, &plain);
+	if (rc != 0)
+		return rc;
+	rc = rq_call_locked(c, &b, by, r, &plain);
 	pthread_mutex_unlock(&c->mu);
 	free(plain);
 	return rc;
@@ -443,16 +481,18 @@ static int rq_task_done(void *impl)
 	struct rq *c = impl;
 	struct ipc__body b = { .op = IPC__OP_Q_TASK_DONE }, r;
 	uint8_t *plain = NULL;
-	int rc;
+	int64_t by = rq_net_deadline(c);
+	int rc = rq_lock(c, by);
 
-	pthread_mutex_lock(&c->mu);
+	if (rc != 0)
+		return rc;
 	if (c->stale_tasks > 0) {
 		/* Got in a session the server lost: already requeued. */
 		c->stale_tasks--;
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
-	rc = rq_call_locked(c, &b, rq_net_deadline(c), &r, &plain);
+	rc = rq_call_locked(c, &b, by, &r, &plain);
 	free(plain);
 	if (rc == 0 && r.arg == 0 && c->tasks > 0)
 		c->tasks--;
@@ -513,15 +553,21 @@ static size_t rq_max_msg(void *impl)
 	return ((struct rq *)impl)->max_msg;
 }
 
+static void rq_stop_heartbeat(struct rq *c)
+{
+	if (!c->hb_started)
+		return;
+	pthread_mutex_lock(&c->hb_mu);
+	c->hb_stop = true;
+	pthread_cond_signal(&c->hb_cv);
+	pthread_mutex_unlock(&c->hb_mu);
+	pthread_join(c->hb, NULL);
+	c->hb_started = false;
+}
+
 static void rq_free(struct rq *c)
 {
-	if (c->hb_started) {
-		pthread_mutex_lock(&c->hb_mu);
-		c->hb_stop = true;
-		pthread_cond_signal(&c->hb_cv);
-		pthread_mutex_unlock(&c->hb_mu);
-		pthread_join(c->hb, NULL);
-	}
+	rq_stop_heartbeat(c);
 	if (c->sock >= 0)
 		nn_close(c->sock);
 	pthread_mutex_destroy(&c->mu);
@@ -533,8 +579,9 @@ static void rq_free(struct rq *c)
 }
 
 /* Tell the server we are done (it requeues our unfinished tasks at once
- * instead of at lease expiry). Bounded: a gone server costs at most a
- * second here. */
+ * instead of at lease expiry). The lease keeper stops first, so that it
+ * cannot open a new session after ours ended. Bounded: a gone server
+ * costs at most a second here. */
 static void rq_close(void *impl)
 {
 	struct rq *c = impl;
@@ -543,6 +590,7 @@ static void rq_close(void *impl)
 	int64_t by = ipc__net_now_ms() +
 		     (c->timeout_ms < 1000 ? c->timeout_ms : 1000);
 
+	rq_stop_heartbeat(c);
 	pthread_mutex_lock(&c->mu);
 	if (c->connected)
 		(void)rq_call_locked(c, &b, by, &r, &plain);
@@ -593,7 +641,10 @@ static void *rq_heartbeat(void *arg)
 			if (ipc__net_now_ms() - c->last_ms >= period) {
 				struct ipc__body b = { .op = IPC__OP_PING }, r;
 				uint8_t *plain = NULL;
-				int64_t by = ipc__net_now_ms() + period;
+				int64_t by = ipc__net_now_ms() +
+					     (period < c->timeout_ms
+						      ? period
+						      : c->timeout_ms);
 				(void)rq_call_locked(c, &b, by, &r, &plain);
 				free(plain);
 			}

@@ -155,7 +155,8 @@ static void srv_send_plain(struct ipc_server *srv, const uint8_t *ctrl,
 	};
 
 	ipc__frame_put_header(buf, &f);
-	memcpy(buf + IPC__NET_HDR, payload, plen);
+	if (plen > 0)
+		memcpy(buf + IPC__NET_HDR, payload, plen);
 	srv_send(srv, ctrl, buf, IPC__NET_HDR + plen);
 }
 
