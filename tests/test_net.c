@@ -661,6 +661,8 @@ struct proxy {
 	int target_port;
 	int cuts_left; /* connections still to cut */
 	int cuts_done;
+	_Atomic bool drop_replies; /* discard server -> client bytes */
+	_Atomic bool cut_now;	   /* cut the current connection */
 	_Atomic bool stop;
 	pthread_t thread;
 };
@@ -675,7 +677,9 @@ static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
 
 	while (!atomic_load(&p->stop)) {
 		struct pollfd pf[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
-		if (poll(pf, 2, 100) <= 0)
+		if (atomic_exchange(&p->cut_now, false))
+			return;
+		if (poll(pf, 2, 20) <= 0)
 			continue;
 		for (int i = 0; i < 2; i++) {
 			int from = i ? b : a, to = i ? a : b;
@@ -685,6 +689,9 @@ static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
 			n = read(from, buf, sizeof(buf));
 			if (n <= 0)
 				return;
+			if (i == 1 && atomic_load(&p->drop_replies))
+				continue; /* swallowed: the stream is now torn
+					   */
 			if (budget >= 0 && i == dir) {
 				if (n > budget)
 					n = budget;
@@ -800,6 +807,38 @@ Test(net, connections_cut_mid_frame_keep_exactly_once)
 	cr_assert_eq(ipc_queue_qsize(local), 0);
 	cr_log_info("fault proxy: %d connections cut mid-frame", p.cuts_done);
 	cr_assert_geq(p.cuts_done, 6, "the proxy did cut");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
+
+/* A get whose reply is lost after the server took the message: the call
+ * times out, and the message is not lost — the same consumer's next get
+ * returns it. */
+Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64], buf[16];
+	struct proxy p;
+	int port;
+
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "only", 4, 0), 0);
+	atomic_store(&p.drop_replies, true);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 600),
+		     IPC_ETIMEDOUT, "the reply never came");
+	cr_assert_eq(ipc_queue_qsize(local), 0, "the server had taken it");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 20000), 4,
+		     "redelivered");
+	cr_assert_eq(memcmp(buf, "only", 4), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN, "exactly once");
 	ipc_queue_close(remote);
 	remote = NULL;
 	proxy_stop(&p);
