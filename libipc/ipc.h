@@ -531,7 +531,10 @@ IPC_API void ipc_pool_free(ipc_pool *pool);
  * number once. A put that fails with IPC_ETIMEDOUT because the network or
  * the server went away may or may not have been stored. A message got by a
  * remote consumer whose reply was lost on the way is handed to that
- * consumer's next get, or put back when it goes away. On a JoinableQueue a
+ * consumer's next get, or put back when it goes away; so is the message of
+ * a consumer's last get if it goes away (closes, dies, loses its lease)
+ * before any later call confirmed it arrived — delivery of a remote get is
+ * at-least-once. On a JoinableQueue a
  * remote consumer's unfinished tasks are leased: when it closes its handle,
  * dies, or is cut off for lease_ms, they are queued again (as for a local
  * consumer that dies), so join() completes. A remote consumer is the

@@ -363,7 +363,12 @@ static void *session_main(void *arg)
 		job_free(&j);
 	}
 	/* A plain Queue has no requeue of its own: a message whose reply was
-	 * lost goes back to the queue (at the tail). */
+	 * lost goes back to the queue (at the tail) — also one carried by the
+	 * last reply, which no later request confirmed the client received
+	 * (at-least-once: a client that got it and then vanished sees it
+	 * again elsewhere). */
+	if (!s->joinable && s->last_op == IPC__OP_Q_GET)
+		session_recover_lost(s);
 	if (s->has_undelivered && !s->joinable &&
 	    ipc_queue_put(s->q, s->undelivered, s->undelivered_len,
 			  IPC_NOWAIT) != 0)
