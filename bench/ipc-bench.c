@@ -22,6 +22,10 @@
  *   latency  ping-pong of 64-byte messages over two channels, both peers
  *            awake: one-way latency = round trip / 2, p50 / p99 / p99.9.
  *
+ * Across hosts: 64-byte messages over tcp loopback, raw nanomsg PUSH/PULL
+ * beside a remote libipc queue (connected handle -> ipc_server -> local
+ * consumer, authenticated and encrypted, every put acknowledged).
+ *
  * Numbers depend on the machine and its load; the claim is the ratio to
  * the ring and to mq measured in the same run.
  */
@@ -45,6 +49,9 @@
 #include <unistd.h>
 
 #include <libipc/ipc.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
+#include <pthread.h>
 
 #define MAX_MSG 4096
 
@@ -314,13 +321,19 @@ static void pipe_close(struct channel *c)
 	close(c->fds[1]);
 }
 
+/* Rows of the table below, named so that the ratios printed from them
+ * cannot drift when a row is added. */
+enum { T_RING, T_LIBIPC, T_LIBIPC_MQ, T_MQ, T_PIPE, T_IPC_PIPE };
 static const struct transport transports[] = {
-	{ "ring", ring_open, ring_send, ring_recv, ring_close },
-	{ "libipc", ipc_open, ipc_send, ipc_recv, ipc_close },
-	{ "libipc-mq", ipc_mq_open, ipc_send, ipc_recv, ipc_close },
-	{ "mq", mq_open_chan, mq_send_chan, mq_recv_chan, mq_close_chan },
-	{ "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
-	{ "ipc-pipe", conn_open, conn_send, conn_recv, conn_close },
+	[T_RING] = { "ring", ring_open, ring_send, ring_recv, ring_close },
+	[T_LIBIPC] = { "libipc", ipc_open, ipc_send, ipc_recv, ipc_close },
+	[T_LIBIPC_MQ] = { "libipc-mq", ipc_mq_open, ipc_send, ipc_recv,
+			  ipc_close },
+	[T_MQ] = { "mq", mq_open_chan, mq_send_chan, mq_recv_chan,
+		   mq_close_chan },
+	[T_PIPE] = { "pipe", pipe_open, pipe_send, pipe_recv, pipe_close },
+	[T_IPC_PIPE] = { "ipc-pipe", conn_open, conn_send, conn_recv,
+			 conn_close },
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
@@ -573,6 +586,136 @@ static double stream_median(const struct transport *t, size_t size, long n,
 	return r[repeat / 2];
 }
 
+/* ---- Across hosts: the remote queue beside raw nanomsg, tcp loopback ---- */
+
+/* Each runs in a fresh child (nanomsg is not fork-safe, and this process
+ * forks for every other measurement) with both ends as threads: 64-byte
+ * messages, first put to last get on the consumer's side. */
+#define NET_KEY "ipc-bench key"
+
+struct net_sink {
+	int sock; /* nanomsg PULL, or -1 for the local queue */
+	ipc_queue *q;
+	long n;
+	double t_end;
+};
+
+static void *net_sink_main(void *arg)
+{
+	struct net_sink *k = arg;
+	char buf[MAX_MSG];
+
+	for (long i = 0; i < k->n; i++) {
+		if (k->sock >= 0) {
+			if (nn_recv(k->sock, buf, sizeof(buf), 0) < 0)
+				die("nn_recv");
+		} else if (ipc_queue_get(k->q, buf, sizeof(buf), 30000) < 0) {
+			die("remote bench: get");
+		}
+	}
+	k->t_end = now_s();
+	return NULL;
+}
+
+static int net_port(int i)
+{
+	return 21000 + (int)((getpid() + i * 7) % 20000);
+}
+
+/* Raw nanomsg PUSH -> PULL: no acks, no encryption. */
+static double net_pushpull(long n)
+{
+	struct net_sink k = { .n = n };
+	char url[64], msg[64] = { 0 };
+	pthread_t t;
+	double t0;
+	int push, i = 0;
+
+	k.sock = nn_socket(AF_SP, NN_PULL);
+	do
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", net_port(i++));
+	while (nn_bind(k.sock, url) < 0 && i < 100);
+	push = nn_socket(AF_SP, NN_PUSH);
+	if (k.sock < 0 || push < 0 || nn_connect(push, url) < 0)
+		die("nanomsg");
+	pthread_create(&t, NULL, net_sink_main, &k);
+	t0 = now_s();
+	for (long j = 0; j < n; j++)
+		if (nn_send(push, msg, sizeof(msg), 0) < 0)
+			die("nn_send");
+	pthread_join(t, NULL);
+	nn_close(push);
+	nn_close(k.sock);
+	return (double)n / (k.t_end - t0);
+}
+
+/* libipc: ipc_queue_put on a connected handle (authenticated, encrypted,
+ * each put acknowledged) -> the served queue -> a local consumer. */
+static double net_remote_queue(long n)
+{
+	ipc_net_attr a = { .authkey = NET_KEY, .authkey_len = strlen(NET_KEY) };
+	struct net_sink k = { .sock = -1, .n = n };
+	ipc_server *srv = NULL;
+	ipc_queue *remote;
+	char url[64], msg[64] = { 0 };
+	pthread_t t;
+	double t0;
+	int rc = IPC_EBUSY;
+
+	if (ipc_queue_new(&k.q, 0) != 0)
+		die("ipc_queue_new");
+	for (int i = 0; i < 100 && rc == IPC_EBUSY; i++) {
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", net_port(i));
+		rc = ipc_server_start(&srv, url, &a);
+	}
+	if (rc != 0 || ipc_server_add_queue(srv, "bench", k.q) != 0 ||
+	    ipc_queue_connect(&remote, url, "bench", &a) != 0)
+		die("remote bench: setup");
+	pthread_create(&t, NULL, net_sink_main, &k);
+	t0 = now_s();
+	for (long j = 0; j < n; j++)
+		if (ipc_queue_put(remote, msg, sizeof(msg), 30000) != 0)
+			die("remote bench: put");
+	pthread_join(t, NULL);
+	ipc_queue_close(remote);
+	ipc_server_stop(srv);
+	ipc_queue_close(k.q);
+	return (double)n / (k.t_end - t0);
+}
+
+static double in_child(double (*fn)(long), long n)
+{
+	double r = 0;
+	int fd[2];
+	pid_t pid;
+
+	if (pipe(fd) != 0)
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		r = fn(n);
+		if (write(fd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (read(fd[0], &r, sizeof(r)) != (ssize_t)sizeof(r))
+		r = 0;
+	close(fd[0]);
+	reap(pid);
+	return r;
+}
+
+/* One line of ratios of row a to row b: throughput at 64 B and 4 KiB, p50
+ * latency. */
+static void ratio_row(const char *label, double rate[][2],
+		      const struct latency *lat, size_t a, size_t b)
+{
+	printf("%-15s throughput 64 B %.2fx, 4 KiB %.2fx; latency p50 %.2fx\n",
+	       label, rate[a][0] / rate[b][0], rate[a][1] / rate[b][1],
+	       lat[a].p50 / lat[b].p50);
+}
+
 int main(int argc, char **argv)
 {
 	bool quick = false;
@@ -625,29 +768,19 @@ int main(int argc, char **argv)
 		       lat[t].p99, lat[t].p999);
 
 	/* Ratios: libipc against the floor (ring) and against mq and pipe. */
-	printf("\nlibipc / ring   throughput 64 B %.2fx, 4 KiB %.2fx; "
-	       "latency p50 %.2fx\n",
-	       rate[1][0] / rate[0][0], rate[1][1] / rate[0][1],
-	       lat[1].p50 / lat[0].p50);
-	printf("libipc / mq     throughput 64 B %.1fx, 4 KiB %.1fx; "
-	       "latency p50 %.2fx\n",
-	       rate[1][0] / rate[2][0], rate[1][1] / rate[2][1],
-	       lat[1].p50 / lat[2].p50);
-	printf("libipc / pipe   throughput 64 B %.1fx, 4 KiB %.1fx; "
-	       "latency p50 %.2fx\n",
-	       rate[1][0] / rate[3][0], rate[1][1] / rate[3][1],
-	       lat[1].p50 / lat[3].p50);
-	printf("ipc-pipe / pipe throughput 64 B %.1fx, 4 KiB %.1fx; "
-	       "latency p50 %.2fx\n",
-	       rate[4][0] / rate[3][0], rate[4][1] / rate[3][1],
-	       lat[4].p50 / lat[3].p50);
+	ratio_row("libipc / ring", rate, lat, T_LIBIPC, T_RING);
+	ratio_row("libipc / mq", rate, lat, T_LIBIPC, T_MQ);
+	ratio_row("libipc / pipe", rate, lat, T_LIBIPC, T_PIPE);
+	ratio_row("libipc-mq / mq", rate, lat, T_LIBIPC_MQ, T_MQ);
+	ratio_row("ipc-pipe / pipe", rate, lat, T_IPC_PIPE, T_PIPE);
 
 	unpin();
 	double py_pipe = pipe_python(rounds / 4);
 	if (py_pipe > 0)
 		printf("ipc-pipe / Python multiprocessing.Pipe latency p50 "
 		       "%.2fx (%.2f us vs %.2f us, 64 B ping-pong)\n",
-		       lat[4].p50 / py_pipe, lat[4].p50, py_pipe);
+		       lat[T_IPC_PIPE].p50 / py_pipe, lat[T_IPC_PIPE].p50,
+		       py_pipe);
 	else
 		printf("(python3 not found: no Pipe comparison)\n");
 	long pool_n = quick ? 100000 : 1000000;
@@ -660,6 +793,15 @@ int main(int argc, char **argv)
 		       pool_py, pool_c / pool_py);
 	else
 		printf(" (python3 not found: no comparison)\n");
+
+	long net_n = quick ? 20000 : 100000;
+	double nn_rate = in_child(net_pushpull, net_n * 5);
+	double rq_rate = in_child(net_remote_queue, net_n);
+	printf("\nAcross hosts, tcp loopback, 64 B, %ld messages:\n"
+	       "  raw nanomsg PUSH/PULL (no acks, no encryption) %.0f msg/s\n"
+	       "  libipc remote queue (acked puts, encrypted)     %.0f msg/s: "
+	       "%.3fx\n",
+	       net_n, nn_rate, rq_rate, nn_rate > 0 ? rq_rate / nn_rate : 0);
 
 	if (csv_path != NULL) {
 		csv = fopen(csv_path, "w");
@@ -676,7 +818,11 @@ int main(int argc, char **argv)
 			"python %.0f\n",
 			pool_c, pool_py);
 		fprintf(csv, "# pipe 64 B p50 us: ipc-pipe %.3f, python %.3f\n",
-			lat[4].p50, py_pipe);
+			lat[T_IPC_PIPE].p50, py_pipe);
+		fprintf(csv,
+			"# tcp loopback 64 B msg/s: nanomsg push/pull %.0f, "
+			"libipc remote queue %.0f\n",
+			nn_rate, rq_rate);
 		fclose(csv);
 		printf("\nwrote %s\n", csv_path);
 	}

@@ -1254,6 +1254,92 @@ IPC_API int ipc_stat(const char *name, ipc_object_info *info);
  * | IPC_EPROTO (not a libipc file: left alone) | IPC_EACCES | IPC_EINVAL. */
 IPC_API int ipc_unlink_unused(const char *name);
 
+/* ------------------------------------------------------------------------
+ * Across hosts — serve local queues at a nanomsg URL; reach them from other
+ * processes and machines with ordinary ipc_queue handles.
+ *
+ * A server (ipc_server_start) serves objects by name from background
+ * threads; a client (ipc_queue_connect) gets an ipc_queue on which every
+ * ipc_queue_* call works with the local meaning, timeouts and error codes.
+ * URLs are nanomsg's: "tcp://10.0.0.1:5555", "tcp://127.0.0.1:5555",
+ * "ipc:///tmp/jobs.sock". The format on the wire is docs/protocol.md.
+ *
+ * Security. With an authkey (any bytes, the same on both ends), connecting
+ * runs a mutual challenge-response — each side proves it holds the key
+ * without sending it — and every later frame is encrypted and
+ * authenticated (libsodium), with sequence numbers against replay. A client
+ * whose key differs gets IPC_EAUTH and the server accepts nothing from it.
+ * Without a key nothing is encrypted, and a server refuses (IPC_EPERM) to
+ * listen anywhere but loopback, ipc:// or inproc:// unless `insecure` is
+ * set.
+ *
+ * Delivery. A put that returns 0 is stored exactly once: the client retries
+ * lost frames with the same sequence number and the server executes each
+ * number once. A put that fails with IPC_ETIMEDOUT because the network or
+ * the server went away may or may not have been stored. A message got by a
+ * remote consumer whose reply was lost on the way is handed to that
+ * consumer's next get, or put back when it goes away; so is the message of
+ * a consumer's last get if it goes away (closes, dies, loses its lease)
+ * before any later call confirmed it arrived — delivery of a remote get is
+ * at-least-once. On a JoinableQueue a
+ * remote consumer's unfinished tasks are leased: when it closes its handle,
+ * dies, or is cut off for lease_ms, they are queued again (as for a local
+ * consumer that dies), so join() completes. A remote consumer is the
+ * handle, not the thread.
+ *
+ * Failure. Every call returns within its timeout when the server or the
+ * network is gone: IPC_ETIMEDOUT (IPC_ECONNREFUSED when nothing listens at
+ * the address). Calls that do not block locally (qsize, task_done,
+ * shutdown, IPC_NOWAIT tries...) wait up to attr->timeout_ms for the
+ * server's answer. The handle reconnects by itself when the server comes
+ * back, also after a server restart; tasks leased in a session the server
+ * lost were requeued by the server's side, and task_done for them returns 0
+ * without effect.
+ *
+ * nanomsg is not fork-safe: make servers and connected handles after fork,
+ * never use one in a child forked after it was made.
+ */
+typedef struct ipc_server ipc_server;
+
+typedef struct ipc_net_attr {
+	const void *authkey; /* shared secret; NULL with authkey_len 0: none */
+	size_t authkey_len;
+	int timeout_ms; /* client: longest wait for one answer; 0: 5000 */
+	bool insecure;	/* server: allow a keyless non-loopback URL */
+	int lease_ms;	/* server: a silent client's lease; 0: 10000 */
+	/* server: called from its threads with one line per connect, auth
+	 * failure, lease expiry and dropped frame; NULL: silent. */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+} ipc_net_attr;
+
+/* Listen at url (attr NULL: defaults) and serve from background threads.
+ * 0 | IPC_EINVAL (NULL url, a bad URL, a key pointer missing)
+ * | IPC_EPERM (no authkey, the URL is not local and insecure is unset)
+ * | IPC_EBUSY (address in use) | IPC_ENOMEM. */
+IPC_API int ipc_server_start(ipc_server **srv, const char *url,
+			     const ipc_net_attr *attr);
+
+/* Serve q (a local handle, kept open by the caller until ipc_server_stop)
+ * under name (1..200 of [A-Za-z0-9._/-]). May be called while serving.
+ * 0 | IPC_EINVAL | IPC_EEXIST (name taken) | IPC_ENOMEM (64 objects)
+ * | IPC_ENOTSUP (a queue this server cannot serve). */
+IPC_API int ipc_server_add_queue(ipc_server *srv, const char *name,
+				 ipc_queue *q);
+
+/* Stop serving and free srv: blocked remote calls end within about a
+ * second, every client's unfinished tasks are requeued; clients see
+ * IPC_ETIMEDOUT until a server serves the name again. NULL: no-op. */
+IPC_API void ipc_server_stop(ipc_server *srv);
+
+/* Connect to the queue served as name at url. 0 | IPC_EINVAL
+ * | IPC_ETIMEDOUT / IPC_ECONNREFUSED (no server answered within
+ * attr->timeout_ms) | IPC_EAUTH (keys differ, or one side has none)
+ * | IPC_ENOENT (the server does not serve name) | IPC_EBUSY (server full)
+ * | IPC_ENOMEM. Close with ipc_queue_close, which ends the lease. */
+IPC_API int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
+			      const ipc_net_attr *attr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,8 +13,7 @@
 
 #include "libipc/queue/queue.h"
 
-static int queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops,
-		      void *impl)
+int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops, void *impl)
 {
 	*q = malloc(sizeof(**q));
 	if (*q == NULL) {
@@ -52,7 +51,21 @@ int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 	}
 	if (rc != 0)
 		return rc;
-	return queue_wrap(q, ops, impl);
+	return ipc__queue_wrap(q, ops, impl);
+}
+
+int ipc__queue_dup(ipc_queue *q, ipc_queue **out)
+{
+	void *impl;
+	int rc;
+
+	*out = NULL;
+	if (q->ops->dup == NULL)
+		return -ENOTSUP;
+	rc = q->ops->dup(q->impl, &impl);
+	if (rc != 0)
+		return rc;
+	return ipc__queue_wrap(out, q->ops, impl);
 }
 
 int ipc_queue_new(ipc_queue **q, size_t maxsize)

@@ -31,6 +31,9 @@ struct ipc__queue_ops {
 	void (*close)(void *impl);
 	bool (*joinable)(void *impl);
 	size_t (*max_msg_size)(void *impl);
+	/* A second, independent handle on the same queue (its own consumer
+	 * identity), or NULL when the backend cannot make one. */
+	int (*dup)(void *impl, void **out);
 };
 
 struct ipc_queue {
@@ -38,10 +41,22 @@ struct ipc_queue {
 	void *impl;
 };
 
+/* Registration hook for backends that live above queue/ (the remote one in
+ * net/): wrap impl in a public handle. On failure impl is closed through
+ * ops->close. 0 | -ENOMEM. */
+int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops,
+		    void *impl);
+
+/* A new handle on q's queue with its own JoinableQueue consumer slot, so
+ * that one process can consume on behalf of several parties (net/'s server
+ * does, one handle per remote client). 0 | -ENOTSUP | -ENOMEM. */
+int ipc__queue_dup(ipc_queue *q, ipc_queue **out);
+
 /* The shared-memory ring backend (ring.c). */
 int ipc__ring_open(void **impl, const char *name, int flags,
 		   const ipc_queue_attr *attr);
 extern const struct ipc__queue_ops ipc__ring_ops;
+int ipc__ring_dup(void *impl, void **out); /* ring_dup.c */
 
 /* The POSIX message queue backend (mqueue.c). */
 int ipc__mq_open(void **impl, const char *name, int flags,

@@ -294,9 +294,16 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 	r->maxsize = g.maxsize;
 	r->joinable = g.joinable != 0;
 	r->nslots = g.nslots;
-	r->id = atomic_fetch_add(&ring_handle_ids, 1) + 1;
+	r->id = ipc__ring_new_id();
 	*impl = r;
 	return 0;
+}
+
+/* A number no other handle of this process has had: what ties a consumer
+ * slot to its handle (ring_joinable.c). */
+uint64_t ipc__ring_new_id(void)
+{
+	return atomic_fetch_add(&ring_handle_ids, 1) + 1;
 }
 
 /* ---- Repair ------------------------------------------------------------ */
@@ -867,4 +874,5 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.close = ring_close,
 	.joinable = ring_joinable,
 	.max_msg_size = ring_max_msg,
+	.dup = ipc__ring_dup,
 };

@@ -223,4 +223,7 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 int ipc__ring_task_done(void *impl);
 void ipc__ring_close_consumer(struct ring *r);
 
+/* ring.c: a handle id never used before in this process (struct ring.id). */
+uint64_t ipc__ring_new_id(void);
+
 #endif /* LIBIPC_RING_H */

@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c — serving local objects to remote clients.
+ *
+ * One nanomsg socket, raw REP (AF_SP_RAW): a raw socket hands every request
+ * up with its routing header, and a reply sent with that header reaches the
+ * requester whenever it is sent, in any order. That is what lets one client
+ * sit in a blocking get while every other client is served: the receiving
+ * thread never executes an operation itself, it only decodes, authenticates
+ * and dedupes frames and hands each request to its session's thread.
+ *
+ * A session is one client handle: made by the handshake, it owns a thread
+ * and, for a queue, a handle of its own on the served queue (ipc__queue_dup),
+ * so that the session thread is that JoinableQueue consumer and the queue's
+ * own machinery tracks the client's unfinished tasks. When the session ends
+ * — the client closes, or its lease runs out because no frame came from it
+ * for lease_ms — the thread closes that handle and the queue requeues the
+ * tasks, exactly as for a local consumer that exits. If the whole server is
+ * killed, the queue sees its consumer slots' owner die and repairs them the
+ * same way.
+ *
+ * Blocking operations run in the session thread in slices of at most
+ * IPC__NET_SLICE_MS, so that a session ends promptly and a client's waits
+ * double as lease renewals; the client repeats the slice until its own
+ * deadline.
+ *
+ * Dedupe: a client sends one request at a time per handle, with a sequence
+ * number that grows by one per new request. The session remembers the last
+ * sequence number it executed and the reply it sent, so a resent request
+ * (the client's retry, nanomsg's own resend after a reconnect, or an
+ * attacker's replay) is answered from that cache and never executed twice;
+ * an older number is dropped. A reply to a get that the client reports lost
+ * (IPC__BF_PREV_LOST on its next request) is kept and handed to that
+ * client's next get, so a timed-out wait never loses a message.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <sodium.h>
+
+#include "libipc/net/net.h"
+#include "libipc/queue/queue.h"
+
+#define SRV_MAX_OBJECTS 64
+#define SRV_MAX_SESSIONS 256
+#define SRV_CTRL 256
+#define SRV_PENDING_MS 10000 /* a handshake left half-done expires */
+#define SRV_TICK_MS 50	     /* receive timeout: how often leases are swept */
+
+struct served {
+	char name[IPC__NET_NAME_MAX + 1];
+	ipc_queue *q;
+};
+
+struct job {
+	uint8_t *raw; /* the frame, nn_allocmsg'd */
+	struct ipc__body body;
+	uint8_t *plain; /* the opened body (b->data points into it) */
+	uint64_t seq;
+	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
+};
+
+struct session {
+	struct ipc_server *srv;
+	uint64_t sid;
+	uint8_t client_id[IPC__NET_ID];
+	uint8_t nonce_c[IPC__NET_NONCE];
+	uint8_t nonce_s[IPC__NET_NONCE];
+	struct ipc__session_keys sk;
+	bool active; /* handshake finished; thread running */
+	int64_t created_ms;
+	char name[IPC__NET_NAME_MAX + 1];
+	ipc_queue *q; /* our own handle on the served queue */
+	bool joinable;
+
+	/* Shared between the receiving thread and the session thread. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int64_t last_ms; /* last frame from the client */
+	bool has_job, exiting, want_close;
+	struct job job;
+	uint64_t busy_seq;	/* executing now; 0 none */
+	uint64_t last_seq;	/* last executed */
+	uint8_t ctrl[SRV_CTRL]; /* routing header of the newest copy */
+	uint8_t *last_reply;	/* the frame sent for last_seq */
+	size_t last_reply_len;
+	uint16_t last_op;
+	int32_t last_status;
+	/* Session thread only. */
+	void *undelivered; /* a got message whose reply was lost */
+	size_t undelivered_len;
+	bool has_undelivered;
+};
+
+struct ipc_server {
+	int sock;
+	struct ipc__keys keys;
+	int lease_ms;
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+	pthread_t thread;
+	_Atomic bool stop;
+	pthread_mutex_t mu; /* objs, and the live thread count */
+	pthread_cond_t cv;
+	struct served objs[SRV_MAX_OBJECTS];
+	int nobjs;
+	int live_threads;
+	struct session *sessions[SRV_MAX_SESSIONS]; /* receiving thread only */
+	int64_t last_sweep_ms;
+};
+
+static void srv_log(struct ipc_server *srv, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void srv_log(struct ipc_server *srv, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (srv->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	srv->log(srv->log_arg, line);
+}
+
+/* ---- Sending ------------------------------------------------------------- */
+
+/* Send buf[0..len) as a reply routed by ctrl. Copies buf (nanomsg takes
+ * ownership of what it sends). Failures are dropped: the client retries. */
+static void srv_send(struct ipc_server *srv, const uint8_t *ctrl,
+		     const uint8_t *buf, size_t len)
+{
+	uint8_t ctl[SRV_CTRL];
+	struct nn_iovec iov = { (void *)(uintptr_t)buf, len };
+	struct nn_msghdr hdr = { &iov, 1, ctl, sizeof(ctl) };
+
+	memcpy(ctl, ctrl, sizeof(ctl));
+	(void)nn_sendmsg(srv->sock, &hdr, NN_DONTWAIT);
+}
+
+static void srv_send_plain(struct ipc_server *srv, const uint8_t *ctrl,
+			   uint8_t type, uint64_t sid, uint64_t seq,
+			   const uint8_t *payload, uint32_t plen)
+{
+	uint8_t buf[IPC__NET_HDR + 128];
+	struct ipc__frame f = {
+		.type = type, .sid = sid, .seq = seq, .len = plen
+	};
+
+	ipc__frame_put_header(buf, &f);
+	if (plen > 0)
+		memcpy(buf + IPC__NET_HDR, payload, plen);
+	srv_send(srv, ctrl, buf, IPC__NET_HDR + plen);
+}
+
+static void srv_send_err(struct ipc_server *srv, const uint8_t *ctrl,
+			 uint64_t sid, uint64_t seq, int code)
+{
+	uint8_t p[4];
+
+	ipc__put_le32(p, (uint32_t)code);
+	srv_send_plain(srv, ctrl, IPC__F_ERR, sid, seq, p, sizeof(p));
+}
+
+/* ---- Executing one request (session thread) ------------------------------ */
+
+/* The server-side wait for a client's timeout argument: never longer than
+ * one slice. */
+static int slice_ms(int32_t arg)
+{
+	if (arg < 0 || arg > IPC__NET_SLICE_MS)
+		return IPC__NET_SLICE_MS;
+	return arg;
+}
+
+/* Run body b; fill reply r (r->data may be set to *out, malloc'd). */
+static void session_exec(struct session *s, const struct ipc__body *b,
+			 struct ipc__body *r, void **out)
+{
+	ssize_t n;
+
+	r->op = b->op;
+	r->arg = 0;
+	switch (b->op) {
+	case IPC__OP_PING:
+	case IPC__OP_OPEN:
+		break;
+	case IPC__OP_CLOSE:
+		pthread_mutex_lock(&s->mu);
+		s->want_close = true;
+		pthread_mutex_unlock(&s->mu);
+		break;
+	case IPC__OP_Q_PUT:
+		r->arg = ipc_queue_put(s->q, b->data, b->len, slice_ms(b->arg));
+		break;
+	case IPC__OP_Q_GET:
+		if (s->has_undelivered) {
+			*out = s->undelivered;
+			n = (ssize_t)s->undelivered_len;
+			if (b->val >= 0 && (size_t)b->val < (size_t)n) {
+				*out = NULL;
+				r->arg = IPC_EMSGSIZE;
+				break;
+			}
+			s->has_undelivered = false;
+			s->undelivered = NULL;
+		} else if (b->val < 0) {
+			n = ipc_queue_get_alloc(s->q, out, slice_ms(b->arg));
+		} else {
+			size_t cap = (size_t)b->val;
+			if (cap > IPC__NET_MAX_MSG)
+				cap = IPC__NET_MAX_MSG;
+			*out = malloc(cap ? cap : 1);
+			n = *out ? ipc_queue_get(s->q, *out, cap,
+						 slice_ms(b->arg))
+				 : IPC_ENOMEM;
+		}
+		if (n < 0) {
+			free(*out);
+			*out = NULL;
+			r->arg = (int32_t)n;
+			break;
+		}
+		r->arg = (int32_t)n;
+		r->data = *out;
+		r->len = (uint32_t)n;
+		break;
+	case IPC__OP_Q_TASK_DONE:
+		r->arg = ipc_queue_task_done(s->q);
+		break;
+	case IPC__OP_Q_JOIN:
+		r->arg = ipc_queue_join(s->q, slice_ms(b->arg));
+		break;
+	case IPC__OP_Q_QSIZE:
+		r->val = ipc_queue_qsize(s->q);
+		break;
+	case IPC__OP_Q_UNFINISHED:
+		r->val = ipc_queue_unfinished(s->q);
+		break;
+	case IPC__OP_Q_FULL:
+		r->val = ipc_queue_full(s->q);
+		break;
+	case IPC__OP_Q_SHUTDOWN:
+		r->arg = ipc_queue_shutdown(s->q);
+		break;
+	default:
+		r->arg = IPC_ENOTSUP;
+		break;
+	}
+}
+
+/* The previous reply was a message the client never received: keep it for
+ * the client's next get (the cache holds the only copy). */
+static void session_keep_lost(struct session *s, struct ipc__body *lost)
+{
+	if (s->last_op != IPC__OP_Q_GET || s->last_status < 0 ||
+	    s->has_undelivered)
+		return;
+	s->undelivered = malloc(lost->len ? lost->len : 1);
+	if (s->undelivered == NULL)
+		return;
+	memcpy(s->undelivered, lost->data, lost->len);
+	s->undelivered_len = lost->len;
+	s->has_undelivered = true;
+}
+
+static void session_recover_lost(struct session *s)
+{
+	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
+	struct ipc__frame f;
+	struct ipc__body b;
+	uint8_t *plain;
+
+	if (s->last_reply == NULL ||
+	    ipc__frame_decode(s->last_reply, s->last_reply_len, &f) != 0 ||
+	    ipc__frame_open(&f, s->last_reply, key, IPC__DIR_S2C, &plain, &b) !=
+		    0)
+		return;
+	session_keep_lost(s, &b);
+	free(plain);
+}
+
+static void session_run_job(struct session *s, struct job *j)
+{
+	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
+	struct ipc__body r = { 0 };
+	uint8_t ctrl[SRV_CTRL];
+	void *out = NULL;
+	uint8_t *frame;
+	size_t len;
+
+	if ((j->body.flags & IPC__BF_PREV_LOST) && s->last_seq + 1 == j->seq)
+		session_recover_lost(s);
+	session_exec(s, &j->body, &r, &out);
+	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
+			     s->sid, j->seq, &r) != 0)
+		frame = NULL;
+	free(out);
+	pthread_mutex_lock(&s->mu);
+	free(s->last_reply);
+	s->last_reply = frame;
+	s->last_reply_len = frame ? len : 0;
+	s->last_seq = j->seq;
+	s->last_op = j->body.op;
+	s->last_status = r.arg;
+	s->busy_seq = 0;
+	s->last_ms = ipc__net_now_ms();
+	memcpy(ctrl, s->ctrl, sizeof(ctrl));
+	pthread_mutex_unlock(&s->mu);
+	if (frame != NULL)
+		srv_send(s->srv, ctrl, frame, len);
+}
+
+static void job_free(struct job *j)
+{
+	if (j->raw != NULL)
+		nn_freemsg(j->raw);
+	free(j->plain);
+	memset(j, 0, sizeof(*j));
+}
+
+static void session_free(struct session *s)
+{
+	if (s->q != NULL)
+		ipc_queue_close(s->q); /* requeues its unfinished tasks */
+	job_free(&s->job);
+	free(s->last_reply);
+	free(s->undelivered);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	sodium_memzero(s, sizeof(*s));
+	free(s);
+}
+
+static void *session_main(void *arg)
+{
+	struct session *s = arg;
+	struct ipc_server *srv = s->srv;
+
+	for (;;) {
+		struct job j;
+		pthread_mutex_lock(&s->mu);
+		while (!s->has_job && !s->exiting)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->has_job) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		j = s->job;
+		memset(&s->job, 0, sizeof(s->job));
+		s->has_job = false;
+		s->busy_seq = j.seq;
+		memcpy(s->ctrl, j.ctrl, SRV_CTRL);
+		pthread_mutex_unlock(&s->mu);
+		session_run_job(s, &j);
+		job_free(&j);
+	}
+	/* A plain Queue has no requeue of its own: a message whose reply was
+	 * lost goes back to the queue (at the tail) — also one carried by the
+	 * last reply, which no later request confirmed the client received
+	 * (at-least-once: a client that got it and then vanished sees it
+	 * again elsewhere). */
+	if (!s->joinable && s->last_op == IPC__OP_Q_GET)
+		session_recover_lost(s);
+	if (s->has_undelivered && !s->joinable &&
+	    ipc_queue_put(s->q, s->undelivered, s->undelivered_len,
+			  IPC_NOWAIT) != 0)
+		srv_log(srv,
+			"session %016llx: a message whose reply was lost "
+			"could not be put back",
+			(unsigned long long)s->sid);
+	session_free(s);
+	pthread_mutex_lock(&srv->mu);
+	srv->live_threads--;
+	pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+	return NULL;
+}
+
+/* ---- Sessions (receiving thread) ----------------------------------------- */
+
+static int session_slot(struct ipc_server *srv, uint64_t sid)
+{
+	for (int i = 0; i < SRV_MAX_SESSIONS; i++)
+		if (srv->sessions[i] != NULL && srv->sessions[i]->sid == sid)
+			return i;
+	return -1;
+}
+
+static struct session *session_new(struct ipc_server *srv,
+				   const struct ipc__hello *h)
+{
+	struct session *s;
+	int i;
+
+	for (i = 0; i < SRV_MAX_SESSIONS; i++)
+		if (srv->sessions[i] == NULL)
+			break;
+	if (i == SRV_MAX_SESSIONS)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->srv = srv;
+	do
+		ipc__random(&s->sid, sizeof(s->sid));
+	while (s->sid == 0 || session_slot(srv, s->sid) >= 0);
+	memcpy(s->client_id, h->client_id, IPC__NET_ID);
+	memcpy(s->nonce_c, h->nonce, IPC__NET_NONCE);
+	ipc__random(s->nonce_s, IPC__NET_NONCE);
+	snprintf(s->name, sizeof(s->name), "%s", h->name);
+	s->created_ms = s->last_ms = ipc__net_now_ms();
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	srv->sessions[i] = s;
+	return s;
+}
+
+/* Remove slot i from the table; a running session thread is told to end
+ * and frees the session itself. */
+static void session_end(struct ipc_server *srv, int i, const char *why)
+{
+	struct session *s = srv->sessions[i];
+
+	srv->sessions[i] = NULL;
+	if (!s->active) {
+		session_free(s);
+		return;
+	}
+	srv_log(srv, "session %016llx (%s): %s", (unsigned long long)s->sid,
+		s->name, why);
+	pthread_mutex_lock(&s->mu);
+	s->exiting = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Finish the handshake: our own handle on the object, the thread, and the
+ * OPEN reply. 0 or an error to send back. */
+static int session_activate(struct ipc_server *srv, struct session *s,
+			    const uint8_t *ctrl)
+{
+	const uint8_t *key = srv->keys.keyed ? s->sk.s2c : NULL;
+	uint8_t info[8];
+	struct ipc__body r = { .op = IPC__OP_OPEN, .data = info, .len = 8 };
+	ipc_queue *served = NULL;
+	pthread_attr_t ta;
+	pthread_t t;
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	pthread_mutex_lock(&srv->mu);
+	for (int i = 0; i < srv->nobjs; i++)
+		if (strcmp(srv->objs[i].name, s->name) == 0)
+			served = srv->objs[i].q;
+	rc = served ? ipc__queue_dup(served, &s->q) : IPC_ENOENT;
+	pthread_mutex_unlock(&srv->mu);
+	if (rc != 0)
+		return rc;
+	s->joinable = ipc_queue_unfinished(s->q) >= 0;
+	r.val = (int64_t)s->q->ops->max_msg_size(s->q->impl);
+	if (r.val > (int64_t)IPC__NET_MAX_MSG)
+		r.val = (int64_t)IPC__NET_MAX_MSG;
+	ipc__put_le32(info, (uint32_t)srv->lease_ms);
+	ipc__put_le32(info + 4, s->joinable ? 1 : 0);
+	rc = ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
+			      s->sid, 0, &r);
+	if (rc != 0)
+		return rc;
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&srv->mu);
+	rc = -pthread_create(&t, &ta, session_main, s);
+	if (rc == 0)
+		srv->live_threads++;
+	pthread_mutex_unlock(&srv->mu);
+	pthread_attr_destroy(&ta);
+	if (rc != 0) {
+		free(frame);
+		return rc == -EAGAIN ? IPC_EBUSY : rc;
+	}
+	s->active = true;
+	s->last_reply = frame; /* a resent PROOF gets the same answer */
+	s->last_reply_len = len;
+	s->last_op = IPC__OP_OPEN;
+	s->last_ms = ipc__net_now_ms();
+	srv_log(srv, "session %016llx: client connected to %s%s",
+		(unsigned long long)s->sid, s->name,
+		srv->keys.keyed ? " (authenticated)" : "");
+	srv_send(srv, ctrl, frame, len);
+	return 0;
+}
+
+static void on_hello(struct ipc_server *srv, const struct ipc__frame *f,
+		     const uint8_t *ctrl)
+{
+	struct ipc__hello h;
+	struct session *s;
+	uint8_t p[IPC__NET_NONCE + IPC__NET_PROOF];
+	int rc;
+
+	if (ipc__hello_decode(f->payload, f->len, &h) != 0) {
+		srv_log(srv, "dropped a malformed hello");
+		return;
+	}
+	if (h.keyed != srv->keys.keyed) {
+		srv_log(srv,
+			"authentication failure: client %s a key, "
+			"server %s",
+			h.keyed ? "has" : "has no",
+			srv->keys.keyed ? "requires one" : "has none");
+		srv_send_err(srv, ctrl, 0, f->seq, IPC_EAUTH);
+		return;
+	}
+	s = session_new(srv, &h);
+	if (s == NULL) {
+		srv_send_err(srv, ctrl, 0, f->seq, IPC_EBUSY);
+		return;
+	}
+	if (!srv->keys.keyed) {
+		rc = session_activate(srv, s, ctrl);
+		if (rc != 0) {
+			srv_send_err(srv, ctrl, 0, f->seq, rc);
+			session_end(srv, session_slot(srv, s->sid), "refused");
+		}
+		return;
+	}
+	memcpy(p, s->nonce_s, IPC__NET_NONCE);
+	ipc__proof(p + IPC__NET_NONCE, &srv->keys, 'S', s->client_id,
+		   s->nonce_c, s->nonce_s, s->sid);
+	srv_send_plain(srv, ctrl, IPC__F_CHALLENGE, s->sid, f->seq, p,
+		       sizeof(p));
+}
+
+static void on_proof(struct ipc_server *srv, const struct ipc__frame *f,
+		     const uint8_t *ctrl)
+{
+	int i = session_slot(srv, f->sid);
+	struct session *s = i >= 0 ? srv->sessions[i] : NULL;
+	int rc;
+
+	if (s == NULL || !srv->keys.keyed) {
+		srv_send_plain(srv, ctrl, IPC__F_NOSESSION, f->sid, f->seq,
+			       NULL, 0);
+		return;
+	}
+	if (s->active) { /* a resent proof: the same answer again */
+		if (s->last_op == IPC__OP_OPEN && s->last_reply != NULL)
+			srv_send(srv, ctrl, s->last_reply, s->last_reply_len);
+		return;
+	}
+	if (f->len != IPC__NET_PROOF ||
+	    ipc__proof_check(f->payload, &srv->keys, 'C', s->client_id,
+			     s->nonce_c, s->nonce_s, s->sid) != 0) {
+		srv_log(srv,
+			"authentication failure: wrong key (session "
+			"%016llx refused)",
+			(unsigned long long)s->sid);
+		srv_send_err(srv, ctrl, f->sid, f->seq, IPC_EAUTH);
+		session_end(srv, i, "authentication failed");
+		return;
+	}
+	ipc__session_keys(&s->sk, &srv->keys, s->client_id, s->nonce_c,
+			  s->nonce_s, s->sid);
+	rc = session_activate(srv, s, ctrl);
+	if (rc != 0) {
+		srv_send_err(srv, ctrl, f->sid, f->seq, rc);
+		session_end(srv, i, "refused");
+	}
+}
+
+/* A request on an active session: authenticate, dedupe, hand over. The
+ * receiving thread owns raw until it is handed to the session. */
+static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
+		       uint8_t *raw, const uint8_t *ctrl)
+{
+	int i = session_slot(srv, f->sid);
+	struct session *s = i >= 0 ? srv->sessions[i] : NULL;
+	struct job j = { 0 };
+	int rc;
+
+	if (s == NULL || !s->active) {
+		srv_send_plain(srv, ctrl, IPC__F_NOSESSION, f->sid, f->seq,
+			       NULL, 0);
+		nn_freemsg(raw);
+		return;
+	}
+	rc = ipc__frame_open(f, raw, srv->keys.keyed ? s->sk.c2s : NULL,
+			     IPC__DIR_C2S, &j.plain, &j.body);
+	if (rc != 0) {
+		/* Not from the session's owner (or corrupted): dropped, and
+		 * the session is untouched, so forging frames cannot end
+		 * someone else's session. */
+		srv_log(srv, "session %016llx: dropped a frame that %s",
+			(unsigned long long)s->sid,
+			rc == IPC_EAUTH ? "failed authentication"
+					: "did not decode");
+		nn_freemsg(raw);
+		return;
+	}
+	j.raw = raw;
+	j.seq = f->seq;
+	memcpy(j.ctrl, ctrl, SRV_CTRL);
+	pthread_mutex_lock(&s->mu);
+	s->last_ms = ipc__net_now_ms();
+	if (f->seq == s->busy_seq) {
+		/* A resend of the request in progress: answer this copy. */
+		memcpy(s->ctrl, ctrl, SRV_CTRL);
+		pthread_mutex_unlock(&s->mu);
+		job_free(&j);
+		return;
+	}
+	if (f->seq <= s->last_seq) {
+		if (f->seq == s->last_seq && s->last_reply != NULL)
+			srv_send(srv, ctrl, s->last_reply, s->last_reply_len);
+		pthread_mutex_unlock(&s->mu);
+		job_free(&j);
+		return;
+	}
+	if (s->has_job && s->job.seq >= f->seq) {
+		if (s->job.seq == f->seq)
+			memcpy(s->job.ctrl, ctrl, SRV_CTRL);
+		pthread_mutex_unlock(&s->mu);
+		job_free(&j);
+		return;
+	}
+	job_free(&s->job); /* a newer request supersedes a queued one */
+	s->job = j;
+	s->has_job = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void sweep(struct ipc_server *srv, bool all)
+{
+	int64_t now = ipc__net_now_ms();
+
+	for (int i = 0; i < SRV_MAX_SESSIONS; i++) {
+		struct session *s = srv->sessions[i];
+		bool idle, closing, expired;
+		if (s == NULL)
+			continue;
+		if (!s->active) {
+			if (all || now - s->created_ms > SRV_PENDING_MS)
+				session_end(srv, i, "handshake abandoned");
+			continue;
+		}
+		pthread_mutex_lock(&s->mu);
+		idle = !s->has_job && s->busy_seq == 0;
+		closing = s->want_close && idle;
+		expired = idle && now - s->last_ms > srv->lease_ms;
+		pthread_mutex_unlock(&s->mu);
+		if (all)
+			session_end(srv, i, "server stopping");
+		else if (closing)
+			session_end(srv, i, "client closed");
+		else if (expired)
+			session_end(srv, i,
+				    "lease expired; its tasks are requeued");
+	}
+	srv->last_sweep_ms = now;
+}
+
+static void on_frame(struct ipc_server *srv, uint8_t *raw, size_t len,
+		     const uint8_t *ctrl)
+{
+	struct ipc__frame f;
+
+	if (ipc__frame_decode(raw, len, &f) != 0) {
+		srv_log(srv, "dropped a malformed frame (%zu bytes)", len);
+		nn_freemsg(raw);
+		return;
+	}
+	switch (f.type) {
+	case IPC__F_HELLO:
+		on_hello(srv, &f, ctrl);
+		break;
+	case IPC__F_PROOF:
+		on_proof(srv, &f, ctrl);
+		break;
+	case IPC__F_REQ:
+		on_request(srv, &f, raw, ctrl);
+		return;
+	default:
+		srv_log(srv, "dropped a frame of type %u", f.type);
+		break;
+	}
+	nn_freemsg(raw);
+}
+
+static void *server_main(void *arg)
+{
+	struct ipc_server *srv = arg;
+
+	while (!atomic_load(&srv->stop)) {
+		uint8_t ctrl[SRV_CTRL];
+		void *body = NULL;
+		struct nn_iovec iov = { &body, NN_MSG };
+		struct nn_msghdr hdr = { &iov, 1, ctrl, sizeof(ctrl) };
+		int n;
+
+		memset(ctrl, 0, sizeof(ctrl));
+		n = nn_recvmsg(srv->sock, &hdr, 0);
+		if (n >= 0)
+			on_frame(srv, body, (size_t)n, ctrl);
+		else if (nn_errno() == EBADF || nn_errno() == ETERM)
+			break;
+		if (ipc__net_now_ms() - srv->last_sweep_ms >= SRV_TICK_MS)
+			sweep(srv, false);
+	}
+	sweep(srv, true);
+	return NULL;
+}
+
+/* ---- Public API -------------------------------------------------------- */
+
+/* Without a key, only endpoints other hosts cannot reach. */
+static bool url_is_local(const char *url)
+{
+	static const char *const ok[] = { "ipc://",	    "inproc://",
+					  "tcp://127.",	    "tcp://localhost:",
+					  "tcp://[::1]:",   "ws://127.",
+					  "ws://localhost:" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strncmp(url, ok[i], strlen(ok[i])) == 0)
+			return true;
+	return false;
+}
+
+int ipc_server_start(ipc_server **out, const char *url,
+		     const ipc_net_attr *attr)
+{
+	static const ipc_net_attr defaults;
+	struct ipc_server *srv;
+	int rc, maxsz = (int)IPC__NET_MAX_FRAME, tmo = SRV_TICK_MS;
+
+	if (out == NULL)
+		return IPC_EINVAL;
+	*out = NULL;
+	if (attr == NULL)
+		attr = &defaults;
+	if (url == NULL || (attr->authkey == NULL && attr->authkey_len > 0) ||
+	    attr->lease_ms < 0)
+		return IPC_EINVAL;
+	if (attr->authkey_len == 0 && !attr->insecure && !url_is_local(url))
+		return IPC_EPERM;
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return IPC_ENOMEM;
+	rc = ipc__keys_init(&srv->keys, attr->authkey, attr->authkey_len);
+	if (rc != 0)
+		goto fail_free;
+	srv->lease_ms = attr->lease_ms ? attr->lease_ms : IPC__NET_LEASE_MS;
+	srv->log = attr->log;
+	srv->log_arg = attr->log_arg;
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	srv->sock = nn_socket(AF_SP_RAW, NN_REP);
+	if (srv->sock < 0) {
+		rc = ipc__nn_error(nn_errno());
+		goto fail_free;
+	}
+	nn_setsockopt(srv->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz,
+		      sizeof(maxsz));
+	nn_setsockopt(srv->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+	if (nn_bind(srv->sock, url) < 0) {
+		rc = ipc__nn_error(nn_errno());
+		goto fail_sock;
+	}
+	srv->last_sweep_ms = ipc__net_now_ms();
+	rc = -pthread_create(&srv->thread, NULL, server_main, srv);
+	if (rc != 0)
+		goto fail_sock;
+	*out = srv;
+	return 0;
+fail_sock:
+	nn_close(srv->sock);
+fail_free:
+	ipc__keys_wipe(&srv->keys);
+	free(srv);
+	return rc;
+}
+
+int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
+{
+	ipc_queue *probe;
+	int rc = 0;
+
+	if (srv == NULL || name == NULL || q == NULL)
+		return IPC_EINVAL;
+	{
+		struct ipc__hello h = { .kind = IPC__NK_QUEUE };
+		uint8_t buf[IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
+		size_t n = strlen(name);
+		if (n == 0 || n > IPC__NET_NAME_MAX)
+			return IPC_EINVAL;
+		memcpy(h.name, name, n + 1);
+		if (ipc__hello_decode(buf, ipc__hello_put(buf, &h), &h) != 0)
+			return IPC_EINVAL; /* not a valid name */
+	}
+	rc = ipc__queue_dup(q, &probe); /* can we serve it at all? */
+	if (rc != 0)
+		return rc;
+	ipc_queue_close(probe);
+	pthread_mutex_lock(&srv->mu);
+	for (int i = 0; i < srv->nobjs; i++)
+		if (strcmp(srv->objs[i].name, name) == 0)
+			rc = IPC_EEXIST;
+	if (rc == 0 && srv->nobjs == SRV_MAX_OBJECTS)
+		rc = IPC_ENOMEM;
+	if (rc == 0) {
+		snprintf(srv->objs[srv->nobjs].name, IPC__NET_NAME_MAX + 1,
+			 "%s", name);
+		srv->objs[srv->nobjs++].q = q;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return rc;
+}
+
+void ipc_server_stop(ipc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	atomic_store(&srv->stop, true);
+	pthread_join(srv->thread, NULL);
+	/* Session threads end within one slice of a blocking call. */
+	pthread_mutex_lock(&srv->mu);
+	while (srv->live_threads > 0)
+		pthread_cond_wait(&srv->cv, &srv->mu);
+	pthread_mutex_unlock(&srv->mu);
+	nn_close(srv->sock);
+	pthread_mutex_destroy(&srv->mu);
+	pthread_cond_destroy(&srv->cv);
+	ipc__keys_wipe(&srv->keys);
+	free(srv);
+}

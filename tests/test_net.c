@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_net.c — remote queues over tcp loopback: every queue operation
+ * through a connected handle, authentication, timeouts with the server
+ * gone, reconnection after a restart, leases of a killed remote consumer,
+ * and a server that survives garbage.
+ *
+ * nanomsg is not fork-safe: a test that needs a remote client in another
+ * process forks it before this process makes any nanomsg socket, and the
+ * child connects only after it is told to.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+
+static const char key[] = "correct horse battery staple";
+static const char other_key[] = "correct horse battery stapler";
+
+static ipc_server *srv;
+static ipc_queue *local, *remote;
+static pid_t serve_pid; /* an ipc-serve a failed test left running */
+static char url[64];
+
+static void setup(void)
+{
+	srv = NULL;
+	local = remote = NULL;
+}
+
+static void teardown(void)
+{
+	ipc_queue_close(remote);
+	ipc_server_stop(srv);
+	ipc_queue_close(local);
+	if (serve_pid > 0)
+		t_kill(serve_pid);
+	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
+}
+
+TestSuite(net, .init = setup, .fini = teardown, .timeout = 90);
+
+static volatile int auth_failures;
+
+static void count_auth_failures(void *arg, const char *msg)
+{
+	(void)arg;
+	if (strstr(msg, "authentication failure") != NULL)
+		__atomic_add_fetch(&auth_failures, 1, __ATOMIC_SEQ_CST);
+}
+
+static ipc_net_attr keyed(const char *k)
+{
+	return (ipc_net_attr){ .authkey = k,
+			       .authkey_len = k ? strlen(k) : 0,
+			       .timeout_ms = 5000,
+			       .lease_ms = 600 };
+}
+
+/* Start a server on a free loopback port (other tests run in parallel). */
+static int serve(ipc_server **s, const ipc_net_attr *a)
+{
+	int rc = IPC_EBUSY;
+
+	for (int i = 0; i < 500 && rc == IPC_EBUSY; i++) {
+		int port = 20000 + (int)((getpid() * 31 + i * 97) % 30000);
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+		rc = ipc_server_start(s, url, a);
+	}
+	return rc;
+}
+
+static void serve_queue(bool joinable, const ipc_net_attr *a)
+{
+	cr_assert_eq(joinable ? ipc_joinable_queue_new(&local, 0)
+			      : ipc_queue_new(&local, 0),
+		     0);
+	cr_assert_eq(serve(&srv, a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+}
+
+Test(net, put_get_round_trip_keyless_and_keyed)
+{
+	for (int k = 0; k < 2; k++) {
+		ipc_net_attr a = keyed(k ? key : NULL);
+		char buf[64];
+		void *m = NULL;
+
+		serve_queue(false, &a);
+		cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+		cr_assert(ipc_queue_empty(remote));
+		cr_assert_eq(ipc_queue_put(remote, "one", 3, IPC_NOWAIT), 0);
+		cr_assert_eq(ipc_queue_put(remote, "", 0, 1000), 0);
+		cr_assert_eq(ipc_queue_put(local, "three", 5, 0), 0);
+		cr_assert_eq(ipc_queue_qsize(remote), 3);
+		cr_assert_not(ipc_queue_empty(remote));
+		cr_assert_not(ipc_queue_full(remote));
+		cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 3);
+		cr_assert_eq(memcmp(buf, "one", 3), 0);
+		cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 0);
+		cr_assert_eq(ipc_queue_get_alloc(remote, &m, 1000), 5);
+		cr_assert_eq(memcmp(m, "three", 5), 0);
+		free(m);
+		cr_assert_eq(ipc_queue_qsize(remote), 0);
+		ipc_queue_close(remote);
+		ipc_server_stop(srv);
+		ipc_queue_close(local);
+		remote = NULL;
+		srv = NULL;
+		local = NULL;
+	}
+}
+
+Test(net, get_times_out_and_nowait_is_eagain)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+	long t0;
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
+		     IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 250, "waited for the timeout");
+	/* Longer than one server-side slice: the client repeats slices. */
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1500),
+		     IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 1400);
+}
+
+Test(net, bad_arguments_and_limits_keep_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue_attr qa = { .capacity = 4096,
+			      .max_msg_size = 100,
+			      .maxsize = 2 };
+	char buf[200] = { 0 };
+
+	cr_assert_eq(ipc_queue_open(&local, NULL, 0, &qa), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "small", local), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "small", local), IPC_EEXIST);
+	cr_assert_eq(ipc_server_add_queue(srv, "bad name", local), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "nosuch", &a), IPC_ENOENT);
+	cr_assert_null(remote);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "small", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, buf, 101, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_put(remote, NULL, 1, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_put(remote, buf, 100, 0), 0);
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, 0), 0);
+	cr_assert(ipc_queue_full(remote));
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_put(remote, buf, 10, 300), IPC_ETIMEDOUT);
+	/* Too small a buffer: IPC_EMSGSIZE and the message stays queued. */
+	cr_assert_eq(ipc_queue_get(remote, buf, 50, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_qsize(remote), 2);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 0), 100);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL, "not joinable");
+	cr_assert_eq(ipc_queue_join(remote, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_unfinished(remote), IPC_EINVAL);
+}
+
+Test(net, shutdown_reaches_local_and_remote)
+{
+	ipc_net_attr a = keyed(NULL);
+	char buf[8];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "x", 1, 0), 0);
+	cr_assert_eq(ipc_queue_shutdown(remote), 0);
+	cr_assert_eq(ipc_queue_put(local, "y", 1, 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_put(remote, "y", 1, 0), IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000),
+		     IPC_ECLOSED);
+}
+
+struct blocked {
+	ipc_queue *q;
+	ssize_t rc;
+	char buf[16];
+	volatile int done;
+};
+
+static void *blocked_get(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = ipc_queue_get(b->q, b->buf, sizeof(b->buf), 20000);
+	b->done = 1;
+	return NULL;
+}
+
+Test(net, remote_get_wakes_on_put_and_does_not_stall_other_clients)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue *other = NULL, *local2 = NULL;
+	struct blocked b = { 0 };
+	pthread_t t;
+	char buf[16];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_new(&local2, 0), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "other", local2), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_connect(&other, url, "other", &a), 0);
+	b.q = remote;
+	cr_assert_eq(pthread_create(&t, NULL, blocked_get, &b), 0);
+	/* While that client waits on the server, another one is served. */
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(ipc_queue_put(other, "ping", 4, 1000), 0);
+		cr_assert_eq(ipc_queue_get(other, buf, sizeof(buf), 1000), 4);
+	}
+	cr_assert_eq(b.done, 0, "the blocked get is still waiting");
+	cr_assert_eq(ipc_queue_put(local, "wake", 4, 0), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(b.rc, 4);
+	cr_assert_eq(memcmp(b.buf, "wake", 4), 0);
+	ipc_queue_close(other);
+	ipc_server_stop(srv);
+	srv = NULL;
+	ipc_queue_close(local2);
+}
+
+Test(net, joinable_task_done_and_join_remote)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "t1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(remote, "t2", 2, 0), 0);
+	cr_assert_eq(ipc_queue_unfinished(remote), 2);
+	cr_assert_eq(ipc_queue_join(remote, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_join(remote, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL,
+		     "more task_done than gets");
+	cr_assert_eq(ipc_queue_join(remote, 1000), 0);
+	cr_assert_eq(ipc_queue_join(local, 0), 0);
+}
+
+/* A joinable queue served with a key and one task "t1" taken by a remote
+ * consumer. */
+static void remote_holds_one_task(void)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+}
+
+/* The task "t1" comes back to the local queue; finishing it ends join. */
+static void local_redoes_requeued_task(void)
+{
+	char buf[8];
+
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 20000), 2,
+		     "the task came back");
+	cr_assert_eq(memcmp(buf, "t1", 2), 0);
+	cr_assert_eq(ipc_queue_task_done(local), 0);
+	cr_assert_eq(ipc_queue_join(local, 20000), 0);
+}
+
+Test(net, closing_a_remote_consumer_requeues_its_tasks)
+{
+	remote_holds_one_task();
+	ipc_queue_close(remote);
+	remote = NULL;
+	local_redoes_requeued_task();
+}
+
+/* Run tests/net_peer in a fresh process (see net_peer.c for why) with its
+ * stdout on *out. */
+static pid_t spawn_peer(int *out, const char *mode, const char *k)
+{
+	const char *top = getenv("top_builddir");
+	char path[512];
+	int fd[2];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
+	if (pipe(fd) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execl(path, path, mode, url, "jobs", k, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	*out = fd[0];
+	return pid;
+}
+
+/* Poll until q holds at least want messages, at most timeout_ms. */
+static bool t_wait_count_long(ipc_queue *q, long want, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+
+	while (ipc_queue_qsize(q) < want) {
+		if (t_now_ms() > end)
+			return false;
+		usleep(2000);
+	}
+	return true;
+}
+
+/* Read one line from fd within timeout_ms. */
+static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t n = 0;
+	long end = t_now_ms() + timeout_ms;
+
+	while (n + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = end - t_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
+		    read(fd, buf + n, 1) != 1)
+			return false;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return true;
+}
+
+Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[64];
+	pid_t pid;
+	int fd;
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
+	pid = spawn_peer(&fd, "hold", key);
+	cr_assert_gt(pid, 0);
+	cr_assert(read_line(fd, buf, sizeof(buf), 20000),
+		  "the remote consumer took the task");
+	cr_assert_str_eq(buf, "got 2");
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(t_kill(pid), -SIGKILL);
+	close(fd);
+	/* Its lease (600 ms) runs out; the server requeues the task. */
+	local_redoes_requeued_task();
+}
+
+Test(net, idle_remote_consumer_keeps_its_lease)
+{
+	char buf[8];
+
+	remote_holds_one_task();
+	/* Three leases of silence from the caller: the handle's own
+	 * heartbeat keeps the task ours, so nothing is requeued. */
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 1800),
+		     IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_unfinished(local), 1);
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
+}
+
+Test(net, wrong_key_is_eauth_and_key_mismatch_too)
+{
+	ipc_net_attr a = keyed(key), wrong = keyed(other_key),
+		     none = keyed(NULL);
+	ipc_server *open_srv = NULL;
+	char open_url[64];
+
+	a.log = count_auth_failures;
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &wrong),
+		     IPC_EAUTH);
+	cr_assert_null(remote);
+	cr_assert(t_wait_count(&auth_failures, 1, 10000),
+		  "the server logged the failure");
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &none), IPC_EAUTH);
+	/* A keyed client refuses a server that cannot prove the key. */
+	memcpy(open_url, url, sizeof(url));
+	cr_assert_eq(serve(&open_srv, &none), 0);
+	cr_assert_eq(ipc_server_add_queue(open_srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), IPC_EAUTH);
+	ipc_server_stop(open_srv);
+	/* The right key still works on the first server. */
+	cr_assert_eq(ipc_queue_connect(&remote, open_url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "ok", 2, 0), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 1);
+}
+
+Test(net, keyless_server_refuses_non_loopback)
+{
+	ipc_net_attr none = keyed(NULL);
+
+	cr_assert_eq(ipc_server_start(&srv, "tcp://10.255.255.1:5555", &none),
+		     IPC_EPERM);
+	cr_assert_null(srv);
+	cr_assert_eq(ipc_server_start(&srv, "tcp://*:5555", &none), IPC_EPERM);
+	cr_assert_eq(ipc_server_start(&srv, NULL, &none), IPC_EINVAL);
+	cr_assert_eq(ipc_server_start(NULL, "ipc:///tmp/x", &none), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, NULL, "jobs", &none),
+		     IPC_EINVAL);
+	cr_assert_eq(ipc_queue_connect(&remote, "tcp://127.0.0.1:1", "", &none),
+		     IPC_EINVAL);
+}
+
+Test(net, server_down_fails_within_the_timeout)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+	long t0;
+	int rc;
+
+	a.timeout_ms = 700;
+	/* Nothing listens at this port (bound and stopped just now). */
+	serve_queue(false, &a);
+	ipc_server_stop(srv);
+	srv = NULL;
+	t0 = t_now_ms();
+	rc = ipc_queue_connect(&remote, url, "jobs", &a);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 700 + 2000, "bounded by the timeout");
+
+	/* A connected handle whose server goes away. */
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	ipc_server_stop(srv);
+	srv = NULL;
+	t0 = t_now_ms();
+	rc = ipc_queue_get(remote, buf, sizeof(buf), 400);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 400 + 2000);
+	t0 = t_now_ms();
+	rc = (int)ipc_queue_qsize(remote);
+	cr_assert(rc == IPC_ECONNREFUSED || rc == IPC_ETIMEDOUT, "rc %d", rc);
+	cr_assert_lt(t_now_ms() - t0, 700 + 2000);
+}
+
+Test(net, client_reconnects_after_server_restart)
+{
+	ipc_net_attr a = keyed(key);
+	char buf[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "a", 1, 1000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+	ipc_server_stop(srv); /* requeues the task "a" */
+	srv = NULL;
+	cr_assert_eq(ipc_server_start(&srv, url, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_put(remote, "b", 1, 10000), 0,
+		     "the same handle works again");
+	cr_assert_eq(ipc_queue_qsize(local), 2, "a requeued, b put once");
+	/* task_done for the task of the lost session: accepted, no effect. */
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_unfinished(local), 2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 1);
+		cr_assert_eq(ipc_queue_task_done(remote), 0);
+	}
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
+}
+
+/* Raw bytes thrown at the server from a plain nanomsg REQ socket. */
+static void send_raw(int s, const void *buf, size_t len)
+{
+	int ms = 300;
+	void *reply = NULL;
+
+	nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &ms, sizeof(ms));
+	cr_assert_geq(nn_send(s, buf, len, 0), 0);
+	if (nn_recv(s, &reply, NN_MSG, 0) >= 0)
+		nn_freemsg(reply);
+}
+
+Test(net, garbage_frames_leave_the_server_serving_others)
+{
+	ipc_net_attr a = keyed(key);
+	uint8_t frame[64] = { 0x49, 0x50, 0x43, 0x4e, 1, 4 };
+	char junk[1000];
+	char buf[8];
+	int s;
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	s = nn_socket(AF_SP, NN_REQ);
+	cr_assert_geq(s, 0);
+	cr_assert_geq(nn_connect(s, url), 0);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 131 + 7);
+	send_raw(s, junk, sizeof(junk)); /* garbage */
+	send_raw(s, frame, 10);		 /* truncated header */
+	frame[8] = 200;			 /* length lies */
+	send_raw(s, frame, sizeof(frame));
+	frame[8] = 32; /* a REQ for no session */
+	send_raw(s, frame, sizeof(frame));
+	frame[5] = 1; /* a HELLO with junk */
+	send_raw(s, frame, sizeof(frame));
+	send_raw(s, "", 0);
+	nn_close(s);
+	cr_assert_eq(ipc_queue_put(remote, "ok", 2, 1000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 1000), 2);
+}
+
+/* ---- ipc-serve --------------------------------------------------------- */
+
+static pid_t spawn_serve(const char *sock_url, const char *keyfile,
+			 const char *qname)
+{
+	const char *top = getenv("top_builddir");
+	char path[512];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/tools/ipc-serve", top ? top : ".");
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execl(path, path, sock_url, "--key-file", keyfile, "--lease",
+		      "1000", "--joinable-queue", qname, (char *)NULL);
+		_exit(127);
+	}
+	serve_pid = pid;
+	return pid;
+}
+
+/* A producer in another process (net_peer put) streams while ipc-serve is
+ * SIGKILLed and restarted on the same named queue: no acknowledged put is
+ * lost, duplicates are at most the puts in flight at the kill, the task a
+ * remote consumer held is requeued by the queue's own dead-consumer repair,
+ * and the consumer's handle reconnects by itself. */
+Test(net, ipc_serve_killed_and_restarted_mid_stream)
+{
+	char qname[64], keyfile[128], sock_url[160], line[64], buf[64];
+	ipc_net_attr a = keyed(key);
+	const long n = 3000;
+	static char seen[3000];
+	long acked, stored = 0, dups = 0;
+	pid_t server, producer;
+	int fd, status;
+	FILE *kf;
+	const char *top = getenv("top_builddir");
+	char path[512];
+	int pfd[2];
+
+	t_name(qname, sizeof(qname), "net-srvkill");
+	snprintf(keyfile, sizeof(keyfile), "/tmp/libipc-test-%d.key",
+		 (int)getpid());
+	snprintf(sock_url, sizeof(sock_url), "ipc:///tmp/libipc-test-%d.sock",
+		 (int)getpid());
+	kf = fopen(keyfile, "w");
+	cr_assert_not_null(kf);
+	fputs(key, kf);
+	fclose(kf);
+	ipc_queue_attr qa = { .joinable = true, .capacity = 1 << 20 };
+	cr_assert_eq(ipc_queue_open(&local, qname, IPC_CREATE, &qa), 0);
+	server = spawn_serve(sock_url, keyfile, qname);
+	cr_assert_gt(server, 0);
+	/* The consumer: connect (retrying while ipc-serve starts), hold one
+	 * task. */
+	for (int i = 0; i < 100; i++)
+		if (ipc_queue_connect(&remote, sock_url, qname, &a) == 0)
+			break;
+	cr_assert_not_null(remote, "connected to ipc-serve");
+	cr_assert_eq(ipc_queue_put(remote, "held", 4, 5000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 5000), 4);
+	/* The producer. */
+	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
+	cr_assert_eq(pipe(pfd), 0);
+	producer = fork();
+	if (producer == 0) {
+		char count[16];
+		snprintf(count, sizeof(count), "%ld", n);
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(path, path, "put", sock_url, qname, key, count,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	fd = pfd[0];
+	cr_assert(t_wait_count_long(local, n / 3, 30000), "stream started");
+	cr_assert_eq(t_kill(server), -SIGKILL);
+	server = spawn_serve(sock_url, keyfile, qname);
+	cr_assert(read_line(fd, line, sizeof(line), 60000), "producer done");
+	acked = atol(line);
+	cr_assert_eq(waitpid(producer, &status, 0), producer);
+	close(fd);
+	/* The held task came back (repair of the dead server's slot) and the
+	 * consumer's handle works again; its task_done for the lost session
+	 * is accepted. */
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	for (;;) {
+		ssize_t len = ipc_queue_get(local, buf, sizeof(buf), 2000);
+		if (len < 0)
+			break;
+		cr_assert_eq(ipc_queue_task_done(local), 0);
+		if (len == 4 && memcmp(buf, "held", 4) == 0)
+			continue;
+		buf[len] = '\0';
+		long i = atol(buf + 1);
+		cr_assert(i >= 0 && i < n);
+		if (seen[i]++)
+			dups++;
+		else
+			stored++;
+	}
+	cr_assert_eq(acked, n, "every put was acknowledged in the end");
+	cr_assert_eq(stored, n, "no acknowledged put lost");
+	cr_log_info("server SIGKILL mid-stream: %ld puts, %ld duplicates", n,
+		    dups);
+	cr_assert_leq(dups, 1, "duplicates bounded by the puts in flight");
+	cr_assert_eq(ipc_queue_join(local, 5000), 0);
+	cr_assert_eq(t_kill(server), -SIGKILL);
+	serve_pid = 0;
+	ipc_queue_close(remote);
+	remote = NULL;
+	ipc_unlink(qname);
+	unlink(keyfile);
+	unlink(sock_url + strlen("ipc://"));
+}
+
+/* ---- A fault proxy that cuts connections mid-frame ----------------------- */
+
+struct proxy {
+	int listen_fd;
+	int target_port;
+	int cuts_left; /* connections still to cut */
+	int cuts_done;
+	_Atomic bool drop_replies; /* discard server -> client bytes */
+	_Atomic bool cut_now;	   /* cut the current connection */
+	_Atomic bool stop;
+	pthread_t thread;
+};
+
+/* Forward between a and b; after `budget` bytes in one direction (which
+ * alternates), forward only the part of the chunk that fits and cut both
+ * sides — mid-frame, since budgets are not frame multiples. budget < 0:
+ * no cut. */
+static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
+{
+	char buf[4096];
+
+	while (!atomic_load(&p->stop)) {
+		struct pollfd pf[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+		if (atomic_exchange(&p->cut_now, false))
+			return;
+		if (poll(pf, 2, 20) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			int from = i ? b : a, to = i ? a : b;
+			ssize_t n;
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(from, buf, sizeof(buf));
+			if (n <= 0)
+				return;
+			if (i == 1 && atomic_load(&p->drop_replies))
+				continue; /* swallowed: the stream is now torn
+					   */
+			if (budget >= 0 && i == dir) {
+				if (n > budget)
+					n = budget;
+				budget -= n;
+			}
+			if (n > 0 && write(to, buf, (size_t)n) != n)
+				return;
+			if (budget == 0)
+				return; /* the cut */
+		}
+	}
+}
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *p = arg;
+
+	for (int k = 0; !atomic_load(&p->stop); k++) {
+		struct pollfd pf = { p->listen_fd, POLLIN, 0 };
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons(p->target_port),
+					  .sin_addr.s_addr =
+						  htonl(INADDR_LOOPBACK) };
+		int c, s;
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		c = accept(p->listen_fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s >= 0 &&
+		    connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			long budget = -1;
+			if (p->cuts_left > 0) {
+				p->cuts_left--;
+				p->cuts_done++;
+				budget = 40 + (k * 137) % 700;
+			}
+			proxy_pipe(p, c, s, budget, k % 2);
+		}
+		if (s >= 0)
+			close(s);
+		close(c);
+	}
+	return NULL;
+}
+
+static int proxy_start(struct proxy *p, int target_port, int cuts)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	memset(p, 0, sizeof(*p));
+	p->target_port = target_port;
+	p->cuts_left = cuts;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (p->listen_fd < 0 ||
+	    bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(p->listen_fd, 8) != 0 ||
+	    getsockname(p->listen_fd, (struct sockaddr *)&sa, &len) != 0)
+		return -1;
+	if (pthread_create(&p->thread, NULL, proxy_main, p) != 0)
+		return -1;
+	return ntohs(sa.sin_port);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	close(p->listen_fd);
+}
+
+/* Connections cut mid-frame in both directions: every put acknowledged is
+ * stored exactly once, and every message got through the cuts is
+ * delivered exactly once (lost replies are resent from the server's
+ * cache, or handed over on the next get). */
+Test(net, connections_cut_mid_frame_keep_exactly_once)
+{
+	ipc_net_attr a = keyed(key);
+	static char seen[400];
+	char purl[64], buf[32];
+	struct proxy p;
+	int port;
+	const int n = 400;
+
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 12);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	a.timeout_ms = 20000;
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	for (int i = 0; i < n / 2; i++) {
+		int len = snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(ipc_queue_put(remote, buf, (size_t)len, 20000), 0,
+			     "put %d", i);
+	}
+	for (int i = n / 2; i < n; i++) {
+		int len = snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(ipc_queue_put(local, buf, (size_t)len, 0), 0);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), n, "every acknowledged put once");
+	for (int i = 0; i < n; i++) {
+		ssize_t len =
+			ipc_queue_get(remote, buf, sizeof(buf) - 1, 20000);
+		cr_assert_gt(len, 0, "get %d: %zd", i, len);
+		buf[len] = '\0';
+		int m = atoi(buf + 1);
+		cr_assert(m >= 0 && m < n);
+		cr_assert_eq(seen[m]++, 0, "m%d delivered twice", m);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	cr_log_info("fault proxy: %d connections cut mid-frame", p.cuts_done);
+	cr_assert_geq(p.cuts_done, 6, "the proxy did cut");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
+
+/* A get whose reply is lost after the server took the message: the call
+ * times out, and the message is not lost — the same consumer's next get
+ * returns it. */
+Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64], buf[16];
+	struct proxy p;
+	int port;
+
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "only", 4, 0), 0);
+	atomic_store(&p.drop_replies, true);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 600),
+		     IPC_ETIMEDOUT, "the reply never came");
+	cr_assert_eq(ipc_queue_qsize(local), 0, "the server had taken it");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 20000), 4,
+		     "redelivered");
+	cr_assert_eq(memcmp(buf, "only", 4), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN, "exactly once");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
