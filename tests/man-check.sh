@@ -47,13 +47,14 @@ page_names() {
 	done
 }
 
-# A page's own name (ipc_queue) need not be a function; the rest must be.
+# A page's own name (ipc_queue) need not be a function; the rest must be
+# declared in ipc.h: an IPC_API function, a static inline one or a macro.
 in_header() {
 	missing=
 	for name in $(for p in $pages; do
 		case $p in *.3) sh "$links" list /dev/null "$p" ;; esac
 	done | sed 's,.*/,,; s,\.3$,,'); do
-		grep -Eq "(IPC_API .*[ *]$name\(|#define $name[ (])" \
+		grep -Eq "(IPC_API .*[ *]$name\(|static inline .*[ *]$name\(|#define $name[ (])" \
 			"$srcdir/libipc/ipc.h" || missing="$missing $name"
 	done
 	[ -z "$missing" ] || { echo "not in ipc.h:$missing"; return 1; }
