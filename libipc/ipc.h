@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libipc — inter-process Queue, JoinableQueue, Lock, RLock, Event,
- * Condition, Semaphore and Barrier for C, after Python's multiprocessing.
+ * libipc — inter-process Queue, JoinableQueue, PriorityQueue, Pipe, Lock,
+ * RLock, Event, Condition, Semaphore, Barrier, shared memory, Value and
+ * Array, with Process and Pool, for C, after Python's multiprocessing.
+ * Queues can also be served to other hosts (ipc_server, ipc_queue_connect,
+ * "Across hosts" at the end). Each section has a manual page: libipc(3)
+ * lists them.
  *
  * Every object lives in POSIX shared memory and is shared in one of two ways:
  *
@@ -59,7 +63,8 @@
  * futexes and robust mutexes for everything; the biased queue producer uses
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), Linux 4.16, and falls back
  * to locking without it), glibc 2.30 or later, a tmpfs /dev/shm for named
- * objects. Without pidfds ipc_process_start returns IPC_ENOTSUP.
+ * objects. Without pidfds ipc_process_start returns IPC_ENOTSUP. The
+ * across-hosts calls use nanomsg and libsodium, linked into libipc.
  *
  * Names: 1 to 200 characters of [A-Za-z0-9._-], with an optional leading
  * '/', not "." or "..". An object named "jobs" is the file
