@@ -689,8 +689,8 @@ typedef struct ipc_conn ipc_conn;
 /* Make a pipe. duplex: both ends send and receive; else *c1 only receives
  * and *c2 only sends (Python's Pipe(False)). attr NULL: 1 MiB per
  * direction, messages up to 256 KiB. 0 | IPC_EINVAL (NULL c1 or c2, a
- * joinable attr, sizes out of range) | IPC_ENOMEM | another negative errno
- * the kernel gave (no memfd, no /proc). */
+ * joinable attr, sizes out of range) | IPC_ENOMEM | IPC_EMFILE
+ * | IPC_EIO (the kernel refused the lock file: no memfd, no /proc). */
 IPC_API int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
 			 const ipc_queue_attr *attr);
 

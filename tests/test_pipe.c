@@ -6,10 +6,13 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "libipc/ipc.h"
@@ -231,6 +234,30 @@ Test(pipe, sender_blocked_on_a_full_pipe_wakes_when_the_receiver_dies)
 	cr_assert_eq(ipc_conn_send(a, msg, sizeof(msg), 50), IPC_ETIMEDOUT);
 	cr_assert_eq(t_kill(kid), -SIGKILL);
 	cr_assert_eq(ipc_conn_send(a, msg, sizeof(msg), 20000), IPC_ECLOSED);
+}
+
+/* In a child with every file descriptor in use, making a pipe must fail
+ * with a code of the table, never a raw errno. */
+static int pipe_without_descriptors(void *arg)
+{
+	struct rlimit rl = { 16, 16 };
+	ipc_conn *c1, *c2;
+	int rc;
+
+	(void)arg;
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, 1);
+	while (open("/dev/null", O_RDONLY) >= 0)
+		;
+	T_CHECK(errno == EMFILE, 2);
+	rc = ipc_pipe_new(&c1, &c2, true, NULL);
+	T_CHECK(strcmp(ipc_err_name(rc), "IPC_EUNKNOWN") != 0, 3);
+	T_CHECK(rc == IPC_EMFILE, 4);
+	return 0;
+}
+
+Test(pipe, out_of_file_descriptors_is_emfile)
+{
+	cr_assert_eq(t_reap(t_spawn(pipe_without_descriptors, NULL), 10000), 0);
 }
 
 Test(pipe, timeouts_sizes_and_recv_alloc)

@@ -54,7 +54,8 @@ static int ofd_lock(int fd, int cmd, short type, off_t start, off_t len)
 	fl.l_len = len;
 	while (fcntl(fd, cmd, &fl) != 0) {
 		if (errno != EINTR)
-			return errno == EACCES ? -EAGAIN : -errno;
+			return errno == EACCES ? -EAGAIN
+					       : ipc__sys_error(errno);
 	}
 	return 0;
 }
@@ -122,7 +123,7 @@ int ipc__users_count(int fd, pid_t *pids, int npids)
 		fl.l_start = from;
 		fl.l_len = to - from;
 		if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
-			n = -errno;
+			n = ipc__sys_error(errno);
 			break;
 		}
 		if (fl.l_type == F_UNLCK)
@@ -232,7 +233,7 @@ int ipc__stat_fd(const char *path, int oflags, ipc_object_info *info, int *fdp)
 	ipc__info_clear(info);
 	fd = open(path, oflags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ELOOP ? -EPROTO : -errno;
+		return errno == ELOOP ? -EPROTO : ipc__sys_error(errno);
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		info->problem = "not a regular file";
 		close(fd);
@@ -355,7 +356,7 @@ int ipc_unlink_unused(const char *name)
 	else if (rc == 0 && !same_file(fd, path))
 		rc = -ENOENT; /* removed or replaced meanwhile */
 	else if (rc == 0 && unlink(path) != 0)
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 	if (rc == 0 && info.kind == IPC__KIND_MQUEUE)
 		ipc__mq_unlink(name);
 out:

@@ -95,7 +95,7 @@ static int lock_byte(int fd, int end, short type, int cmd)
 	};
 
 	if (fcntl(fd, cmd, &fl) != 0)
-		return -errno;
+		return ipc__sys_error(errno);
 	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
 }
 
@@ -167,7 +167,7 @@ static int conn_make(ipc_conn **out, struct pipe_pair *p, int end)
 		return -ENOMEM;
 	c->lock_fd = open(p->lock_path, O_RDWR | O_CLOEXEC);
 	if (c->lock_fd < 0) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 		free(c);
 		return rc;
 	}
@@ -216,7 +216,7 @@ int ipc_pipe_new(ipc_conn **c1, ipc_conn **c2, bool duplex,
 	p->ever[0] = p->ever[1] = 1;
 	p->probe_fd = memfd_create("libipc-pipe", MFD_CLOEXEC);
 	if (p->probe_fd < 0) {
-		rc = -errno;
+		rc = ipc__sys_error(errno);
 		goto out;
 	}
 	snprintf(p->lock_path, sizeof(p->lock_path), "/proc/self/fd/%d",
@@ -292,7 +292,8 @@ int ipc_pipe_open(ipc_conn **c, const char *name, int flags, int end,
 			(volatile uint8_t *)ipc_shm_buf(p->block) + BLOCK_EVER;
 		p->probe_fd =
 			open(p->lock_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		rc = p->probe_fd < 0 ? -errno : conn_make(c, p, end);
+		rc = p->probe_fd < 0 ? ipc__sys_error(errno)
+				     : conn_make(c, p, end);
 	}
 	pair_unref(p);
 	return rc;

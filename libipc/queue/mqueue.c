@@ -97,7 +97,7 @@ static int mq_shm_fill(struct mq_shm *q, mqd_t mqd, bool joinable)
 	int rc;
 
 	if (mq_getattr(mqd, &a) != 0)
-		return -errno;
+		return ipc__sys_error(errno);
 	q->m_maxmsg = (uint32_t)a.mq_maxmsg;
 	q->m_msgsize = (uint32_t)a.mq_msgsize;
 	q->m_joinable = joinable;
@@ -120,7 +120,7 @@ static int mq_seg_init(void *base, size_t size, const void *arg)
 		rc = mq_create_queue(c, O_CREAT | O_EXCL);
 		if (rc == -EEXIST) {
 			c->mqd = mq_open(c->mqname, O_RDWR | O_CLOEXEC);
-			rc = c->mqd == (mqd_t)-1 ? -errno : 0;
+			rc = c->mqd == (mqd_t)-1 ? ipc__sys_error(errno) : 0;
 		}
 		if (rc != 0)
 			return rc;
@@ -189,7 +189,7 @@ static int mq_open_named(struct mq *m, const char *name, int flags,
 		return 0; /* ours, made (or adopted) by init */
 	c->mqd = mq_open(mqname, O_RDWR | O_CLOEXEC);
 	/* ENOENT: the mq was removed behind the companion's back. */
-	return c->mqd == (mqd_t)-1 ? -errno : 0;
+	return c->mqd == (mqd_t)-1 ? ipc__sys_error(errno) : 0;
 }
 
 static void mq_close_handle(void *impl);
@@ -229,7 +229,7 @@ int ipc__mq_open(void **impl, const char *name, int flags,
 	m->mqd = c.mqd;
 	if (mq_getattr(m->mqd, &a) != 0) {
 		mq_close_handle(m);
-		return -errno;
+		return ipc__sys_error(errno);
 	}
 	m->msgsize = (size_t)a.mq_msgsize;
 	m->maxmsg = (size_t)a.mq_maxmsg;
@@ -298,7 +298,7 @@ static int mq_put(void *impl, const void *msg, size_t len,
 		if (errno == EINTR)
 			continue;
 		if (errno != ETIMEDOUT)
-			return -errno;
+			return ipc__sys_error(errno);
 		if (ipc__deadline_passed(dl))
 			return ipc__deadline_error(dl);
 	}
@@ -313,8 +313,8 @@ static ssize_t mq_receive_one(struct mq *m, void *dst,
 	if (s != NULL)
 		atomic_fetch_add(&s->s_busy, 1);
 	n = mq_timedreceive(m->mqd, dst, m->msgsize, NULL, abs);
-	if (n < 0)
-		n = -errno;
+	if (n < 0) /* -EINTR stays: the caller's loop retries it */
+		n = errno == EINTR ? -EINTR : ipc__sys_error(errno);
 	IPC__CRASHPOINT("mqueue.get.after_receive");
 	if (s != NULL) {
 		if (n >= 0)
@@ -390,7 +390,7 @@ long ipc__mq_depth(struct mq *m)
 	struct mq_attr a;
 
 	if (mq_getattr(m->mqd, &a) != 0)
-		return -errno;
+		return ipc__sys_error(errno);
 	return a.mq_curmsgs;
 }
 
