@@ -844,7 +844,8 @@ IPC_API int ipc_array_release(ipc_array *a);
  *   store: a[i] = v
  *   add:   a[i] += delta; *old (if not NULL) = the value before
  *   cas:   if a[i] == *expected then a[i] = desired and 0; else
- *          *expected = a[i] and IPC_EAGAIN. */
+ *          *expected = a[i] and IPC_EAGAIN (an *expected the type cannot
+ *          hold never matches: IPC_EAGAIN, *expected left as it was). */
 IPC_API int ipc_array_load(ipc_array *a, size_t i, int64_t *out);
 IPC_API int ipc_array_store(ipc_array *a, size_t i, int64_t v);
 IPC_API int ipc_array_add(ipc_array *a, size_t i, int64_t delta, int64_t *old);
@@ -1278,19 +1279,21 @@ IPC_API int ipc_unlink_unused(const char *name);
  * listen anywhere but loopback, ipc:// or inproc:// unless `insecure` is
  * set.
  *
- * Delivery. A put that returns 0 is stored exactly once: the client retries
- * lost frames with the same sequence number and the server executes each
- * number once. A put that fails with IPC_ETIMEDOUT because the network or
- * the server went away may or may not have been stored. A message got by a
- * remote consumer whose reply was lost on the way is handed to that
- * consumer's next get, or put back when it goes away; so is the message of
- * a consumer's last get if it goes away (closes, dies, loses its lease)
- * before any later call confirmed it arrived — delivery of a remote get is
- * at-least-once. On a JoinableQueue a
- * remote consumer's unfinished tasks are leased: when it closes its handle,
- * dies, or is cut off for lease_ms, they are queued again (as for a local
- * consumer that dies), so join() completes. A remote consumer is the
- * handle, not the thread.
+ * Delivery. A put that returns 0 is stored exactly once while the server
+ * runs: the client retries lost frames with the same sequence number and
+ * the server executes each number once. The table of executed numbers is
+ * in the server's memory, so after a server is killed and restarted, the
+ * put each producer handle had in flight at the kill may be stored twice
+ * (at most one per handle; none was seen in the tests). A put that fails with
+ * IPC_ETIMEDOUT because the network or the server went away may or may not have
+ * been stored. A message got by a remote consumer whose reply was lost on the
+ * way is handed to that consumer's next get, or put back when it goes away; so
+ * is the message of a consumer's last get if it goes away (closes, dies, loses
+ * its lease) before any later call confirmed it arrived — delivery of a remote
+ * get is at-least-once. On a JoinableQueue a remote consumer's unfinished tasks
+ * are leased: when it closes its handle, dies, or is cut off for lease_ms, they
+ * are queued again (as for a local consumer that dies), so join() completes. A
+ * remote consumer is the handle, not the thread.
  *
  * Failure. Every call returns within its timeout when the server or the
  * network is gone: IPC_ETIMEDOUT (IPC_ECONNREFUSED when nothing listens at
