@@ -281,6 +281,11 @@ void ipc__info_clear(ipc_object_info *info);
 void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info);
 pid_t ipc__tid_process(int32_t tid);
 
+/* Does process pid, or one of its ancestors (a forked child shares its
+ * opener's user slot), hold a user slot on fd's file? Never blocks; true
+ * when it cannot be told. */
+bool ipc__users_has_lineage(int fd, pid_t pid);
+
 /* "/libipc.<name>" for the POSIX message queue of a libipc name.
  * -EINVAL for a bad name. */
 int ipc__mq_name(const char *name, char *mqname, size_t cap);
