@@ -26,6 +26,20 @@
 
 #include "libipc/ipc.h"
 
+/* Built with ThreadSanitizer? (Its annotations are used where the kernel,
+ * which TSan cannot see, does what a program's store would: mutex.c,
+ * futex.c.) */
+#if defined(__SANITIZE_THREAD__)
+#define IPC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC__TSAN 1
+#endif
+#endif
+#ifndef IPC__TSAN
+#define IPC__TSAN 0
+#endif
+
 #define IPC__CACHELINE 64
 #define IPC__ALIGNED __attribute__((aligned(IPC__CACHELINE)))
 

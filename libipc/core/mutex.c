@@ -115,17 +115,6 @@ int ipc__mutex_trylock_sane(pthread_mutex_t *m)
  * access under it look like a race. In a TSan build only, the monotonic
  * deadline is turned into a CLOCK_REALTIME one (a clock step during the
  * wait stretches or shortens it; acceptable in a test build). */
-#if defined(__SANITIZE_THREAD__)
-#define IPC__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define IPC__TSAN 1
-#endif
-#endif
-#ifndef IPC__TSAN
-#define IPC__TSAN 0
-#endif
-
 #if IPC__TSAN
 static int mutex_timedlock_realtime(pthread_mutex_t *m,
 				    const struct ipc__deadline *dl)

@@ -350,7 +350,7 @@ static bool ring_head_valid(struct ring *r, uint64_t head, uint64_t tail,
 
 	*len = h->r_len;
 	return avail <= r->cap && *len <= r->max_msg &&
-	       rec_size(*len) <= avail &&
+	       rec_size(*len) <= avail && ring_aligned(w_pos(head)) &&
 	       atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
 		       REC_READY;
 }

@@ -193,6 +193,30 @@ Test(corruptq, queue_tail_before_the_head_is_seen_by_put)
 	in_child(put_sees_damage);
 }
 
+/* Every position is a multiple of 8: one that is not would put a record
+ * header's atomics at a misaligned address (UBSan's report, and a split
+ * lock on x86). */
+Test(corruptq, queue_head_off_a_record_boundary_is_seen_by_get)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_head, atomic_load(&shm->q_head) + 3);
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_tail_off_a_record_boundary_is_seen_by_put)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_tail, atomic_load(&shm->q_tail) + 5);
+	in_child(put_sees_damage);
+}
+
+Test(corruptq, joinable_head_off_a_record_boundary_is_seen_by_get)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&shm->q_head, atomic_load(&shm->q_head) + 2);
+	in_child(get_sees_damage);
+}
+
 Test(corruptq, queue_item_count_beyond_the_capacity_is_seen_by_put)
 {
 	make_queue(false, 10, 3);
