@@ -240,7 +240,8 @@ IPC_API int ipc_lock_open(ipc_lock **lk, const char *name, int flags);
  *   | IPC_ETIMEDOUT | IPC_EDEADLK (the calling thread already holds it)
  *   | IPC_EINVAL (NULL lk, bad timeout)
  *   | IPC_ENOTRECOVERABLE (the mutex in shared memory was damaged: its kind
- *     is not one libipc makes; nothing is locked) */
+ *     is not one libipc makes, or, waiting with IPC_FOREVER, its owner
+ *     field names no thread that could release it; nothing is locked) */
 IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 
 /* 0 | IPC_EPERM when the calling thread does not hold it
@@ -567,9 +568,9 @@ IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 
 /* JoinableQueue: the calling thread finished its oldest unfinished task
  * got through this handle. 0 | IPC_EINVAL (no unfinished task of this
- * thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE (broken).
- * It may wait for a peer that holds the consumers' lock (it has no
- * timeout). */
+ * thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE (broken,
+ * or the consumers' lock names an owner that cannot exist). It may wait
+ * for a live peer that holds the consumers' lock (it has no timeout). */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.
@@ -647,7 +648,8 @@ IPC_API ssize_t ipc_pqueue_get(ipc_pqueue *q, int64_t *priority, void *buf,
 IPC_API ssize_t ipc_pqueue_get_alloc(ipc_pqueue *q, int64_t *priority,
 				     void **msg, int timeout_ms);
 
-/* Messages queued (a snapshot), or IPC_EINVAL. */
+/* Messages queued (a snapshot), or IPC_EINVAL | IPC_ENOTRECOVERABLE
+ * (its lock damaged). It waits for a live peer holding the lock. */
 IPC_API long ipc_pqueue_qsize(ipc_pqueue *q);
 
 /* Shut it down for every process: puts fail with IPC_ECLOSED, gets return

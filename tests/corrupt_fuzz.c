@@ -49,10 +49,10 @@
 #include "libipc/ipc.h"
 #include "tests/helpers.h"
 
-/* The kinds `make check` fuzzes. Queue and JoinableQueue are fuzzed by
- * hand (--kinds all) until their damage checks land: add ",queue,jqueue"
- * here to put them in `make check`. */
-#define DEFAULT_KINDS "lock,rlock,event,cond,sem,bsem,barrier"
+/* The kinds `make check` fuzzes: all of them. */
+#define DEFAULT_KINDS                                                       \
+	"lock,rlock,event,cond,sem,bsem,barrier,queue,jqueue,pqueue,array," \
+	"shm,pipe"
 #define DEFAULT_COUNT 40
 #define HANG_MS 20000 /* default for --hang-ms */
 
@@ -104,6 +104,10 @@ struct kind {
 	const char *name;
 	int (*make)(const char *name); /* create, use, close: 0 or a code */
 	int (*work)(const char *name); /* in the child: 0 or CODE_BAD */
+	/* The segments an object is made of, as suffixes of its name (NULL:
+	 * the name alone); each round damages one of them. */
+	const char *const *parts;
+	int (*unlink)(const char *name); /* NULL: ipc_unlink */
 };
 
 static int lock_make(const char *nm)
@@ -384,16 +388,220 @@ static int queue_work(const char *nm)
 	return 0;
 }
 
+#define PQ_MAXSIZE 16
+#define PQ_MAX_MSG 64
+
+static int pqueue_make(const char *nm)
+{
+	ipc_pqueue *q;
+	char buf[PQ_MAX_MSG];
+	int rc = ipc_pqueue_open(&q, nm, IPC_CREATE | IPC_EXCL, PQ_MAXSIZE,
+				 PQ_MAX_MSG);
+
+	if (rc != 0)
+		return rc;
+	memset(buf, 'x', sizeof(buf));
+	for (int i = 0; i < 8; i++)
+		ipc_pqueue_put(q, (i * 7) % 5, buf, (size_t)i * 9, 1000);
+	ipc_pqueue_get(q, NULL, buf, sizeof(buf), 1000);
+	ipc_pqueue_close(q);
+	return 0;
+}
+
+static int pqueue_work(const char *nm)
+{
+	ipc_pqueue *q;
+	char buf[PQ_MAX_MSG];
+	int64_t prio;
+	void *msg;
+	ssize_t n;
+	long qs;
+	int rc = ipc_pqueue_open(&q, nm, 0, 0, 0);
+
+	CALL(rc);
+	if (rc != 0)
+		return CODE_REFUSED;
+	memset(buf, 'y', sizeof(buf));
+	CALL(ipc_pqueue_put(q, -3, buf, 10, IPC_NOWAIT));
+	CALL(ipc_pqueue_put(q, 9, buf, PQ_MAX_MSG, 10));
+	qs = ipc_pqueue_qsize(q);
+	CALL(qs);
+	EXPECT(qs <= PQ_MAXSIZE);
+	for (int i = 0; i < 3; i++) {
+		n = ipc_pqueue_get(q, &prio, buf, sizeof(buf),
+				   i == 0 ? IPC_NOWAIT : 10);
+		CALL(n);
+		EXPECT(n <= (ssize_t)sizeof(buf));
+	}
+	n = ipc_pqueue_get_alloc(q, &prio, &msg, IPC_NOWAIT);
+	CALL(n);
+	EXPECT(n < 0 || (msg != NULL && n <= PQ_MAX_MSG));
+	free(n >= 0 ? msg : NULL);
+	CALL(ipc_pqueue_shutdown(q));
+	CALL(ipc_pqueue_get(q, NULL, buf, sizeof(buf), IPC_NOWAIT));
+	ipc_pqueue_close(q);
+	return 0;
+}
+
+#define ARRAY_LEN 16
+
+static int array_make(const char *nm)
+{
+	ipc_array *a;
+	int rc = ipc_array_open(&a, nm, IPC_CREATE | IPC_EXCL, IPC_TYPE_I64,
+				ARRAY_LEN);
+
+	if (rc != 0)
+		return rc;
+	ipc_array_acquire(a, 1000);
+	ipc_array_release(a);
+	for (size_t i = 0; i < ARRAY_LEN; i++)
+		ipc_array_store(a, i, (int64_t)i * 1000);
+	ipc_array_close(a);
+	return 0;
+}
+
+static int array_work(const char *nm)
+{
+	ipc_array *a;
+	int64_t v, old;
+	size_t len;
+	int64_t *data;
+	int rc = ipc_array_open(&a, nm, 0, IPC_TYPE_I64, 0);
+
+	CALL(rc);
+	if (rc != 0)
+		return CODE_REFUSED;
+	len = ipc_array_len(a);
+	data = ipc_array_data(a);
+	EXPECT(len >= 1 && data != NULL);
+	rc = ipc_array_acquire(a, 20);
+	CALL(rc);
+	if (rc == 0 || rc == IPC_EOWNERDEAD) {
+		for (size_t i = 0; i < len; i++)
+			data[i] += 1; /* every element is inside the mapping */
+		CALL(ipc_array_release(a));
+	}
+	for (size_t i = 0; i < len; i++) {
+		CALL(ipc_array_load(a, i, &v));
+		CALL(ipc_array_add(a, i, 1, &old));
+		CALL(ipc_array_cas(a, i, &v, 7));
+	}
+	EXPECT(ipc_array_store(a, len, 1) == IPC_EINVAL);
+	ipc_array_close(a);
+	return 0;
+}
+
+static int shm_make(const char *nm)
+{
+	ipc_shm *m;
+	int rc = ipc_shm_open(&m, nm, IPC_CREATE | IPC_EXCL, 3000);
+
+	if (rc != 0)
+		return rc;
+	memset(ipc_shm_buf(m), 0x5a, ipc_shm_size(m));
+	ipc_shm_close(m);
+	return 0;
+}
+
+static int shm_work(const char *nm)
+{
+	ipc_shm *m;
+	int rc = ipc_shm_open(&m, nm, 0, 0);
+
+	CALL(rc);
+	if (rc != 0)
+		return CODE_REFUSED;
+	EXPECT(ipc_shm_buf(m) != NULL && ipc_shm_size(m) >= 1);
+	memset(ipc_shm_buf(m), 0xa5, ipc_shm_size(m)); /* all of it mapped */
+	ipc_shm_close(m);
+	return 0;
+}
+
+static int pipe_make(const char *nm)
+{
+	ipc_conn *c[2];
+	char buf[256];
+	int rc;
+
+	for (int e = 0; e < 2; e++) {
+		rc = ipc_pipe_open(&c[e], nm, e == 0 ? IPC_CREATE : 0, e, true,
+				   NULL);
+		if (rc != 0) {
+			if (e == 1)
+				ipc_conn_close(c[0]);
+			return rc;
+		}
+	}
+	memset(buf, 'x', sizeof(buf));
+	for (size_t len = 1; len < sizeof(buf); len *= 3) {
+		ipc_conn_send(c[0], buf, len, 1000);
+		ipc_conn_send(c[1], buf, len, 1000);
+	}
+	ipc_conn_recv(c[0], buf, sizeof(buf), 1000);
+	ipc_conn_recv(c[1], buf, sizeof(buf), 1000);
+	ipc_conn_close(c[0]);
+	ipc_conn_close(c[1]);
+	return 0;
+}
+
+static int pipe_work(const char *nm)
+{
+	ipc_conn *c[2];
+	char buf[512];
+	void *msg;
+	ssize_t n;
+	int rc = ipc_pipe_open(&c[0], nm, 0, 0, true, NULL);
+
+	CALL(rc);
+	if (rc != 0)
+		return CODE_REFUSED;
+	rc = ipc_pipe_open(&c[1], nm, 0, 1, true, NULL);
+	CALL(rc);
+	if (rc != 0) {
+		ipc_conn_close(c[0]);
+		return CODE_REFUSED;
+	}
+	memset(buf, 'y', sizeof(buf));
+	for (int e = 0; e < 2; e++) {
+		CALL(ipc_conn_send(c[e], buf, 10, IPC_NOWAIT));
+		CALL(ipc_conn_poll(c[e], IPC_NOWAIT));
+		for (int i = 0; i < 3; i++) {
+			n = ipc_conn_recv(c[e], buf, sizeof(buf),
+					  i == 0 ? IPC_NOWAIT : 10);
+			CALL(n);
+			EXPECT(n <= (ssize_t)sizeof(buf));
+		}
+		n = ipc_conn_recv_alloc(c[e], &msg, IPC_NOWAIT);
+		CALL(n);
+		EXPECT(n < 0 || msg != NULL);
+		free(n >= 0 ? msg : NULL);
+	}
+	ipc_conn_close(c[0]);
+	ipc_conn_close(c[1]);
+	return 0;
+}
+
+static const char *const pipe_parts[] = { "", ".p0", ".p1", NULL };
+
 static const struct kind kinds[] = {
-	{ "lock", lock_make, lock_work },
-	{ "rlock", rlock_make, rlock_work },
-	{ "event", event_make, event_work },
-	{ "cond", cond_make, cond_work },
-	{ "sem", sem_make, sem_work },
-	{ "bsem", bsem_make, sem_work },
-	{ "barrier", barrier_make, barrier_work },
-	{ "queue", queue_make, queue_work },
-	{ "jqueue", jqueue_make, queue_work },
+	{ .name = "lock", .make = lock_make, .work = lock_work },
+	{ .name = "rlock", .make = rlock_make, .work = rlock_work },
+	{ .name = "event", .make = event_make, .work = event_work },
+	{ .name = "cond", .make = cond_make, .work = cond_work },
+	{ .name = "sem", .make = sem_make, .work = sem_work },
+	{ .name = "bsem", .make = bsem_make, .work = sem_work },
+	{ .name = "barrier", .make = barrier_make, .work = barrier_work },
+	{ .name = "queue", .make = queue_make, .work = queue_work },
+	{ .name = "jqueue", .make = jqueue_make, .work = queue_work },
+	{ .name = "pqueue", .make = pqueue_make, .work = pqueue_work },
+	{ .name = "array", .make = array_make, .work = array_work },
+	{ .name = "shm", .make = shm_make, .work = shm_work },
+	{ .name = "pipe",
+	  .make = pipe_make,
+	  .work = pipe_work,
+	  .parts = pipe_parts,
+	  .unlink = ipc_pipe_unlink },
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -408,12 +616,21 @@ struct flip {
 };
 #define MAX_FLIPS 64
 
-/* XOR 1..max_flips random bytes of the object's file. Returns how many. */
-static int damage(const char *nm, unsigned max_flips, struct flip *flips)
+/* XOR 1..max_flips random bytes of one of the object's files (a random
+ * one of k's parts). Returns how many. */
+static int damage(const struct kind *k, const char *nm, unsigned max_flips,
+		  struct flip *flips)
 {
-	size_t size;
-	uint8_t *base = t_map_segment(nm, &size);
+	char part[160];
+	size_t size, nparts = 0;
+	uint8_t *base;
 	int n;
+
+	while (k->parts != NULL && k->parts[nparts] != NULL)
+		nparts++;
+	snprintf(part, sizeof(part), "%s%s", nm,
+		 nparts ? k->parts[rng_below(nparts)] : "");
+	base = t_map_segment(part, &size);
 
 	if (base == NULL)
 		return -1;
@@ -461,22 +678,24 @@ static enum outcome round_run(const struct kind *k, unsigned long seed,
 	struct flip flips[MAX_FLIPS];
 	char nm[128], tag[64];
 	struct child_job job;
+	int (*unlink_fn)(const char *name);
 	int nflips, rc;
 
 	rng_state = seed * 0x100000001b3ull ^ (uint64_t)(k - kinds) << 48 ^ r;
 	snprintf(tag, sizeof(tag), "fuzz.%s.%lu", k->name, r);
 	t_name(nm, sizeof(nm), tag);
-	ipc_unlink(nm);
+	unlink_fn = k->unlink != NULL ? k->unlink : ipc_unlink;
+	unlink_fn(nm);
 	if (k->make(nm) != 0)
 		return SETUP;
-	nflips = damage(nm, max_flips, flips);
+	nflips = damage(k, nm, max_flips, flips);
 	if (nflips < 0) {
-		ipc_unlink(nm);
+		unlink_fn(nm);
 		return SETUP;
 	}
 	job = (struct child_job){ k, nm };
 	rc = t_reap(t_spawn(child_run, &job), hang_ms);
-	ipc_unlink(nm);
+	unlink_fn(nm);
 	if (rc == CODE_REFUSED && !verbose)
 		return REFUSED;
 	if (rc == 0 && !verbose)

@@ -57,6 +57,36 @@ Test(queue, fifo_round_trip_with_qsize)
 	cr_assert(ipc_queue_empty(q));
 }
 
+/* A 0-byte message may come from NULL and go into NULL (ipc.h allows a
+ * NULL msg with len 0 and a NULL buf with cap 0): the locked put, the
+ * biased producer's fast put (the second and later puts), both gets.
+ * Under UBSan a memcpy of 0 bytes from or to NULL is an error. */
+Test(queue, empty_messages_from_null_and_into_null)
+{
+	void *m = NULL;
+
+	for (int joinable = 0; joinable < 2; joinable++) {
+		cr_assert_eq(joinable ? ipc_joinable_queue_new(&q, 0)
+				      : ipc_queue_new(&q, 0),
+			     0);
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(ipc_queue_put(q, NULL, 0, IPC_NOWAIT), 0,
+				     "put %d", i);
+		cr_assert_eq(ipc_queue_qsize(q), 4);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(ipc_queue_get(q, NULL, 0, IPC_NOWAIT), 0,
+				     "get %d", i);
+		cr_assert_eq(ipc_queue_get_alloc(q, &m, IPC_NOWAIT), 0);
+		cr_assert_not_null(m, "a 0-byte message still gets a buffer");
+		free(m);
+		for (int i = 0; joinable && i < 4; i++)
+			cr_assert_eq(ipc_queue_task_done(q), 0);
+		cr_assert_eq(ipc_queue_get(q, NULL, 0, IPC_NOWAIT), IPC_EAGAIN);
+		ipc_queue_close(q);
+		q = NULL;
+	}
+}
+
 Test(queue, empty_get_nowait_is_eagain_and_timeout_is_etimedout)
 {
 	char buf[8];

@@ -26,6 +26,20 @@
 
 #include "libipc/ipc.h"
 
+/* Built with ThreadSanitizer? (Its annotations are used where the kernel,
+ * which TSan cannot see, does what a program's store would: mutex.c,
+ * futex.c.) */
+#if defined(__SANITIZE_THREAD__)
+#define IPC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC__TSAN 1
+#endif
+#endif
+#ifndef IPC__TSAN
+#define IPC__TSAN 0
+#endif
+
 #define IPC__CACHELINE 64
 #define IPC__ALIGNED __attribute__((aligned(IPC__CACHELINE)))
 
@@ -280,6 +294,11 @@ void ipc__info_clear(ipc_object_info *info);
  * (never the live one: reading a copy needs no lock and cannot block). */
 void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info);
 pid_t ipc__tid_process(int32_t tid);
+
+/* Does process pid, or one of its ancestors (a forked child shares its
+ * opener's user slot), hold a user slot on fd's file? Never blocks; true
+ * when it cannot be told. */
+bool ipc__users_has_lineage(int fd, pid_t pid);
 
 /* "/libipc.<name>" for the POSIX message queue of a libipc name.
  * -EINVAL for a bad name. */

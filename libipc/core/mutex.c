@@ -34,6 +34,13 @@
  * of a futex sleep and wake-up.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -108,17 +115,6 @@ int ipc__mutex_trylock_sane(pthread_mutex_t *m)
  * access under it look like a race. In a TSan build only, the monotonic
  * deadline is turned into a CLOCK_REALTIME one (a clock step during the
  * wait stretches or shortens it; acceptable in a test build). */
-#if defined(__SANITIZE_THREAD__)
-#define IPC__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define IPC__TSAN 1
-#endif
-#endif
-#ifndef IPC__TSAN
-#define IPC__TSAN 0
-#endif
-
 #if IPC__TSAN
 static int mutex_timedlock_realtime(pthread_mutex_t *m,
 				    const struct ipc__deadline *dl)
@@ -139,6 +135,150 @@ static int mutex_timedlock_realtime(pthread_mutex_t *m,
 }
 #endif
 
+static int mutex_timedlock(pthread_mutex_t *m, const struct ipc__deadline *dl)
+{
+#if IPC__TSAN
+	return mutex_timedlock_realtime(m, dl);
+#elif defined(HAVE_PTHREAD_MUTEX_CLOCKLOCK)
+	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &dl->at);
+#else
+#error "libipc needs pthread_mutex_clocklock (glibc 2.30 or later)"
+#endif
+}
+
+#ifdef __GLIBC__
+/* The file that maps addr in this process, as /proc/self/maps spells it:
+ * device, inode and path. False if not found. */
+struct map_file {
+	char dev[32];
+	unsigned long ino;
+	char path[IPC__PATH_MAX];
+};
+
+static bool maps_file_of(uintptr_t addr, struct map_file *mf)
+{
+	char line[512];
+	uintptr_t lo, hi;
+	bool found = false;
+	int at;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line,
+			   "%" SCNxPTR "-%" SCNxPTR " %*s %*s %31s %lu %n", &lo,
+			   &hi, mf->dev, &mf->ino, &at) < 4 ||
+		    addr < lo || addr >= hi)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(mf->path, sizeof(mf->path), "%s", line + at);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Does process tid map that file? 1 yes, 0 no, -1 cannot be read (another
+ * user's process, or one that is not dumpable). */
+static int maps_has_file(pid_t tid, const struct map_file *mf)
+{
+	char path[64], line[512], d[32];
+	unsigned long i;
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)tid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = sscanf(line, "%*s %*s %*s %31s %lu", d, &i) == 2 &&
+			i == mf->ino && strcmp(d, mf->dev) == 0;
+	if (!found && ferror(f))
+		found = -1;
+	fclose(f);
+	return found;
+}
+
+/* When tid's mappings cannot be read: does its process, or an ancestor
+ * (a forked child shares its opener's), hold a user slot on the file?
+ * True when that cannot be told either (an unnamed segment). */
+static bool lineage_uses_file(pid_t tid, const struct map_file *mf)
+{
+	struct stat st;
+	bool uses = true;
+	int fd;
+
+	if (mf->path[0] != '/' || strstr(mf->path, " (deleted)") != NULL)
+		return true;
+	fd = open(mf->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return true;
+	if (fstat(fd, &st) == 0 && st.st_ino == mf->ino)
+		uses = ipc__users_has_lineage(fd, ipc__tid_process(tid));
+	close(fd);
+	return uses;
+}
+
+/* Can thread tid be the owner of m? It exists, and its process maps m's
+ * file (or, if that cannot be read, it is a user of the file). */
+static bool mutex_owner_possible(pthread_mutex_t *m, pid_t tid)
+{
+	struct map_file mf;
+	int maps;
+
+	if (tid == 0 || (kill(tid, 0) != 0 && errno == ESRCH))
+		return false;
+	if (!maps_file_of((uintptr_t)m, &mf) || mf.ino == 0)
+		return true;
+	maps = maps_has_file(tid, &mf);
+	return maps < 0 ? lineage_uses_file(tid, &mf) : maps == 1;
+}
+#endif
+
+/* Can the lock word never be released? It names an owner (or, with the
+ * waiters bit alone, none) that the kernel did not mark dead, and no such
+ * thread exists, or it does not map the mutex. A robust owner's death is
+ * processed (FUTEX_OWNER_DIED set) while its id still exists, before the thread
+ * is reaped; and only the owner itself writes its id into the word. So a word
+ * that reads the same before and after an existence check that failed was never
+ * a live lock. */
+static bool mutex_owner_impossible(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	unsigned w = __atomic_load_n((unsigned *)&m->__data.__lock,
+				     __ATOMIC_ACQUIRE);
+	pid_t tid = (pid_t)(w & FUTEX_TID_MASK);
+
+	if (w == 0 || (w & FUTEX_OWNER_DIED) != 0)
+		return false;
+	if (mutex_owner_possible(m, tid))
+		return false;
+	return __atomic_load_n((unsigned *)&m->__data.__lock,
+			       __ATOMIC_ACQUIRE) == w;
+#else
+	(void)m;
+	return false;
+#endif
+}
+
+/* A lock with no deadline: timed slices, with the owner checked between
+ * them (see the top of the file). */
+static int mutex_lock_forever(pthread_mutex_t *m)
+{
+	for (;;) {
+		struct ipc__deadline slice;
+		int rc;
+		ipc__deadline_init(&slice, IPC__RECHECK_MS);
+		rc = mutex_timedlock(m, &slice);
+		if (rc != ETIMEDOUT)
+			return rc;
+		if (mutex_owner_impossible(m))
+			return ENOTRECOVERABLE;
+	}
+}
+
 static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 {
 	int rc;
@@ -153,14 +293,8 @@ static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 			return rc;
 	}
 	if (dl->kind == IPC__DL_FOREVER)
-		return pthread_mutex_lock(m);
-#if IPC__TSAN
-	return mutex_timedlock_realtime(m, dl);
-#elif defined(HAVE_PTHREAD_MUTEX_CLOCKLOCK)
-	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &dl->at);
-#else
-#error "libipc needs pthread_mutex_clocklock (glibc 2.30 or later)"
-#endif
+		return mutex_lock_forever(m);
+	return mutex_timedlock(m, dl);
 }
 
 int ipc__mutex_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,

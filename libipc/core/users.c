@@ -309,21 +309,56 @@ void ipc__mutex_peek(const pthread_mutex_t *copy, ipc_object_info *info)
 /* The process a thread id belongs to (its Tgid), or the id itself if
  * /proc does not say. Informational: the thread holds a robust mutex, so
  * it is alive at the moment the word was read. */
-pid_t ipc__tid_process(int32_t tid)
+/* A pid-valued field of /proc/<id>/status (field: "Tgid:"), or
+ * otherwise if it cannot be read. */
+static pid_t proc_status_pid(int32_t id, const char *field, pid_t otherwise)
 {
 	char path[64], line[128];
-	pid_t pid = tid;
+	size_t len = strlen(field);
+	pid_t pid = otherwise;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)id);
 	f = fopen(path, "re");
 	if (f == NULL)
-		return pid;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "Tgid: %d", &pid) == 1)
+		return otherwise;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, field, len) == 0) {
+			pid = (pid_t)strtol(line + len, NULL, 10);
 			break;
+		}
+	}
 	fclose(f);
 	return pid;
+}
+
+pid_t ipc__tid_process(int32_t tid)
+{
+	return proc_status_pid(tid, "Tgid:", tid);
+}
+
+/* A process's parent, from /proc (0 for the first process); -1 if it
+ * cannot be read. */
+static pid_t process_parent(pid_t pid)
+{
+	return proc_status_pid(pid, "PPid:", -1);
+}
+
+#define LINEAGE_MAX 64 /* ancestors looked at */
+
+bool ipc__users_has_lineage(int fd, pid_t pid)
+{
+	for (int depth = 0; pid > 0 && depth < LINEAGE_MAX; depth++) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		fl.l_start = USERS_BASE + pid;
+		fl.l_len = 1;
+		if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+			return true;
+		if (fl.l_type != F_UNLCK)
+			return true;
+		pid = process_parent(pid);
+	}
+	return pid != 0; /* unreadable, or too deep: cannot tell */
 }
 
 int ipc_unlink_unused(const char *name)

@@ -18,6 +18,13 @@
  * trace, after it the message is queued whole; a getter killed before its
  * commit leaves the message queued, after it the message is gone with it.
  *
+ * Damage. Every index and length read from the segment is checked before
+ * use: the geometry is the handle's own copy, a slot index (in the heap or
+ * the free stack) must be below maxsize and name a slot in the right
+ * state, and a length must fit its slot. A failed check rebuilds the
+ * indexes from the slots, as after a death; a slot whose own header is
+ * damaged counts as free, so its message is lost, and nothing else is.
+ *
  * Sleeping: getters wait on p_put_seq, putters on p_get_seq, futex words
  * bumped after every put / get (see DESIGN.md §3); the waiter reads the
  * word under the mutex, so a bump it missed cannot exist. A waiter also
@@ -70,12 +77,16 @@ struct pq_slot {
 };
 _Static_assert(sizeof(struct pq_slot) == SLOT_HDR, "slot header");
 
+/* A process's handle. The geometry is copied at open, after pq_check: a
+ * peer may rewrite the segment's copy later, never these. */
 struct ipc_pqueue {
 	struct ipc__seg seg;
 	struct pq_shm *q;
 	uint32_t *heap, *free;
 	uint8_t *slots;
-	uint32_t maxsize;
+	uint32_t maxsize, max_msg;
+	size_t slot_size;
+	bool damaged; /* a sift met an index out of range (mutex held) */
 };
 
 struct pq_spec {
@@ -146,16 +157,25 @@ static const struct ipc__seg_type pq_type = {
 	.check = pq_check,
 };
 
+/* Slot i, for i < h->maxsize (callers check). */
 static struct pq_slot *slot(ipc_pqueue *h, uint32_t i)
 {
-	return (struct pq_slot *)(h->slots + (size_t)i * h->q->p_slot_size);
+	return (struct pq_slot *)(h->slots + (size_t)i * h->slot_size);
 }
 
-/* a goes before b: lower priority, then older. */
+/* a goes before b: lower priority, then older. An index out of range (a
+ * damaged heap) compares as "not before" and marks the handle's pass
+ * damaged: the caller rebuilds. */
 static bool before(ipc_pqueue *h, uint32_t a, uint32_t b)
 {
-	struct pq_slot *x = slot(h, a), *y = slot(h, b);
+	struct pq_slot *x, *y;
 
+	if (a >= h->maxsize || b >= h->maxsize) {
+		h->damaged = true;
+		return false;
+	}
+	x = slot(h, a);
+	y = slot(h, b);
 	return x->s_prio < y->s_prio ||
 	       (x->s_prio == y->s_prio && x->s_seq < y->s_seq);
 }
@@ -201,7 +221,7 @@ static int pq_rebuild(void *arg)
 
 	for (uint32_t i = 0; i < h->maxsize; i++) {
 		struct pq_slot *s = slot(h, i);
-		if (s->s_state == SLOT_USED && s->s_len <= q->p_max_msg) {
+		if (s->s_state == SLOT_USED && s->s_len <= h->max_msg) {
 			h->heap[used++] = i;
 			if (s->s_seq >= next)
 				next = s->s_seq + 1;
@@ -215,6 +235,7 @@ static int pq_rebuild(void *arg)
 	q->p_count = used;
 	q->p_free_top = nfree;
 	q->p_next_seq = next;
+	h->damaged = false;
 	return 0;
 }
 
@@ -255,10 +276,20 @@ static int pq_make(ipc_pqueue **out, const char *name, int flags,
 	if (rc != 0)
 		return rc;
 	h->q = h->seg.base;
+	/* Read once and checked again: pq_check saw these, but a peer may
+	 * have rewritten them since. The offsets follow from them. */
 	h->maxsize = h->q->p_maxsize;
-	h->heap = (uint32_t *)((uint8_t *)h->seg.base + h->q->p_heap_off);
-	h->free = (uint32_t *)((uint8_t *)h->seg.base + h->q->p_free_off);
-	h->slots = (uint8_t *)h->seg.base + h->q->p_slots_off;
+	h->max_msg = h->q->p_max_msg;
+	if (h->maxsize == 0 || h->maxsize > IPC_PQUEUE_MAX_ITEMS ||
+	    h->max_msg > IPC_PQUEUE_MAX_MSG ||
+	    pq_size(h->maxsize, h->max_msg) > h->seg.size) {
+		ipc__handle_free(h);
+		return -EPROTO;
+	}
+	h->slot_size = slot_size(h->max_msg);
+	h->heap = (uint32_t *)((uint8_t *)h->seg.base + sizeof(struct pq_shm));
+	h->free = h->heap + h->maxsize;
+	h->slots = (uint8_t *)h->seg.base + slots_off(h->maxsize);
 	*out = h;
 	return 0;
 }
@@ -300,7 +331,8 @@ static int try_put(ipc_pqueue *h, int64_t prio, const void *msg, size_t len)
 	if (q->p_free_top == 0)
 		return -EAGAIN;
 	i = h->free[q->p_free_top - 1];
-	if (i >= h->maxsize || slot(h, i)->s_state != SLOT_FREE) {
+	if (i >= h->maxsize || slot(h, i)->s_state != SLOT_FREE ||
+	    q->p_count >= h->maxsize) {
 		pq_rebuild(h); /* a wrong index: trust the slots */
 		return try_put(h, prio, msg, len);
 	}
@@ -317,6 +349,8 @@ static int try_put(ipc_pqueue *h, int64_t prio, const void *msg, size_t len)
 	IPC__CRASHPOINT("pqueue.put.committed");
 	h->heap[q->p_count++] = i;
 	sift_up(h, q->p_count - 1);
+	if (h->damaged)
+		pq_rebuild(h); /* the message is in its slot: kept */
 	return 0;
 }
 
@@ -331,29 +365,35 @@ static ssize_t try_get(ipc_pqueue *h, struct get_req *g)
 {
 	struct pq_shm *q = h->q;
 	struct pq_slot *s;
-	uint32_t i;
+	uint32_t i, len;
 	void *dst;
 
 	if (q->p_count == 0)
 		return q->p_closed ? IPC_ECLOSED : -EAGAIN;
 	i = h->heap[0];
-	if (i >= h->maxsize || slot(h, i)->s_state != SLOT_USED) {
-		pq_rebuild(h);
+	if (i >= h->maxsize || slot(h, i)->s_state != SLOT_USED ||
+	    slot(h, i)->s_len > h->max_msg || q->p_free_top >= h->maxsize) {
+		pq_rebuild(h); /* a wrong index or length: trust the slots */
 		return try_get(h, g);
 	}
 	s = slot(h, i);
+	len = s->s_len; /* read once: the value checked is the value used */
+	if (len > h->max_msg) {
+		pq_rebuild(h);
+		return try_get(h, g);
+	}
 	if (g->alloc != NULL) {
-		dst = malloc(s->s_len ? s->s_len : 1);
+		dst = malloc(len ? len : 1);
 		if (dst == NULL)
 			return -ENOMEM;
 		*g->alloc = dst;
-	} else if (s->s_len > g->cap) {
+	} else if (len > g->cap) {
 		return -EMSGSIZE; /* it stays */
 	} else {
 		dst = g->buf;
 	}
-	if (s->s_len > 0)
-		memcpy(dst, s->s_data, s->s_len);
+	if (len > 0)
+		memcpy(dst, s->s_data, len);
 	if (g->prio != NULL)
 		*g->prio = s->s_prio;
 	IPC__CRASHPOINT("pqueue.get.copied");
@@ -363,7 +403,9 @@ static ssize_t try_get(ipc_pqueue *h, struct get_req *g)
 	h->heap[0] = h->heap[--q->p_count];
 	sift_down(h, 0, q->p_count);
 	h->free[q->p_free_top++] = i;
-	return (ssize_t)s->s_len;
+	if (h->damaged)
+		pq_rebuild(h); /* the message was got: its slot is free */
+	return (ssize_t)len;
 }
 
 static void wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
@@ -431,7 +473,7 @@ int ipc_pqueue_put(ipc_pqueue *h, int64_t priority, const void *msg, size_t len,
 
 	if (h == NULL || (msg == NULL && len > 0))
 		return -EINVAL;
-	if (len > h->q->p_max_msg)
+	if (len > h->max_msg)
 		return -EMSGSIZE;
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)

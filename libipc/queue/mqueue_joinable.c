@@ -51,14 +51,14 @@ static bool mq_reap(struct mq *m)
 		if (atomic_load(&s->s_state) != SLOT_ACTIVE ||
 		    (i == m->slot && m->slot_gen == ipc__fork_gen()))
 			continue;
-		rc = pthread_mutex_trylock(&s->s_reg);
+		rc = ipc__mutex_trylock_sane(&s->s_reg);
 		if (rc == EBUSY)
 			continue; /* its thread is alive */
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		if (rc == EOWNERDEAD || rc == 0) {
 			mq_reap_slot(m, s);
-			pthread_mutex_unlock(&s->s_reg);
+			ipc__mutex_unlock(&s->s_reg);
 			reaped = true;
 		}
 	}
@@ -98,7 +98,7 @@ int ipc__mq_register(struct mq *m)
 
 		if (atomic_load(&s->s_state) != SLOT_FREE)
 			continue;
-		lr = pthread_mutex_trylock(&s->s_reg);
+		lr = ipc__mutex_trylock_sane(&s->s_reg);
 		if (lr == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		else if (lr != 0)
@@ -199,7 +199,7 @@ void ipc__mq_leave(struct mq *m)
 	mq_reap_slot(m, s);
 	/* Only the registering thread can unlock s_reg; from another thread
 	 * the slot stays locked until that thread ends. */
-	pthread_mutex_unlock(&s->s_reg);
+	ipc__mutex_unlock(&s->s_reg);
 	ipc__mutex_unlock(&m->shm->m_cmutex);
 	ipc__mq_wake_joiners(m);
 }

@@ -83,12 +83,16 @@
 
 #include "libipc/queue/ring.h"
 
-/* Copy len bytes into / out of the ring at pos, wrapping at the end. */
+/* Copy len bytes into / out of the ring at pos, wrapping at the end. A
+ * 0-byte message may come from NULL or go into NULL (ipc.h allows both),
+ * and memcpy may not be given NULL even for 0 bytes: no copy then. */
 static void ring_write(struct ring *r, uint32_t pos, const void *src,
 		       size_t len)
 {
 	size_t off = pos & r->mask, first = r->mask + 1 - off;
 
+	if (len == 0)
+		return;
 	if (len <= first) {
 		memcpy(r->data + off, src, len);
 	} else {
@@ -101,6 +105,8 @@ void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 {
 	size_t off = pos & r->mask, first = r->mask + 1 - off;
 
+	if (len == 0)
+		return;
 	if (len <= first) {
 		memcpy(dst, r->data + off, len);
 	} else {
@@ -405,8 +411,8 @@ bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 	 * (another path put meanwhile): then the distance wraps past the
 	 * capacity. That says "stale", not "room": the caller re-reads. */
 	used = w_pos(tail) - free;
-	if (used > r->cap || r->cap - used < need)
-		return false;
+	if (used > r->cap || r->cap - used < need || !ring_aligned(w_pos(tail)))
+		return false; /* stale, full, or damaged: the caller re-reads */
 	if (r->maxsize == 0)
 		return true;
 	items = w_items(tail) - w_items(head);
@@ -666,7 +672,8 @@ static int ring_head_moved(struct ring *r, uint64_t *head)
 	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
 		return 0; /* moved meanwhile: retry */
 	if (avail == 0 ||
-	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail)) {
+	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail &&
+	     ring_aligned(w_pos(now)))) {
 		tail_cache.queue = NULL; /* the cached tail was stale */
 		return 0;
 	}
@@ -699,7 +706,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
 				      __ATOMIC_RELAXED);
 		if (avail > r->cap || len > r->max_msg ||
-		    rec_size(len) > avail) {
+		    rec_size(len) > avail || !ring_aligned(w_pos(head))) {
 			rc = ring_head_moved(r, &head);
 			if (rc < 0)
 				return rc;

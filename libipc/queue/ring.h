@@ -153,9 +153,13 @@ static inline uint32_t rec_size(uint32_t len)
 	return REC_HDR + ((len + 7u) & ~7u);
 }
 
+/* The record header at pos. Positions are multiples of 8 (REC_HDR and
+ * every record size are); one read from a damaged segment may not be, and
+ * is rounded down here so that the header's atomic fields stay aligned
+ * (ring_words_sane also refuses it). */
 static inline struct rec_hdr *rec_at(struct ring *r, uint32_t pos)
 {
-	return (struct rec_hdr *)(r->data + (pos & r->mask));
+	return (struct rec_hdr *)(r->data + (pos & r->mask & ~(REC_HDR - 1)));
 }
 
 struct get_req {
@@ -174,8 +178,9 @@ static inline int ring_closed_error(uint32_t closed)
 	return (closed & CLOSED_BROKEN) ? -ENOTRECOVERABLE : IPC_ECLOSED;
 }
 
-/* Can these published words be true? head and free never pass the tail,
- * nor free the head, and each item takes at least REC_HDR bytes. Read
+/* Can these published words be true? They are multiples of 8, head and
+ * free never pass the tail, nor free the head, and each item takes at
+ * least REC_HDR bytes. Read
  * them free, head, tail, in that order (or under the lock that stops
  * them moving): a torn snapshot then still passes. */
 static inline bool ring_words_sane(struct ring *r, uint64_t tail, uint64_t head,
@@ -183,8 +188,16 @@ static inline bool ring_words_sane(struct ring *r, uint64_t tail, uint64_t head,
 {
 	uint32_t used = w_pos(tail) - (r->joinable ? free : w_pos(head));
 
-	return used <= r->cap && w_pos(tail) - w_pos(head) <= used &&
+	return ((w_pos(tail) | w_pos(head) | (r->joinable ? free : 0)) &
+		(REC_HDR - 1)) == 0 &&
+	       used <= r->cap && w_pos(tail) - w_pos(head) <= used &&
 	       w_items(tail) - w_items(head) <= r->cap / REC_HDR;
+}
+
+/* Is pos a record boundary's alignment? */
+static inline bool ring_aligned(uint32_t pos)
+{
+	return (pos & (REC_HDR - 1)) == 0;
 }
 
 /* Tasks put and not yet done (JoinableQueue). */

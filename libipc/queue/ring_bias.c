@@ -52,7 +52,7 @@ void ipc__ring_bias_take(struct ring *r)
 		atomic_store(&q->q_bias_state, BIAS_OFF);
 		return;
 	}
-	rc = pthread_mutex_trylock(&q->q_bias_reg);
+	rc = ipc__mutex_trylock_sane(&q->q_bias_reg);
 	if (rc == EOWNERDEAD)
 		pthread_mutex_consistent(&q->q_bias_reg);
 	else if (rc != 0)
@@ -70,14 +70,14 @@ void ipc__ring_bias_take(struct ring *r)
 /* Is the owner dead? Frees its registration if so. */
 static bool ring_bias_owner_dead(struct ring_shm *q)
 {
-	int rc = pthread_mutex_trylock(&q->q_bias_reg);
+	int rc = ipc__mutex_trylock_sane(&q->q_bias_reg);
 
 	if (rc == EBUSY || rc == EDEADLK)
 		return false;
 	if (rc == EOWNERDEAD)
 		pthread_mutex_consistent(&q->q_bias_reg);
 	if (rc == 0 || rc == EOWNERDEAD)
-		pthread_mutex_unlock(&q->q_bias_reg);
+		ipc__mutex_unlock(&q->q_bias_reg);
 	return true;
 }
 
@@ -195,7 +195,7 @@ void ipc__ring_bias_release(struct ring *r)
 		return;
 	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
 		atomic_store(&r->shm->q_bias_state, BIAS_NONE);
-		pthread_mutex_unlock(&r->shm->q_bias_reg);
+		ipc__mutex_unlock(&r->shm->q_bias_reg);
 	}
 	ipc__mutex_unlock(&r->shm->q_pmutex);
 }

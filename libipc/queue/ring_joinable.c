@@ -192,13 +192,13 @@ static void ring_reap_locked(struct ring *r)
 		int rc;
 		if (atomic_load(&s->s_state) != SLOT_ACTIVE)
 			continue;
-		rc = pthread_mutex_trylock(&s->s_reg);
+		rc = ipc__mutex_trylock_sane(&s->s_reg);
 		if (rc != 0 && rc != EOWNERDEAD)
 			continue; /* alive (EBUSY), or ours (EDEADLK) */
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		requeued += ring_release_slot(r, i);
-		pthread_mutex_unlock(&s->s_reg);
+		ipc__mutex_unlock(&s->s_reg);
 	}
 	if (requeued > 0)
 		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
@@ -268,7 +268,7 @@ static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
 		    SLOT_ACTIVE ||
 	    s->s_handle != r->id || s->s_tid != me.tid || s->s_pid != pid)
 		return false;
-	rc = pthread_mutex_trylock(&s->s_reg);
+	rc = ipc__mutex_trylock_sane(&s->s_reg);
 	if (rc == EDEADLK)
 		return true;
 	if (rc == 0 || rc == EOWNERDEAD) {
@@ -277,7 +277,7 @@ static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
 		if (ring_release_slot(r, i) > 0)
 			ipc__ring_wake(&r->shm->q_get_seq,
 				       &r->shm->q_get_waiters, INT_MAX);
-		pthread_mutex_unlock(&s->s_reg);
+		ipc__mutex_unlock(&s->s_reg);
 	}
 	return false;
 }
@@ -322,7 +322,7 @@ static int ring_register_locked(struct ring *r)
 			int rc;
 			if (atomic_load(&s->s_state) != SLOT_FREE)
 				continue;
-			rc = pthread_mutex_trylock(&s->s_reg);
+			rc = ipc__mutex_trylock_sane(&s->s_reg);
 			if (rc == EOWNERDEAD) /* died registering */
 				pthread_mutex_consistent(&s->s_reg);
 			else if (rc != 0 && rc != EDEADLK)
@@ -350,7 +350,7 @@ static bool ring_head_valid(struct ring *r, uint64_t head, uint64_t tail,
 
 	*len = h->r_len;
 	return avail <= r->cap && *len <= r->max_msg &&
-	       rec_size(*len) <= avail &&
+	       rec_size(*len) <= avail && ring_aligned(w_pos(head)) &&
 	       atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
 		       REC_READY;
 }
@@ -530,11 +530,11 @@ void ipc__ring_close_consumer(struct ring *r)
 		    s->s_handle != r->id || s->s_pid != pid)
 			continue;
 		requeued += ring_release_slot(r, i);
-		rc = pthread_mutex_trylock(&s->s_reg);
+		rc = ipc__mutex_trylock_sane(&s->s_reg);
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		if (rc == 0 || rc == EOWNERDEAD || rc == EDEADLK)
-			pthread_mutex_unlock(&s->s_reg);
+			ipc__mutex_unlock(&s->s_reg);
 	}
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (requeued > 0)

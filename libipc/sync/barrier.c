@@ -252,7 +252,7 @@ static bool barrier_party_died(ipc_barrier *b, uint32_t count, uint32_t self)
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(m);
 		if (rc == 0 || rc == EOWNERDEAD)
-			pthread_mutex_unlock(m);
+			ipc__mutex_unlock(m);
 		died = true; /* dead, or counted without holding its slot */
 	}
 	return died;

@@ -94,14 +94,19 @@ static uint32_t head_pos(void)
 }
 
 /* Run fn in a child; it must exit 0 (no signal, no hang). */
-static void in_child(int (*fn)(void *))
+static void in_child_with(int (*fn)(void *), void *arg)
 {
-	int rc = t_reap(t_spawn(fn, NULL), 15000);
+	int rc = t_reap(t_spawn(fn, arg), 15000);
 
 	cr_assert_eq(rc, 0, "child: %d (%s)", rc,
 		     rc == T_REAP_TIMEOUT ? "hung"
 		     : rc < 0		  ? "killed by a signal"
 					  : "wrong code at that check");
+}
+
+static void in_child(int (*fn)(void *))
+{
+	in_child_with(fn, NULL);
 }
 
 /* A call returns `code` (well within its timeout: a spin never does). */
@@ -186,6 +191,30 @@ Test(corruptq, queue_tail_before_the_head_is_seen_by_put)
 	make_queue(false, 0, 3);
 	atomic_store(&shm->q_tail, atomic_load(&shm->q_head) - 64);
 	in_child(put_sees_damage);
+}
+
+/* Every position is a multiple of 8: one that is not would put a record
+ * header's atomics at a misaligned address (UBSan's report, and a split
+ * lock on x86). */
+Test(corruptq, queue_head_off_a_record_boundary_is_seen_by_get)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_head, atomic_load(&shm->q_head) + 3);
+	in_child(get_sees_damage);
+}
+
+Test(corruptq, queue_tail_off_a_record_boundary_is_seen_by_put)
+{
+	make_queue(false, 0, 3);
+	atomic_store(&shm->q_tail, atomic_load(&shm->q_tail) + 5);
+	in_child(put_sees_damage);
+}
+
+Test(corruptq, joinable_head_off_a_record_boundary_is_seen_by_get)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&shm->q_head, atomic_load(&shm->q_head) + 2);
+	in_child(get_sees_damage);
 }
 
 Test(corruptq, queue_item_count_beyond_the_capacity_is_seen_by_put)
@@ -290,6 +319,87 @@ Test(corruptq, joinable_head_record_length_fails_the_repair)
 	in_child(get_fails_the_repair);
 }
 
+/* The consumers' lock word rewritten to name an owner that does not exist
+ * (an id above any pid_max; or no id with the waiters bit): task_done and
+ * close, which wait for that lock with no deadline, must find out that it
+ * can never be released instead of waiting for ever. */
+#define GHOST_TID 0x3ffffff0u
+#define FUTEX_WAITERS_BIT 0x80000000u
+
+static int task_done_and_close_see_a_ghost_lock(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	EXPECT(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), IPC_EAGAIN, 1);
+	EXPECT(ipc_queue_task_done(q), IPC_ENOTRECOVERABLE, 2);
+	ipc_queue_close(q); /* returns: the test would hang otherwise */
+	q = NULL;
+	return 0;
+}
+
+Test(corruptq, joinable_consumer_lock_of_a_ghost_owner_is_seen_by_task_done)
+{
+	static const uint32_t words[] = { GHOST_TID,
+					  GHOST_TID | FUTEX_WAITERS_BIT,
+					  FUTEX_WAITERS_BIT };
+
+	make_queue(true, 0, 3);
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		shm->q_cmutex.__data.__lock = (int)words[i];
+		in_child(task_done_and_close_see_a_ghost_lock);
+	}
+}
+
+/* The queue's other robust mutexes (the biased producer's registration,
+ * each consumer slot's) are tried, not locked: their kinds are checked
+ * all the same, since glibc trusts a kind and asserts on a garbage one
+ * (priority-protection paths). Kinds it was never told to make here:
+ * plain, priority-inheritance, priority-protection, and garbage. */
+static const int bad_kinds[] = {
+	0, 1, 32 | 16 | 128, 64 | 128, 0x7fffffff, -1
+};
+
+static bool documented(long rc)
+{
+	return rc >= 0 || strcmp(ipc_err_name((int)rc), "IPC_EUNKNOWN") != 0;
+}
+
+static int put_get_close_keep_codes(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	T_CHECK(documented(ipc_queue_put(q, "x", 1, 200)), 1);
+	T_CHECK(documented(ipc_queue_put(q, "y", 1, IPC_NOWAIT)), 2);
+	T_CHECK(documented(ipc_queue_get(q, buf, sizeof(buf), 200)), 3);
+	T_CHECK(documented(ipc_queue_task_done(q)), 4);
+	ipc_queue_close(q);
+	return 0;
+}
+
+Test(corruptq, queue_bias_registration_mutex_kind_damaged_is_no_crash)
+{
+	make_queue(false, 0, 0); /* no put yet: the first one tries it */
+	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++) {
+		shm->q_bias_reg.__data.__kind = bad_kinds[i];
+		in_child(put_get_close_keep_codes);
+	}
+}
+
+Test(corruptq, joinable_slot_mutex_kinds_damaged_are_no_crash)
+{
+	struct ring_slot *slots;
+
+	make_queue(true, 0, 3);
+	slots = (struct ring_slot *)((uint8_t *)shm + shm->q_slots_off);
+	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++) {
+		for (uint32_t k = 0; k < shm->q_nslots; k++)
+			slots[k].s_reg.__data.__kind = bad_kinds[i];
+		in_child(put_get_close_keep_codes);
+	}
+}
+
 /* Slots are only ever looked up through the handle's own slot count, and
  * a garbage slot state is a slot nobody uses (half of them here, so that
  * a free one is left to register in). */
@@ -358,4 +468,97 @@ Test(corruptq, geometry_rewritten_under_an_open_handle_is_not_trusted)
 	shm->q_max_msg = 0xfffffff0u;
 	rec(head_pos())->r_len = 60000;
 	in_child(get_sees_damage);
+}
+
+/* ---- PriorityQueue ------------------------------------------------------ */
+
+/* Its layout (pqueue.c, private): five lines of header, then the heap and
+ * the free stack (maxsize uint32_t each), then the slots, each a 24-byte
+ * header (state, length, priority, sequence) and max_msg bytes. */
+#define PQ_N 16
+#define PQ_MSG 64
+#define PQ_MAX_MSG_OFF 68
+#define PQ_SLOT_SIZE_OFF 72
+#define PQ_HEAP_OFF 320
+#define PQ_SLOTS_OFF (PQ_HEAP_OFF + ((PQ_N * 8 + 63) & ~63))
+#define PQ_SLOT(i) (PQ_SLOTS_OFF + (i) * (24 + PQ_MSG))
+
+static ipc_pqueue *pq;
+
+/* A PriorityQueue holding five messages of priorities 5, 4, 3, 2, 1 (in
+ * slots 0..4), and our mapping of it. */
+static uint8_t *make_pqueue(void)
+{
+	uint8_t *base;
+
+	cr_assert_eq(ipc_pqueue_open(&pq, name, IPC_CREATE, PQ_N, PQ_MSG), 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(ipc_pqueue_put(pq, 5 - i, "abcde", 5, 0), 0);
+	base = t_map_segment(name, &shm_len);
+	cr_assert_not_null(base);
+	shm = (struct ring_shm *)(void *)base; /* unmapped by teardown */
+	return base;
+}
+
+/* Gets priorities from..5 in order, then the queue is empty. */
+static int pq_gets_in_order(void *arg)
+{
+	int from = (int)(intptr_t)arg;
+	char buf[PQ_MSG];
+	int64_t prio;
+
+	for (int p = from; p <= 5; p++) {
+		T_CHECK(ipc_pqueue_get(pq, &prio, buf, sizeof(buf), 0) == 5,
+			10 + p);
+		T_CHECK(prio == p, 20 + p);
+	}
+	T_CHECK(ipc_pqueue_get(pq, &prio, buf, sizeof(buf), 0) == IPC_EAGAIN,
+		30);
+	T_CHECK(ipc_pqueue_qsize(pq) == 0, 31);
+	ipc_pqueue_close(pq);
+	return 0;
+}
+
+Test(corruptq, pqueue_heap_index_out_of_range_rebuilds_from_the_slots)
+{
+	uint8_t *base = make_pqueue();
+	uint32_t *heap = (uint32_t *)(void *)(base + PQ_HEAP_OFF);
+
+	for (int k = 1; k < 5; k++)
+		heap[k] = 0xfffffff0u - (uint32_t)k;
+	in_child_with(pq_gets_in_order, (void *)(intptr_t)1);
+	ipc_pqueue_close(pq);
+}
+
+Test(corruptq, pqueue_slot_length_over_the_maximum_loses_only_that_message)
+{
+	uint8_t *base = make_pqueue();
+
+	/* Slot 4 holds priority 1, the next to get. */
+	*(uint32_t *)(void *)(base + PQ_SLOT(4) + 4) = 60000;
+	in_child_with(pq_gets_in_order, (void *)(intptr_t)2);
+	ipc_pqueue_close(pq);
+}
+
+static int pq_geometry_kept(void *arg)
+{
+	char buf[PQ_MSG + 1] = { 0 };
+	int64_t prio;
+
+	(void)arg;
+	T_CHECK(ipc_pqueue_put(pq, 0, buf, PQ_MSG + 1, 0) == IPC_EMSGSIZE, 1);
+	T_CHECK(ipc_pqueue_put(pq, 0, buf, PQ_MSG, 0) == 0, 2);
+	T_CHECK(ipc_pqueue_get(pq, &prio, buf, sizeof(buf), 0) == PQ_MSG, 3);
+	T_CHECK(prio == 0, 4);
+	return pq_gets_in_order((void *)(intptr_t)1);
+}
+
+Test(corruptq, pqueue_geometry_rewritten_under_an_open_handle_is_not_trusted)
+{
+	uint8_t *base = make_pqueue();
+
+	*(uint32_t *)(void *)(base + PQ_MAX_MSG_OFF) = 0xffffffffu;
+	*(uint64_t *)(void *)(base + PQ_SLOT_SIZE_OFF) = 1ull << 40;
+	in_child_with(pq_geometry_kept, NULL);
+	ipc_pqueue_close(pq);
 }

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libipc/ipc.h"
 #include "libipc/sync/layout.h"
@@ -128,7 +129,8 @@ Test(corrupt, rlock_with_a_damaged_mutex_kind_is_enotrecoverable)
 }
 
 /* A lock word naming a thread that does not exist: the lock looks held,
- * and every timeout holds. */
+ * every timeout holds, and a wait with no timeout finds out that no such
+ * owner can ever release it instead of waiting for ever. */
 static int lock_held_by_a_ghost(void *arg)
 {
 	ipc_lock *lk;
@@ -137,6 +139,7 @@ static int lock_held_by_a_ghost(void *arg)
 	T_CHECK(ipc_lock_open(&lk, name, 0) == 0, 1);
 	T_CHECK(ipc_lock_acquire(lk, IPC_NOWAIT) == IPC_EAGAIN, 51);
 	T_CHECK(ipc_lock_acquire(lk, 200) == IPC_ETIMEDOUT, 52);
+	T_CHECK(ipc_lock_acquire(lk, IPC_FOREVER) == IPC_ENOTRECOVERABLE, 53);
 	T_CHECK(ipc_lock_release(lk) == IPC_EPERM, 4);
 	ipc_lock_close(lk);
 	return 0;
@@ -172,6 +175,56 @@ Test(corrupt, lock_word_of_a_thread_that_does_not_exist_keeps_timeouts)
 	in_child(lock_held_by_a_ghost, NULL, "ghost owner");
 	shm->l_mutex.__data.__lock = GHOST_TID | FUTEX_OWNER_DIED_BIT;
 	in_child(lock_of_a_dead_ghost, NULL, "dead ghost owner");
+}
+
+/* A lock word naming a live thread that does not map the lock (a process
+ * that exec'd a program, so it holds no mapping of ours): only damage can
+ * have written it, and a wait with no timeout says so. A live thread that
+ * does map it is a real holder: that wait times out as ever. */
+static int lock_held_by_a_stranger(void *arg)
+{
+	ipc_lock *lk;
+
+	(void)arg;
+	T_CHECK(ipc_lock_open(&lk, name, 0) == 0, 1);
+	T_CHECK(ipc_lock_acquire(lk, 200) == IPC_ETIMEDOUT, 2);
+	T_CHECK(ipc_lock_acquire(lk, IPC_FOREVER) == IPC_ENOTRECOVERABLE, 3);
+	ipc_lock_close(lk);
+	return 0;
+}
+
+Test(corrupt,
+     lock_word_of_a_live_thread_that_does_not_map_it_is_enotrecoverable)
+{
+	ipc_lock *lk;
+	struct lock_shm *shm;
+	bool execd = false;
+	pid_t stranger = fork();
+
+	cr_assert_geq(stranger, 0);
+	if (stranger == 0) {
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(ipc_lock_open(&lk, name, IPC_CREATE), 0);
+	ipc_lock_close(lk);
+	shm = map_it();
+	/* Until its exec is done, the stranger still maps our segment. */
+	for (int i = 0; i < 1000 && !execd; i++) {
+		char exe[64], target[64] = { 0 };
+		snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)stranger);
+		execd = readlink(exe, target, sizeof(target) - 1) > 0 &&
+			strstr(target, "sleep") != NULL;
+		if (!execd)
+			usleep(10000);
+	}
+	if (execd) {
+		shm->l_mutex.__data.__lock = (int)stranger;
+		in_child(lock_held_by_a_stranger, NULL, "stranger owner");
+		shm->l_mutex.__data.__lock = 0;
+	}
+	cr_assert_eq(t_kill(stranger), -SIGKILL);
+	cr_assert(execd, "the stranger ran /bin/sleep within 10 s");
 }
 
 /* ---- Event: the whole state is one word -------------------------------- */
