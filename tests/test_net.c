@@ -831,6 +831,12 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 	atomic_store(&p.drop_replies, true);
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 600),
 		     IPC_ETIMEDOUT, "the reply never came");
+	/* The request is on its way even if the client gave up first: on a
+	 * loaded machine the server may take the message only after the 600
+	 * ms, so wait (bounded) for it to have done so. */
+	long t0 = t_now_ms();
+	while (ipc_queue_qsize(local) != 0 && t_now_ms() - t0 < 20000)
+		usleep(1000);
 	cr_assert_eq(ipc_queue_qsize(local), 0, "the server had taken it");
 	atomic_store(&p.drop_replies, false);
 	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
