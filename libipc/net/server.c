@@ -62,6 +62,10 @@ struct job {
 	struct ipc__body body;
 	uint8_t *plain; /* the opened body (b->data points into it) */
 	uint64_t seq;
+	/* The client reports the reply to this seq lost (IPC__BF_PREV_LOST
+	 * on this request, or on a queued one this request superseded); 0:
+	 * none. */
+	uint64_t lost_seq;
 	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
 };
 
@@ -296,7 +300,7 @@ static void session_run_job(struct session *s, struct job *j)
 	uint8_t *frame;
 	size_t len;
 
-	if ((j->body.flags & IPC__BF_PREV_LOST) && s->last_seq + 1 == j->seq)
+	if (j->lost_seq != 0 && s->last_seq == j->lost_seq)
 		session_recover_lost(s);
 	session_exec(s, &j->body, &r, &out);
 	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
@@ -608,6 +612,7 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 	}
 	j.raw = raw;
 	j.seq = f->seq;
+	j.lost_seq = (j.body.flags & IPC__BF_PREV_LOST) ? f->seq - 1 : 0;
 	memcpy(j.ctrl, ctrl, SRV_CTRL);
 	pthread_mutex_lock(&s->mu);
 	s->last_ms = ipc__net_now_ms();
@@ -632,7 +637,12 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 		job_free(&j);
 		return;
 	}
-	job_free(&s->job); /* a newer request supersedes a queued one */
+	/* A newer request supersedes a queued one, never executed; a lost
+	 * reply that one reported is still lost, and is recovered when this
+	 * one runs. */
+	if (s->has_job && s->job.lost_seq != 0)
+		j.lost_seq = s->job.lost_seq;
+	job_free(&s->job);
 	s->job = j;
 	s->has_job = true;
 	pthread_cond_signal(&s->cv);
