@@ -1344,7 +1344,8 @@ IPC_API void ipc_server_stop(ipc_server *srv);
 /* Connect to the queue served as name at url. 0 | IPC_EINVAL
  * | IPC_ETIMEDOUT / IPC_ECONNREFUSED (no server answered within
  * attr->timeout_ms) | IPC_EAUTH (keys differ, or one side has none)
- * | IPC_ENOENT (the server does not serve name) | IPC_EBUSY (server full)
+ * | IPC_ENOENT (the server does not serve name) | IPC_EBUSY (server full, or
+ * this handshake was discarded by a flood of unfinished ones: try again)
  * | IPC_ENOMEM. Close with ipc_queue_close, which ends the lease. */
 IPC_API int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
 			      const ipc_net_attr *attr);

@@ -1048,3 +1048,65 @@ Test(net, lost_get_reply_survives_superseded_requests)
 		     IPC_EAGAIN, "exactly once");
 	serve_cleanup(server, qname, keyfile, sock_url);
 }
+
+/* A HELLO frame as anyone can send it (no key needed): header, 48 random
+ * bytes (client id and nonce), version 1, keyed flag, the name. */
+static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
+{
+	size_t n = strlen(name), len = 32 + 52 + n;
+	uint32_t v[2] = { 0x4e435049u, (uint32_t)(52 + n) };
+
+	cr_assert_leq(len, cap);
+	memset(fr, 0, len);
+	for (int k = 0; k < 4; k++) {
+		fr[k] = (uint8_t)(v[0] >> (8 * k));
+		fr[8 + k] = (uint8_t)(v[1] >> (8 * k));
+	}
+	fr[4] = 1;
+	fr[5] = 1;
+	fr[24] = 1;
+	for (int k = 0; k < 48; k++)
+		fr[32 + k] = (uint8_t)(i * 131 + k * 7 + 1);
+	fr[32 + 48] = 1;
+	fr[32 + 49] = 1;
+	fr[32 + 50] = (uint8_t)n;
+	memcpy(fr + 32 + 52, name, n);
+	return len;
+}
+
+/* 300 handshakes begun and never finished (more than the session table
+ * holds): the server still lets in a client that has the key. */
+Test(net, hello_flood_does_not_lock_out_keyed_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(key);
+	static int socks[N];
+	int answered = 0;
+
+	serve_queue(false, &a);
+	for (int i = 0; i < N; i++) {
+		uint8_t fr[128];
+		size_t len = hello_frame(fr, sizeof(fr), "jobs", i);
+		int ms = 5000;
+		void *reply = NULL;
+		socks[i] = nn_socket(AF_SP, NN_REQ);
+		cr_assert_geq(socks[i], 0);
+		cr_assert_geq(nn_connect(socks[i], url), 0);
+		nn_setsockopt(socks[i], NN_SOL_SOCKET, NN_SNDTIMEO, &ms,
+			      sizeof(ms));
+		nn_setsockopt(socks[i], NN_SOL_SOCKET, NN_RCVTIMEO, &ms,
+			      sizeof(ms));
+		cr_assert_eq(nn_send(socks[i], fr, len, 0), (int)len);
+		/* The answer (a challenge, or a refusal) shows it was seen. */
+		if (nn_recv(socks[i], &reply, NN_MSG, 0) >= 0) {
+			answered++;
+			nn_freemsg(reply);
+		}
+	}
+	cr_assert_eq(answered, N, "every hello was answered");
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0,
+		     "a client with the key still gets in");
+	cr_assert_eq(ipc_queue_put(remote, "x", 1, 5000), 0);
+	for (int i = 0; i < N; i++)
+		nn_close(socks[i]);
+}

@@ -143,6 +143,8 @@ static int rq_welcome(struct rq *c, const struct ipc__frame *f,
 
 	if (f->type == IPC__F_ERR)
 		return err_payload(f);
+	if (f->type == IPC__F_NOSESSION)
+		return IPC_EBUSY; /* our half-done handshake was discarded */
 	if (f->type != IPC__F_REP)
 		return IPC_EPROTO;
 	rc = ipc__frame_open(f, raw, c->keys.keyed ? c->sk.s2c : NULL,

@@ -50,7 +50,11 @@
 #define SRV_MAX_SESSIONS 256
 #define SRV_CTRL 256
 #define SRV_PENDING_MS 10000 /* a handshake left half-done expires */
-#define SRV_TICK_MS 50	     /* receive timeout: how often leases are swept */
+/* Handshakes not yet proven (a HELLO costs nothing and needs no key): at
+ * most this many; a new one evicts the oldest, so a flood of HELLOs cannot
+ * fill the table and lock out a client that holds the key. */
+#define SRV_MAX_PENDING 32
+#define SRV_TICK_MS 50 /* receive timeout: how often leases are swept */
 
 struct served {
 	char name[IPC__NET_NAME_MAX + 1];
@@ -398,17 +402,37 @@ static int session_slot(struct ipc_server *srv, uint64_t sid)
 	return -1;
 }
 
+static void session_end(struct ipc_server *srv, int i, const char *why);
+
 static struct session *session_new(struct ipc_server *srv,
 				   const struct ipc__hello *h)
 {
 	struct session *s;
-	int i;
+	int i, free_i = -1, oldest = -1, pending = 0;
 
-	for (i = 0; i < SRV_MAX_SESSIONS; i++)
-		if (srv->sessions[i] == NULL)
-			break;
-	if (i == SRV_MAX_SESSIONS)
+	for (i = 0; i < SRV_MAX_SESSIONS; i++) {
+		s = srv->sessions[i];
+		if (s == NULL) {
+			if (free_i < 0)
+				free_i = i;
+		} else if (!s->active) {
+			pending++;
+			if (oldest < 0 ||
+			    s->created_ms < srv->sessions[oldest]->created_ms)
+				oldest = i;
+		}
+	}
+	if (oldest >= 0 && (pending >= SRV_MAX_PENDING || free_i < 0)) {
+		srv_log(srv, "%d handshakes unfinished: dropped the oldest",
+			pending);
+		session_end(srv, oldest, "handshake evicted");
+		free_i = oldest;
+	}
+	if (free_i < 0) {
+		srv_log(srv, "session table full: refused a client");
 		return NULL;
+	}
+	i = free_i;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
