@@ -1282,11 +1282,12 @@ IPC_API int ipc_unlink_unused(const char *name);
  * set.
  *
  * Delivery. A put that returns 0 is stored exactly once while the server
- * runs: the client retries lost frames with the same sequence number and
- * the server executes each number once. The table of executed numbers is
- * in the server's memory, so after a server is killed and restarted, the
- * put each producer handle had in flight at the kill may be stored twice
- * (at most one per handle; none was seen in the tests). A put that fails with
+ * runs: the client retries lost frames with the same sequence number (a call
+ * with IPC_FOREVER keeps resending that same request until the server answers
+ * it) and the server executes each number once. The table of executed numbers
+ * is in the server's memory, so after a server is killed and restarted, the put
+ * each producer handle had in flight at the kill may be stored twice (at most
+ * one per handle; none was seen in the tests). A put that fails with
  * IPC_ETIMEDOUT because the network or the server went away may or may not have
  * been stored. A message got by a remote consumer whose reply was lost on the
  * way is handed to that consumer's next get, or put back when it goes away; so
@@ -1345,7 +1346,8 @@ IPC_API void ipc_server_stop(ipc_server *srv);
 /* Connect to the queue served as name at url. 0 | IPC_EINVAL
  * | IPC_ETIMEDOUT / IPC_ECONNREFUSED (no server answered within
  * attr->timeout_ms) | IPC_EAUTH (keys differ, or one side has none)
- * | IPC_ENOENT (the server does not serve name) | IPC_EBUSY (server full)
+ * | IPC_ENOENT (the server does not serve name) | IPC_EBUSY (server full, or
+ * this handshake was discarded by a flood of unfinished ones: try again)
  * | IPC_ENOMEM. Close with ipc_queue_close, which ends the lease. */
 IPC_API int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
 			      const ipc_net_attr *attr);

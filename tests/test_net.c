@@ -11,9 +11,11 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -558,6 +560,19 @@ static pid_t spawn_serve(const char *sock_url, const char *keyfile,
 	return pid;
 }
 
+/* End a test's ipc-serve and remove what it used. */
+static void serve_cleanup(pid_t server, const char *qname, const char *keyfile,
+			  const char *sock_url)
+{
+	cr_assert_eq(t_kill(server), -SIGKILL);
+	serve_pid = 0;
+	ipc_queue_close(remote);
+	remote = NULL;
+	ipc_unlink(qname);
+	unlink(keyfile);
+	unlink(sock_url + strlen("ipc://"));
+}
+
 /* A producer in another process (net_peer put) streams while ipc-serve is
  * SIGKILLed and restarted on the same named queue: no acknowledged put is
  * lost, duplicates are at most the puts in flight at the kill, the task a
@@ -645,13 +660,7 @@ Test(net, ipc_serve_killed_and_restarted_mid_stream)
 		    dups);
 	cr_assert_leq(dups, 1, "duplicates bounded by the puts in flight");
 	cr_assert_eq(ipc_queue_join(local, 5000), 0);
-	cr_assert_eq(t_kill(server), -SIGKILL);
-	serve_pid = 0;
-	ipc_queue_close(remote);
-	remote = NULL;
-	ipc_unlink(qname);
-	unlink(keyfile);
-	unlink(sock_url + strlen("ipc://"));
+	serve_cleanup(server, qname, keyfile, sock_url);
 }
 
 /* ---- A fault proxy that cuts connections mid-frame ----------------------- */
@@ -663,6 +672,7 @@ struct proxy {
 	int cuts_done;
 	_Atomic bool drop_replies; /* discard server -> client bytes */
 	_Atomic bool cut_now;	   /* cut the current connection */
+	_Atomic int up_reads;	   /* client -> server chunks forwarded */
 	_Atomic bool stop;
 	pthread_t thread;
 };
@@ -689,6 +699,8 @@ static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
 			n = read(from, buf, sizeof(buf));
 			if (n <= 0)
 				return;
+			if (i == 0)
+				atomic_fetch_add(&p->up_reads, 1);
 			if (i == 1 && atomic_load(&p->drop_replies))
 				continue; /* swallowed: the stream is now torn
 					   */
@@ -848,4 +860,259 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 	ipc_queue_close(remote);
 	remote = NULL;
 	proxy_stop(&p);
+}
+
+struct forever_put {
+	ipc_queue *q;
+	_Atomic int rc;
+	_Atomic bool done;
+};
+
+static void *forever_putter(void *arg)
+{
+	struct forever_put *fp = arg;
+
+	atomic_store(&fp->rc, ipc_queue_put(fp->q, "once", 4, IPC_FOREVER));
+	atomic_store(&fp->done, true);
+	return NULL;
+}
+
+/* A put(IPC_FOREVER) whose reply is lost: the client gives up on the
+ * exchange and tries again, and that retry is the same request, answered
+ * from the server's dedupe cache — the put acknowledged with 0 is stored
+ * once, not once per retry. */
+Test(net, forever_put_with_lost_replies_is_stored_once)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64], buf[16];
+	struct forever_put fp = { 0 };
+	struct proxy p;
+	pthread_t t;
+	long until;
+	int port, base;
+
+	a.timeout_ms = 400;
+	a.lease_ms = 60000; /* no lease keeper PING during the test */
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	atomic_store(&p.drop_replies, true);
+	base = atomic_load(&p.up_reads);
+	fp.q = remote;
+	cr_assert_eq(pthread_create(&t, NULL, forever_putter, &fp), 0);
+	/* Stored by the first request, and the client's retry (after it gave
+	 * up on the reply) has reached the server. */
+	until = t_now_ms() + 30000;
+	while ((ipc_queue_qsize(local) < 1 ||
+		atomic_load(&p.up_reads) < base + 3) &&
+	       t_now_ms() < until)
+		usleep(10000);
+	cr_assert_geq(atomic_load(&p.up_reads), base + 3,
+		      "the client retried twice");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+	until = t_now_ms() + 30000;
+	while (!atomic_load(&fp.done) && t_now_ms() < until)
+		usleep(10000);
+	cr_assert(atomic_load(&fp.done), "the put returned once replies flow");
+	pthread_join(t, NULL);
+	cr_assert_eq(atomic_load(&fp.rc), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 1, "stored exactly once");
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), IPC_NOWAIT), 4);
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
+
+/* Some thread of process pid waits in a futex inside the shared memory of
+ * queue qname (its session thread blocked in the local get), within
+ * timeout_ms. */
+static bool waits_on_queue(pid_t pid, const char *qname, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+	char path[320], line[512];
+
+	do {
+		unsigned long lo[16], hi[16];
+		int nmap = 0;
+		bool found = false;
+		struct dirent *e;
+		DIR *d;
+		FILE *f;
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+		f = fopen(path, "r");
+		while (f != NULL && nmap < 16 && fgets(line, sizeof(line), f))
+			if (strstr(line, qname) != NULL &&
+			    sscanf(line, "%lx-%lx", &lo[nmap], &hi[nmap]) == 2)
+				nmap++;
+		if (f != NULL)
+			fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+		d = nmap > 0 ? opendir(path) : NULL;
+		while (d != NULL && !found && (e = readdir(d)) != NULL) {
+			unsigned long addr;
+			long nr;
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall",
+				 (int)pid, e->d_name);
+			f = fopen(path, "r");
+			if (f == NULL)
+				continue;
+			if (fscanf(f, "%ld %lx", &nr, &addr) == 2 &&
+			    nr == SYS_futex)
+				for (int i = 0; i < nmap; i++)
+					found |= addr >= lo[i] && addr < hi[i];
+			fclose(f);
+		}
+		if (d != NULL)
+			closedir(d);
+		if (found)
+			return true;
+		usleep(1000);
+	} while (t_now_ms() < end);
+	return false;
+}
+
+struct timed_get {
+	ipc_queue *q;
+	int timeout_ms;
+	_Atomic long rc;
+	_Atomic bool done;
+};
+
+static void *timed_getter(void *arg)
+{
+	struct timed_get *g = arg;
+	char buf[16];
+
+	atomic_store(&g->rc, (long)ipc_queue_get(g->q, buf, sizeof(buf),
+						 g->timeout_ms));
+	atomic_store(&g->done, true);
+	return NULL;
+}
+
+/* A get N waits on the server when ipc-serve is stopped; a message arrives
+ * and N takes it, but its reply comes too late for the client, whose next
+ * gets (N+1, N+2, both reporting the lost reply) queue up behind N and the
+ * newer replaces the older unexecuted one. The message N took is still the
+ * client's: its next get delivers it, and join() completes. */
+Test(net, lost_get_reply_survives_superseded_requests)
+{
+	char qname[64], keyfile[128], sock_url[160], buf[16];
+	ipc_net_attr a = keyed(key);
+	ipc_queue_attr qa = { .joinable = true };
+	struct timed_get g = { 0 };
+	pthread_t t;
+	pid_t server;
+	long until;
+	FILE *kf;
+
+	t_name(qname, sizeof(qname), "net-supersede");
+	snprintf(keyfile, sizeof(keyfile), "/tmp/libipc-test-%d-ss.key",
+		 (int)getpid());
+	snprintf(sock_url, sizeof(sock_url),
+		 "ipc:///tmp/libipc-test-%d-ss.sock", (int)getpid());
+	kf = fopen(keyfile, "w");
+	cr_assert_not_null(kf);
+	fputs(key, kf);
+	fclose(kf);
+	cr_assert_eq(ipc_queue_open(&local, qname, IPC_CREATE, &qa), 0);
+	server = spawn_serve(sock_url, keyfile, qname);
+	cr_assert_gt(server, 0);
+	a.timeout_ms = 300;
+	for (int i = 0; i < 100; i++)
+		if (ipc_queue_connect(&remote, sock_url, qname, &a) == 0)
+			break;
+	cr_assert_not_null(remote, "connected to ipc-serve");
+	g.q = remote;
+	g.timeout_ms = 3000;
+	cr_assert_eq(pthread_create(&t, NULL, timed_getter, &g), 0);
+	cr_assert(waits_on_queue(server, qname, 20000),
+		  "the server's session waits in the local get");
+	cr_assert_eq(kill(server, SIGSTOP), 0);
+	cr_assert_eq(ipc_queue_put(local, "M", 1, 0), 0);
+	until = t_now_ms() + 30000;
+	while (!atomic_load(&g.done) && t_now_ms() < until)
+		usleep(10000);
+	cr_assert(atomic_load(&g.done), "the get ends within its timeout");
+	pthread_join(t, NULL);
+	cr_assert_eq(atomic_load(&g.rc), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
+		     IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
+		     IPC_ETIMEDOUT);
+	cr_assert_eq(kill(server, SIGCONT), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 10000), 1,
+		     "the message whose reply was lost is delivered");
+	cr_assert_eq(buf[0], 'M');
+	cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_join(local, 10000), 0);
+	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN, "exactly once");
+	serve_cleanup(server, qname, keyfile, sock_url);
+}
+
+/* A HELLO frame as anyone can send it (no key needed): header, 48 random
+ * bytes (client id and nonce), version 1, keyed flag, the name. */
+static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
+{
+	size_t n = strlen(name), len = 32 + 52 + n;
+	uint32_t v[2] = { 0x4e435049u, (uint32_t)(52 + n) };
+
+	cr_assert_leq(len, cap);
+	memset(fr, 0, len);
+	for (int k = 0; k < 4; k++) {
+		fr[k] = (uint8_t)(v[0] >> (8 * k));
+		fr[8 + k] = (uint8_t)(v[1] >> (8 * k));
+	}
+	fr[4] = 1;
+	fr[5] = 1;
+	fr[24] = 1;
+	for (int k = 0; k < 48; k++)
+		fr[32 + k] = (uint8_t)(i * 131 + k * 7 + 1);
+	fr[32 + 48] = 1;
+	fr[32 + 49] = 1;
+	fr[32 + 50] = (uint8_t)n;
+	memcpy(fr + 32 + 52, name, n);
+	return len;
+}
+
+/* 300 handshakes begun and never finished (more than the session table
+ * holds): the server still lets in a client that has the key. */
+Test(net, hello_flood_does_not_lock_out_keyed_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(key);
+	static int socks[N];
+	int answered = 0;
+
+	serve_queue(false, &a);
+	for (int i = 0; i < N; i++) {
+		uint8_t fr[128];
+		size_t len = hello_frame(fr, sizeof(fr), "jobs", i);
+		int ms = 5000;
+		void *reply = NULL;
+		socks[i] = nn_socket(AF_SP, NN_REQ);
+		cr_assert_geq(socks[i], 0);
+		cr_assert_geq(nn_connect(socks[i], url), 0);
+		nn_setsockopt(socks[i], NN_SOL_SOCKET, NN_SNDTIMEO, &ms,
+			      sizeof(ms));
+		nn_setsockopt(socks[i], NN_SOL_SOCKET, NN_RCVTIMEO, &ms,
+			      sizeof(ms));
+		cr_assert_eq(nn_send(socks[i], fr, len, 0), (int)len);
+		/* The answer (a challenge, or a refusal) shows it was seen. */
+		if (nn_recv(socks[i], &reply, NN_MSG, 0) >= 0) {
+			answered++;
+			nn_freemsg(reply);
+		}
+	}
+	cr_assert_eq(answered, N, "every hello was answered");
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0,
+		     "a client with the key still gets in");
+	cr_assert_eq(ipc_queue_put(remote, "x", 1, 5000), 0);
+	for (int i = 0; i < N; i++)
+		nn_close(socks[i]);
 }

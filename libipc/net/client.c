@@ -41,8 +41,9 @@ struct rq {
 	bool connected;
 	uint64_t sid;
 	struct ipc__session_keys sk;
-	uint64_t seq;	/* of the last request sent in this session */
-	bool prev_lost; /* we gave up on the reply to seq */
+	uint64_t seq;	    /* of the last request sent in this session */
+	bool prev_lost;	    /* we gave up on the reply to seq */
+	uint16_t seq_flags; /* the flags seq was sent with */
 	bool joinable;
 	size_t max_msg;
 	int lease_ms;
@@ -142,6 +143,8 @@ static int rq_welcome(struct rq *c, const struct ipc__frame *f,
 
 	if (f->type == IPC__F_ERR)
 		return err_payload(f);
+	if (f->type == IPC__F_NOSESSION)
+		return IPC_EBUSY; /* our half-done handshake was discarded */
 	if (f->type != IPC__F_REP)
 		return IPC_EPROTO;
 	rc = ipc__frame_open(f, raw, c->keys.keyed ? c->sk.s2c : NULL,
@@ -251,10 +254,14 @@ static void rq_lose_session(struct rq *c)
 
 /* Run one request b until deadline_ms; the reply body in *r, its data in
  * *plain (caller frees). c->mu held. Transport errors are returned; the
- * operation's own status is r->arg. */
+ * operation's own status is r->arg. resend: b is a retry of the request
+ * whose reply we gave up on (the same operation): it goes out again under
+ * the same sequence number and flags, so the server answers it from its
+ * dedupe cache (or with the execution still running) instead of running
+ * it a second time. */
 static int rq_call_locked(struct rq *c, struct ipc__body *b,
 			  int64_t deadline_ms, struct ipc__body *r,
-			  uint8_t **plain)
+			  uint8_t **plain, bool resend)
 {
 	*plain = NULL;
 	for (int attempt = 0; attempt < 8; attempt++) {
@@ -267,13 +274,19 @@ static int rq_call_locked(struct rq *c, struct ipc__body *b,
 			if (rc != 0)
 				return rc;
 		}
-		b->flags = c->prev_lost ? IPC__BF_PREV_LOST : 0;
+		if (!(resend && c->prev_lost && c->seq > 0)) {
+			c->seq_flags = c->prev_lost ? IPC__BF_PREV_LOST : 0;
+			c->seq++;
+		}
+		b->flags = c->seq_flags;
 		rc = ipc__frame_build(&frame, &len, IPC__F_REQ,
 				      c->keys.keyed ? c->sk.c2s : NULL,
-				      IPC__DIR_C2S, c->sid, c->seq + 1, b);
-		if (rc != 0)
+				      IPC__DIR_C2S, c->sid, c->seq, b);
+		if (rc != 0) {
+			c->prev_lost =
+				true; /* seq may be resent, never reused */
 			return rc;
-		c->seq++;
+		}
 		rc = rq_exchange(c, frame, len, c->seq, deadline_ms, &raw, &f);
 		free(frame);
 		if (rc != 0) {
@@ -365,6 +378,8 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 		       const struct ipc__deadline *dl, struct ipc__body *r,
 		       uint8_t **plain)
 {
+	bool resend = false;
+
 	for (;;) {
 		int64_t left = dl_left_ms(dl), reply_by;
 		int rc;
@@ -383,13 +398,19 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 			reply_by = ipc__net_now_ms() + left;
 		}
 		*plain = NULL;
-		rc = rq_lock(c, left < 0 ? -1 : reply_by);
+		rc = resend ? 0 : rq_lock(c, left < 0 ? -1 : reply_by);
 		if (rc == 0) {
-			rc = rq_call_locked(c, b, reply_by, r, plain);
-			pthread_mutex_unlock(&c->mu);
+			rc = rq_call_locked(c, b, reply_by, r, plain, resend);
+			/* Forever: keep trying to reach it with the same
+			 * request (it may be executing, or done with its reply
+			 * lost), still holding the lock so that no other
+			 * request takes a sequence number in between. */
+			resend = rc == IPC_ETIMEDOUT && left < 0;
+			if (!resend)
+				pthread_mutex_unlock(&c->mu);
 		}
-		if (rc == IPC_ETIMEDOUT && left < 0)
-			continue; /* forever: keep trying to reach it */
+		if (resend)
+			continue;
 		if (rc != 0)
 			return rc;
 		if ((r->arg == IPC_ETIMEDOUT || r->arg == IPC_EAGAIN) &&
@@ -414,7 +435,7 @@ static int rq_simple(struct rq *c, uint16_t op, struct ipc__body *r)
 
 	if (rc != 0)
 		return rc;
-	rc = rq_call_locked(c, &b, by, r, &plain);
+	rc = rq_call_locked(c, &b, by, r, &plain, false);
 	pthread_mutex_unlock(&c->mu);
 	free(plain);
 	return rc;
@@ -492,7 +513,7 @@ static int rq_task_done(void *impl)
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
-	rc = rq_call_locked(c, &b, by, &r, &plain);
+	rc = rq_call_locked(c, &b, by, &r, &plain, false);
 	free(plain);
 	if (rc == 0 && r.arg == 0 && c->tasks > 0)
 		c->tasks--;
@@ -593,7 +614,7 @@ static void rq_close(void *impl)
 	rq_stop_heartbeat(c);
 	pthread_mutex_lock(&c->mu);
 	if (c->connected)
-		(void)rq_call_locked(c, &b, by, &r, &plain);
+		(void)rq_call_locked(c, &b, by, &r, &plain, false);
 	pthread_mutex_unlock(&c->mu);
 	free(plain);
 	rq_free(c);
@@ -645,7 +666,8 @@ static void *rq_heartbeat(void *arg)
 					     (period < c->timeout_ms
 						      ? period
 						      : c->timeout_ms);
-				(void)rq_call_locked(c, &b, by, &r, &plain);
+				(void)rq_call_locked(c, &b, by, &r, &plain,
+						     false);
 				free(plain);
 			}
 			pthread_mutex_unlock(&c->mu);

@@ -50,7 +50,11 @@
 #define SRV_MAX_SESSIONS 256
 #define SRV_CTRL 256
 #define SRV_PENDING_MS 10000 /* a handshake left half-done expires */
-#define SRV_TICK_MS 50	     /* receive timeout: how often leases are swept */
+/* Handshakes not yet proven (a HELLO costs nothing and needs no key): at
+ * most this many; a new one evicts the oldest, so a flood of HELLOs cannot
+ * fill the table and lock out a client that holds the key. */
+#define SRV_MAX_PENDING 32
+#define SRV_TICK_MS 50 /* receive timeout: how often leases are swept */
 
 struct served {
 	char name[IPC__NET_NAME_MAX + 1];
@@ -62,6 +66,10 @@ struct job {
 	struct ipc__body body;
 	uint8_t *plain; /* the opened body (b->data points into it) */
 	uint64_t seq;
+	/* The client reports the reply to this seq lost (IPC__BF_PREV_LOST
+	 * on this request, or on a queued one this request superseded); 0:
+	 * none. */
+	uint64_t lost_seq;
 	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
 };
 
@@ -296,7 +304,7 @@ static void session_run_job(struct session *s, struct job *j)
 	uint8_t *frame;
 	size_t len;
 
-	if ((j->body.flags & IPC__BF_PREV_LOST) && s->last_seq + 1 == j->seq)
+	if (j->lost_seq != 0 && s->last_seq == j->lost_seq)
 		session_recover_lost(s);
 	session_exec(s, &j->body, &r, &out);
 	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
@@ -394,17 +402,37 @@ static int session_slot(struct ipc_server *srv, uint64_t sid)
 	return -1;
 }
 
+static void session_end(struct ipc_server *srv, int i, const char *why);
+
 static struct session *session_new(struct ipc_server *srv,
 				   const struct ipc__hello *h)
 {
 	struct session *s;
-	int i;
+	int i, free_i = -1, oldest = -1, pending = 0;
 
-	for (i = 0; i < SRV_MAX_SESSIONS; i++)
-		if (srv->sessions[i] == NULL)
-			break;
-	if (i == SRV_MAX_SESSIONS)
+	for (i = 0; i < SRV_MAX_SESSIONS; i++) {
+		s = srv->sessions[i];
+		if (s == NULL) {
+			if (free_i < 0)
+				free_i = i;
+		} else if (!s->active) {
+			pending++;
+			if (oldest < 0 ||
+			    s->created_ms < srv->sessions[oldest]->created_ms)
+				oldest = i;
+		}
+	}
+	if (oldest >= 0 && (pending >= SRV_MAX_PENDING || free_i < 0)) {
+		srv_log(srv, "%d handshakes unfinished: dropped the oldest",
+			pending);
+		session_end(srv, oldest, "handshake evicted");
+		free_i = oldest;
+	}
+	if (free_i < 0) {
+		srv_log(srv, "session table full: refused a client");
 		return NULL;
+	}
+	i = free_i;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
@@ -608,6 +636,7 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 	}
 	j.raw = raw;
 	j.seq = f->seq;
+	j.lost_seq = (j.body.flags & IPC__BF_PREV_LOST) ? f->seq - 1 : 0;
 	memcpy(j.ctrl, ctrl, SRV_CTRL);
 	pthread_mutex_lock(&s->mu);
 	s->last_ms = ipc__net_now_ms();
@@ -632,7 +661,12 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 		job_free(&j);
 		return;
 	}
-	job_free(&s->job); /* a newer request supersedes a queued one */
+	/* A newer request supersedes a queued one, never executed; a lost
+	 * reply that one reported is still lost, and is recovered when this
+	 * one runs. */
+	if (s->has_job && s->job.lost_seq != 0)
+		j.lost_seq = s->job.lost_seq;
+	job_free(&s->job);
 	s->job = j;
 	s->has_job = true;
 	pthread_cond_signal(&s->cv);
