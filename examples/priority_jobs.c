@@ -33,7 +33,7 @@ int main(void)
 	static const struct {
 		int prio;
 		const char *what;
-	} todo[] = {
+	} jobs_to_queue[] = {
 		{ 3, "water the plants" }, { 1, "fix the build" },
 		{ 2, "review patch A" },   { 5, "tidy the desk" },
 		{ 2, "review patch B" },   { 0, "restore the server" },
@@ -41,11 +41,15 @@ int main(void)
 	ipc_process *w;
 
 	ex_check(ipc_pqueue_new(&jobs, 16, 64), "ipc_pqueue_new");
-	for (size_t i = 0; i < sizeof(todo) / sizeof(todo[0]); i++) {
-		ex_check(ipc_pqueue_put(jobs, todo[i].prio, todo[i].what,
-					strlen(todo[i].what), IPC_FOREVER),
+	for (size_t i = 0; i < sizeof(jobs_to_queue) / sizeof(jobs_to_queue[0]);
+	     i++) {
+		ex_check(ipc_pqueue_put(jobs, jobs_to_queue[i].prio,
+					jobs_to_queue[i].what,
+					strlen(jobs_to_queue[i].what),
+					IPC_FOREVER),
 			 "ipc_pqueue_put");
-		ex_log("queued (priority %d) %s", todo[i].prio, todo[i].what);
+		ex_log("queued (priority %d) %s", jobs_to_queue[i].prio,
+		       jobs_to_queue[i].what);
 	}
 	ex_check(ipc_pqueue_shutdown(jobs), "ipc_pqueue_shutdown");
 	w = ex_spawn("worker", worker, NULL);
