@@ -124,9 +124,12 @@ void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
 			     int n)
 {
+	uint32_t w;
+
 	ipc__fence_after_unlock();
-	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
-		ipc__futex_add_wake(seq, 1, n);
+	w = atomic_load_explicit(waiters, memory_order_relaxed);
+	if (w != 0)
+		ipc__futex_add_wake(seq, 1, w >= RING_WATCHER ? INT_MAX : n);
 }
 
 void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)

@@ -20,6 +20,8 @@
  *   ring.c           layout, open and geometry, records (read, write,
  *                    walk, room), the producers' lock, waking, "broken"
  *
+ * ring_watch.c (waiting on many) and ring_shutdown.c (shutdown_immediate)
+ * sit beside ring_put.c and ring_get.c, on the core and ring_bias.c.
  * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
  * the layout. New operations go above the core and use its interfaces
  * below; each is documented where it is declared here.
@@ -42,6 +44,10 @@
 #define PUT_SPINS 1000
 #define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
 #define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
+/* What one watcher (ipc__queue_watch, ring_watch.c) adds to q_get_waiters:
+ * a waker that sees a count this high wakes every sleeper on q_get_seq,
+ * so that no watcher takes the one wake-up a blocked getter needed. */
+#define RING_WATCHER (1u << 16)
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
@@ -55,7 +61,10 @@ enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
 enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
-enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
+/* q_intent: the multi-word consumer operation in progress, rolled forward
+ * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
+ * (ipc__ring_drop_locked). */
+enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1, INTENT_DROP = 2 };
 
 struct rec_hdr {
 	uint32_t r_len;
@@ -126,7 +135,7 @@ struct ring_shm {
 	/* Sleeping: sequence words and waiter counts (see "Sleeping"). The
 	 * sequences only ever need to differ from what a sleeper saw. */
 	_Atomic uint32_t q_get_seq IPC__ALIGNED;
-	_Atomic uint32_t q_get_waiters;
+	_Atomic uint32_t q_get_waiters; /* getters + RING_WATCHER * watchers */
 	_Atomic uint32_t q_put_seq IPC__ALIGNED;
 	_Atomic uint32_t q_put_waiters;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
@@ -290,6 +299,10 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
 void ipc__ring_reap_locked(struct ring *r);
 /* The same if q_cmutex is free right now; nothing for a plain Queue. */
 void ipc__ring_reap(struct ring *r);
+/* JoinableQueue, q_cmutex held, the queue shut down and its tail final
+ * (no producer can publish): drop every queued and requeued task, each
+ * counted done, under an intent record the repair rolls forward. */
+void ipc__ring_drop_locked(struct ring *r);
 
 /* ---- ring_wait.c: sleeping --------------------------------------------- */
 
@@ -301,6 +314,11 @@ bool ipc__ring_ready_to_join(struct ring *r, uint32_t need);
 /* Spin up to spins times for ready(r, need): true if it became ready. */
 bool ipc__ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
 		    int spins);
+/* Count the caller in *waiters (add: 1 for a sleeper, RING_WATCHER for a
+ * watcher), before it reads the state it waits on: then any waker that
+ * changes that state later sees the count. */
+void ipc__ring_count_sleeper(struct ring *r, _Atomic uint32_t *waiters,
+			     uint32_t add);
 /* Sleep on seq, counted in waiters, until ready(r, need) or dl: 0, the
  * deadline's error, or -ENOTRECOVERABLE (broken). Reaps every slice. */
 int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
@@ -339,5 +357,14 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl);
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl);
+
+/* ---- ring_shutdown.c: ops shutdown_immediate ---------------------------- */
+
+int ipc__ring_shutdown_immediate(void *impl);
+
+/* ---- ring_watch.c: waiting on many (ops watch and unwatch) -------------- */
+
+int ipc__ring_watch(void *impl, struct ipc__watch *w);
+void ipc__ring_unwatch(void *impl, struct ipc__watch *w);
 
 #endif /* LIBIPC_RING_H */

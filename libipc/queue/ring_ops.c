@@ -80,4 +80,7 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.joinable = ring_joinable,
 	.max_msg_size = ring_max_msg,
 	.dup = ipc__ring_dup,
+	.shutdown_immediate = ipc__ring_shutdown_immediate,
+	.watch = ipc__ring_watch,
+	.unwatch = ipc__ring_unwatch,
 };

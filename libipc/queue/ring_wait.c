@@ -46,6 +46,18 @@ bool ipc__ring_ready_to_join(struct ring *r, uint32_t need)
  * the state, so a waker that changed the state either is seen here or sees
  * us (ipc__ring_wake). Every slice, a JoinableQueue sleeper reaps dead
  * consumers: that is what turns their tasks into work again. */
+void ipc__ring_count_sleeper(struct ring *r, _Atomic uint32_t *waiters,
+			     uint32_t add)
+{
+	atomic_fetch_add(waiters, add);
+	/* A biased producer reads the waiter count with no fence after its
+	 * publishing store: make that barrier happen now (see ring_bias.c).
+	 * Later loads of the count on its side then see ours. */
+	if (waiters == &r->shm->q_get_waiters &&
+	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
+		ipc__membarrier();
+}
+
 int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		    _Atomic uint32_t *waiters, ring_ready_fn ready,
 		    uint32_t need, const struct ipc__deadline *dl)
@@ -53,13 +65,7 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	struct ipc__deadline slice;
 	int rc = 0;
 
-	atomic_fetch_add(waiters, 1);
-	/* A biased producer reads the waiter count with no fence after its
-	 * publishing store: make that barrier happen now (see ring_bias.c).
-	 * Later loads of the count on its side then see ours. */
-	if (waiters == &r->shm->q_get_waiters &&
-	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		ipc__membarrier();
+	ipc__ring_count_sleeper(r, waiters, 1);
 	for (;;) {
 		uint32_t s = atomic_load(seq);
 		atomic_thread_fence(memory_order_seq_cst);
