@@ -20,8 +20,9 @@
  *   ring.c           layout, open and geometry, records (read, write,
  *                    walk, room), the producers' lock, waking, "broken"
  *
- * ring_watch.c (waiting on many) and ring_shutdown.c (shutdown_immediate)
- * sit beside ring_put.c and ring_get.c, on the core and ring_bias.c.
+ * ring_batch.c (put_many, get_many: above ring_put.c and ring_get.c, whose
+ * loops it uses), ring_watch.c (waiting on many) and ring_shutdown.c
+ * (shutdown_immediate) sit on the core and ring_bias.c.
  * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
  * the layout. New operations go above the core and use its interfaces
  * below; each is documented where it is declared here.
@@ -357,6 +358,13 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl);
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl);
+
+/* ---- ring_batch.c: ops put_many and get_many ---------------------------- */
+
+ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
+ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
 
 /* ---- ring_shutdown.c: ops shutdown_immediate ---------------------------- */
 

@@ -81,6 +81,8 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.max_msg_size = ring_max_msg,
 	.dup = ipc__ring_dup,
 	.shutdown_immediate = ipc__ring_shutdown_immediate,
+	.put_many = ipc__ring_put_many,
+	.get_many = ipc__ring_get_many,
 	.watch = ipc__ring_watch,
 	.unwatch = ipc__ring_unwatch,
 };
