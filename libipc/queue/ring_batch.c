@@ -102,7 +102,7 @@ out:
 		return rc;
 	if (k > 0) {
 		IPC__CRASHPOINT("queue.put_many.published");
-		ipc__ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters,
+		ipc__ring_wake_unlocked(&q->q_get_seq,
 					k > INT_MAX ? INT_MAX : (int)k);
 	}
 	return k;
@@ -202,8 +202,7 @@ static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n)
 			break;
 	}
 	if (got > 0) /* the CAS ordered the take, as for a single get */
-		ipc__ring_wake_unlocked(&q->q_put_seq, &q->q_put_waiters,
-					INT_MAX);
+		ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
 	return (ssize_t)got;
 }
 

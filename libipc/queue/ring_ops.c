@@ -41,9 +41,9 @@ static int ring_shutdown(void *impl)
 
 	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
 	IPC__CRASHPOINT("queue.shutdown.flagged");
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	return 0;
 }
 

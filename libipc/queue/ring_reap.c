@@ -261,7 +261,7 @@ void ipc__ring_reap_locked(struct ring *r)
 		ipc__mutex_unlock(&s->s_reg);
 	}
 	if (requeued > 0)
-		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
+		ipc__ring_wake(&q->q_get_seq, (int)requeued);
 }
 
 /* Reaping is opportunistic: sleepers call it on every slice, so it only

@@ -75,9 +75,9 @@ int ipc__ring_shutdown_immediate(void *impl)
 			ipc__mutex_unlock(&q->q_cmutex);
 		}
 	}
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	if (rc == 0 && (atomic_load(&q->q_closed) & CLOSED_BROKEN))
 		rc = -ENOTRECOVERABLE;
 	return rc;

@@ -5,17 +5,18 @@
  *
  * A watcher sleeps on the getters' own sequence word, q_get_seq, which
  * every change that can make a get succeed bumps: a put, a requeue of a
- * dead consumer's tasks, shutdown, "broken". It counts itself in
- * q_get_waiters, as a getter about to sleep does, but with RING_WATCHER
- * instead of 1, so that producers keep making no system call while nobody
- * sleeps (they already read that word) and a waker that sees a watcher
- * wakes every sleeper instead of one: a watcher can never take the single
- * wake-up that a blocked getter needed. Like a getter, a watcher counts
- * itself before it snapshots the word and tests readiness, so a change
- * after the test always finds it counted and bumps the word.
+ * dead consumer's tasks, shutdown, "broken". It arms the word exactly as a
+ * getter about to sleep does (ipc__ring_arm: the SEQ_ARMED bit, and the
+ * biased producer's barrier rule), so a waker that changes the state after
+ * the watcher's readiness test sees the arm, changes the word and wakes.
+ * Producers that find nobody armed still make no system call.
  *
- * A dead watcher's count stays behind, as a dead getter's does: it costs
- * later wakers a system call each, never a lost wake-up.
+ * A waker wakes one sleeper per put, which a watcher must never take from
+ * a blocked getter: so a watcher counts itself in q_get_waiters with
+ * RING_WATCHER instead of 1, and a waker that sees such a count (it reads
+ * it only on its way to the system call) wakes every sleeper instead.
+ * A dead watcher's count stays behind, as a dead getter's arm does: it
+ * costs later wakers a wider wake, never a lost one.
  *
  * On a JoinableQueue the tasks of a consumer that died are requeued only
  * when some process looks (sleepers reap every IPC__RECHECK_MS); a
@@ -28,15 +29,14 @@ int ipc__ring_watch(void *impl, struct ipc__watch *w)
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
 
-	ipc__ring_count_sleeper(r, &q->q_get_waiters, RING_WATCHER);
+	atomic_fetch_add(&q->q_get_waiters, RING_WATCHER);
 	ipc__ring_reap(r); /* nothing on a plain Queue */
 	w->word = &q->q_get_seq;
 	w->shared = true; /* every segment is MAP_SHARED, anonymous too */
 	w->fd = -1;
 	w->events = 0;
 	w->recheck_ms = r->joinable ? IPC__RECHECK_MS : 0;
-	w->val = atomic_load(&q->q_get_seq);
-	atomic_thread_fence(memory_order_seq_cst);
+	w->val = ipc__ring_arm(r, &q->q_get_seq);
 	return ipc__ring_ready_to_get(r, 0) ? 1 : 0;
 }
 
@@ -45,5 +45,6 @@ void ipc__ring_unwatch(void *impl, struct ipc__watch *w)
 	struct ring *r = impl;
 
 	(void)w;
-	atomic_fetch_sub(&r->shm->q_get_waiters, RING_WATCHER);
+	ipc__ring_leave(&r->shm->q_get_seq, &r->shm->q_get_waiters,
+			RING_WATCHER);
 }
