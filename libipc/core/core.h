@@ -148,6 +148,16 @@ static inline void ipc__cpu_relax(void)
 #endif
 }
 
+/* For a thread-local variable on a hot path: the initial-exec TLS model,
+ * one load from the thread pointer instead of a __tls_get_addr call per
+ * access in a shared library. Costs a few bytes of the static TLS that
+ * glibc keeps spare for libraries loaded with dlopen. */
+#if defined(__GNUC__) && !defined(IPC__NO_TLS_FAST)
+#define IPC__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define IPC__TLS_FAST
+#endif
+
 /* The CPU the calling thread was running on a moment ago, or a negative
  * number if unknown. glibc's registered rseq area makes this one load (the
  * kernel updates it before the thread returns to user space on a new CPU);

@@ -32,8 +32,11 @@
 #define LIBIPC_RING_H
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -261,6 +264,156 @@ static inline uint32_t ring_unfinished(struct ring *r)
 	       atomic_load(&r->shm->q_done);
 }
 
+/* ---- Hot-path helpers, inline: every put and get uses them ----------- */
+
+/* Copy len bytes into / out of the ring at pos, wrapping at the end. A
+ * 0-byte message may come from NULL or go into NULL (ipc.h allows both),
+ * and memcpy may not be given NULL even for 0 bytes: no copy then. */
+static inline void ring_write(struct ring *r, uint32_t pos, const void *src,
+			      size_t len)
+{
+	size_t off = pos & r->mask, first = r->mask + 1 - off;
+
+	if (len == 0)
+		return;
+	if (len <= first) {
+		memcpy(r->data + off, src, len);
+	} else {
+		memcpy(r->data + off, src, first);
+		memcpy(r->data, (const uint8_t *)src + first, len - first);
+	}
+}
+
+static inline void ipc__ring_read(struct ring *r, uint32_t pos, void *dst,
+				  size_t len)
+{
+	size_t off = pos & r->mask, first = r->mask + 1 - off;
+
+	if (len == 0)
+		return;
+	if (len <= first) {
+		memcpy(dst, r->data + off, len);
+	} else {
+		memcpy(dst, r->data + off, first);
+		memcpy((uint8_t *)dst + first, r->data, len - first);
+	}
+}
+
+/* Room for a record of `need` bytes, and under the item limit? Requeued
+ * tasks count as items; q_requeued lives on the consumers' busy line, so it
+ * is read only when an item limit makes it matter. */
+static inline bool ipc__ring_has_room(struct ring *r, uint64_t tail,
+				      uint64_t head, uint32_t free,
+				      uint32_t need)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t items, used;
+
+	/* A Queue frees a record as its get moves head; a JoinableQueue
+	 * only at task_done, tracked by q_free. */
+	if (!r->joinable)
+		free = w_pos(head);
+	/* A cached free position can be more than a lap behind the tail
+	 * (another path put meanwhile): then the distance wraps past the
+	 * capacity. That says "stale", not "room": the caller re-reads. */
+	used = w_pos(tail) - free;
+	if (used > r->cap || r->cap - used < need || !ring_aligned(w_pos(tail)))
+		return false; /* stale, full, or damaged: the caller re-reads */
+	if (r->maxsize == 0)
+		return true;
+	items = w_items(tail) - w_items(head);
+	if (r->joinable)
+		items += atomic_load_explicit(&q->q_requeued,
+					      memory_order_relaxed);
+	return items < r->maxsize;
+}
+
+/* Write a record past tail, where no consumer looks yet. */
+static inline void ipc__ring_put_record(struct ring *r, uint64_t tail,
+					const void *msg, uint32_t len)
+{
+	struct rec_hdr *h = rec_at(r, w_pos(tail));
+
+	h->r_len = len;
+	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
+	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
+}
+
+/* Where the caller's copy goes: buf, or a new malloc'd buffer. */
+static inline int ipc__ring_get_dest(struct get_req *g, uint32_t len,
+				     void **dst)
+{
+	if (g->lend != NULL) { /* lent in place (ring_zc.c): no copy */
+		*dst = NULL;
+		return 0;
+	}
+	if (g->alloc == NULL) {
+		if (len > g->cap)
+			return -EMSGSIZE;
+		*dst = g->buf;
+		return 0;
+	}
+	*dst = malloc(len ? len : 1);
+	if (*dst == NULL)
+		return -ENOMEM;
+	*g->alloc = *dst;
+	return 0;
+}
+
+/* Wake up to n sleepers on seq if one asked for it (SEQ_ARMED, see
+ * "Sleeping"). The caller's publishing store must be ordered before the
+ * read of seq (a sleeper arms before re-reading the state: see
+ * ipc__ring_sleep). ipc__ring_wake_unlocked is for callers that made a
+ * locked read-modify-write since the store (a robust mutex unlock, a CAS,
+ * a seq_cst store), which orders it on x86 without a fence
+ * (ipc__fence_after_unlock); ipc__ring_wake fences itself.
+ *
+ * Only the waker whose compare-and-swap clears the arm makes the system
+ * call: one wake per sleep, however many messages follow before the
+ * sleeper runs. A failed CAS means seq changed since we read it armed:
+ * another waker cleared it (and wakes), or a sleeper armed it again after
+ * our load, and a sleeper that arms re-reads the state after it, which our
+ * store precedes. */
+/* How many to wake on seq: n, or every sleeper when a watcher sleeps
+ * there too (ring_watch.c), so that a watcher never takes the one wake-up
+ * a blocked getter needed. Watchers count RING_WATCHER each in the waiter
+ * count that follows each sequence word. Read only on the way to a system
+ * call: no cost to a waker that finds nobody armed. */
+_Static_assert(offsetof(struct ring_shm, q_get_waiters) ==
+			       offsetof(struct ring_shm, q_get_seq) + 4 &&
+		       offsetof(struct ring_shm, q_put_waiters) ==
+			       offsetof(struct ring_shm, q_put_seq) + 4 &&
+		       offsetof(struct ring_shm, q_join_waiters) ==
+			       offsetof(struct ring_shm, q_join_seq) + 4,
+	       "each waiter count follows its sequence word");
+static inline int ring_wake_count(_Atomic uint32_t *seq, int n)
+{
+	_Atomic uint32_t *waiters = seq + 1;
+
+	return atomic_load_explicit(waiters, memory_order_relaxed) >=
+			       RING_WATCHER
+		       ? INT_MAX
+		       : n;
+}
+
+static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
+{
+	uint32_t s;
+
+	ipc__fence_after_unlock();
+	s = atomic_load_explicit(seq, memory_order_relaxed);
+	if ((s & SEQ_ARMED) &&
+	    atomic_compare_exchange_strong_explicit(
+		    seq, &s, s + 1, memory_order_relaxed, memory_order_relaxed))
+		ipc__futex_wake(seq, ring_wake_count(seq, n));
+}
+
+static inline bool ipc__ring_bias_mine(struct ring *r)
+{
+	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
+	       pthread_equal(r->bias_thread, pthread_self());
+}
+
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
  * put waits room for; the other tests ignore it. Each test must be exactly
  * what the operation's next attempt needs: a test that says "ready" while
@@ -286,29 +439,16 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
 /* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
-/* Copy len payload bytes out of the ring at pos, wrapping at the end. */
-void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
 /* Visit every record in [from, to); false if they do not tile the range
  * exactly (the segment is damaged). */
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 		    void *arg);
-/* Room for a record of need bytes at tail (and under the item limit),
- * judged against head and free, which may be stale caches? */
-bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
-			uint32_t free, uint32_t need);
-/* Write a whole record (header and payload) past tail, unpublished. */
-void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
-			  uint32_t len);
-/* Where a get's copy of len bytes goes: g's buffer (-EMSGSIZE if short)
- * or a new malloc'd one stored in *g->alloc (-ENOMEM). */
-int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
 /* Wake up to n sleepers on seq if one armed it (one system call per
  * arming, none when nobody sleeps). The caller's publishing store must be
  * ordered before this reads seq: ipc__ring_wake fences itself;
  * ipc__ring_wake_unlocked relies on a locked RMW since the store (a robust
  * mutex unlock, a CAS, a seq_cst store: ipc__fence_after_unlock). */
 void ipc__ring_wake(_Atomic uint32_t *seq, int n);
-void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n);
 /* Set a new handle's spin budgets (ring.c, at open and dup). */
 void ipc__ring_spin_init(struct ring *r);
 /* A handle id never used before in this process (struct ring.id). */
@@ -365,8 +505,6 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* ---- ring_bias.c: the biased producer ----------------------------------- */
 
-/* Is the calling thread this handle's biased producer? */
-bool ipc__ring_bias_mine(struct ring *r);
 /* Become the biased producer (q_pmutex held, state BIAS_NONE). */
 void ipc__ring_bias_take(struct ring *r);
 /* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):

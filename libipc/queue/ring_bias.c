@@ -68,12 +68,6 @@
  * sleeper's next re-check (IPC__RECHECK_MS), never a message.
  */
 
-bool ipc__ring_bias_mine(struct ring *r)
-{
-	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
-	       pthread_equal(r->bias_thread, pthread_self());
-}
-
 /* Become the owner (q_pmutex held, state NONE). */
 void ipc__ring_bias_take(struct ring *r)
 {

@@ -22,12 +22,12 @@
  * is at or past it too, and every record in between is published. After
  * our own CAS the new head is ours to remember. Anything else reads the
  * real tail. The entry is per thread, so threads sharing a handle never
- * race on it; it holds no resource. */
+ * race on it; it holds no resource. IPC__TLS_FAST: every get reads it. */
 static _Thread_local struct {
 	const void *queue;
 	uint64_t created;
 	uint64_t head, tail;
-} tail_cache;
+} tail_cache IPC__TLS_FAST;
 
 static uint64_t ring_tail_for(struct ring *r, uint64_t head)
 {
