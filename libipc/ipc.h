@@ -550,6 +550,8 @@ IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
 /* Append a copy of msg[0..len). 0 | IPC_EAGAIN (IPC_NOWAIT, full)
  * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
  * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0)
+ * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
+ *   handle: see ipc_queue_reserve)
  * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 			  int timeout_ms);
@@ -630,7 +632,8 @@ IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
  * could, that one's error: IPC_EAGAIN | IPC_ETIMEDOUT (full) | IPC_ECLOSED
  * | IPC_ENOTRECOVERABLE. Refused before anything is put: IPC_EINVAL (NULL q
  * or msgs, n == 0 or over SSIZE_MAX, an iov_base NULL with iov_len > 0),
- * IPC_EMSGSIZE (some iov_len over max_msg_size). msgs is only read. */
+ * IPC_EMSGSIZE (some iov_len over max_msg_size), IPC_EBUSY (as for
+ * ipc_queue_put). msgs is only read. */
 IPC_API ssize_t ipc_queue_put_many(ipc_queue *q, const struct iovec *msgs,
 				   size_t n, int timeout_ms);
 
