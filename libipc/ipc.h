@@ -247,6 +247,15 @@ IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 /* 0 | IPC_EPERM when the calling thread does not hold it
  *   | IPC_ENOTRECOVERABLE (as for acquire; the lock is left as it is). */
 IPC_API int ipc_lock_release(ipc_lock *lk);
+
+/* Python's Lock.locked(): 1 if some live thread holds the lock, 0 if it is
+ * free, at the moment it was looked at (a snapshot that may be stale by the
+ * time the caller reads it; never use it to decide to release). A lock
+ * whose holder died reads as free: the next acquirer takes it (with
+ * IPC_EOWNERDEAD). | IPC_EINVAL (NULL lk) | IPC_ENOTRECOVERABLE (the
+ * mutex's kind was damaged) | IPC_ENOTSUP (a C library other than glibc,
+ * whose mutex does not name its owner). Takes no lock and never blocks. */
+IPC_API int ipc_lock_locked(ipc_lock *lk);
 IPC_API void ipc_lock_close(ipc_lock *lk);
 
 /* ------------------------------------------------------------------------
@@ -262,6 +271,8 @@ IPC_API int ipc_rlock_new(ipc_rlock **lk);
 IPC_API int ipc_rlock_open(ipc_rlock **lk, const char *name, int flags);
 IPC_API int ipc_rlock_acquire(ipc_rlock *lk, int timeout_ms);
 IPC_API int ipc_rlock_release(ipc_rlock *lk);
+/* 1 if held (at any depth, by any thread), 0 if free: as ipc_lock_locked. */
+IPC_API int ipc_rlock_locked(ipc_rlock *lk);
 IPC_API void ipc_rlock_close(ipc_rlock *lk);
 
 /* ------------------------------------------------------------------------
@@ -364,6 +375,16 @@ IPC_API int ipc_sem_acquire(ipc_sem *s, int timeout_ms);
  * IPC_SEM_VALUE_MAX) | IPC_ENOTRECOVERABLE (as for acquire). The ceiling
  * is the one the handle found at open, whatever the segment says later. */
 IPC_API int ipc_sem_release(ipc_sem *s);
+
+/* Python's release(n): give back n units (n >= 1) at once and wake up to n
+ * waiters. All or nothing: a BoundedSemaphore whose value would pass max,
+ * or any value that would pass IPC_SEM_VALUE_MAX, is IPC_EINVAL and the
+ * value is unchanged. 0 | IPC_EINVAL (NULL s, n 0 or over
+ * IPC_SEM_VALUE_MAX, or past the ceiling) | IPC_ENOTRECOVERABLE (as for
+ * acquire). A releaser killed inside the call released all n units or none;
+ * waiters it had not woken yet find the units within about a tenth of a
+ * second. */
+IPC_API int ipc_sem_release_n(ipc_sem *s, unsigned n);
 
 /* The current value (a snapshot, 0 .. IPC_SEM_VALUE_MAX, so never a value
  * that reads as an error code), IPC_EINVAL for NULL, or

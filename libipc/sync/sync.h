@@ -21,6 +21,9 @@ int ipc__mutexobj_make(struct ipc__mutexobj **out, size_t handle_size,
 		       bool recursive, const char *name, int flags);
 int ipc__mutexobj_acquire(struct ipc__mutexobj *m, int timeout_ms);
 int ipc__mutexobj_release(struct ipc__mutexobj *m);
+/* 1 held | 0 free | -EINVAL | -ENOTRECOVERABLE (damaged kind)
+ * | -ENOTSUP (no glibc). */
+int ipc__mutexobj_locked(struct ipc__mutexobj *m);
 
 /* ipc_stat (stat.c): each kind's live state from a copy of the first len
  * bytes of its segment, header already checked. 0 | -EPROTO (too short,

@@ -311,6 +311,30 @@ Test(crash, sem_release_before_wake)
 	ipc_sem_close(sem);
 }
 
+static int sem_giver_n(void *arg)
+{
+	(void)arg;
+	return ipc_sem_release_n(sem, 2);
+}
+
+/* release_n killed between adding its units and waking: both units are
+ * there, and both sleepers find them on their periodic re-check. */
+Test(crash, sem_release_n_before_wake)
+{
+	pid_t w[2];
+
+	cr_assert_eq(ipc_sem_new(&sem, 0, 0), 0);
+	for (int i = 0; i < 2; i++)
+		w[i] = t_spawn(sem_taker, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert(t_blocked_in_futex(w[i], 10000));
+	die_at("sem.release_n.before_wake", sem_giver_n, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(w[i], 10000), 0);
+	cr_assert_eq(ipc_sem_value(sem), 0);
+	ipc_sem_close(sem);
+}
+
 /* ---- Barrier ---------------------------------------------------------- */
 
 static ipc_barrier *bar;
