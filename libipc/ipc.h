@@ -201,6 +201,11 @@ IPC_API const char *ipc_err_name(int err);
  */
 #define IPC_FOREVER (-1)
 #define IPC_NOWAIT 0
+/* "Use the object's own default timeout", for the calls that say they
+ * accept it (ipc_barrier_wait, whose default is given at creation, as
+ * Python's Barrier(timeout=...)). Everywhere else it is a negative value
+ * other than IPC_FOREVER, hence IPC_EINVAL. */
+#define IPC_DEFAULT_TIMEOUT (-2)
 
 /* ipc_X_open flags. The low nine bits are the permission bits of a created
  * object (0 means 0600), as with open(2): IPC_CREATE | 0660. The umask does
@@ -415,7 +420,50 @@ IPC_API int ipc_barrier_new(ipc_barrier **b, unsigned parties);
 IPC_API int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 			     unsigned parties);
 
-/* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT: not last,
+/* Python's Barrier(parties, action, timeout). A zeroed attr (or NULL) is
+ * the plain barrier above.
+ *
+ * action: run by exactly one party, the last to arrive, once per round,
+ * after every party has arrived and before any is released; the others'
+ * waits return only after it does. It runs in the calling process with
+ * the barrier's internal lock held: it must not call ipc_barrier_wait,
+ * abort or reset on the same barrier (they fail IPC_EDEADLK), and every
+ * other party waits for it, so keep it short. If it returns nonzero the
+ * round breaks: every party, the one that ran it included, gets
+ * IPC_EBROKEN, as Python's parties get BrokenBarrierError when the action
+ * raises. If the process running it dies inside it, the round breaks too
+ * (the waiters get IPC_EBROKEN within about a tenth of a second). A party
+ * whose wait times out while the action runs breaks the round as a
+ * timeout always does. The action belongs to the handle, not to the
+ * shared object (a function pointer means nothing in another program): a
+ * child forked after ipc_barrier_new_attr inherits it; each process that
+ * opens a named barrier gives its own, or none (then a round it completes
+ * runs none).
+ *
+ * timeout_ms: the default timeout of a wait given IPC_DEFAULT_TIMEOUT;
+ * IPC_FOREVER or a positive count of milliseconds, and 0 means
+ * IPC_FOREVER (Python's None). It belongs to the shared object: fixed
+ * when the barrier is created, found by every opener. Opening an existing
+ * barrier with a nonzero timeout_ms that differs from its own is
+ * IPC_EINVAL; 0 accepts it. */
+typedef int (*ipc_barrier_action_fn)(void *arg);
+typedef struct ipc_barrier_attr {
+	ipc_barrier_action_fn action; /* NULL: none */
+	void *action_arg;	      /* passed to action */
+	int timeout_ms;		      /* 0 / IPC_FOREVER / positive ms */
+} ipc_barrier_attr;
+
+/* As ipc_barrier_new / ipc_barrier_open, with attr (NULL: none); also
+ * IPC_EINVAL for a timeout_ms below IPC_FOREVER, and IPC_EPROTO for a
+ * segment whose stored default timeout is out of range. */
+IPC_API int ipc_barrier_new_attr(ipc_barrier **b, unsigned parties,
+				 const ipc_barrier_attr *attr);
+IPC_API int ipc_barrier_open_attr(ipc_barrier **b, const char *name, int flags,
+				  unsigned parties,
+				  const ipc_barrier_attr *attr);
+
+/* timeout_ms may also be IPC_DEFAULT_TIMEOUT: the barrier's default.
+ * index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT: not last,
  * or the internal lock stayed held for over a millisecond)
  * | IPC_ENOTRECOVERABLE (the shared count of waiting parties is out of
  * range, which only a damaged segment holds: the barrier is broken, its
@@ -437,6 +485,8 @@ IPC_API int ipc_barrier_reset(ipc_barrier *b);
 
 /* The party count the handle found at open (0 for NULL). */
 IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);
+/* The default timeout (IPC_FOREVER or positive ms; IPC_EINVAL for NULL). */
+IPC_API int ipc_barrier_default_timeout(ipc_barrier *b);
 /* Parties waiting now, 0 .. parties-1 (0 for NULL, or while the shared
  * count is out of range). */
 IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b);

@@ -73,6 +73,7 @@ struct barrier_shm {
 	struct ipc__seg_hdr hdr;
 	pthread_mutex_t b_mutex IPC__ALIGNED;
 	uint32_t b_parties;
+	int32_t b_timeout_ms; /* default wait timeout; fixed at creation */
 	_Atomic uint32_t b_count;
 	_Atomic uint32_t b_broken;
 	_Atomic uint32_t b_gen IPC__ALIGNED;

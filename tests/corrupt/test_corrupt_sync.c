@@ -446,6 +446,27 @@ Test(corrupt, barrier_party_count_out_of_range_is_eproto_at_open)
 	}
 }
 
+/* A default timeout no creation stores (0, below IPC_FOREVER) is a
+ * damaged segment; and one rewritten after open changes nothing for a
+ * handle that already has it. */
+Test(corrupt, barrier_default_timeout_out_of_range_is_eproto)
+{
+	const int32_t bad[] = { 0, -2, -1000, INT32_MIN };
+	struct barrier_shm *shm;
+	ipc_barrier *b;
+
+	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
+	shm = map_it();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ipc_barrier *b2;
+		shm->b_timeout_ms = bad[i];
+		cr_assert_eq(ipc_barrier_open(&b2, name, 0, 0), IPC_EPROTO,
+			     "b_timeout_ms %d", bad[i]);
+		cr_assert_eq(ipc_barrier_default_timeout(b), IPC_FOREVER);
+	}
+	ipc_barrier_close(b);
+}
+
 static ipc_barrier *bar;
 
 /* A child that waits on the barrier (20 s at most) and must get *arg. */

@@ -405,6 +405,29 @@ Test(crash, barrier_trip_before_wake)
 	ipc_barrier_close(bar);
 }
 
+static int noop_action(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* The last arrival killed as it starts the action: it dies holding the
+ * internal lock, whose repair breaks the round. */
+Test(crash, barrier_trip_action)
+{
+	ipc_barrier_attr attr = { noop_action, NULL, 0 };
+	pid_t a;
+
+	cr_assert_eq(ipc_barrier_new_attr(&bar, 2, &attr), 0);
+	a = t_spawn(bar_wait, NULL);
+	cr_assert(t_blocked_in_futex(a, 10000));
+	die_at("barrier.trip.action", bar_wait, NULL);
+	cr_assert_eq(t_reap(a, 10000), 100, "broken, not released");
+	cr_assert(ipc_barrier_broken(bar));
+	check_full_round(2);
+	ipc_barrier_close(bar);
+}
+
 /* ---- Segments --------------------------------------------------------- */
 
 static char segname[128];
