@@ -305,7 +305,13 @@ IPC_API int ipc_event_wait(ipc_event *ev, int timeout_ms);
 IPC_API void ipc_event_close(ipc_event *ev);
 
 /* ------------------------------------------------------------------------
- * Condition — a condition variable with its own robust lock.
+ * Condition — a condition variable on a robust lock: its own, or a Lock or
+ * RLock given at creation (Python's Condition(lock)).
+ *
+ * Its own lock is re-entrant, as Python's default RLock: the holder may
+ * acquire it again and must release it as many times. ipc_cond_wait
+ * releases every level the caller holds (of its own lock or of an RLock)
+ * and restores them all before it returns.
  *
  * Hold the lock (ipc_cond_acquire) around ipc_cond_wait and ipc_cond_notify.
  * As with every condition variable, a wait may return 0 without a notify
@@ -316,18 +322,43 @@ IPC_API void ipc_event_close(ipc_event *ev);
  */
 typedef struct ipc_cond ipc_cond;
 
+/* A Condition on its own (re-entrant) lock. ipc_cond_open of a name whose
+ * Condition was built on a Lock or RLock is IPC_EINVAL: open it with the
+ * same lock through ipc_cond_open_with_lock / _with_rlock. */
 IPC_API int ipc_cond_new(ipc_cond **c);
 IPC_API int ipc_cond_open(ipc_cond **c, const char *name, int flags);
 
-/* Same returns as ipc_lock_acquire, IPC_EOWNERDEAD included (acquired: a
- * holder of the Condition's lock died; see IPC_OK). */
+/* A Condition on lk (Python's Condition(lock)): ipc_cond_acquire/release
+ * act on lk, and holding lk through ipc_lock_acquire / ipc_rlock_acquire is
+ * the same as holding the Condition's lock. lk must stay open for as long
+ * as c is; closing c leaves lk alone. Anonymous: a child forked afterwards
+ * inherits both handles. Named: the segment records which lock it was
+ * created on (the lock object's identity, not its handle), and every
+ * opener must pass a handle to that same object; a different Lock or
+ * RLock, one of the other type, or opening a Condition made on its own
+ * lock this way, is IPC_EINVAL and opens nothing. Also IPC_EINVAL for a
+ * NULL lk, and IPC_ENOTSUP for a handle that is not in this host's shared
+ * memory (a Lock reached over the network). */
+IPC_API int ipc_cond_new_with_lock(ipc_cond **c, ipc_lock *lk);
+IPC_API int ipc_cond_new_with_rlock(ipc_cond **c, ipc_rlock *lk);
+IPC_API int ipc_cond_open_with_lock(ipc_cond **c, const char *name, int flags,
+				    ipc_lock *lk);
+IPC_API int ipc_cond_open_with_rlock(ipc_cond **c, const char *name, int flags,
+				     ipc_rlock *lk);
+
+/* Same returns as ipc_rlock_acquire (its own lock, or an RLock: acquiring
+ * again is 0) or ipc_lock_acquire (on a Lock: again is IPC_EDEADLK),
+ * IPC_EOWNERDEAD included (acquired: a holder of the lock died; see
+ * IPC_OK). */
 IPC_API int ipc_cond_acquire(ipc_cond *c, int timeout_ms);
 
-/* 0 | IPC_EPERM when the calling thread does not hold the lock. */
+/* Release one level. 0 | IPC_EPERM when the calling thread does not hold
+ * the lock. */
 IPC_API int ipc_cond_release(ipc_cond *c);
 
-/* Release the lock, sleep until notified or timed out, reacquire the lock
- * (with no time limit, as Python does) and return:
+/* Release the lock (every level the caller holds), sleep until notified or
+ * timed out, reacquire the lock with as many levels (with no time limit,
+ * as Python does) and return:
  * 0 | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT) | IPC_EOWNERDEAD (notified or
  * timed out, and reacquiring found that a holder died with the lock; the
  * caller holds it, see IPC_OK) | IPC_EPERM (the caller does not hold the

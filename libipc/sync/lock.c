@@ -136,6 +136,11 @@ int ipc_lock_locked(ipc_lock *lk)
 	return ipc__mutexobj_locked(lk ? &lk->m : NULL);
 }
 
+struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk)
+{
+	return lk ? &lk->m : NULL;
+}
+
 void ipc_lock_close(ipc_lock *lk)
 {
 	ipc__handle_free(lk);

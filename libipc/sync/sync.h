@@ -25,6 +25,10 @@ int ipc__mutexobj_release(struct ipc__mutexobj *m);
  * | -ENOTSUP (no glibc). */
 int ipc__mutexobj_locked(struct ipc__mutexobj *m);
 
+/* The mutex object behind a Lock / RLock handle (NULL for NULL). */
+struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk);
+struct ipc__mutexobj *ipc__rlock_obj(ipc_rlock *lk);
+
 /* ipc_stat (stat.c): each kind's live state from a copy of the first len
  * bytes of its segment, header already checked. 0 | -EPROTO (too short,
  * or a field out of range). */
