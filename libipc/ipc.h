@@ -1096,6 +1096,15 @@ IPC_API int ipc_process_terminate(ipc_process *p);
 IPC_API int ipc_process_kill(ipc_process *p);
 
 IPC_API pid_t ipc_process_pid(ipc_process *p); /* -1 for NULL */
+
+/* Python's Process.sentinel: a file descriptor (the process's pidfd) that
+ * poll, select and epoll report readable (POLLIN) once the process has
+ * ended, and stays readable; for event loops (libuv, epoll) and ipc_wait.
+ * It belongs to the handle: do not close it, do not read from it; it is
+ * valid until ipc_process_free, and closed on exec (FD_CLOEXEC). A child
+ * forked afterwards inherits it, and sees this same process end.
+ * >= 0 | IPC_EINVAL (NULL p). */
+IPC_API int ipc_process_sentinel(ipc_process *p);
 /* Its name; "" for NULL. The string lives as long as the handle: it is
  * freed by ipc_process_free, so copy it to keep it longer. */
 IPC_API const char *ipc_process_name(ipc_process *p);
@@ -1113,6 +1122,84 @@ IPC_API const char *ipc_current_process_name(void);
 /* Reap the children that have ended, then store up to cap handles of the
  * live ones (not freed) in out; returns how many are live. */
 IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Waiting on many — block until any of several queues, connections,
+ * events, processes or file descriptors is ready (Python's
+ * multiprocessing.connection.wait).
+ *
+ * Fill an array of items, each with its kind and its object, and call
+ * ipc_wait. Nothing is taken: a ready queue still holds its message, a
+ * ready connection its message, until the caller gets it (another process
+ * may get it first: then a get with IPC_NOWAIT returns IPC_EAGAIN, and the
+ * loop waits again). Ready means:
+ *
+ *   IPC_WAIT_QUEUE    .queue: a get would not block (a message is queued,
+ *                     or the queue is shut down and drained, or broken).
+ *   IPC_WAIT_CONN     .conn: a receive would not block (a message, or end
+ *                     of file: the peer closed or died). A send-only end
+ *                     is IPC_EPERM.
+ *   IPC_WAIT_EVENT    .event: set, or set and cleared again during the
+ *                     wait (as ipc_event_wait returns 0 then).
+ *   IPC_WAIT_PROCESS  .process: it has ended (ipc_process_join would not
+ *                     block); through ipc_process_sentinel.
+ *   IPC_WAIT_FD       .fd with .events (poll(2) bits, <poll.h>): poll(2)
+ *                     reports one of them, or POLLERR / POLLHUP / POLLNVAL.
+ *                     A socket, a pipe, an eventfd, another pidfd...
+ *
+ * A wake-up comes within a few milliseconds of the change, with no busy
+ * polling: it sleeps in one futex_waitv (Linux 5.16) over the objects'
+ * futex words, or one poll(2) over the descriptors, or, when both kinds are
+ * in the set, both at once, with a helper thread in poll that ipc_wait
+ * starts and joins within the call (it blocks all signals; nothing is left
+ * running and no descriptor is left open when ipc_wait returns). A
+ * connection whose peer dies is found within about a tenth of a second, as
+ * by ipc_conn_recv.
+ *
+ * Thread and crash behaviour: ipc_wait holds no lock while it sleeps; a
+ * process killed inside it leaves the objects as they were. Several
+ * threads and processes may wait on the same objects at once; a waiter
+ * never takes a wake-up meant for a blocked get or receive.
+ */
+enum ipc_wait_kind {
+	IPC_WAIT_QUEUE = 1,
+	IPC_WAIT_CONN = 2,
+	IPC_WAIT_EVENT = 3,
+	IPC_WAIT_PROCESS = 4,
+	IPC_WAIT_FD = 5,
+};
+
+typedef struct ipc_wait_item {
+	int kind; /* enum ipc_wait_kind */
+	union {
+		ipc_queue *queue;
+		ipc_conn *conn;
+		ipc_event *event;
+		ipc_process *process;
+		int fd;
+	};
+	short events;  /* IPC_WAIT_FD: the poll(2) events to wait for */
+	short revents; /* out: IPC_WAIT_FD: poll's revents; others: POLLIN
+			  when ready; 0 when not */
+	bool ready;    /* out */
+} ipc_wait_item;
+
+/* Most items one ipc_wait takes. */
+#define IPC_WAIT_MAX 64
+
+/* Wait until at least one of items[0..n) is ready, or timeout_ms passes.
+ * Every item's ready and revents are set on return (all false unless the
+ * return is a count).
+ * The number of ready items (1..n) | IPC_EAGAIN (IPC_NOWAIT, none ready)
+ * | IPC_ETIMEDOUT | IPC_EINVAL (NULL items, n 0 or over IPC_WAIT_MAX, an
+ * unknown kind, a NULL object, a negative fd or an fd item with no events,
+ * a bad timeout: nothing waited) | IPC_EPERM (a send-only connection)
+ * | IPC_ENOTSUP (a queue that cannot be watched: a remote queue; or a
+ * kernel before 5.16, without futex_waitv, when an event, queue or
+ * connection is in the set) | IPC_ENOMEM (no memory or thread for the
+ * helper) | another negative code from a queue's backend (its segment
+ * damaged: IPC_ENOTRECOVERABLE). */
+IPC_API int ipc_wait(ipc_wait_item *items, size_t n, int timeout_ms);
 
 /* ------------------------------------------------------------------------
  * Pool — a fixed set of worker processes that run functions for you, like

@@ -29,6 +29,10 @@ int ipc__mutexobj_locked(struct ipc__mutexobj *m);
 struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk);
 struct ipc__mutexobj *ipc__rlock_obj(ipc_rlock *lk);
 
+/* ipc_wait (wait/wait.c): the Event's futex word and its value now; 1 if
+ * set, 0 if not, -EINVAL for NULL. */
+int ipc__event_watch(ipc_event *ev, _Atomic uint32_t **word, uint32_t *val);
+
 /* ipc_stat (stat.c): each kind's live state from a copy of the first len
  * bytes of its segment, header already checked. 0 | -EPROTO (too short,
  * or a field out of range). */
