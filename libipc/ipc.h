@@ -717,11 +717,13 @@ IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
 /* Batch calls: many messages per call, for callers that have them at hand.
  * Each message is exactly what ipc_queue_put / ipc_queue_get would carry
  * alone: a batch is whole messages, each put or got exactly once, in
- * order, with the crash contract above per message (a process killed mid-
- * batch leaves the messages before the kill delivered whole and the rest
- * not put, never one torn or doubled). A batch is not atomic as a whole:
- * consumers may see its first messages before its last are put, and other
- * producers' messages may sit between them.
+ * order, with the crash contract above per message: a producer killed mid-
+ * batch leaves a prefix of its batch put, each message whole, and the rest
+ * not put; a consumer killed mid-batch took a prefix (on a Queue lost with
+ * it, as a single get's message is; on a JoinableQueue queued again) and
+ * left the rest queued. Never a message torn, doubled or invented. A batch
+ * is not atomic as a whole: consumers may see its first messages before
+ * its last are put, and other producers' messages may sit between them.
  *
  * ipc_queue_put_many puts msgs[0].iov_base[0..iov_len), msgs[1], ... in
  * order, waiting for room as ipc_queue_put does, all before one deadline.

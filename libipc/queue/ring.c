@@ -66,12 +66,20 @@
  * legitimate explains marks the queue broken (ipc__ring_broken): every
  * later call returns IPC_ENOTRECOVERABLE instead of trusting it.
  *
- * Sleeping. Sleepers count themselves in a waiter word and futex-wait on a
- * sequence word; a side that makes progress bumps the other side's sequence
- * and wakes only if that count is non-zero, so a busy queue makes no system
- * calls. Before sleeping, a getter spins briefly, so a ping-pong between
- * two awake processes never enters the kernel. A waker killed between its
- * store and its wake costs at most one re-check period.
+ * Sleeping (ring_wait.c). A waiter first waits without the kernel: it
+ * spins while spinning has been paying off (an adaptive budget per handle,
+ * none where the process has one CPU), then yields the CPU a few times,
+ * because a peer that shares our CPU can only fill or drain the ring while
+ * we do not run; on one core a producer and a consumer thus take turns a
+ * time slice at a time and never sleep. Only then does it sleep: it counts
+ * itself in a waiter word, sets the low bit of the side's sequence word
+ * (SEQ_ARMED) with an atomic OR, re-checks, and futex-waits on the word. A
+ * side that makes progress reads that word after its publishing store and
+ * makes a system call only if the bit is set; its compare-and-swap clears
+ * the bit as it wakes, so a sleeper costs one wake however many messages
+ * arrive before it runs, and a busy queue makes no system calls at all. A
+ * leaving sleeper re-arms for the sleepers still counted. A waker killed
+ * between its CAS and its wake costs at most one re-check period.
  */
 #include <errno.h>
 #include <limits.h>
@@ -115,24 +123,73 @@ void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 	}
 }
 
-/* Bump a sequence word and wake sleepers if any are counted. The caller's
- * publishing store must be ordered before the read of the waiter count (a
- * sleeper counts itself before re-reading the state: see ipc__ring_sleep).
- * ipc__ring_wake_unlocked is for callers that released a robust mutex since the
- * store, which orders it on x86 without a fence (ipc__fence_after_unlock);
- * ipc__ring_wake fences itself. */
-void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-			     int n)
+/* Wake up to n sleepers on seq if one asked for it (SEQ_ARMED, see
+ * "Sleeping"). The caller's publishing store must be ordered before the
+ * read of seq (a sleeper arms before re-reading the state: see
+ * ipc__ring_sleep). ipc__ring_wake_unlocked is for callers that made a
+ * locked read-modify-write since the store (a robust mutex unlock, a CAS,
+ * a seq_cst store), which orders it on x86 without a fence
+ * (ipc__fence_after_unlock); ipc__ring_wake fences itself.
+ *
+ * Only the waker whose compare-and-swap clears the arm makes the system
+ * call: one wake per sleep, however many messages follow before the
+ * sleeper runs. A failed CAS means seq changed since we read it armed:
+ * another waker cleared it (and wakes), or a sleeper armed it again after
+ * our load, and a sleeper that arms re-reads the state after it, which our
+ * store precedes. */
+/* How many to wake on seq: n, or every sleeper when a watcher sleeps
+ * there too (ring_watch.c), so that a watcher never takes the one wake-up
+ * a blocked getter needed. Watchers count RING_WATCHER each in the waiter
+ * count that follows each sequence word. Read only on the way to a system
+ * call: no cost to a waker that finds nobody armed. */
+_Static_assert(offsetof(struct ring_shm, q_get_waiters) ==
+			       offsetof(struct ring_shm, q_get_seq) + 4 &&
+		       offsetof(struct ring_shm, q_put_waiters) ==
+			       offsetof(struct ring_shm, q_put_seq) + 4 &&
+		       offsetof(struct ring_shm, q_join_waiters) ==
+			       offsetof(struct ring_shm, q_join_seq) + 4,
+	       "each waiter count follows its sequence word");
+static int ring_wake_count(_Atomic uint32_t *seq, int n)
 {
-	ipc__fence_after_unlock();
-	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
-		ipc__futex_add_wake(seq, 1, n);
+	_Atomic uint32_t *waiters = seq + 1;
+
+	return atomic_load_explicit(waiters, memory_order_relaxed) >=
+			       RING_WATCHER
+		       ? INT_MAX
+		       : n;
 }
 
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
+void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
+{
+	uint32_t s;
+
+	ipc__fence_after_unlock();
+	s = atomic_load_explicit(seq, memory_order_relaxed);
+	if ((s & SEQ_ARMED) &&
+	    atomic_compare_exchange_strong_explicit(
+		    seq, &s, s + 1, memory_order_relaxed, memory_order_relaxed))
+		ipc__futex_wake(seq, ring_wake_count(seq, n));
+}
+
+void ipc__ring_wake(_Atomic uint32_t *seq, int n)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	ipc__ring_wake_unlocked(seq, waiters, n);
+	ipc__ring_wake_unlocked(seq, n);
+}
+
+/* A new handle's spin budgets: full, or none when this process may run
+ * on one CPU only (spinning then only delays the peer it waits for). */
+void ipc__ring_spin_init(struct ring *r)
+{
+	cpu_set_t cpus;
+	bool one = sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
+		   (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		    CPU_COUNT(&cpus) <= 1);
+
+	r->spin_max[SPIN_GET] = one ? 0 : GET_SPINS;
+	r->spin_max[SPIN_PUT] = one ? 0 : PUT_SPINS;
+	atomic_store(&r->spin[SPIN_GET], r->spin_max[SPIN_GET]);
+	atomic_store(&r->spin[SPIN_PUT], r->spin_max[SPIN_PUT]);
 }
 
 /* The segment holds something no libipc operation writes: a peer damaged
@@ -144,9 +201,9 @@ int ipc__ring_broken(struct ring *r)
 	struct ring_shm *q = r->shm;
 
 	atomic_fetch_or(&q->q_closed, CLOSED_BROKEN);
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	return -ENOTRECOVERABLE;
 }
 
@@ -301,6 +358,7 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 	r->joinable = g.joinable != 0;
 	r->nslots = g.nslots;
 	r->id = ipc__ring_new_id();
+	ipc__ring_spin_init(r);
 	*impl = r;
 	return 0;
 }

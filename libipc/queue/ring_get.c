@@ -172,16 +172,15 @@ ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 			/* The CAS that took it is a locked RMW, ordered on x86
 			 * like an unlock (ipc__fence_after_unlock). */
 			if (!r->joinable)
-				ipc__ring_wake_unlocked(&q->q_put_seq,
-							&q->q_put_waiters,
-							INT_MAX);
+				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
 			return n;
 		}
 		if (n != -EAGAIN)
 			return n;
 		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
 			return ipc__deadline_error(dl);
-		if (ipc__ring_spin(r, ipc__ring_ready_to_get, 0, GET_SPINS))
+		if (ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
+					   0, dl))
 			continue;
 		rc = ipc__ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
 				     ipc__ring_ready_to_get, 0, dl);

@@ -72,8 +72,7 @@ static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		if (ipc__ring_release_slot(r, i) > 0)
-			ipc__ring_wake(&r->shm->q_get_seq,
-				       &r->shm->q_get_waiters, INT_MAX);
+			ipc__ring_wake(&r->shm->q_get_seq, INT_MAX);
 		ipc__mutex_unlock(&s->s_reg);
 	}
 	return false;
@@ -275,9 +274,9 @@ int ipc__ring_task_done(void *impl)
 	freed = ipc__ring_advance_free(r);
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (freed)
-		ipc__ring_wake(&q->q_put_seq, &q->q_put_waiters, INT_MAX);
+		ipc__ring_wake(&q->q_put_seq, INT_MAX);
 	if (ring_unfinished(r) == 0)
-		ipc__ring_wake(&q->q_join_seq, &q->q_join_waiters, INT_MAX);
+		ipc__ring_wake(&q->q_join_seq, INT_MAX);
 	return 0;
 }
 
@@ -335,7 +334,7 @@ void ipc__ring_close_consumer(struct ring *r)
 	}
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (requeued > 0)
-		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
+		ipc__ring_wake(&q->q_get_seq, (int)requeued);
 }
 
 /* ---- task_done and join ------------------------------------------------ */
