@@ -267,3 +267,145 @@ Test(wait, counts_every_ready_item)
 	ipc_event_close(b);
 	ipc_event_close(c);
 }
+
+/* ---- queues and connections (through the queue's watch op) ------------ */
+
+static ipc_queue *wq;
+
+static int put_one_when_set(void *arg)
+{
+	(void)arg;
+	if (ipc_event_wait(ev, 20000) != 0)
+		return 1;
+	return ipc_queue_put(wq, "job", 3, 10000) == 0 ? 0 : 2;
+}
+
+/* A producer process's put wakes a waiter on the queue (and a sentinel
+ * and a pipe fd beside it); the message is still queued afterwards. */
+static void producer_put_wakes(const ipc_queue_attr *attr, const char *qname)
+{
+	ipc_process *p;
+	ipc_wait_item it[2];
+	char buf[64]; /* an mqueue receive wants room for its largest */
+
+	cr_assert_eq(ipc_event_new(&ev), 0);
+	if (attr != NULL)
+		cr_assert_eq(ipc_queue_open(&wq, qname, IPC_CREATE, attr), 0);
+	else
+		cr_assert_eq(ipc_queue_new(&wq, 0), 0);
+	cr_assert_eq(ipc_process_start(&p, put_one_when_set, NULL, NULL), 0);
+	it[0] = (ipc_wait_item){ .kind = IPC_WAIT_QUEUE, .queue = wq };
+	it[1] = (ipc_wait_item){ .kind = IPC_WAIT_PROCESS, .process = p };
+	cr_assert_eq(ipc_wait(it, 2, IPC_NOWAIT), IPC_EAGAIN, "empty");
+	cr_assert_eq(ipc_event_set(ev), 0);
+	/* The put comes before the producer's end: a round may see the end
+	 * first, the next one the message. */
+	while (!it[0].ready)
+		cr_assert_geq(ipc_wait(it, 2, 20000), 1);
+	cr_assert_eq(ipc_queue_get(wq, buf, sizeof(buf), IPC_NOWAIT), 3,
+		     "not taken by the wait");
+	cr_assert_eq(ipc_process_join(p, 10000), 0);
+	ipc_process_free(p);
+	ipc_queue_close(wq);
+	ipc_event_close(ev);
+}
+
+Test(wait, producer_put_wakes_a_waiter_on_a_queue)
+{
+	producer_put_wakes(NULL, NULL);
+}
+
+Test(wait, producer_put_wakes_a_waiter_on_an_mqueue_queue)
+{
+	ipc_queue_attr attr = { .backend = IPC_BACKEND_MQUEUE,
+				.maxsize = 4,
+				.max_msg_size = 64 };
+	char qname[128];
+
+	t_name(qname, sizeof(qname), "wait-mq");
+	producer_put_wakes(&attr, qname);
+	ipc_unlink(qname);
+}
+
+Test(wait, shut_down_queue_is_ready)
+{
+	ipc_wait_item it;
+
+	cr_assert_eq(ipc_queue_new(&wq, 0), 0);
+	it = (ipc_wait_item){ .kind = IPC_WAIT_QUEUE, .queue = wq };
+	cr_assert_eq(ipc_wait(&it, 1, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_shutdown(wq), 0);
+	cr_assert_eq(ipc_wait(&it, 1, 1000), 1, "a get returns ECLOSED");
+	ipc_queue_close(wq);
+}
+
+static ipc_conn *ca, *cb;
+
+static int send_when_set(void *arg)
+{
+	(void)arg;
+	ipc_conn_close(ca);
+	if (ipc_event_wait(ev, 20000) != 0)
+		return 1;
+	return ipc_conn_send(cb, "hi", 2, 10000) == 0 ? 0 : 2;
+}
+
+static int die_when_set(void *arg)
+{
+	(void)arg;
+	ipc_conn_close(ca);
+	if (ipc_event_wait(ev, 20000) != 0)
+		return 1;
+	kill(getpid(), SIGKILL);
+	return 2;
+}
+
+Test(wait, connection_message_from_a_process_wakes_the_waiter)
+{
+	ipc_wait_item it;
+	char buf[8];
+	pid_t kid;
+
+	cr_assert_eq(ipc_event_new(&ev), 0);
+	cr_assert_eq(ipc_pipe_new(&ca, &cb, true, NULL), 0);
+	kid = t_spawn(send_when_set, NULL);
+	it = (ipc_wait_item){ .kind = IPC_WAIT_CONN, .conn = ca };
+	cr_assert_eq(ipc_wait(&it, 1, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_event_set(ev), 0);
+	cr_assert_eq(ipc_wait(&it, 1, 20000), 1);
+	cr_assert_eq(ipc_conn_recv(ca, buf, sizeof(buf), IPC_NOWAIT), 2);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	ipc_conn_close(ca);
+	ipc_conn_close(cb);
+	ipc_event_close(ev);
+}
+
+/* The only holder of the peer end is killed while we wait: end of file
+ * is ready. */
+Test(wait, dead_pipe_peer_makes_the_connection_ready_with_eof)
+{
+	ipc_wait_item it;
+	ipc_conn *ro, *wo;
+	char buf[8];
+	pid_t kid;
+
+	cr_assert_eq(ipc_event_new(&ev), 0);
+	cr_assert_eq(ipc_pipe_new(&ca, &cb, true, NULL), 0);
+	kid = t_spawn(die_when_set, NULL);
+	ipc_conn_close(cb); /* now only the child holds it */
+	it = (ipc_wait_item){ .kind = IPC_WAIT_CONN, .conn = ca };
+	cr_assert_eq(ipc_wait(&it, 1, IPC_NOWAIT), IPC_EAGAIN, "held");
+	cr_assert_eq(ipc_event_set(ev), 0);
+	cr_assert_eq(ipc_wait(&it, 1, 20000), 1);
+	cr_assert_eq(ipc_conn_recv(ca, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_ECLOSED);
+	cr_assert_eq(t_reap(kid, 10000), -SIGKILL);
+	ipc_conn_close(ca);
+	ipc_event_close(ev);
+	/* A send-only end cannot be waited on. */
+	cr_assert_eq(ipc_pipe_new(&ro, &wo, false, NULL), 0);
+	it = (ipc_wait_item){ .kind = IPC_WAIT_CONN, .conn = wo };
+	cr_assert_eq(ipc_wait(&it, 1, IPC_NOWAIT), IPC_EPERM);
+	ipc_conn_close(ro);
+	ipc_conn_close(wo);
+}
