@@ -17,6 +17,8 @@
 
 TestSuite(wait, .timeout = 30);
 
+#define LONG_WAIT_MS 20000 /* a wait that must not time out */
+
 /* Entries in a /proc/self directory: threads (task) or descriptors (fd). */
 static int count_entries(const char *dir)
 {
@@ -408,4 +410,63 @@ Test(wait, dead_pipe_peer_makes_the_connection_ready_with_eof)
 	cr_assert_eq(ipc_wait(&it, 1, IPC_NOWAIT), IPC_EPERM);
 	ipc_conn_close(ro);
 	ipc_conn_close(wo);
+}
+
+/* ---- crash and sharing behaviour -------------------------------------- */
+
+static int watch_queue_forever(void *arg)
+{
+	ipc_wait_item it = { .kind = IPC_WAIT_QUEUE, .queue = wq };
+
+	(void)arg;
+	return ipc_wait(&it, 1, LONG_WAIT_MS) == 1 ? 0 : 1;
+}
+
+static int get_one(void *arg)
+{
+	char buf[8];
+
+	(void)arg;
+	return ipc_queue_get(wq, buf, sizeof(buf), LONG_WAIT_MS) == 3 ? 0 : 1;
+}
+
+/* A waiter killed inside ipc_wait holds nothing: a getter blocked later
+ * is still woken by the next put. */
+Test(wait, waiter_killed_inside_ipc_wait_changes_nothing)
+{
+	pid_t w, g;
+
+	cr_assert_eq(ipc_queue_new(&wq, 0), 0);
+	w = t_spawn(watch_queue_forever, NULL);
+	cr_assert(t_blocked_in_syscall(w, SYS_futex_waitv, 10000));
+	cr_assert_eq(t_kill(w), -SIGKILL);
+	g = t_spawn(get_one, NULL);
+	cr_assert(t_blocked_in_futex(g, 10000));
+	cr_assert_eq(ipc_queue_put(wq, "job", 3, IPC_NOWAIT), 0);
+	cr_assert_eq(t_reap(g, 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(wq), 0);
+	ipc_queue_close(wq);
+}
+
+/* Two processes watching a queue never take the wake-up meant for a
+ * getter blocked on it: one put reaches the getter. (A watcher woken
+ * after the getter took the message waits on: nothing is taken, so it
+ * may find nothing; the test ends it.) */
+Test(wait, watchers_never_take_a_blocked_getters_wake_up)
+{
+	pid_t w[2], g;
+
+	cr_assert_eq(ipc_queue_new(&wq, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		w[i] = t_spawn(watch_queue_forever, NULL);
+		cr_assert(t_blocked_in_syscall(w[i], SYS_futex_waitv, 10000));
+	}
+	g = t_spawn(get_one, NULL);
+	cr_assert(t_blocked_in_futex(g, 10000));
+	cr_assert_eq(ipc_queue_put(wq, "job", 3, IPC_NOWAIT), 0);
+	cr_assert_eq(t_reap(g, 10000), 0, "the getter got it");
+	cr_assert_eq(ipc_queue_qsize(wq), 0);
+	for (int i = 0; i < 2; i++)
+		t_kill(w[i]);
+	ipc_queue_close(wq);
 }
