@@ -202,6 +202,11 @@ IPC_API const char *ipc_err_name(int err);
  */
 #define IPC_FOREVER (-1)
 #define IPC_NOWAIT 0
+/* "Use the object's own default timeout", for the calls that say they
+ * accept it (ipc_barrier_wait, whose default is given at creation, as
+ * Python's Barrier(timeout=...)). Everywhere else it is a negative value
+ * other than IPC_FOREVER, hence IPC_EINVAL. */
+#define IPC_DEFAULT_TIMEOUT (-2)
 
 /* ipc_X_open flags. The low nine bits are the permission bits of a created
  * object (0 means 0600), as with open(2): IPC_CREATE | 0660. The umask does
@@ -248,6 +253,15 @@ IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
 /* 0 | IPC_EPERM when the calling thread does not hold it
  *   | IPC_ENOTRECOVERABLE (as for acquire; the lock is left as it is). */
 IPC_API int ipc_lock_release(ipc_lock *lk);
+
+/* Python's Lock.locked(): 1 if some live thread holds the lock, 0 if it is
+ * free, at the moment it was looked at (a snapshot that may be stale by the
+ * time the caller reads it; never use it to decide to release). A lock
+ * whose holder died reads as free: the next acquirer takes it (with
+ * IPC_EOWNERDEAD). | IPC_EINVAL (NULL lk) | IPC_ENOTRECOVERABLE (the
+ * mutex's kind was damaged) | IPC_ENOTSUP (a C library other than glibc,
+ * whose mutex does not name its owner). Takes no lock and never blocks. */
+IPC_API int ipc_lock_locked(ipc_lock *lk);
 IPC_API void ipc_lock_close(ipc_lock *lk);
 
 /* ------------------------------------------------------------------------
@@ -263,6 +277,8 @@ IPC_API int ipc_rlock_new(ipc_rlock **lk);
 IPC_API int ipc_rlock_open(ipc_rlock **lk, const char *name, int flags);
 IPC_API int ipc_rlock_acquire(ipc_rlock *lk, int timeout_ms);
 IPC_API int ipc_rlock_release(ipc_rlock *lk);
+/* 1 if held (at any depth, by any thread), 0 if free: as ipc_lock_locked. */
+IPC_API int ipc_rlock_locked(ipc_rlock *lk);
 IPC_API void ipc_rlock_close(ipc_rlock *lk);
 
 /* ------------------------------------------------------------------------
@@ -290,7 +306,13 @@ IPC_API int ipc_event_wait(ipc_event *ev, int timeout_ms);
 IPC_API void ipc_event_close(ipc_event *ev);
 
 /* ------------------------------------------------------------------------
- * Condition — a condition variable with its own robust lock.
+ * Condition — a condition variable on a robust lock: its own, or a Lock or
+ * RLock given at creation (Python's Condition(lock)).
+ *
+ * Its own lock is re-entrant, as Python's default RLock: the holder may
+ * acquire it again and must release it as many times. ipc_cond_wait
+ * releases every level the caller holds (of its own lock or of an RLock)
+ * and restores them all before it returns.
  *
  * Hold the lock (ipc_cond_acquire) around ipc_cond_wait and ipc_cond_notify.
  * As with every condition variable, a wait may return 0 without a notify
@@ -301,18 +323,43 @@ IPC_API void ipc_event_close(ipc_event *ev);
  */
 typedef struct ipc_cond ipc_cond;
 
+/* A Condition on its own (re-entrant) lock. ipc_cond_open of a name whose
+ * Condition was built on a Lock or RLock is IPC_EINVAL: open it with the
+ * same lock through ipc_cond_open_with_lock / _with_rlock. */
 IPC_API int ipc_cond_new(ipc_cond **c);
 IPC_API int ipc_cond_open(ipc_cond **c, const char *name, int flags);
 
-/* Same returns as ipc_lock_acquire, IPC_EOWNERDEAD included (acquired: a
- * holder of the Condition's lock died; see IPC_OK). */
+/* A Condition on lk (Python's Condition(lock)): ipc_cond_acquire/release
+ * act on lk, and holding lk through ipc_lock_acquire / ipc_rlock_acquire is
+ * the same as holding the Condition's lock. lk must stay open for as long
+ * as c is; closing c leaves lk alone. Anonymous: a child forked afterwards
+ * inherits both handles. Named: the segment records which lock it was
+ * created on (the lock object's identity, not its handle), and every
+ * opener must pass a handle to that same object; a different Lock or
+ * RLock, one of the other type, or opening a Condition made on its own
+ * lock this way, is IPC_EINVAL and opens nothing. Also IPC_EINVAL for a
+ * NULL lk, and IPC_ENOTSUP for a handle that is not in this host's shared
+ * memory (a Lock reached over the network). */
+IPC_API int ipc_cond_new_with_lock(ipc_cond **c, ipc_lock *lk);
+IPC_API int ipc_cond_new_with_rlock(ipc_cond **c, ipc_rlock *lk);
+IPC_API int ipc_cond_open_with_lock(ipc_cond **c, const char *name, int flags,
+				    ipc_lock *lk);
+IPC_API int ipc_cond_open_with_rlock(ipc_cond **c, const char *name, int flags,
+				     ipc_rlock *lk);
+
+/* Same returns as ipc_rlock_acquire (its own lock, or an RLock: acquiring
+ * again is 0) or ipc_lock_acquire (on a Lock: again is IPC_EDEADLK),
+ * IPC_EOWNERDEAD included (acquired: a holder of the lock died; see
+ * IPC_OK). */
 IPC_API int ipc_cond_acquire(ipc_cond *c, int timeout_ms);
 
-/* 0 | IPC_EPERM when the calling thread does not hold the lock. */
+/* Release one level. 0 | IPC_EPERM when the calling thread does not hold
+ * the lock. */
 IPC_API int ipc_cond_release(ipc_cond *c);
 
-/* Release the lock, sleep until notified or timed out, reacquire the lock
- * (with no time limit, as Python does) and return:
+/* Release the lock (every level the caller holds), sleep until notified or
+ * timed out, reacquire the lock with as many levels (with no time limit,
+ * as Python does) and return:
  * 0 | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT) | IPC_EOWNERDEAD (notified or
  * timed out, and reacquiring found that a holder died with the lock; the
  * caller holds it, see IPC_OK) | IPC_EPERM (the caller does not hold the
@@ -366,6 +413,16 @@ IPC_API int ipc_sem_acquire(ipc_sem *s, int timeout_ms);
  * is the one the handle found at open, whatever the segment says later. */
 IPC_API int ipc_sem_release(ipc_sem *s);
 
+/* Python's release(n): give back n units (n >= 1) at once and wake up to n
+ * waiters. All or nothing: a BoundedSemaphore whose value would pass max,
+ * or any value that would pass IPC_SEM_VALUE_MAX, is IPC_EINVAL and the
+ * value is unchanged. 0 | IPC_EINVAL (NULL s, n 0 or over
+ * IPC_SEM_VALUE_MAX, or past the ceiling) | IPC_ENOTRECOVERABLE (as for
+ * acquire). A releaser killed inside the call released all n units or none;
+ * waiters it had not woken yet find the units within about a tenth of a
+ * second. */
+IPC_API int ipc_sem_release_n(ipc_sem *s, unsigned n);
+
 /* The current value (a snapshot, 0 .. IPC_SEM_VALUE_MAX, so never a value
  * that reads as an error code), IPC_EINVAL for NULL, or
  * IPC_ENOTRECOVERABLE (as for acquire). */
@@ -395,7 +452,50 @@ IPC_API int ipc_barrier_new(ipc_barrier **b, unsigned parties);
 IPC_API int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 			     unsigned parties);
 
-/* index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT: not last,
+/* Python's Barrier(parties, action, timeout). A zeroed attr (or NULL) is
+ * the plain barrier above.
+ *
+ * action: run by exactly one party, the last to arrive, once per round,
+ * after every party has arrived and before any is released; the others'
+ * waits return only after it does. It runs in the calling process with
+ * the barrier's internal lock held: it must not call ipc_barrier_wait,
+ * abort or reset on the same barrier (they fail IPC_EDEADLK), and every
+ * other party waits for it, so keep it short. If it returns nonzero the
+ * round breaks: every party, the one that ran it included, gets
+ * IPC_EBROKEN, as Python's parties get BrokenBarrierError when the action
+ * raises. If the process running it dies inside it, the round breaks too
+ * (the waiters get IPC_EBROKEN within about a tenth of a second). A party
+ * whose wait times out while the action runs breaks the round as a
+ * timeout always does. The action belongs to the handle, not to the
+ * shared object (a function pointer means nothing in another program): a
+ * child forked after ipc_barrier_new_attr inherits it; each process that
+ * opens a named barrier gives its own, or none (then a round it completes
+ * runs none).
+ *
+ * timeout_ms: the default timeout of a wait given IPC_DEFAULT_TIMEOUT;
+ * IPC_FOREVER or a positive count of milliseconds, and 0 means
+ * IPC_FOREVER (Python's None). It belongs to the shared object: fixed
+ * when the barrier is created, found by every opener. Opening an existing
+ * barrier with a nonzero timeout_ms that differs from its own is
+ * IPC_EINVAL; 0 accepts it. */
+typedef int (*ipc_barrier_action_fn)(void *arg);
+typedef struct ipc_barrier_attr {
+	ipc_barrier_action_fn action; /* NULL: none */
+	void *action_arg;	      /* passed to action */
+	int timeout_ms;		      /* 0 / IPC_FOREVER / positive ms */
+} ipc_barrier_attr;
+
+/* As ipc_barrier_new / ipc_barrier_open, with attr (NULL: none); also
+ * IPC_EINVAL for a timeout_ms below IPC_FOREVER, and IPC_EPROTO for a
+ * segment whose stored default timeout is out of range. */
+IPC_API int ipc_barrier_new_attr(ipc_barrier **b, unsigned parties,
+				 const ipc_barrier_attr *attr);
+IPC_API int ipc_barrier_open_attr(ipc_barrier **b, const char *name, int flags,
+				  unsigned parties,
+				  const ipc_barrier_attr *attr);
+
+/* timeout_ms may also be IPC_DEFAULT_TIMEOUT: the barrier's default.
+ * index | IPC_EBROKEN | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT: not last,
  * or the internal lock stayed held for over a millisecond)
  * | IPC_ENOTRECOVERABLE (the shared count of waiting parties is out of
  * range, which only a damaged segment holds: the barrier is broken, its
@@ -417,6 +517,8 @@ IPC_API int ipc_barrier_reset(ipc_barrier *b);
 
 /* The party count the handle found at open (0 for NULL). */
 IPC_API unsigned ipc_barrier_parties(ipc_barrier *b);
+/* The default timeout (IPC_FOREVER or positive ms; IPC_EINVAL for NULL). */
+IPC_API int ipc_barrier_default_timeout(ipc_barrier *b);
 /* Parties waiting now, 0 .. parties-1 (0 for NULL, or while the shared
  * count is out of range). */
 IPC_API unsigned ipc_barrier_n_waiting(ipc_barrier *b);
@@ -1051,6 +1153,15 @@ IPC_API int ipc_process_terminate(ipc_process *p);
 IPC_API int ipc_process_kill(ipc_process *p);
 
 IPC_API pid_t ipc_process_pid(ipc_process *p); /* -1 for NULL */
+
+/* Python's Process.sentinel: a file descriptor (the process's pidfd) that
+ * poll, select and epoll report readable (POLLIN) once the process has
+ * ended, and stays readable; for event loops (libuv, epoll) and ipc_wait.
+ * It belongs to the handle: do not close it, do not read from it; it is
+ * valid until ipc_process_free, and closed on exec (FD_CLOEXEC). A child
+ * forked afterwards inherits it, and sees this same process end.
+ * >= 0 | IPC_EINVAL (NULL p). */
+IPC_API int ipc_process_sentinel(ipc_process *p);
 /* Its name; "" for NULL. The string lives as long as the handle: it is
  * freed by ipc_process_free, so copy it to keep it longer. */
 IPC_API const char *ipc_process_name(ipc_process *p);
@@ -1068,6 +1179,84 @@ IPC_API const char *ipc_current_process_name(void);
 /* Reap the children that have ended, then store up to cap handles of the
  * live ones (not freed) in out; returns how many are live. */
 IPC_API size_t ipc_active_children(ipc_process **out, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Waiting on many — block until any of several queues, connections,
+ * events, processes or file descriptors is ready (Python's
+ * multiprocessing.connection.wait).
+ *
+ * Fill an array of items, each with its kind and its object, and call
+ * ipc_wait. Nothing is taken: a ready queue still holds its message, a
+ * ready connection its message, until the caller gets it (another process
+ * may get it first: then a get with IPC_NOWAIT returns IPC_EAGAIN, and the
+ * loop waits again). Ready means:
+ *
+ *   IPC_WAIT_QUEUE    .queue: a get would not block (a message is queued,
+ *                     or the queue is shut down and drained, or broken).
+ *   IPC_WAIT_CONN     .conn: a receive would not block (a message, or end
+ *                     of file: the peer closed or died). A send-only end
+ *                     is IPC_EPERM.
+ *   IPC_WAIT_EVENT    .event: set, or set and cleared again during the
+ *                     wait (as ipc_event_wait returns 0 then).
+ *   IPC_WAIT_PROCESS  .process: it has ended (ipc_process_join would not
+ *                     block); through ipc_process_sentinel.
+ *   IPC_WAIT_FD       .fd with .events (poll(2) bits, <poll.h>): poll(2)
+ *                     reports one of them, or POLLERR / POLLHUP / POLLNVAL.
+ *                     A socket, a pipe, an eventfd, another pidfd...
+ *
+ * A wake-up comes within a few milliseconds of the change, with no busy
+ * polling: it sleeps in one futex_waitv (Linux 5.16) over the objects'
+ * futex words, or one poll(2) over the descriptors, or, when both kinds are
+ * in the set, both at once, with a helper thread in poll that ipc_wait
+ * starts and joins within the call (it blocks all signals; nothing is left
+ * running and no descriptor is left open when ipc_wait returns). A
+ * connection whose peer dies is found within about a tenth of a second, as
+ * by ipc_conn_recv.
+ *
+ * Thread and crash behaviour: ipc_wait holds no lock while it sleeps; a
+ * process killed inside it leaves the objects as they were. Several
+ * threads and processes may wait on the same objects at once; a waiter
+ * never takes a wake-up meant for a blocked get or receive.
+ */
+enum ipc_wait_kind {
+	IPC_WAIT_QUEUE = 1,
+	IPC_WAIT_CONN = 2,
+	IPC_WAIT_EVENT = 3,
+	IPC_WAIT_PROCESS = 4,
+	IPC_WAIT_FD = 5,
+};
+
+typedef struct ipc_wait_item {
+	int kind; /* enum ipc_wait_kind */
+	union {
+		ipc_queue *queue;
+		ipc_conn *conn;
+		ipc_event *event;
+		ipc_process *process;
+		int fd;
+	};
+	short events;  /* IPC_WAIT_FD: the poll(2) events to wait for */
+	short revents; /* out: IPC_WAIT_FD: poll's revents; others: POLLIN
+			  when ready; 0 when not */
+	bool ready;    /* out */
+} ipc_wait_item;
+
+/* Most items one ipc_wait takes. */
+#define IPC_WAIT_MAX 64
+
+/* Wait until at least one of items[0..n) is ready, or timeout_ms passes.
+ * Every item's ready and revents are set on return (all false unless the
+ * return is a count).
+ * The number of ready items (1..n) | IPC_EAGAIN (IPC_NOWAIT, none ready)
+ * | IPC_ETIMEDOUT | IPC_EINVAL (NULL items, n 0 or over IPC_WAIT_MAX, an
+ * unknown kind, a NULL object, a negative fd or an fd item with no events,
+ * a bad timeout: nothing waited) | IPC_EPERM (a send-only connection)
+ * | IPC_ENOTSUP (a queue that cannot be watched: a remote queue; or a
+ * kernel before 5.16, without futex_waitv, when an event, queue or
+ * connection is in the set) | IPC_ENOMEM (no memory or thread for the
+ * helper) | another negative code from a queue's backend (its segment
+ * damaged: IPC_ENOTRECOVERABLE). */
+IPC_API int ipc_wait(ipc_wait_item *items, size_t n, int timeout_ms);
 
 /* ------------------------------------------------------------------------
  * Pool — a fixed set of worker processes that run functions for you, like

@@ -195,7 +195,18 @@ t_priority() {
 		grep -q 'no more jobs: IPC_ECLOSED' "$out"
 }
 
-echo "1..18"
+t_wait() {
+	run wait_queue_sentinel || return 1
+	for i in 1 2 3 4 5; do
+		[ "$(line_of "\\[producer .*putting 'result $i'")" -gt 0 ] &&
+			[ "$(line_of "\\[MainProcess .*got 'result $i'")" -gt \
+				"$(line_of "\\[producer .*putting 'result $i'")" ] || return 1
+	done
+	[ "$(count "got 'result")" -eq 5 ] &&
+		grep -q 'producer ended with code 0; 5 results' "$out"
+}
+
+echo "1..19"
 check "event: monkey starts only after autotest sets the event" t_event
 check "lock: two processes count to exactly 200004" t_lock
 check "condition: both consumers start after the release is made" t_condition
@@ -214,4 +225,5 @@ check "value: ten processes count exactly with the lock and atomically" t_value
 check "pipe: five pings answered in order, then end of file; parent pids" t_pipe
 check "pool imap_unordered: eight slow jobs, each result once" t_imap
 check "priority queue: most urgent job first, FIFO among equals" t_priority
+check "wait: one loop on a queue and a process sentinel gets all five results" t_wait
 exit $failed

@@ -281,3 +281,187 @@ Test(barrier, count_out_of_range_is_enotrecoverable_not_a_crash)
 	}
 	t_unmap_segment(shm, size);
 }
+
+/* ---- action and default timeout (Python's Barrier(action=, timeout=)) -- */
+
+struct action_state {
+	_Atomic int runs;	   /* times the action ran */
+	_Atomic int runner;	   /* pid of the process that ran it last */
+	_Atomic int kill_in_it;	   /* the action SIGKILLs its own process */
+	_Atomic int fail;	   /* the action returns nonzero */
+	_Atomic int reap_pid;	   /* the action reaps this child first */
+	_Atomic int reaped_status; /* and stores its t_reap result here */
+};
+
+static struct action_state *act;
+
+static int count_action(void *arg)
+{
+	struct action_state *a = arg;
+
+	if (a->kill_in_it)
+		kill(getpid(), SIGKILL);
+	if (a->reap_pid != 0)
+		a->reaped_status = t_reap(a->reap_pid, 20000);
+	a->runs++;
+	a->runner = getpid();
+	return a->fail ? 1 : 0;
+}
+
+static void make_action_barrier(unsigned parties, int timeout_ms)
+{
+	ipc_barrier_attr attr = { count_action, NULL, timeout_ms };
+
+	act = t_shared(sizeof(*act));
+	cr_assert_not_null(act);
+	attr.action_arg = act;
+	cr_assert_eq(ipc_barrier_new_attr(&bar, parties, &attr), 0);
+}
+
+/* Each party checks, as soon as it is released, that the action of its
+ * round has already run: exit 0 if so for three rounds. */
+static int rounds_see_action_first(void *arg)
+{
+	(void)arg;
+	for (int r = 1; r <= 3; r++) {
+		if (ipc_barrier_wait(bar, 20000) < 0)
+			return 1;
+		if (act->runs != r)
+			return 2;
+	}
+	return 0;
+}
+
+Test(barrier, action_runs_once_per_round_in_the_last_arrival_before_release)
+{
+	pid_t kids[2];
+
+	make_action_barrier(3, 0);
+	for (int i = 0; i < 2; i++)
+		kids[i] = t_spawn(rounds_see_action_first, NULL);
+	cr_assert_eq(rounds_see_action_first(NULL), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(kids[i], 20000), 0);
+	cr_assert_eq(act->runs, 3, "exactly once per round");
+	cr_assert_not(ipc_barrier_broken(bar));
+}
+
+Test(barrier, failing_action_breaks_the_round_for_every_party)
+{
+	pid_t kid;
+
+	make_action_barrier(2, 0);
+	act->fail = 1;
+	kid = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_wait(bar, 10000), IPC_EBROKEN,
+		     "the party that ran it too");
+	cr_assert_eq(t_reap(kid, 10000), 100);
+	cr_assert_eq(act->runs, 1);
+	cr_assert(ipc_barrier_broken(bar));
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	act->fail = 0;
+	kid = t_spawn(wait_index, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_wait(bar, 10000), 1);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	cr_assert_eq(act->runs, 2);
+}
+
+Test(barrier, party_killed_inside_the_action_breaks_it)
+{
+	pid_t w[2], killer;
+
+	make_action_barrier(3, 0);
+	for (int i = 0; i < 2; i++)
+		w[i] = t_spawn(wait_index, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert(t_blocked_in_futex(w[i], 10000));
+	act->kill_in_it = 1;
+	killer = t_spawn(wait_index, NULL);
+	cr_assert_eq(t_reap(killer, 10000), -SIGKILL);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(w[i], 10000), 100, "told: broken");
+	cr_assert(ipc_barrier_broken(bar));
+	act->kill_in_it = 0;
+	cr_assert_eq(ipc_barrier_reset(bar), 0);
+	for (int i = 0; i < 2; i++)
+		w[i] = t_spawn(wait_index, NULL);
+	cr_assert_geq(ipc_barrier_wait(bar, 10000), 0, "usable after reset");
+	for (int i = 0; i < 2; i++)
+		cr_assert_geq(t_reap(w[i], 10000), 0);
+	cr_assert_eq(act->runs, 1);
+}
+
+static int wait_with_timeout(void *arg)
+{
+	int rc = ipc_barrier_wait(bar, *(int *)arg);
+	return rc >= 0 ? rc
+		       : (rc == IPC_EBROKEN
+				  ? 100
+				  : (rc == IPC_ETIMEDOUT ? 101 : 102));
+}
+
+/* A waiter times out while the last arrival runs the action (the action
+ * waits for that waiter to exit): the round breaks. If the waiter's
+ * timeout passes before this process even arrives (a very slow machine),
+ * the outcome is the same but the action never ran: try again with a
+ * longer timeout. */
+Test(barrier, waiter_timing_out_during_the_action_breaks_the_round)
+{
+	int timeout = 500;
+
+	make_action_barrier(2, 0);
+	for (int attempt = 0; attempt < 5 && act->runs == 0; attempt++) {
+		pid_t kid;
+		cr_assert_eq(ipc_barrier_reset(bar), 0);
+		timeout *= 2;
+		kid = t_spawn(wait_with_timeout, &timeout);
+		cr_assert(t_blocked_in_futex(kid, 10000));
+		act->reap_pid = kid;
+		cr_assert_eq(ipc_barrier_wait(bar, 20000), IPC_EBROKEN);
+		if (act->runs == 0)
+			cr_assert_eq(t_reap(kid, 10000), 101);
+	}
+	cr_assert_eq(act->runs, 1, "the action ran");
+	cr_assert_eq(act->reaped_status, 101, "the waiter timed out");
+	cr_assert(ipc_barrier_broken(bar));
+}
+
+Test(barrier, default_timeout_is_used_for_ipc_default_timeout)
+{
+	ipc_barrier_attr attr = { NULL, NULL, 80 };
+	ipc_barrier *b2;
+	long t0;
+
+	cr_assert_eq(ipc_barrier_open_attr(&bar, name, IPC_CREATE, 2, &attr),
+		     0);
+	cr_assert_eq(ipc_barrier_default_timeout(bar), 80);
+	t0 = t_now_ms();
+	cr_assert_eq(ipc_barrier_wait(bar, IPC_DEFAULT_TIMEOUT), IPC_ETIMEDOUT);
+	cr_assert_geq(t_now_ms() - t0, 79);
+	cr_assert(ipc_barrier_broken(bar));
+	/* The default belongs to the shared object: openers find it. */
+	cr_assert_eq(ipc_barrier_open(&b2, name, 0, 0), 0);
+	cr_assert_eq(ipc_barrier_default_timeout(b2), 80);
+	ipc_barrier_close(b2);
+	attr.timeout_ms = 90;
+	cr_assert_eq(ipc_barrier_open_attr(&b2, name, 0, 0, &attr), IPC_EINVAL,
+		     "a different default is a mismatch");
+	attr.timeout_ms = -5;
+	cr_assert_eq(ipc_barrier_new_attr(&b2, 2, &attr), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_new_attr(&b2, 2, NULL), 0);
+	cr_assert_eq(ipc_barrier_default_timeout(b2), IPC_FOREVER);
+	cr_assert_eq(ipc_barrier_wait(b2, -3), IPC_EINVAL);
+	ipc_barrier_close(b2);
+	cr_assert_eq(ipc_barrier_default_timeout(NULL), IPC_EINVAL);
+}
+
+Test(barrier, default_timeout_is_einval_for_other_objects)
+{
+	ipc_sem *s;
+
+	cr_assert_eq(ipc_sem_new(&s, 0, 0), 0);
+	cr_assert_eq(ipc_sem_acquire(s, IPC_DEFAULT_TIMEOUT), IPC_EINVAL);
+	ipc_sem_close(s);
+}

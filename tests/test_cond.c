@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "libipc/ipc.h"
@@ -285,4 +286,195 @@ Test(cond, named_condition_across_processes)
 	cr_assert_eq(ipc_cond_release(named), 0);
 	cr_assert_eq(t_reap(kid, 10000), 0);
 	ipc_cond_close(named);
+}
+
+/* ---- re-entrant own lock; Condition(lock) on a Lock or an RLock -------- */
+
+/* Child: take the Condition's lock (proof that no level of it is held by
+ * anyone else), set the value, notify, release. */
+static int notify_value(void *arg)
+{
+	(void)arg;
+	if (ipc_cond_acquire(cv, 10000) != 0)
+		return 1;
+	sh->value = 7;
+	if (ipc_cond_notify_all(cv) != 0)
+		return 2;
+	return ipc_cond_release(cv) == 0 ? 0 : 3;
+}
+
+static int cond_try_once(void *arg)
+{
+	(void)arg;
+	int rc = ipc_cond_acquire(cv, IPC_NOWAIT);
+	if (rc == 0)
+		return ipc_cond_release(cv) == 0 ? 0 : 2;
+	return rc == IPC_EAGAIN ? 11 : 1;
+}
+
+/* Python: a Condition() uses an RLock; wait releases every level. */
+Test(cond, own_lock_is_reentrant_and_wait_releases_and_restores_every_level)
+{
+	pid_t kid;
+
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_cond_acquire(cv, IPC_NOWAIT), 0, "level %d",
+			     i);
+	kid = t_spawn(notify_value, NULL);
+	while (sh->value != 7)
+		cr_assert_eq(ipc_cond_wait(cv, 20000), 0);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	/* Held three times again: two releases leave it held. */
+	cr_assert_eq(ipc_cond_release(cv), 0);
+	cr_assert_eq(ipc_cond_release(cv), 0);
+	cr_assert_eq(t_reap(t_spawn(cond_try_once, NULL), 10000), 11);
+	cr_assert_eq(ipc_cond_release(cv), 0);
+	cr_assert_eq(ipc_cond_release(cv), IPC_EPERM);
+	cr_assert_eq(t_reap(t_spawn(cond_try_once, NULL), 10000), 0);
+}
+
+Test(cond, built_on_a_lock_shares_that_lock)
+{
+	ipc_lock *lk;
+	ipc_cond *c2;
+	pid_t kid;
+
+	cr_assert_eq(ipc_lock_new(&lk), 0);
+	cr_assert_eq(ipc_cond_new_with_lock(&c2, lk), 0);
+	ipc_cond_close(cv);
+	cv = c2;
+	cr_assert_eq(ipc_cond_acquire(cv, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_lock_locked(lk), 1, "the Condition's lock is lk");
+	cr_assert_eq(ipc_cond_acquire(cv, IPC_NOWAIT), IPC_EDEADLK,
+		     "a Lock is not re-entrant");
+	cr_assert_eq(ipc_lock_release(lk), 0, "released through the Lock");
+	cr_assert_eq(ipc_cond_notify(cv, 1), IPC_EPERM);
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_cond_notify(cv, 1), 0, "held through the Lock");
+	kid = t_spawn(notify_value, NULL);
+	while (sh->value != 7)
+		cr_assert_eq(ipc_cond_wait(cv, 20000), 0);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	cr_assert_eq(ipc_lock_locked(lk), 1, "held again after the wait");
+	cr_assert_eq(ipc_cond_release(cv), 0);
+	cr_assert_eq(ipc_lock_locked(lk), 0);
+	ipc_cond_close(cv);
+	cv = NULL;
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), 0, "lk outlives c");
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(lk);
+}
+
+static ipc_rlock *crl;
+
+static int rlock_try_once(void *arg)
+{
+	(void)arg;
+	int rc = ipc_rlock_acquire(crl, IPC_NOWAIT);
+	if (rc == 0)
+		return ipc_rlock_release(crl) == 0 ? 0 : 2;
+	return rc == IPC_EAGAIN ? 11 : 1;
+}
+
+Test(cond, built_on_an_rlock_wait_releases_and_restores_every_level)
+{
+	ipc_cond *c2;
+	pid_t kid;
+
+	cr_assert_eq(ipc_rlock_new(&crl), 0);
+	cr_assert_eq(ipc_cond_new_with_rlock(&c2, crl), 0);
+	ipc_cond_close(cv);
+	cv = c2;
+	cr_assert_eq(ipc_rlock_acquire(crl, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_cond_acquire(cv, IPC_NOWAIT), 0, "the same RLock");
+	kid = t_spawn(notify_value, NULL);
+	while (sh->value != 7)
+		cr_assert_eq(ipc_cond_wait(cv, 20000), 0);
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	cr_assert_eq(ipc_rlock_release(crl), 0);
+	cr_assert_eq(t_reap(t_spawn(rlock_try_once, NULL), 10000), 11,
+		     "still held once");
+	cr_assert_eq(ipc_rlock_release(crl), 0);
+	cr_assert_eq(ipc_rlock_release(crl), IPC_EPERM);
+	cr_assert_eq(t_reap(t_spawn(rlock_try_once, NULL), 10000), 0);
+	ipc_cond_close(cv);
+	cv = NULL;
+	ipc_rlock_close(crl);
+}
+
+static char lname[160], cname[160];
+
+/* An unrelated-style opener: opens the lock and the Condition by name,
+ * waits to be notified. */
+static int named_lock_waiter(void *arg)
+{
+	ipc_lock *lk;
+	ipc_cond *c;
+	int rc;
+
+	(void)arg;
+	if (ipc_lock_open(&lk, lname, 0) != 0)
+		return 1;
+	if (ipc_cond_open_with_lock(&c, cname, 0, lk) != 0)
+		return 2;
+	if (ipc_lock_acquire(lk, 10000) != 0)
+		return 3;
+	sh->ready = 1;
+	rc = 0;
+	while (rc == 0 && sh->value != 7)
+		rc = ipc_cond_wait(c, 20000);
+	ipc_lock_release(lk);
+	ipc_cond_close(c);
+	ipc_lock_close(lk);
+	return rc == 0 ? 0 : 4;
+}
+
+Test(cond, named_condition_on_a_named_lock_and_lock_mismatches)
+{
+	ipc_lock *lk, *other;
+	ipc_rlock *rl;
+	ipc_cond *c, *bad;
+	pid_t kid;
+
+	snprintf(lname, sizeof(lname), "%s.lock", name);
+	snprintf(cname, sizeof(cname), "%s.cv", name);
+	cr_assert_eq(ipc_lock_open(&lk, lname, IPC_CREATE), 0);
+	cr_assert_eq(ipc_cond_open_with_lock(&c, cname, IPC_CREATE, lk), 0);
+	kid = t_spawn(named_lock_waiter, NULL);
+	for (;;) { /* until the waiter is in its wait (its lock released) */
+		cr_assert_eq(ipc_lock_acquire(lk, 10000), 0);
+		if (sh->ready)
+			break;
+		cr_assert_eq(ipc_lock_release(lk), 0);
+		usleep(500);
+	}
+	sh->value = 7;
+	cr_assert_eq(ipc_cond_notify_all(c), 0);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	cr_assert_eq(t_reap(kid, 20000), 0);
+
+	cr_assert_eq(ipc_lock_new(&other), 0);
+	cr_assert_eq(ipc_rlock_new(&rl), 0);
+	bad = (ipc_cond *)&bad;
+	cr_assert_eq(ipc_cond_open_with_lock(&bad, cname, 0, other), IPC_EINVAL,
+		     "another Lock");
+	cr_assert_null(bad);
+	cr_assert_eq(ipc_cond_open_with_rlock(&bad, cname, 0, rl), IPC_EINVAL,
+		     "an RLock instead of its Lock");
+	cr_assert_eq(ipc_cond_open(&bad, cname, 0), IPC_EINVAL,
+		     "its own lock instead of its Lock");
+	cr_assert_eq(ipc_cond_open(&bad, name, IPC_CREATE), 0);
+	ipc_cond_close(bad);
+	cr_assert_eq(ipc_cond_open_with_lock(&bad, name, 0, lk), IPC_EINVAL,
+		     "a Condition on its own lock opened with a Lock");
+	cr_assert_eq(ipc_cond_new_with_lock(&bad, NULL), IPC_EINVAL);
+	cr_assert_eq(ipc_cond_new_with_rlock(&bad, NULL), IPC_EINVAL);
+	cr_assert_eq(ipc_cond_new_with_lock(NULL, lk), IPC_EINVAL);
+	cr_assert_eq(ipc_cond_open_with_lock(&bad, NULL, 0, lk), IPC_EINVAL);
+	ipc_cond_close(c);
+	ipc_lock_close(lk);
+	ipc_lock_close(other);
+	ipc_rlock_close(rl);
+	ipc_unlink(lname);
+	ipc_unlink(cname);
 }

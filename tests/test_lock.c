@@ -209,3 +209,28 @@ Test(lock, named_lock_is_shared_by_processes_that_open_it)
 	cr_assert_eq(*counter, 15000);
 	ipc_lock_close(named);
 }
+
+/* Python's Lock.locked(), seen from the holder, from another process, and
+ * after the holder died. */
+static int report_locked(void *arg)
+{
+	(void)arg;
+	return ipc_lock_locked(lk) == 1 ? 0 : 1;
+}
+
+Test(lock, locked_tells_held_from_free_across_processes)
+{
+	cr_assert_eq(ipc_lock_locked(lk), 0);
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_lock_locked(lk), 1);
+	cr_assert_eq(t_reap(t_spawn(report_locked, NULL), 10000), 0,
+		     "another process sees it held");
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	cr_assert_eq(ipc_lock_locked(lk), 0);
+	cr_assert_eq(t_reap(t_spawn(die_holding, NULL), 10000), -SIGKILL);
+	cr_assert_eq(ipc_lock_locked(lk), 0, "a dead holder holds nothing");
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), IPC_EOWNERDEAD);
+	cr_assert_eq(ipc_lock_locked(lk), 1);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	cr_assert_eq(ipc_lock_locked(NULL), IPC_EINVAL);
+}

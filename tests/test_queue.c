@@ -722,3 +722,36 @@ Test(queue, put_forever_sleeps_in_the_kernel_until_there_is_room)
 	cr_assert_eq(n, 1000, "the big message came last");
 	cr_assert_eq(buf[999], 'B');
 }
+
+static int put_once(void *arg)
+{
+	(void)arg;
+	return ipc_queue_put(q, "c", 1, 10000) == 0 ? 0 : 1;
+}
+
+/* The first producer owns the fast path, holding a robust mutex in the
+ * segment; another producer revokes it. Closing the queue must release
+ * that mutex: a robust mutex left held in an unmapped segment stays on the
+ * thread's robust list, and the thread's next robust lock writes into the
+ * unmapped page (SIGSEGV). */
+Test(queue, close_after_a_revoked_fast_path_leaves_no_robust_mutex_held)
+{
+	ipc_queue *q2;
+	ipc_lock *lk;
+	char buf[4];
+
+	cr_assert_eq(ipc_queue_new(&q2, 0), 0);
+	ipc_queue_close(q); /* the suite's queue: use q2 through q */
+	q = q2;
+	cr_assert_eq(ipc_queue_put(q, "p", 1, IPC_NOWAIT), 0);
+	cr_assert_eq(t_reap(t_spawn(put_once, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_put(q, "p", 1, IPC_NOWAIT), 0, "after revoke");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 1);
+	ipc_queue_close(q);
+	q = NULL;
+	cr_assert_eq(ipc_lock_new(&lk), 0);
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), 0, "no crash here");
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(lk);
+}

@@ -93,3 +93,17 @@ Test(rlock, named_rlock_is_not_a_lock)
 	cr_assert_eq(ipc_rlock_release(a), 0);
 	ipc_rlock_close(a);
 }
+
+Test(rlock, locked_is_true_at_every_depth_until_fully_released)
+{
+	cr_assert_eq(ipc_rlock_locked(rl), 0);
+	cr_assert_eq(ipc_rlock_acquire(rl, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_rlock_acquire(rl, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_rlock_locked(rl), 1);
+	cr_assert_eq(ipc_rlock_release(rl), 0);
+	cr_assert_eq(ipc_rlock_locked(rl), 1, "still held once");
+	cr_assert_eq(t_reap(t_spawn(try_once, NULL), 10000), 11);
+	cr_assert_eq(ipc_rlock_release(rl), 0);
+	cr_assert_eq(ipc_rlock_locked(rl), 0);
+	cr_assert_eq(ipc_rlock_locked(NULL), IPC_EINVAL);
+}

@@ -230,3 +230,59 @@ Test(sem, ceiling_is_read_once_at_open)
 	t_unmap_segment(shm, size);
 	ipc_sem_close(s);
 }
+
+Test(sem, release_n_adds_n_at_once)
+{
+	ipc_sem *s;
+
+	cr_assert_eq(ipc_sem_new(&s, 0, 0), 0);
+	cr_assert_eq(ipc_sem_release_n(s, 5), 0);
+	cr_assert_eq(ipc_sem_value(s), 5);
+	cr_assert_eq(ipc_sem_release_n(s, 1), 0);
+	cr_assert_eq(ipc_sem_value(s), 6);
+	cr_assert_eq(ipc_sem_release_n(s, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_sem_release_n(NULL, 1), IPC_EINVAL);
+	cr_assert_eq(ipc_sem_release_n(s, IPC_SEM_VALUE_MAX), IPC_EINVAL,
+		     "would pass IPC_SEM_VALUE_MAX");
+	cr_assert_eq(ipc_sem_value(s), 6);
+	ipc_sem_close(s);
+}
+
+Test(sem, bounded_release_n_past_max_changes_nothing)
+{
+	ipc_sem *s;
+
+	cr_assert_eq(ipc_sem_new(&s, 1, 4), 0);
+	cr_assert_eq(ipc_sem_release_n(s, 4), IPC_EINVAL, "1 + 4 > 4");
+	cr_assert_eq(ipc_sem_value(s), 1, "all or nothing");
+	cr_assert_eq(ipc_sem_release_n(s, 3), 0);
+	cr_assert_eq(ipc_sem_value(s), 4);
+	cr_assert_eq(ipc_sem_release_n(s, 1), IPC_EINVAL);
+	cr_assert_eq(ipc_sem_value(s), 4);
+	ipc_sem_close(s);
+}
+
+static ipc_sem *rn_sem;
+
+static int rn_take_one(void *arg)
+{
+	(void)arg;
+	return ipc_sem_acquire(rn_sem, 20000) == 0 ? 0 : 1;
+}
+
+/* Three processes asleep on 0; one release_n(3) wakes all three. */
+Test(sem, release_n_wakes_n_sleeping_processes)
+{
+	pid_t kids[3];
+
+	cr_assert_eq(ipc_sem_new(&rn_sem, 0, 0), 0);
+	for (int i = 0; i < 3; i++)
+		kids[i] = t_spawn(rn_take_one, NULL);
+	for (int i = 0; i < 3; i++)
+		cr_assert(t_blocked_in_futex(kids[i], 10000));
+	cr_assert_eq(ipc_sem_release_n(rn_sem, 3), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(t_reap(kids[i], 10000), 0);
+	cr_assert_eq(ipc_sem_value(rn_sem), 0);
+	ipc_sem_close(rn_sem);
+}

@@ -215,6 +215,12 @@ bool ipc__mutex_sane(pthread_mutex_t *m);
  * for a damaged kind. */
 int ipc__mutex_trylock_sane(pthread_mutex_t *m);
 
+/* The thread id in m's lock word: its live owner, or 0 when free or when
+ * the kernel found the owner dead (it clears the id then). A snapshot;
+ * exact for the calling thread's own id (only the owner writes it). -1
+ * where the C library keeps the owner elsewhere. */
+int32_t ipc__mutex_owner(pthread_mutex_t *m);
+
 /* The calling thread's kernel id. */
 int32_t ipc__tid(void);
 

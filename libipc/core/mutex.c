@@ -334,6 +334,19 @@ int ipc__mutex_unlock(pthread_mutex_t *m)
 	return rc == 0 ? 0 : ipc__sys_error(rc);
 }
 
+int32_t ipc__mutex_owner(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	unsigned w = __atomic_load_n((unsigned *)&m->__data.__lock,
+				     __ATOMIC_ACQUIRE);
+
+	return (int32_t)(w & FUTEX_TID_MASK);
+#else
+	(void)m;
+	return -1;
+#endif
+}
+
 int32_t ipc__tid(void)
 {
 	return (int32_t)gettid();

@@ -50,6 +50,8 @@
 #include <unistd.h>
 
 #include "libipc/core/core.h"
+#include "libipc/pipe/pipe.h"
+#include "libipc/queue/queue.h"
 
 /* What the two ends of one pipe share inside one process. Both handles of
  * a pipe point to it; it is freed with the last of them. After a fork the
@@ -521,6 +523,39 @@ bool ipc_conn_readable(ipc_conn *c)
 bool ipc_conn_writable(ipc_conn *c)
 {
 	return c != NULL && c->tx != NULL;
+}
+
+/* ipc_wait: arm the receive queue's watch first, then look (a lookahead,
+ * a queued message, a peer that has gone: ipc_conn_poll with IPC_NOWAIT
+ * looks at all three, and a peer found gone shuts the queue down, which
+ * makes a receive return at once). A peer that dies changes nothing the
+ * watch sees, so the watcher comes back every IPC__RECHECK_MS to look. */
+int ipc__conn_watch(ipc_conn *c, struct ipc__watch *w)
+{
+	int rc;
+
+	if (c == NULL || w == NULL)
+		return -EINVAL;
+	if (c->rx == NULL)
+		return -EPERM;
+	rc = ipc__queue_watch(c->rx, w);
+	if (rc != 0)
+		return rc;
+	if (w->recheck_ms <= 0 || w->recheck_ms > IPC__RECHECK_MS)
+		w->recheck_ms = IPC__RECHECK_MS;
+	rc = ipc_conn_poll(c, IPC_NOWAIT);
+	if (rc == 0)
+		return 1;
+	if (rc == -EAGAIN)
+		return 0;
+	ipc__queue_unwatch(c->rx, w);
+	return rc;
+}
+
+void ipc__conn_unwatch(ipc_conn *c, struct ipc__watch *w)
+{
+	if (c != NULL && c->rx != NULL)
+		ipc__queue_unwatch(c->rx, w);
 }
 
 void ipc_conn_close(ipc_conn *c)

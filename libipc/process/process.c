@@ -259,6 +259,11 @@ int ipc_process_kill(ipc_process *p)
 	return process_signal(p, SIGKILL);
 }
 
+int ipc_process_sentinel(ipc_process *p)
+{
+	return p != NULL ? p->pidfd : -EINVAL;
+}
+
 pid_t ipc_process_pid(ipc_process *p)
 {
 	return p ? p->pid : -1;

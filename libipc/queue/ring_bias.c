@@ -182,7 +182,12 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu)
 	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
 	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
 		atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+		/* Revoked: give the registration up now. A robust mutex left
+		 * held stays on this thread's robust list, and once the
+		 * segment is unmapped the thread's next robust lock writes
+		 * into the unmapped page. */
 		r->bias_owner = false;
+		ipc__mutex_unlock(&q->q_bias_reg);
 		return -ESTALE;
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
@@ -233,9 +238,11 @@ void ipc__ring_bias_release(struct ring *r)
 	if (!ipc__ring_bias_mine(r) ||
 	    ipc__ring_lock_producers(r, &ipc__forever) != 0)
 		return;
-	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED) {
+	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
 		atomic_store(&r->shm->q_bias_state, BIAS_NONE);
-		ipc__mutex_unlock(&r->shm->q_bias_reg);
-	}
+	/* Ours whatever the state: a revoker turns the state OFF but leaves
+	 * the registration with us (see ring_put_fast on a leaked one). */
+	r->bias_owner = false;
+	ipc__mutex_unlock(&r->shm->q_bias_reg);
 	ipc__mutex_unlock(&r->shm->q_pmutex);
 }

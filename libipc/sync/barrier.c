@@ -6,6 +6,9 @@
  *   b_mutex    internal robust lock over b_count, b_broken and the slots'
  *              s_gen/s_result. Held only for a few stores at a time.
  *   b_parties  fixed at creation.
+ *   b_timeout_ms  the default timeout of a wait given IPC_DEFAULT_TIMEOUT:
+ *              IPC_FOREVER or a positive count, fixed at creation, read
+ *              once at open, checked and kept in the handle.
  *   b_count    parties waiting in the current round (written under b_mutex,
  *              read without it by n_waiting).
  *   b_broken   1 while broken (written under b_mutex).
@@ -36,6 +39,18 @@
  * makes the barrier usable again. Slot outcomes other than the three known
  * ones read as "broken".
  *
+ * The action (Python's Barrier(action=...)): a function pointer cannot live
+ * in shared memory, so each handle carries its own (ipc_barrier_attr at
+ * new/open) and the last arrival runs the one of its handle. It runs in
+ * barrier_trip_locked, after the check for dead parties and before any
+ * outcome is written, with b_mutex held: no party is released before it
+ * returns, and a party killed inside it dies holding b_mutex, whose repair
+ * breaks the round, as for any death inside the barrier. An action that
+ * fails (returns nonzero) breaks the round; so does a waiter that gave up
+ * (timed out) while the action ran, found by a second look for parties
+ * that left. Waiters keep sleeping on b_gen meanwhile: a failed attempt at
+ * b_mutex sends a waiter back to sleep for another slice.
+ *
  * Timeouts: a wait takes b_mutex and its slot within the caller's deadline
  * (an IPC_NOWAIT try allows BARRIER_NOWAIT_LOCK_MS for b_mutex).
  * abort and reset, which have no timeout, give up on b_mutex after
@@ -61,6 +76,14 @@ struct ipc_barrier {
 	struct ipc__seg seg;
 	struct barrier_shm *shm;
 	uint32_t parties; /* b_parties as checked at open; never re-read */
+	int timeout_ms;	  /* b_timeout_ms as checked at open */
+	ipc_barrier_action_fn action; /* this handle's; NULL: none */
+	void *action_arg;
+};
+
+struct barrier_args {
+	unsigned parties;
+	int timeout_ms; /* 0: accept an existing barrier's */
 };
 
 static size_t barrier_size(unsigned parties)
@@ -72,11 +95,13 @@ static size_t barrier_size(unsigned parties)
 static int barrier_init(void *base, size_t size, const void *arg)
 {
 	struct barrier_shm *shm = base;
-	unsigned parties = *(const unsigned *)arg;
+	const struct barrier_args *a = arg;
+	unsigned parties = a->parties;
 	int rc;
 
 	(void)size;
 	shm->b_parties = parties;
+	shm->b_timeout_ms = a->timeout_ms != 0 ? a->timeout_ms : IPC_FOREVER;
 	rc = ipc__mutex_init(&shm->b_mutex, false);
 	for (unsigned i = 0; rc == 0 && i < parties; i++)
 		rc = ipc__mutex_init(&shm->b_slots[i].s_lock, false);
@@ -92,15 +117,23 @@ static uint32_t barrier_parties_valid(uint32_t parties, size_t size)
 	return parties;
 }
 
+/* A default timeout a barrier can have: IPC_FOREVER or positive. */
+static bool barrier_timeout_valid(int32_t ms)
+{
+	return ms == IPC_FOREVER || ms > 0;
+}
+
 static int barrier_check(const void *base, size_t size, const void *arg)
 {
 	const struct barrier_shm *shm = base;
-	unsigned want = *(const unsigned *)arg;
+	const struct barrier_args *a = arg;
 	uint32_t parties = barrier_parties_valid(shm->b_parties, size);
 
-	if (parties == 0)
+	if (parties == 0 || !barrier_timeout_valid(shm->b_timeout_ms))
 		return -EPROTO;
-	if (want != 0 && want != parties)
+	if (a->parties != 0 && a->parties != parties)
+		return -EINVAL;
+	if (a->timeout_ms != 0 && a->timeout_ms != shm->b_timeout_ms)
 		return -EINVAL;
 	return 0;
 }
@@ -113,42 +146,67 @@ static const struct ipc__seg_type barrier_type = {
 };
 
 static int barrier_make(ipc_barrier **b, const char *name, int flags,
-			unsigned parties)
+			unsigned parties, const ipc_barrier_attr *attr)
 {
+	struct barrier_args a = { parties, attr ? attr->timeout_ms : 0 };
 	uint32_t have;
+	int32_t timeout;
 	int rc;
 
 	if (parties > IPC_BARRIER_MAX_PARTIES || (name == NULL && parties == 0))
 		return -EINVAL;
+	if (a.timeout_ms != 0 && !barrier_timeout_valid(a.timeout_ms))
+		return -EINVAL;
 	rc = ipc__handle_new((void **)b, sizeof(ipc_barrier), &barrier_type,
 			     name, flags, barrier_size(parties ? parties : 1),
-			     &parties);
+			     &a);
 	if (rc != 0)
 		return rc;
 	(*b)->shm = (*b)->seg.base;
-	/* Read the count once more, for keeps: a peer may have changed it
-	 * since the check. */
+	/* Read the count and the timeout once more, for keeps: a peer may
+	 * have changed them since the check. */
 	have = barrier_parties_valid((*b)->shm->b_parties, (*b)->seg.size);
-	if (have == 0 || (parties != 0 && have != parties)) {
+	timeout = (*b)->shm->b_timeout_ms;
+	if (have == 0 || !barrier_timeout_valid(timeout))
+		rc = -EPROTO;
+	else if ((parties != 0 && have != parties) ||
+		 (a.timeout_ms != 0 && a.timeout_ms != timeout))
+		rc = -EINVAL;
+	if (rc != 0) {
 		ipc__handle_free(*b);
 		*b = NULL;
-		return have == 0 ? -EPROTO : -EINVAL;
+		return rc;
 	}
 	(*b)->parties = have;
+	(*b)->timeout_ms = timeout;
+	(*b)->action = attr ? attr->action : NULL;
+	(*b)->action_arg = attr ? attr->action_arg : NULL;
 	return 0;
 }
 
 int ipc_barrier_new(ipc_barrier **b, unsigned parties)
 {
-	return barrier_make(b, NULL, 0, parties);
+	return barrier_make(b, NULL, 0, parties, NULL);
 }
 
 int ipc_barrier_open(ipc_barrier **b, const char *name, int flags,
 		     unsigned parties)
 {
+	return ipc_barrier_open_attr(b, name, flags, parties, NULL);
+}
+
+int ipc_barrier_new_attr(ipc_barrier **b, unsigned parties,
+			 const ipc_barrier_attr *attr)
+{
+	return barrier_make(b, NULL, 0, parties, attr);
+}
+
+int ipc_barrier_open_attr(ipc_barrier **b, const char *name, int flags,
+			  unsigned parties, const ipc_barrier_attr *attr)
+{
 	if (name == NULL || ((flags & IPC_CREATE) && parties == 0))
 		return -EINVAL;
-	return barrier_make(b, name, flags, parties);
+	return barrier_make(b, name, flags, parties, attr);
 }
 
 /* b_count if it is a count this barrier can have (0 .. parties-1), else
@@ -267,6 +325,16 @@ static int barrier_trip_locked(ipc_barrier *b, uint32_t idx)
 		barrier_break_locked(b);
 		return IPC_EBROKEN;
 	}
+	if (b->action != NULL) {
+		int failed;
+		IPC__CRASHPOINT("barrier.trip.action");
+		failed = b->action(b->action_arg) != 0;
+		/* Look again: a waiter may have timed out meanwhile. */
+		if (failed || barrier_party_died(b, idx, idx)) {
+			barrier_break_locked(b);
+			return IPC_EBROKEN;
+		}
+	}
 	for (uint32_t j = 0; j < idx; j++)
 		atomic_store_explicit(&shm->b_slots[j].s_result, SLOT_RELEASED,
 				      memory_order_release);
@@ -276,12 +344,15 @@ static int barrier_trip_locked(ipc_barrier *b, uint32_t idx)
 	return (int)idx;
 }
 
-enum { LOCKED, DONE, GAVE_UP };
+enum { LOCKED, DONE, GAVE_UP, SLEEP_AGAIN };
 
 /* Lock b_mutex while holding our slot, unless our outcome arrives first
  * (see "Lock order" above) or dl passes: LOCKED (no outcome yet), DONE (an
- * outcome is in the slot) or GAVE_UP. */
+ * outcome is in the slot), GAVE_UP, or SLEEP_AGAIN (b_mutex stayed held for
+ * a moment while the round is still on: the last arrival may be running its
+ * action; sleep another slice on b_gen rather than retry at once). */
 static int barrier_lock_unless_done(ipc_barrier *b, struct barrier_slot *slot,
+				    uint32_t gen,
 				    const struct ipc__deadline *dl)
 {
 	struct ipc__deadline brief;
@@ -292,6 +363,9 @@ static int barrier_lock_unless_done(ipc_barrier *b, struct barrier_slot *slot,
 		if (barrier_lock(b, &brief) != 0) {
 			if (ipc__deadline_passed(dl))
 				return GAVE_UP;
+			if (atomic_load_explicit(&b->shm->b_gen,
+						 memory_order_acquire) == gen)
+				return SLEEP_AGAIN;
 			continue;
 		}
 		if (atomic_load_explicit(&slot->s_result,
@@ -350,8 +424,9 @@ static int barrier_sleep(ipc_barrier *b, uint32_t idx, uint32_t gen,
 		/* A slice ended (our deadline, or time to look for the dead),
 		 * or b_gen moved with no outcome for us: look under b_mutex.
 		 * Never loop without sleeping or checking the deadline. */
-		switch (barrier_lock_unless_done(b, slot, dl)) {
+		switch (barrier_lock_unless_done(b, slot, gen, dl)) {
 		case DONE:
+		case SLEEP_AGAIN:
 			continue;
 		case GAVE_UP:
 			/* Out of time and b_mutex unavailable: leave without
@@ -382,6 +457,8 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 
 	if (b == NULL)
 		return -EINVAL;
+	if (timeout_ms == IPC_DEFAULT_TIMEOUT)
+		timeout_ms = b->timeout_ms;
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
@@ -461,6 +538,11 @@ int ipc_barrier_reset(ipc_barrier *b)
 	atomic_store_explicit(&b->shm->b_broken, 0, memory_order_relaxed);
 	ipc__mutex_unlock(&b->shm->b_mutex);
 	return 0;
+}
+
+int ipc_barrier_default_timeout(ipc_barrier *b)
+{
+	return b ? b->timeout_ms : -EINVAL;
 }
 
 unsigned ipc_barrier_parties(ipc_barrier *b)

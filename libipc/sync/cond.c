@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cond.c — Condition: a condition variable with its own robust lock, built
- * on a futex sequence word instead of a process-shared pthread_cond_t.
+ * cond.c — Condition: a condition variable on a robust lock — its own, or
+ * a Lock or RLock given at creation (Python's Condition(lock)) — built on a
+ * futex sequence word instead of a process-shared pthread_cond_t.
  *
  * Segment layout:
- *   c_mutex    the Condition's lock: robust, error-checking.
- *   c_owner    tid of the thread holding c_mutex, 0 when free. Written only
- *              by the holder (after locking, before unlocking), so wait and
- *              notify can refuse callers that do not hold the lock.
+ *   c_mutex    the Condition's own lock: robust, recursive (as in Python,
+ *              a Condition made without a lock uses an RLock). Unused when
+ *              the Condition is built on a Lock or RLock.
+ *   c_lock_kind, c_lock_pid, c_lock_created_ns
+ *              which lock the Condition uses, fixed at creation: 0 for
+ *              c_mutex, else the kind and the identity (creator pid and
+ *              creation time, from its segment header) of a Lock or
+ *              RLock. Checked against the lock an opener passes, so that
+ *              two processes cannot believe they share a Condition while
+ *              guarding it with different locks.
  *   c_seq      futex word: notify adds one (wrapping to 0 below 2^31).
  *   c_waiters  waiters between releasing the lock in wait and waking; read
  *              under the lock by notify to skip the system call when zero.
@@ -27,6 +34,12 @@
  * c_seq move and returns: notify(1) can wake two, which condition variables
  * allow (callers loop on their predicate, or use wait_for).
  *
+ * Who holds the lock comes from the robust mutex's own word (glibc keeps the
+ * owner's thread id there; only the owner writes it), so wait and notify
+ * refuse callers that do not hold it, whichever lock it is. wait releases
+ * every level the caller holds (an RLock, or the recursive own lock, may be
+ * held several times), and restores as many once it has the lock again.
+ *
  * A holder killed with the lock: the next acquirer — a thread in acquire or
  * a waiter reacquiring — gets IPC_EOWNERDEAD with the lock held, exactly as
  * with a Lock, since what the lock guards is the caller's data.
@@ -38,70 +51,155 @@
 #include "libipc/sync/layout.h"
 #include "libipc/sync/sync.h"
 
+/* Most levels a wait releases and restores: far more than any program
+ * nests, and a bound on the loop whatever the lock word says. */
+#define COND_MAX_LEVELS 100000
+
 struct ipc_cond {
 	struct ipc__seg seg;
 	struct cond_shm *shm;
+	pthread_mutex_t *mutex; /* c_mutex, or the Lock's / RLock's */
+};
+
+/* Which lock a Condition is built on: what creation stores and an opener
+ * must match. */
+struct cond_lock_id {
+	uint32_t kind; /* 0 (own), IPC__KIND_LOCK or IPC__KIND_RLOCK */
+	int32_t pid;
+	uint64_t created_ns;
 };
 
 static int cond_init(void *base, size_t size, const void *arg)
 {
 	struct cond_shm *shm = base;
+	const struct cond_lock_id *id = arg;
 
 	(void)size;
-	(void)arg;
-	atomic_init(&shm->c_owner, 0);
+	shm->c_lock_kind = id->kind;
+	shm->c_lock_pid = id->pid;
+	shm->c_lock_created_ns = id->created_ns;
 	atomic_init(&shm->c_seq, 0);
 	atomic_init(&shm->c_waiters, 0);
-	return ipc__mutex_init(&shm->c_mutex, false);
+	return ipc__mutex_init(&shm->c_mutex, true);
+}
+
+/* 0 if the segment is built on the lock id names; -EPROTO for a lock kind
+ * no creation stores, -EINVAL for another lock. */
+static int cond_lock_matches(const struct cond_shm *shm,
+			     const struct cond_lock_id *id)
+{
+	uint32_t kind = shm->c_lock_kind;
+
+	if (kind != 0 && kind != IPC__KIND_LOCK && kind != IPC__KIND_RLOCK)
+		return -EPROTO;
+	if (kind != id->kind)
+		return -EINVAL;
+	if (kind != 0 && (shm->c_lock_pid != id->pid ||
+			  shm->c_lock_created_ns != id->created_ns))
+		return -EINVAL;
+	return 0;
+}
+
+static int cond_check(const void *base, size_t size, const void *arg)
+{
+	(void)size;
+	return cond_lock_matches(base, arg);
 }
 
 static const struct ipc__seg_type cond_type = {
 	.kind = IPC__KIND_COND,
 	.min_size = sizeof(struct cond_shm),
 	.init = cond_init,
+	.check = cond_check,
 };
 
-static int cond_make(ipc_cond **c, const char *name, int flags)
+/* lock: NULL for the Condition's own lock, else the Lock or RLock (kind). */
+static int cond_make(ipc_cond **c, const char *name, int flags,
+		     struct ipc__mutexobj *lock, uint32_t kind)
 {
-	int rc = ipc__handle_new((void **)c, sizeof(ipc_cond), &cond_type, name,
-				 flags, sizeof(struct cond_shm), NULL);
-	if (rc == 0)
-		(*c)->shm = (*c)->seg.base;
-	return rc;
+	struct cond_lock_id id = { 0, 0, 0 };
+	int rc;
+
+	if (lock != NULL) {
+		const struct ipc__seg_hdr *h = lock->seg.base;
+		if (lock->mutex == NULL || h == NULL)
+			return -ENOTSUP; /* not a lock in this host's memory */
+		id.kind = kind;
+		id.pid = h->h_creator_pid;
+		id.created_ns = h->h_created_ns;
+	}
+	rc = ipc__handle_new((void **)c, sizeof(ipc_cond), &cond_type, name,
+			     flags, sizeof(struct cond_shm), &id);
+	if (rc != 0)
+		return rc;
+	(*c)->shm = (*c)->seg.base;
+	/* Check once more, for keeps: a peer may have changed the fields
+	 * since the open's check. */
+	rc = cond_lock_matches((*c)->shm, &id);
+	if (rc != 0) {
+		ipc__handle_free(*c);
+		*c = NULL;
+		return rc;
+	}
+	(*c)->mutex = lock ? lock->mutex : &(*c)->shm->c_mutex;
+	return 0;
 }
 
 int ipc_cond_new(ipc_cond **c)
 {
-	return cond_make(c, NULL, 0);
+	return cond_make(c, NULL, 0, NULL, 0);
 }
 
 int ipc_cond_open(ipc_cond **c, const char *name, int flags)
 {
 	if (name == NULL)
 		return -EINVAL;
-	return cond_make(c, name, flags);
+	return cond_make(c, name, flags, NULL, 0);
 }
 
-static int cond_lock(struct cond_shm *shm, const struct ipc__deadline *dl)
+int ipc_cond_new_with_lock(ipc_cond **c, ipc_lock *lk)
 {
-	int rc = ipc__mutex_lock(&shm->c_mutex, dl, NULL, NULL);
-
-	if (rc == 0 || rc == -EOWNERDEAD)
-		atomic_store_explicit(&shm->c_owner, ipc__tid(),
-				      memory_order_relaxed);
-	return rc;
+	if (lk == NULL)
+		return -EINVAL;
+	return cond_make(c, NULL, 0, ipc__lock_obj(lk), IPC__KIND_LOCK);
 }
 
-static bool cond_held(struct cond_shm *shm)
+int ipc_cond_new_with_rlock(ipc_cond **c, ipc_rlock *lk)
 {
-	return atomic_load_explicit(&shm->c_owner, memory_order_relaxed) ==
-	       ipc__tid();
+	if (lk == NULL)
+		return -EINVAL;
+	return cond_make(c, NULL, 0, ipc__rlock_obj(lk), IPC__KIND_RLOCK);
 }
 
-static int cond_unlock(struct cond_shm *shm)
+int ipc_cond_open_with_lock(ipc_cond **c, const char *name, int flags,
+			    ipc_lock *lk)
 {
-	atomic_store_explicit(&shm->c_owner, 0, memory_order_relaxed);
-	return ipc__mutex_unlock(&shm->c_mutex);
+	if (name == NULL || lk == NULL)
+		return -EINVAL;
+	return cond_make(c, name, flags, ipc__lock_obj(lk), IPC__KIND_LOCK);
+}
+
+int ipc_cond_open_with_rlock(ipc_cond **c, const char *name, int flags,
+			     ipc_rlock *lk)
+{
+	if (name == NULL || lk == NULL)
+		return -EINVAL;
+	return cond_make(c, name, flags, ipc__rlock_obj(lk), IPC__KIND_RLOCK);
+}
+
+static int cond_lock(ipc_cond *c, const struct ipc__deadline *dl)
+{
+	return ipc__mutex_lock(c->mutex, dl, NULL, NULL);
+}
+
+static bool cond_held(ipc_cond *c)
+{
+	return ipc__mutex_owner(c->mutex) == ipc__tid();
+}
+
+static int cond_unlock(ipc_cond *c)
+{
+	return ipc__mutex_unlock(c->mutex);
 }
 
 int ipc_cond_acquire(ipc_cond *c, int timeout_ms)
@@ -114,7 +212,7 @@ int ipc_cond_acquire(ipc_cond *c, int timeout_ms)
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
-	rc = cond_lock(c->shm, &dl);
+	rc = cond_lock(c, &dl);
 	if (rc == 0 || rc == -EOWNERDEAD)
 		IPC__CRASHPOINT("cond.acquire.held");
 	return rc;
@@ -124,21 +222,60 @@ int ipc_cond_release(ipc_cond *c)
 {
 	if (c == NULL)
 		return -EINVAL;
-	if (!cond_held(c->shm))
+	if (!cond_held(c))
 		return -EPERM;
-	return cond_unlock(c->shm);
+	return cond_unlock(c);
+}
+
+/* Release every level of the lock the caller holds: how many, at least 1,
+ * or a negative error with the lock still held as it was. */
+static int cond_release_all(ipc_cond *c)
+{
+	int levels = 0, rc;
+
+	do {
+		rc = cond_unlock(c);
+		if (rc != 0)
+			break;
+		levels++;
+	} while (levels < COND_MAX_LEVELS && cond_held(c));
+	return levels > 0 ? levels : rc;
+}
+
+/* Take the lock again after a wait and restore the levels released: the
+ * first acquire's result (0 or -EOWNERDEAD; the levels are restored in
+ * both cases). */
+static int cond_restore(ipc_cond *c, int levels)
+{
+	int rc = cond_lock(c, &ipc__forever);
+
+	if (rc != 0 && rc != -EOWNERDEAD)
+		return rc;
+	if (levels > 1)
+		IPC__CRASHPOINT("cond.wait.restoring");
+	/* The mutex is recursive whenever levels > 1 and the caller holds
+	 * it now: each further lock is a count increment. */
+	for (int i = 1; i < levels; i++)
+		ipc__mutex_lock(c->mutex, &ipc__forever, NULL, NULL);
+	return rc;
 }
 
 /* One wait with the lock held on entry and on return. */
-static int cond_wait_until(struct cond_shm *shm, const struct ipc__deadline *dl)
+static int cond_wait_until(ipc_cond *c, const struct ipc__deadline *dl)
 {
+	struct cond_shm *shm = c->shm;
 	uint32_t seq;
 	bool notified = false;
-	int rc;
+	int levels, rc;
 
 	seq = atomic_load_explicit(&shm->c_seq, memory_order_relaxed);
 	atomic_fetch_add_explicit(&shm->c_waiters, 1, memory_order_relaxed);
-	cond_unlock(shm);
+	levels = cond_release_all(c);
+	if (levels < 0) {
+		atomic_fetch_sub_explicit(&shm->c_waiters, 1,
+					  memory_order_relaxed);
+		return levels;
+	}
 	IPC__CRASHPOINT("cond.wait.unlocked");
 	for (;;) {
 		rc = ipc__futex_wait(&shm->c_seq, seq, dl);
@@ -152,7 +289,7 @@ static int cond_wait_until(struct cond_shm *shm, const struct ipc__deadline *dl)
 	}
 	atomic_fetch_sub_explicit(&shm->c_waiters, 1, memory_order_relaxed);
 	IPC__CRASHPOINT("cond.wait.woken");
-	rc = cond_lock(shm, &ipc__forever);
+	rc = cond_restore(c, levels);
 	if (rc != 0)
 		return rc; /* -EOWNERDEAD: held, and the caller must know */
 	return notified ? 0 : ipc__deadline_error(dl);
@@ -168,9 +305,9 @@ int ipc_cond_wait(ipc_cond *c, int timeout_ms)
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
-	if (!cond_held(c->shm))
+	if (!cond_held(c))
 		return -EPERM;
-	return cond_wait_until(c->shm, &dl);
+	return cond_wait_until(c, &dl);
 }
 
 int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
@@ -184,12 +321,12 @@ int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
-	if (!cond_held(c->shm))
+	if (!cond_held(c))
 		return -EPERM;
 	while (!pred(arg)) {
 		if (ipc__deadline_passed(&dl))
 			return ipc__deadline_error(&dl);
-		rc = cond_wait_until(c->shm, &dl);
+		rc = cond_wait_until(c, &dl);
 		if (rc == -EOWNERDEAD)
 			return rc;
 	}
@@ -200,7 +337,7 @@ int ipc_cond_notify(ipc_cond *c, int n)
 {
 	if (c == NULL || n < 1)
 		return -EINVAL;
-	if (!cond_held(c->shm))
+	if (!cond_held(c))
 		return -EPERM;
 	/* Waiters count themselves under the lock we hold: zero is exact. */
 	if (atomic_load_explicit(&c->shm->c_waiters, memory_order_relaxed) == 0)
@@ -228,15 +365,16 @@ void ipc_cond_close(ipc_cond *c)
 
 /* ipc_stat: the lock's holder and the sleepers, from a copy of the
  * segment. The holder comes from the robust mutex's word, which the kernel
- * clears when its owner dies, not from c_owner, which a dead holder leaves
- * behind. */
+ * clears when its owner dies. */
 int ipc__cond_describe(const void *seg, size_t len, ipc_object_info *info)
 {
 	const struct cond_shm *shm = seg;
 
 	if (len < sizeof(*shm))
 		return -EPROTO;
-	ipc__mutex_peek(&shm->c_mutex, info);
+	/* Built on a Lock or RLock: that object's segment tells its holder. */
+	if (shm->c_lock_kind == 0)
+		ipc__mutex_peek(&shm->c_mutex, info);
 	info->waiters =
 		atomic_load_explicit(&shm->c_waiters, memory_order_relaxed);
 	return 0;

@@ -139,6 +139,18 @@ int ipc_event_wait(ipc_event *ev, int timeout_ms)
 	}
 }
 
+/* ipc_wait: the word to sleep on and its value now. 1 if the flag is set
+ * (nothing to sleep on), 0 otherwise. Any later set changes the word and
+ * wakes every sleeper on it, in one system call. */
+int ipc__event_watch(ipc_event *ev, _Atomic uint32_t **word, uint32_t *val)
+{
+	if (ev == NULL)
+		return -EINVAL;
+	*word = &ev->shm->e_word;
+	*val = atomic_load_explicit(*word, memory_order_acquire);
+	return (*val & EV_SET) != 0;
+}
+
 void ipc_event_close(ipc_event *ev)
 {
 	ipc__handle_free(ev);

@@ -47,7 +47,12 @@ struct event_shm {
 struct cond_shm {
 	struct ipc__seg_hdr hdr;
 	pthread_mutex_t c_mutex IPC__ALIGNED;
-	_Atomic int32_t c_owner;
+	/* The lock the Condition is built on, fixed at creation: 0 for
+	 * c_mutex, else IPC__KIND_LOCK or IPC__KIND_RLOCK and the identity
+	 * (creator pid, creation time) from that lock's segment header. */
+	uint32_t c_lock_kind;
+	int32_t c_lock_pid;
+	uint64_t c_lock_created_ns;
 	_Atomic uint32_t c_seq IPC__ALIGNED;
 	_Atomic uint32_t c_waiters;
 };
@@ -73,6 +78,7 @@ struct barrier_shm {
 	struct ipc__seg_hdr hdr;
 	pthread_mutex_t b_mutex IPC__ALIGNED;
 	uint32_t b_parties;
+	int32_t b_timeout_ms; /* default wait timeout; fixed at creation */
 	_Atomic uint32_t b_count;
 	_Atomic uint32_t b_broken;
 	_Atomic uint32_t b_gen IPC__ALIGNED;

@@ -115,6 +115,32 @@ int ipc_lock_release(ipc_lock *lk)
 	return ipc__mutexobj_release(lk ? &lk->m : NULL);
 }
 
+/* Held (1) or free (0) at the moment the mutex word was read: a lock whose
+ * holder died reads as free, since the next acquirer gets it. */
+int ipc__mutexobj_locked(struct ipc__mutexobj *m)
+{
+	int32_t owner;
+
+	if (m == NULL)
+		return -EINVAL;
+	if (!ipc__mutex_sane(m->mutex))
+		return -ENOTRECOVERABLE;
+	owner = ipc__mutex_owner(m->mutex);
+	if (owner < 0)
+		return -ENOTSUP;
+	return owner != 0 ? 1 : 0;
+}
+
+int ipc_lock_locked(ipc_lock *lk)
+{
+	return ipc__mutexobj_locked(lk ? &lk->m : NULL);
+}
+
+struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk)
+{
+	return lk ? &lk->m : NULL;
+}
+
 void ipc_lock_close(ipc_lock *lk)
 {
 	ipc__handle_free(lk);

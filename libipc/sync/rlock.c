@@ -39,6 +39,16 @@ int ipc_rlock_release(ipc_rlock *lk)
 	return ipc__mutexobj_release(lk ? &lk->m : NULL);
 }
 
+int ipc_rlock_locked(ipc_rlock *lk)
+{
+	return ipc__mutexobj_locked(lk ? &lk->m : NULL);
+}
+
+struct ipc__mutexobj *ipc__rlock_obj(ipc_rlock *lk)
+{
+	return lk ? &lk->m : NULL;
+}
+
 void ipc_rlock_close(ipc_rlock *lk)
 {
 	ipc__handle_free(lk);

@@ -191,6 +191,34 @@ int ipc_sem_release(ipc_sem *s)
 	return 0;
 }
 
+/* Release n units in one CAS: all of them or, past the ceiling, none. The
+ * wake is for n sleepers; FUTEX_WAKE only wakes as many as sleep, and each
+ * woken sleeper takes a unit or sleeps again, so waking more than can take
+ * one costs nothing but their re-check. A releaser killed between its CAS
+ * and its wake leaves n units that sleepers find within IPC__RECHECK_MS, as
+ * for ipc_sem_release. */
+int ipc_sem_release_n(ipc_sem *s, unsigned n)
+{
+	struct sem_shm *shm;
+	uint32_t v, ceiling;
+
+	if (s == NULL || n == 0 || n > IPC_SEM_VALUE_MAX)
+		return -EINVAL;
+	shm = s->shm;
+	ceiling = s->max != 0 ? s->max : IPC_SEM_VALUE_MAX;
+	v = atomic_load_explicit(&shm->s_value, memory_order_relaxed);
+	do {
+		if (v > IPC_SEM_VALUE_MAX)
+			return -ENOTRECOVERABLE;
+		if (v > ceiling || n > ceiling - v)
+			return -EINVAL;
+	} while (!atomic_compare_exchange_weak(&shm->s_value, &v, v + n));
+	IPC__CRASHPOINT("sem.release_n.before_wake");
+	if (atomic_load(&shm->s_waiters) > 0)
+		ipc__futex_wake(&shm->s_value, (int)n);
+	return 0;
+}
+
 int ipc_sem_value(ipc_sem *s)
 {
 	uint32_t v;

@@ -21,6 +21,17 @@ int ipc__mutexobj_make(struct ipc__mutexobj **out, size_t handle_size,
 		       bool recursive, const char *name, int flags);
 int ipc__mutexobj_acquire(struct ipc__mutexobj *m, int timeout_ms);
 int ipc__mutexobj_release(struct ipc__mutexobj *m);
+/* 1 held | 0 free | -EINVAL | -ENOTRECOVERABLE (damaged kind)
+ * | -ENOTSUP (no glibc). */
+int ipc__mutexobj_locked(struct ipc__mutexobj *m);
+
+/* The mutex object behind a Lock / RLock handle (NULL for NULL). */
+struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk);
+struct ipc__mutexobj *ipc__rlock_obj(ipc_rlock *lk);
+
+/* ipc_wait (wait/wait.c): the Event's futex word and its value now; 1 if
+ * set, 0 if not, -EINVAL for NULL. */
+int ipc__event_watch(ipc_event *ev, _Atomic uint32_t **word, uint32_t *val);
 
 /* ipc_stat (stat.c): each kind's live state from a copy of the first len
  * bytes of its segment, header already checked. 0 | -EPROTO (too short,

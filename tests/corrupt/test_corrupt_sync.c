@@ -270,7 +270,7 @@ static int cond_keeps_its_contract(void *arg)
 
 	(void)arg;
 	T_CHECK(ipc_cond_open(&c, name, 0) == 0, 1);
-	/* Not held by this thread, whatever c_owner says. */
+	/* Not held by this thread: the lock word says so. */
 	T_CHECK(ipc_cond_notify(c, 1) == IPC_EPERM, 2);
 	T_CHECK(ipc_cond_wait(c, 10) == IPC_EPERM, 3);
 	T_CHECK(ipc_cond_acquire(c, 1000) == 0, 4);
@@ -284,7 +284,7 @@ static int cond_keeps_its_contract(void *arg)
 	return 0;
 }
 
-Test(corrupt, cond_owner_sequence_and_waiter_count_with_any_value)
+Test(corrupt, cond_sequence_and_waiter_count_with_any_value)
 {
 	static const uint32_t bad[] = { 1, 0x7fffffffu, 0x80000000u,
 					0xffffffffu };
@@ -295,11 +295,36 @@ Test(corrupt, cond_owner_sequence_and_waiter_count_with_any_value)
 	ipc_cond_close(c);
 	shm = map_it();
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		atomic_store(&shm->c_owner, (int32_t)bad[i]);
 		atomic_store(&shm->c_seq, bad[i]);
 		atomic_store(&shm->c_waiters, bad[i]);
 		in_child(cond_keeps_its_contract, NULL, "cond fields");
 	}
+}
+
+/* A lock kind no creation stores is a damaged segment (IPC_EPROTO); the
+ * identity of the lock, rewritten, makes the right lock a mismatch
+ * (IPC_EINVAL), never a Condition on a lock that is not its own. */
+Test(corrupt, cond_lock_kind_and_identity_are_checked_at_open)
+{
+	static const uint32_t bad_kind[] = { 3, 9, 0xffffffffu };
+	struct cond_shm *shm;
+	ipc_cond *c;
+	ipc_lock *lk;
+
+	cr_assert_eq(ipc_lock_new(&lk), 0);
+	cr_assert_eq(ipc_cond_open_with_lock(&c, name, IPC_CREATE, lk), 0);
+	ipc_cond_close(c);
+	shm = map_it();
+	for (size_t i = 0; i < sizeof(bad_kind) / sizeof(bad_kind[0]); i++) {
+		shm->c_lock_kind = bad_kind[i];
+		cr_assert_eq(ipc_cond_open_with_lock(&c, name, 0, lk),
+			     IPC_EPROTO, "c_lock_kind %u", bad_kind[i]);
+		cr_assert_eq(ipc_cond_open(&c, name, 0), IPC_EPROTO);
+	}
+	shm->c_lock_kind = 1; /* IPC__KIND_LOCK, as created */
+	shm->c_lock_pid ^= 1;
+	cr_assert_eq(ipc_cond_open_with_lock(&c, name, 0, lk), IPC_EINVAL);
+	ipc_lock_close(lk);
 }
 
 static int cond_is_enotrecoverable(void *arg)
@@ -444,6 +469,27 @@ Test(corrupt, barrier_party_count_out_of_range_is_eproto_at_open)
 		cr_assert_eq(ipc_barrier_open(&b, name, 0, 0), IPC_EPROTO,
 			     "b_parties %u (the file has 3 slots)", bad[i]);
 	}
+}
+
+/* A default timeout no creation stores (0, below IPC_FOREVER) is a
+ * damaged segment; and one rewritten after open changes nothing for a
+ * handle that already has it. */
+Test(corrupt, barrier_default_timeout_out_of_range_is_eproto)
+{
+	const int32_t bad[] = { 0, -2, -1000, INT32_MIN };
+	struct barrier_shm *shm;
+	ipc_barrier *b;
+
+	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
+	shm = map_it();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ipc_barrier *b2;
+		shm->b_timeout_ms = bad[i];
+		cr_assert_eq(ipc_barrier_open(&b2, name, 0, 0), IPC_EPROTO,
+			     "b_timeout_ms %d", bad[i]);
+		cr_assert_eq(ipc_barrier_default_timeout(b), IPC_FOREVER);
+	}
+	ipc_barrier_close(b);
 }
 
 static ipc_barrier *bar;

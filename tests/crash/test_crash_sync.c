@@ -253,6 +253,68 @@ Test(crash, cond_notify_before)
 	ipc_cond_close(cv);
 }
 
+/* A Condition on an RLock, its waiter holding two levels. */
+static ipc_rlock *crl;
+
+static int cond_rlock_waiter(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2; i++)
+		if (ipc_rlock_acquire(crl, 5000) != 0)
+			return 1;
+	__atomic_add_fetch(ready, 1, __ATOMIC_SEQ_CST);
+	int rc = ipc_cond_wait(cv, 20000);
+	for (int i = 0; i < 2; i++)
+		if (ipc_rlock_release(crl) != 0)
+			return 3;
+	return rc == 0 ? 0 : 2;
+}
+
+static void cond_rlock_setup(void)
+{
+	cr_assert_eq(ipc_rlock_new(&crl), 0);
+	cr_assert_eq(ipc_cond_new_with_rlock(&cv, crl), 0);
+	ready = t_shared(sizeof(int));
+}
+
+static void cond_rlock_teardown(void)
+{
+	ipc_cond_close(cv);
+	ipc_rlock_close(crl);
+}
+
+/* Killed with both levels released: the RLock is free. */
+Test(crash, cond_on_rlock_wait_unlocked)
+{
+	cond_rlock_setup();
+	die_at("cond.wait.unlocked", cond_rlock_waiter, NULL);
+	cr_assert_eq(ipc_rlock_acquire(crl, IPC_NOWAIT), 0, "both released");
+	cr_assert_eq(ipc_rlock_release(crl), 0);
+	check_cond_works();
+	cond_rlock_teardown();
+}
+
+/* Killed after taking the RLock back once, before restoring the second
+ * level: the next acquirer gets IPC_EOWNERDEAD with a count of one. */
+Test(crash, cond_on_rlock_wait_restoring)
+{
+	pid_t w;
+
+	cond_rlock_setup();
+	w = t_spawn_at_point("cond.wait.restoring", NULL, cond_rlock_waiter,
+			     NULL);
+	cr_assert(t_wait_count(ready, 1, 10000));
+	cr_assert(t_blocked_in_futex(w, 10000));
+	cr_assert_eq(t_reap(t_spawn(cond_notifier, NULL), 10000), 0);
+	cr_assert_eq(t_reap(w, 10000), -SIGKILL);
+	cr_assert_eq(ipc_rlock_acquire(crl, 1000), IPC_EOWNERDEAD);
+	cr_assert_eq(ipc_rlock_release(crl), 0);
+	cr_assert_eq(ipc_rlock_release(crl), IPC_EPERM, "a count of one");
+	*ready = 1;
+	check_cond_works();
+	cond_rlock_teardown();
+}
+
 /* ---- Semaphore -------------------------------------------------------- */
 
 static ipc_sem *sem;
@@ -307,6 +369,30 @@ Test(crash, sem_release_before_wake)
 	/* The unit was added but nobody was woken: the sleeper's periodic
 	 * re-check finds it. */
 	cr_assert_eq(t_reap(w, 10000), 0);
+	cr_assert_eq(ipc_sem_value(sem), 0);
+	ipc_sem_close(sem);
+}
+
+static int sem_giver_n(void *arg)
+{
+	(void)arg;
+	return ipc_sem_release_n(sem, 2);
+}
+
+/* release_n killed between adding its units and waking: both units are
+ * there, and both sleepers find them on their periodic re-check. */
+Test(crash, sem_release_n_before_wake)
+{
+	pid_t w[2];
+
+	cr_assert_eq(ipc_sem_new(&sem, 0, 0), 0);
+	for (int i = 0; i < 2; i++)
+		w[i] = t_spawn(sem_taker, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert(t_blocked_in_futex(w[i], 10000));
+	die_at("sem.release_n.before_wake", sem_giver_n, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(w[i], 10000), 0);
 	cr_assert_eq(ipc_sem_value(sem), 0);
 	ipc_sem_close(sem);
 }
@@ -377,6 +463,29 @@ Test(crash, barrier_trip_before_wake)
 	/* The tripper died inside the barrier: the next entrant repairs its
 	 * lock and finds the barrier broken, until reset. */
 	cr_assert_eq(ipc_barrier_wait(bar, IPC_NOWAIT), IPC_EBROKEN);
+	check_full_round(2);
+	ipc_barrier_close(bar);
+}
+
+static int noop_action(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* The last arrival killed as it starts the action: it dies holding the
+ * internal lock, whose repair breaks the round. */
+Test(crash, barrier_trip_action)
+{
+	ipc_barrier_attr attr = { noop_action, NULL, 0 };
+	pid_t a;
+
+	cr_assert_eq(ipc_barrier_new_attr(&bar, 2, &attr), 0);
+	a = t_spawn(bar_wait, NULL);
+	cr_assert(t_blocked_in_futex(a, 10000));
+	die_at("barrier.trip.action", bar_wait, NULL);
+	cr_assert_eq(t_reap(a, 10000), 100, "broken, not released");
+	cr_assert(ipc_barrier_broken(bar));
 	check_full_round(2);
 	ipc_barrier_close(bar);
 }
