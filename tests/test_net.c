@@ -77,14 +77,7 @@ static ipc_net_attr keyed(const char *k)
 /* Start a server on a free loopback port (other tests run in parallel). */
 static int serve(ipc_server **s, const ipc_net_attr *a)
 {
-	int rc = IPC_EBUSY;
-
-	for (int i = 0; i < 500 && rc == IPC_EBUSY; i++) {
-		int port = 20000 + (int)((getpid() * 31 + i * 97) % 30000);
-		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-		rc = ipc_server_start(s, url, a);
-	}
-	return rc;
+	return t_net_serve(s, a, url, sizeof(url));
 }
 
 static void serve_queue(bool joinable, const ipc_net_attr *a)
@@ -305,25 +298,7 @@ Test(net, closing_a_remote_consumer_requeues_its_tasks)
  * stdout on *out. */
 static pid_t spawn_peer(int *out, const char *mode, const char *k)
 {
-	const char *top = getenv("top_builddir");
-	char path[512];
-	int fd[2];
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
-	if (pipe(fd) != 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(path, path, mode, url, "jobs", k, (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	*out = fd[0];
-	return pid;
+	return t_net_peer(out, mode, url, "jobs", k, NULL);
 }
 
 /* Poll until q holds at least want messages, at most timeout_ms. */
@@ -339,26 +314,6 @@ static bool t_wait_count_long(ipc_queue *q, long want, int timeout_ms)
 	return true;
 }
 
-/* Read one line from fd within timeout_ms. */
-static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
-{
-	size_t n = 0;
-	long end = t_now_ms() + timeout_ms;
-
-	while (n + 1 < cap) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long left = end - t_now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
-		    read(fd, buf + n, 1) != 1)
-			return false;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
 {
 	ipc_net_attr a = keyed(key);
@@ -370,7 +325,7 @@ Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
 	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
 	pid = spawn_peer(&fd, "hold", key);
 	cr_assert_gt(pid, 0);
-	cr_assert(read_line(fd, buf, sizeof(buf), 20000),
+	cr_assert(t_read_line(fd, buf, sizeof(buf), 20000),
 		  "the remote consumer took the task");
 	cr_assert_str_eq(buf, "got 2");
 	cr_assert_eq(ipc_queue_qsize(local), 0);
@@ -631,7 +586,7 @@ Test(net, ipc_serve_killed_and_restarted_mid_stream)
 	cr_assert(t_wait_count_long(local, n / 3, 30000), "stream started");
 	cr_assert_eq(t_kill(server), -SIGKILL);
 	server = spawn_serve(sock_url, keyfile, qname);
-	cr_assert(read_line(fd, line, sizeof(line), 60000), "producer done");
+	cr_assert(t_read_line(fd, line, sizeof(line), 60000), "producer done");
 	acked = atol(line);
 	cr_assert_eq(waitpid(producer, &status, 0), producer);
 	close(fd);

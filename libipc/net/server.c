@@ -58,7 +58,9 @@
 
 struct served {
 	char name[IPC__NET_NAME_MAX + 1];
-	ipc_queue *q;
+	uint8_t kind; /* enum ipc__net_kind */
+	ipc_queue *q; /* IPC__NK_QUEUE */
+	void *obj; /* the others: ipc_event, ipc_lock, ipc_sem, ipc_barrier */
 };
 
 struct job {
@@ -83,8 +85,13 @@ struct session {
 	bool active; /* handshake finished; thread running */
 	int64_t created_ms;
 	char name[IPC__NET_NAME_MAX + 1];
-	ipc_queue *q; /* our own handle on the served queue */
+	uint8_t kind;
+	ipc_queue *q; /* a queue: our own handle on the served queue */
 	bool joinable;
+	void *obj; /* the others: the served handle (shared, not ours) */
+	/* What the session holds, released when it ends (session thread). */
+	bool lock_held;
+	long sem_held; /* units acquired less units released */
 
 	/* Shared between the receiving thread and the session thread. */
 	pthread_mutex_t mu;
@@ -93,6 +100,8 @@ struct session {
 	bool has_job, exiting, want_close;
 	struct job job;
 	uint64_t busy_seq;	/* executing now; 0 none */
+	uint16_t busy_op;	/* its op */
+	uint64_t aborted_seq;	/* a barrier wait we broke (lease, stop) */
 	uint64_t last_seq;	/* last executed */
 	uint8_t ctrl[SRV_CTRL]; /* routing header of the newest copy */
 	uint8_t *last_reply;	/* the frame sent for last_seq */
@@ -188,14 +197,80 @@ static int slice_ms(int32_t arg)
 	return arg;
 }
 
+/* Run an Event, Lock, Semaphore or Barrier request: its status. The
+ * session thread is the thread that holds a Lock for its client. */
+static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
+{
+	int rc;
+
+	switch (b->op) {
+	case IPC__OP_EV_SET:
+		return ipc_event_set(s->obj);
+	case IPC__OP_EV_CLEAR:
+		return ipc_event_clear(s->obj);
+	case IPC__OP_EV_IS_SET:
+		return ipc_event_is_set(s->obj) ? 1 : 0;
+	case IPC__OP_EV_WAIT:
+		return ipc_event_wait(s->obj, slice_ms(b->arg));
+	case IPC__OP_LK_ACQUIRE:
+		rc = ipc_lock_acquire(s->obj, slice_ms(b->arg));
+		if (IPC_OK(rc))
+			s->lock_held = true;
+		return rc;
+	case IPC__OP_LK_RELEASE:
+		rc = ipc_lock_release(s->obj);
+		if (rc == 0)
+			s->lock_held = false;
+		return rc;
+	case IPC__OP_SEM_ACQUIRE:
+		rc = ipc_sem_acquire(s->obj, slice_ms(b->arg));
+		if (rc == 0)
+			s->sem_held++;
+		return rc;
+	case IPC__OP_SEM_RELEASE:
+		rc = ipc_sem_release(s->obj);
+		if (rc == 0 && s->sem_held > 0)
+			s->sem_held--;
+		return rc;
+	case IPC__OP_SEM_VALUE:
+		return ipc_sem_value(s->obj);
+	case IPC__OP_BAR_WAIT:
+		/* One piece, not slices: a barrier wait that times out breaks
+		 * the barrier. */
+		return ipc_barrier_wait(s->obj,
+					b->arg < 0 ? IPC_FOREVER : b->arg);
+	case IPC__OP_BAR_ABORT:
+		return ipc_barrier_abort(s->obj);
+	case IPC__OP_BAR_RESET:
+		return ipc_barrier_reset(s->obj);
+	case IPC__OP_BAR_PARTIES:
+		return (int32_t)ipc_barrier_parties(s->obj);
+	case IPC__OP_BAR_N_WAITING:
+		return (int32_t)ipc_barrier_n_waiting(s->obj);
+	case IPC__OP_BAR_BROKEN:
+		return ipc_barrier_broken(s->obj) ? 1 : 0;
+	default:
+		return IPC_ENOTSUP;
+	}
+}
+
 /* Run body b; fill reply r (r->data may be set to *out, malloc'd). */
 static void session_exec(struct session *s, const struct ipc__body *b,
 			 struct ipc__body *r, void **out)
 {
+	int kind = ipc__op_kind(b->op);
 	ssize_t n;
 
 	r->op = b->op;
 	r->arg = 0;
+	if (kind > 0 && kind != s->kind) {
+		r->arg = IPC_ENOTSUP; /* an op of another kind of object */
+		return;
+	}
+	if (kind > IPC__NK_QUEUE) {
+		r->arg = session_exec_sync(s, b);
+		return;
+	}
 	switch (b->op) {
 	case IPC__OP_PING:
 	case IPC__OP_OPEN:
@@ -279,6 +354,41 @@ static void session_keep_lost(struct session *s, struct ipc__body *lost)
 	s->has_undelivered = true;
 }
 
+/* The client gave up on the reply to an acquire that succeeded: it does
+ * not believe it holds the Lock or the unit, so nobody would release it. */
+static bool session_undo_lost_acquire(struct session *s)
+{
+	if (s->last_op == IPC__OP_LK_ACQUIRE) {
+		if (IPC_OK(s->last_status) && s->lock_held &&
+		    ipc_lock_release(s->obj) == 0)
+			s->lock_held = false;
+		return true;
+	}
+	if (s->last_op == IPC__OP_SEM_ACQUIRE) {
+		if (s->last_status == 0 && s->sem_held > 0 &&
+		    ipc_sem_release(s->obj) == 0)
+			s->sem_held--;
+		return true;
+	}
+	return false;
+}
+
+/* What a session holds when it ends goes back: the client vanished, or
+ * closed its handle without releasing. */
+static void session_release_held(struct session *s)
+{
+	if (s->lock_held && ipc_lock_release(s->obj) == 0)
+		srv_log(s->srv, "session %016llx (%s): its lock is released",
+			(unsigned long long)s->sid, s->name);
+	s->lock_held = false;
+	if (s->sem_held > 0)
+		srv_log(s->srv,
+			"session %016llx (%s): %ld semaphore unit(s) released",
+			(unsigned long long)s->sid, s->name, s->sem_held);
+	for (; s->sem_held > 0; s->sem_held--)
+		(void)ipc_sem_release(s->obj);
+}
+
 static void session_recover_lost(struct session *s)
 {
 	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
@@ -286,6 +396,8 @@ static void session_recover_lost(struct session *s)
 	struct ipc__body b;
 	uint8_t *plain;
 
+	if (session_undo_lost_acquire(s))
+		return;
 	if (s->last_reply == NULL ||
 	    ipc__frame_decode(s->last_reply, s->last_reply_len, &f) != 0 ||
 	    ipc__frame_open(&f, s->last_reply, key, IPC__DIR_S2C, &plain, &b) !=
@@ -365,6 +477,7 @@ static void *session_main(void *arg)
 		memset(&s->job, 0, sizeof(s->job));
 		s->has_job = false;
 		s->busy_seq = j.seq;
+		s->busy_op = j.body.op;
 		memcpy(s->ctrl, j.ctrl, SRV_CTRL);
 		pthread_mutex_unlock(&s->mu);
 		session_run_job(s, &j);
@@ -384,6 +497,7 @@ static void *session_main(void *arg)
 			"session %016llx: a message whose reply was lost "
 			"could not be put back",
 			(unsigned long long)s->sid);
+	session_release_held(s);
 	session_free(s);
 	pthread_mutex_lock(&srv->mu);
 	srv->live_threads--;
@@ -442,6 +556,7 @@ static struct session *session_new(struct ipc_server *srv,
 	while (s->sid == 0 || session_slot(srv, s->sid) >= 0);
 	memcpy(s->client_id, h->client_id, IPC__NET_ID);
 	memcpy(s->nonce_c, h->nonce, IPC__NET_NONCE);
+	s->kind = h->kind;
 	ipc__random(s->nonce_s, IPC__NET_NONCE);
 	snprintf(s->name, sizeof(s->name), "%s", h->name);
 	s->created_ms = s->last_ms = ipc__net_now_ms();
@@ -478,7 +593,7 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	const uint8_t *key = srv->keys.keyed ? s->sk.s2c : NULL;
 	uint8_t info[8];
 	struct ipc__body r = { .op = IPC__OP_OPEN, .data = info, .len = 8 };
-	ipc_queue *served = NULL;
+	const struct served *served = NULL;
 	pthread_attr_t ta;
 	pthread_t t;
 	uint8_t *frame;
@@ -488,15 +603,26 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	pthread_mutex_lock(&srv->mu);
 	for (int i = 0; i < srv->nobjs; i++)
 		if (strcmp(srv->objs[i].name, s->name) == 0)
-			served = srv->objs[i].q;
-	rc = served ? ipc__queue_dup(served, &s->q) : IPC_ENOENT;
+			served = &srv->objs[i];
+	if (served == NULL)
+		rc = IPC_ENOENT;
+	else if (served->kind != s->kind)
+		rc = IPC_EPROTO; /* as opening a name of another kind */
+	else if (s->kind == IPC__NK_QUEUE)
+		rc = ipc__queue_dup(served->q, &s->q);
+	else {
+		s->obj = served->obj;
+		rc = 0;
+	}
 	pthread_mutex_unlock(&srv->mu);
 	if (rc != 0)
 		return rc;
-	s->joinable = ipc_queue_unfinished(s->q) >= 0;
-	r.val = (int64_t)s->q->ops->max_msg_size(s->q->impl);
-	if (r.val > (int64_t)IPC__NET_MAX_MSG)
-		r.val = (int64_t)IPC__NET_MAX_MSG;
+	if (s->q != NULL) {
+		s->joinable = ipc_queue_unfinished(s->q) >= 0;
+		r.val = (int64_t)s->q->ops->max_msg_size(s->q->impl);
+		if (r.val > (int64_t)IPC__NET_MAX_MSG)
+			r.val = (int64_t)IPC__NET_MAX_MSG;
+	}
 	ipc__put_le32(info, (uint32_t)srv->lease_ms);
 	ipc__put_le32(info + 4, s->joinable ? 1 : 0);
 	rc = ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
@@ -679,7 +805,7 @@ static void sweep(struct ipc_server *srv, bool all)
 
 	for (int i = 0; i < SRV_MAX_SESSIONS; i++) {
 		struct session *s = srv->sessions[i];
-		bool idle, closing, expired;
+		bool idle, closing, expired, stuck;
 		if (s == NULL)
 			continue;
 		if (!s->active) {
@@ -690,8 +816,25 @@ static void sweep(struct ipc_server *srv, bool all)
 		pthread_mutex_lock(&s->mu);
 		idle = !s->has_job && s->busy_seq == 0;
 		closing = s->want_close && idle;
-		expired = idle && now - s->last_ms > srv->lease_ms;
+		expired = now - s->last_ms > srv->lease_ms;
+		/* A barrier wait is one long request: nanomsg's resends of it
+		 * renew the lease. Silence for a lease, or the server
+		 * stopping, means the party is gone: break the barrier, as
+		 * for a local party that dies waiting. */
+		stuck = !idle && s->busy_op == IPC__OP_BAR_WAIT &&
+			s->aborted_seq != s->busy_seq && (all || expired);
+		if (stuck)
+			s->aborted_seq = s->busy_seq;
+		expired = expired && idle;
 		pthread_mutex_unlock(&s->mu);
+		if (stuck) {
+			srv_log(srv,
+				"session %016llx (%s): %s in a barrier wait; "
+				"the barrier is broken",
+				(unsigned long long)s->sid, s->name,
+				all ? "server stopping" : "lease expired");
+			(void)ipc_barrier_abort(s->obj);
+		}
 		if (all)
 			session_end(srv, i, "server stopping");
 		else if (closing)
@@ -824,27 +967,23 @@ fail_free:
 	return rc;
 }
 
-int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
+/* Add name (kind, q or obj) to the served objects. */
+static int server_add(ipc_server *srv, const char *name, uint8_t kind,
+		      ipc_queue *q, void *obj)
 {
-	ipc_queue *probe;
+	struct ipc__hello h = { .kind = kind };
+	uint8_t buf[IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
+	size_t n;
 	int rc = 0;
 
-	if (srv == NULL || name == NULL || q == NULL)
+	if (srv == NULL || name == NULL || (q == NULL && obj == NULL))
 		return IPC_EINVAL;
-	{
-		struct ipc__hello h = { .kind = IPC__NK_QUEUE };
-		uint8_t buf[IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
-		size_t n = strlen(name);
-		if (n == 0 || n > IPC__NET_NAME_MAX)
-			return IPC_EINVAL;
-		memcpy(h.name, name, n + 1);
-		if (ipc__hello_decode(buf, ipc__hello_put(buf, &h), &h) != 0)
-			return IPC_EINVAL; /* not a valid name */
-	}
-	rc = ipc__queue_dup(q, &probe); /* can we serve it at all? */
-	if (rc != 0)
-		return rc;
-	ipc_queue_close(probe);
+	n = strlen(name);
+	if (n == 0 || n > IPC__NET_NAME_MAX)
+		return IPC_EINVAL;
+	memcpy(h.name, name, n + 1);
+	if (ipc__hello_decode(buf, ipc__hello_put(buf, &h), &h) != 0)
+		return IPC_EINVAL; /* not a valid name */
 	pthread_mutex_lock(&srv->mu);
 	for (int i = 0; i < srv->nobjs; i++)
 		if (strcmp(srv->objs[i].name, name) == 0)
@@ -852,12 +991,48 @@ int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
 	if (rc == 0 && srv->nobjs == SRV_MAX_OBJECTS)
 		rc = IPC_ENOMEM;
 	if (rc == 0) {
-		snprintf(srv->objs[srv->nobjs].name, IPC__NET_NAME_MAX + 1,
-			 "%s", name);
-		srv->objs[srv->nobjs++].q = q;
+		struct served *o = &srv->objs[srv->nobjs++];
+		snprintf(o->name, sizeof(o->name), "%s", name);
+		o->kind = kind;
+		o->q = q;
+		o->obj = obj;
 	}
 	pthread_mutex_unlock(&srv->mu);
 	return rc;
+}
+
+int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
+{
+	ipc_queue *probe;
+	int rc;
+
+	if (srv == NULL || name == NULL || q == NULL)
+		return IPC_EINVAL;
+	rc = ipc__queue_dup(q, &probe); /* can we serve it at all? */
+	if (rc != 0)
+		return rc;
+	ipc_queue_close(probe);
+	return server_add(srv, name, IPC__NK_QUEUE, q, NULL);
+}
+
+int ipc_server_add_event(ipc_server *srv, const char *name, ipc_event *ev)
+{
+	return server_add(srv, name, IPC__NK_EVENT, NULL, ev);
+}
+
+int ipc_server_add_lock(ipc_server *srv, const char *name, ipc_lock *lk)
+{
+	return server_add(srv, name, IPC__NK_LOCK, NULL, lk);
+}
+
+int ipc_server_add_sem(ipc_server *srv, const char *name, ipc_sem *sem)
+{
+	return server_add(srv, name, IPC__NK_SEM, NULL, sem);
+}
+
+int ipc_server_add_barrier(ipc_server *srv, const char *name, ipc_barrier *b)
+{
+	return server_add(srv, name, IPC__NK_BARRIER, NULL, b);
 }
 
 void ipc_server_stop(ipc_server *srv)

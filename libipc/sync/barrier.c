@@ -61,6 +61,7 @@ struct ipc_barrier {
 	struct ipc__seg seg;
 	struct barrier_shm *shm;
 	uint32_t parties; /* b_parties as checked at open; never re-read */
+	struct ipc__sync_remote *remote; /* served by another host; or NULL */
 };
 
 static size_t barrier_size(unsigned parties)
@@ -380,6 +381,9 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	uint32_t idx, gen;
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_WAIT,
+				      timeout_ms);
 	if (b == NULL)
 		return -EINVAL;
 	rc = ipc__deadline_init(&dl, timeout_ms);
@@ -437,6 +441,8 @@ int ipc_barrier_abort(ipc_barrier *b)
 {
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_ABORT, 0);
 	if (b == NULL)
 		return -EINVAL;
 	rc = barrier_lock_admin(b);
@@ -451,6 +457,8 @@ int ipc_barrier_reset(ipc_barrier *b)
 {
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_RESET, 0);
 	if (b == NULL)
 		return -EINVAL;
 	rc = barrier_lock_admin(b);
@@ -465,6 +473,10 @@ int ipc_barrier_reset(ipc_barrier *b)
 
 unsigned ipc_barrier_parties(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL) {
+		int n = ipc__sync_call(b->remote, IPC__SYNC_BARRIER_PARTIES, 0);
+		return n > 0 ? (unsigned)n : 0;
+	}
 	return b ? b->parties : 0;
 }
 
@@ -472,6 +484,11 @@ unsigned ipc_barrier_n_waiting(ipc_barrier *b)
 {
 	uint32_t count;
 
+	if (b != NULL && b->remote != NULL) {
+		int n = ipc__sync_call(b->remote, IPC__SYNC_BARRIER_N_WAITING,
+				       0);
+		return n > 0 ? (unsigned)n : 0;
+	}
 	if (b == NULL)
 		return 0;
 	count = barrier_count(b);
@@ -480,6 +497,9 @@ unsigned ipc_barrier_n_waiting(ipc_barrier *b)
 
 bool ipc_barrier_broken(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_BROKEN, 0) >
+		       0;
 	return b ? atomic_load_explicit(&b->shm->b_broken,
 					memory_order_relaxed) != 0
 		 : false;
@@ -487,7 +507,17 @@ bool ipc_barrier_broken(ipc_barrier *b)
 
 void ipc_barrier_close(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL) {
+		ipc__sync_remote_free(b, b->remote);
+		return;
+	}
 	ipc__handle_free(b);
+}
+
+int ipc__barrier_remote(ipc_barrier **b, struct ipc__sync_remote *r)
+{
+	return ipc__sync_remote_new((void **)b, sizeof(ipc_barrier),
+				    offsetof(ipc_barrier, remote), r);
 }
 
 /* ipc_stat: parties, arrivals and the broken flag, from a copy of the
