@@ -1,9 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring.h — the shared-memory queue backend's segment layout and the
- * functions its three files share, internal. ring.c is the ring itself
- * (creation, put, get, sleeping); ring_bias.c the biased producer;
- * ring_joinable.c the JoinableQueue consumer side.
+ * internal interfaces between its files.
+ *
+ * Layering. The files form layers, and every call points down (a file
+ * calls only its own layer or the layers below; no file calls up):
+ *
+ *   ring_ops.c       the operations table queue.c calls: ties the rest
+ *      |             together; qsize, full, shutdown, close
+ *   ring_put.c   ring_get.c      the put and get loops (attempt, spin,
+ *      |           |             sleep); get's lock-free Queue take
+ *   ring_bias.c  ring_joinable.c the biased producer; the JoinableQueue
+ *      |           |             consumer (slots, take, task_done, join)
+ *   ---------------- the core ----------------
+ *   ring_wait.c      sleeping: readiness tests, spin, futex sleep (which
+ *      |             reaps dead consumers every slice)
+ *   ring_reap.c      the consumers' lock and its repair, freeing done
+ *      |             records, reaping dead consumers' tasks
+ *   ring.c           layout, open and geometry, records (read, write,
+ *                    walk, room), the producers' lock, waking, "broken"
+ *
+ * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
+ * the layout. New operations go above the core and use its interfaces
+ * below; each is documented where it is declared here.
  */
 #ifndef LIBIPC_RING_H
 #define LIBIPC_RING_H
@@ -207,36 +226,118 @@ static inline uint32_t ring_unfinished(struct ring *r)
 	       atomic_load(&r->shm->q_done);
 }
 
-/* ring.c */
+/* What a sleeper waits for (ring_wait.c). `need` is the record size a
+ * put waits room for; the other tests ignore it. Each test must be exactly
+ * what the operation's next attempt needs: a test that says "ready" while
+ * the attempt still fails turns the wait into a busy loop. */
+typedef bool (*ring_ready_fn)(struct ring *r, uint32_t need);
+
+/* What a record search looks for and finds (a rec_visit's argument). */
+struct find_arg {
+	uint32_t state;
+	uint32_t pos;
+	bool found;
+};
+
+/* ---- ring.c: the core's bottom: layout, records, producers' lock, wake - */
+
+/* Mark the queue broken for every process (a peer damaged the segment),
+ * wake every sleeper, and return -ENOTRECOVERABLE. */
 int ipc__ring_broken(struct ring *r);
+/* Lock one of the queue's robust mutexes before dl, running repair after
+ * a dead holder: 0 or a negative errno. IPC_NOWAIT still waits briefly
+ * (RING_NOWAIT_LOCK_MS) for a running holder, then returns -EAGAIN. */
 int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
+/* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
+/* Copy len payload bytes out of the ring at pos, wrapping at the end. */
 void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
+/* Visit every record in [from, to); false if they do not tile the range
+ * exactly (the segment is damaged). */
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 		    void *arg);
+/* Room for a record of need bytes at tail (and under the item limit),
+ * judged against head and free, which may be stale caches? */
 bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 			uint32_t free, uint32_t need);
+/* Write a whole record (header and payload) past tail, unpublished. */
 void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 			  uint32_t len);
+/* Where a get's copy of len bytes goes: g's buffer (-EMSGSIZE if short)
+ * or a new malloc'd one stored in *g->alloc (-ENOMEM). */
 int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
+/* Bump *seq and wake up to n sleepers if *waiters counts any. The
+ * caller's publishing store must be ordered before this reads *waiters:
+ * ipc__ring_wake fences itself; ipc__ring_wake_unlocked relies on a robust
+ * mutex unlock or a locked RMW since the store (ipc__fence_after_unlock). */
+void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
+void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+			     int n);
+/* A handle id never used before in this process (struct ring.id). */
+uint64_t ipc__ring_new_id(void);
 
-/* ring_bias.c */
+/* ---- ring_reap.c: the consumers' lock, freeing, reaping ---------------- */
+
+/* q_cmutex, with the consumer side's repair after a dead holder. */
+int ipc__ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl);
+/* Advance q_free over DONE records (q_cmutex held): true if it moved. */
+bool ipc__ring_advance_free(struct ring *r);
+/* Requeue a slot's TAKEN records and free the slot (q_cmutex held): how
+ * many were requeued. The caller wakes getters. */
+uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
+/* Requeue every dead consumer's tasks, waking getters (q_cmutex held). */
+void ipc__ring_reap_locked(struct ring *r);
+/* The same if q_cmutex is free right now; nothing for a plain Queue. */
+void ipc__ring_reap(struct ring *r);
+
+/* ---- ring_wait.c: sleeping --------------------------------------------- */
+
+/* The readiness tests: a get would find a record (or the queue closed),
+ * a put would find room for need bytes (or closed), a join would return. */
+bool ipc__ring_ready_to_get(struct ring *r, uint32_t need);
+bool ipc__ring_ready_to_put(struct ring *r, uint32_t need);
+bool ipc__ring_ready_to_join(struct ring *r, uint32_t need);
+/* Spin up to spins times for ready(r, need): true if it became ready. */
+bool ipc__ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
+		    int spins);
+/* Sleep on seq, counted in waiters, until ready(r, need) or dl: 0, the
+ * deadline's error, or -ENOTRECOVERABLE (broken). Reaps every slice. */
+int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
+		    _Atomic uint32_t *waiters, ring_ready_fn ready,
+		    uint32_t need, const struct ipc__deadline *dl);
+
+/* ---- ring_bias.c: the biased producer ----------------------------------- */
+
+/* Is the calling thread this handle's biased producer? */
 bool ipc__ring_bias_mine(struct ring *r);
+/* Become the biased producer (q_pmutex held, state BIAS_NONE). */
 void ipc__ring_bias_take(struct ring *r);
+/* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
+ * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
+/* The owner's lock-free put: 0, -EAGAIN (no room), a closed error, or
+ * -ESTALE (revoked: use the locked path). */
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
+/* Give the fast path up at close. */
 void ipc__ring_bias_release(struct ring *r);
 
-/* ring_joinable.c */
-void ipc__ring_reap(struct ring *r);
+/* ---- ring_joinable.c: the JoinableQueue consumer ----------------------- */
+
+/* A JoinableQueue get attempt (registers the thread as a consumer): a
+ * length, -EAGAIN (empty), -EBUSY (no slot) or an error. */
 ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl);
 int ipc__ring_task_done(void *impl);
+int ipc__ring_join(void *impl, const struct ipc__deadline *dl);
+/* Requeue the tasks of every consumer thread of this handle (at close). */
 void ipc__ring_close_consumer(struct ring *r);
 
-/* ring.c: a handle id never used before in this process (struct ring.id). */
-uint64_t ipc__ring_new_id(void);
+/* ---- ring_put.c, ring_get.c: the loops (ops put and get) --------------- */
+
+int ipc__ring_put(void *impl, const void *msg, size_t len,
+		  const struct ipc__deadline *dl);
+ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
+		      const struct ipc__deadline *dl);
 
 #endif /* LIBIPC_RING_H */

@@ -32,8 +32,8 @@
  * owner wrote past q_tail is unpublished, exactly as for a locked put.
  *
  * The owner also checks for sleeping consumers after publishing without a
- * fence; a consumer about to sleep runs the membarrier instead (ring_sleep).
- * Without membarrier(2) support, no producer is ever biased.
+ * fence; a consumer about to sleep runs the membarrier instead (ipc__ring_sleep
+ * in ring_wait.c). Without membarrier(2) support, no producer is ever biased.
  */
 
 bool ipc__ring_bias_mine(struct ring *r)
