@@ -1355,6 +1355,12 @@ IPC_API int ipc_unlink_unused(const char *name);
  * are queued again (as for a local consumer that dies), so join() completes. A
  * remote consumer is the handle, not the thread.
  *
+ * Batches. ipc_queue_put_many and ipc_queue_get_many on a connected queue
+ * carry up to 4096 messages (about 1 MiB) per network round trip, each
+ * such request deduplicated as one (a batch is stored once, wholly or as
+ * far as it was put); a longer batch takes several. This is how a remote
+ * producer or consumer reaches raw nanomsg's message rate.
+ *
  * Failure. Every call returns within its timeout when the server or the
  * network is gone: IPC_ETIMEDOUT (IPC_ECONNREFUSED when nothing listens at
  * the address). Calls that do not block locally (qsize, task_done,

@@ -174,6 +174,132 @@ Test(net, bad_arguments_and_limits_keep_local_errors)
 	cr_assert_eq(ipc_queue_unfinished(remote), IPC_EINVAL);
 }
 
+Test(net, put_many_stores_every_message_once_in_order)
+{
+	enum { N = 5000 }; /* more than one request's worth */
+	static struct iovec iov[N];
+	static char msgs[N][8];
+	ipc_net_attr a = keyed(key);
+	char buf[16];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	for (int i = 0; i < N; i++) {
+		iov[i].iov_base = msgs[i];
+		iov[i].iov_len =
+			(size_t)snprintf(msgs[i], sizeof(msgs[i]), "%d", i) *
+			(i % 7 != 3); /* some empty */
+	}
+	cr_assert_eq(ipc_queue_put_many(remote, iov, N, 10000), N);
+	cr_assert_eq(ipc_queue_qsize(local), N);
+	for (int i = 0; i < N; i++) {
+		ssize_t n = ipc_queue_get(local, buf, sizeof(buf), 0);
+		cr_assert_eq(n, (ssize_t)iov[i].iov_len, "message %d", i);
+		cr_assert_eq(memcmp(buf, msgs[i], (size_t)n), 0);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0, "each stored once");
+}
+
+Test(net, put_many_stops_when_full_and_keeps_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue_attr qa = { .max_msg_size = 100, .maxsize = 3 };
+	char big[101] = { 0 }, buf[8], abc[] = "abcde";
+	struct iovec iov[5], bad[2] = { { abc, 1 }, { big, sizeof(big) } };
+
+	for (int i = 0; i < 5; i++)
+		iov[i] = (struct iovec){ abc + i, 1 };
+
+	cr_assert_eq(ipc_queue_open(&local, NULL, 0, &qa), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put_many(remote, bad, 2, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 0, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_qsize(local), 0, "refused whole");
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 5, IPC_NOWAIT), 3);
+	cr_assert_eq(ipc_queue_put_many(remote, iov + 3, 2, IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_put_many(remote, iov + 3, 2, 300),
+		     IPC_ETIMEDOUT);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 1);
+		cr_assert_eq(buf[0], 'a' + i);
+	}
+	cr_assert_eq(ipc_queue_shutdown(local), 0);
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 5, 1000), IPC_ECLOSED);
+}
+
+static void iov_bufs(struct iovec *iov, char (*bufs)[16], int n, size_t cap)
+{
+	for (int i = 0; i < n; i++)
+		iov[i] = (struct iovec){ bufs[i], cap };
+}
+
+Test(net, get_many_takes_what_is_queued_and_keeps_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	char bufs[100][16];
+	struct iovec iov[100];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	iov_bufs(iov, bufs, 4, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, 200), IPC_ETIMEDOUT);
+	for (int i = 0; i < 10; i++) {
+		char m[16];
+		int len = snprintf(m, sizeof(m), "msg%d", i * 11);
+		cr_assert_eq(ipc_queue_put(local, m, (size_t)len, 0), 0);
+	}
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, 1000), 4);
+	cr_assert_eq(iov[0].iov_len, 4);
+	cr_assert_eq(memcmp(bufs[0], "msg0", 4), 0);
+	cr_assert_eq(iov[3].iov_len, 5);
+	cr_assert_eq(memcmp(bufs[3], "msg33", 5), 0);
+	iov_bufs(iov, bufs, 100, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 100, 1000), 6,
+		     "only what is queued");
+	cr_assert_eq(memcmp(bufs[5], "msg99", 5), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	/* A message that does not fit its buffer stays queued. */
+	cr_assert_eq(ipc_queue_put(local, "ab", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "0123456789", 10, 0), 0);
+	iov_bufs(iov, bufs, 2, 4);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 2, 1000), 1);
+	cr_assert_eq(iov[0].iov_len, 2);
+	iov_bufs(iov, bufs, 2, 4);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 2, 1000), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_qsize(local), 1);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 0, 0), IPC_EINVAL);
+	iov_bufs(iov, bufs, 1, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 1, 0), 1);
+	cr_assert_eq(iov[0].iov_len, 10);
+	cr_assert_eq(ipc_queue_shutdown(local), 0);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 1, 1000), IPC_ECLOSED);
+}
+
+Test(net, get_many_on_a_joinable_queue_gets_one_task_each)
+{
+	ipc_net_attr a = keyed(key);
+	char bufs[8][16];
+	struct iovec iov[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_put(local, "t", 1, 0), 0);
+	iov_bufs(iov, bufs, 8, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 1000), 3);
+	cr_assert_eq(ipc_queue_unfinished(local), 3);
+	cr_assert_eq(ipc_queue_join(local, 0), IPC_EAGAIN);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
+}
+
 Test(net, shutdown_reaches_local_and_remote)
 {
 	ipc_net_attr a = keyed(NULL);
@@ -818,6 +944,53 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 		     "redelivered");
 	cr_assert_eq(memcmp(buf, "only", 4), 0);
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN, "exactly once");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
+
+Test(net, lost_get_many_reply_is_redelivered_in_order)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64], bufs[8][16];
+	struct iovec iov[8];
+	struct proxy p;
+	int port;
+
+	a.lease_ms = 60000; /* as above: renewals stay out of the way */
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "m0", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "m1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "m2!", 3, 0), 0);
+	atomic_store(&p.drop_replies, true);
+	for (int try = 0; try < 10 && ipc_queue_qsize(local) != 0; try++) {
+		for (int i = 0; i < 8; i++)
+			iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 600),
+			     IPC_ETIMEDOUT, "the reply never came");
+		long t0 = t_now_ms();
+		while (ipc_queue_qsize(local) != 0 && t_now_ms() - t0 < 2000)
+			usleep(1000);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0, "the server took all three");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true);
+	/* A plain get gets the first kept message, a batch get the rest. */
+	cr_assert_eq(ipc_queue_get(remote, bufs[0], sizeof(bufs[0]), 20000), 2);
+	cr_assert_eq(memcmp(bufs[0], "m0", 2), 0);
+	for (int i = 0; i < 8; i++)
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 20000), 2);
+	cr_assert_eq(iov[0].iov_len, 2);
+	cr_assert_eq(memcmp(bufs[0], "m1", 2), 0);
+	cr_assert_eq(iov[1].iov_len, 3);
+	cr_assert_eq(memcmp(bufs[1], "m2!", 3), 0);
+	cr_assert_eq(ipc_queue_get(remote, bufs[0], sizeof(bufs[0]), 0),
 		     IPC_EAGAIN, "exactly once");
 	ipc_queue_close(remote);
 	remote = NULL;

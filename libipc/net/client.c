@@ -463,6 +463,59 @@ static int rq_put(void *impl, const void *msg, size_t len,
 	return rc ? rc : r.arg;
 }
 
+/* A batch of puts: requests of up to IPC__NET_BATCH_MAX messages and about
+ * IPC__NET_BATCH_BYTES, each one round trip and one dedupe record, until
+ * all are put or dl passes. A message too large to share a frame goes
+ * alone, as a plain put. */
+static ssize_t rq_put_many(void *impl, const struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl)
+{
+	struct ipc__conn *c = impl;
+	size_t done = 0;
+
+	while (done < n) {
+		size_t k = 0, bytes = 0;
+		struct ipc__body b = { .op = IPC__OP_Q_PUT_MANY }, r;
+		uint8_t *batch, *plain;
+		int rc;
+		while (done + k < n && k < IPC__NET_BATCH_MAX &&
+		       (k == 0 || bytes + 4 + msgs[done + k].iov_len <=
+					  IPC__NET_BATCH_BYTES))
+			bytes += 4 + msgs[done + k++].iov_len;
+		if (bytes > IPC__NET_MAX_MSG) { /* k == 1 */
+			rc = rq_put(impl, msgs[done].iov_base,
+				    msgs[done].iov_len, dl);
+			r.arg = rc == 0 ? 1 : rc;
+			rc = 0;
+		} else {
+			batch = malloc(bytes);
+			if (batch == NULL)
+				return done ? (ssize_t)done : IPC_ENOMEM;
+			ipc__batch_put(batch, msgs + done, k);
+			b.val = (int64_t)k;
+			b.data = batch;
+			b.len = (uint32_t)bytes;
+			rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
+			free(batch);
+			if (rc == 0)
+				free(plain);
+		}
+		if (rc == 0 && r.arg > (int32_t)k)
+			rc = IPC_EPROTO;
+		if (rc == 0 && r.arg < 0)
+			rc = r.arg;
+		if (rc != 0)
+			return done ? (ssize_t)done : rc;
+		done += (size_t)r.arg;
+		/* Fewer than sent: the server's slice ended waiting for room;
+		 * go on with the rest while there is time. */
+		if ((size_t)r.arg < k &&
+		    (dl->kind == IPC__DL_NOWAIT || ipc__deadline_passed(dl)))
+			break;
+	}
+	return (ssize_t)done;
+}
+
 static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl)
 {
@@ -500,6 +553,81 @@ static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 		pthread_mutex_unlock(&c->mu);
 	}
 	return (ssize_t)r.len;
+}
+
+/* A batch get: one request for as many buffers as fit a reply of about
+ * IPC__NET_BATCH_BYTES (each buffer's capacity capped at the queue's
+ * largest message); the server waits for the first message as a get does
+ * and adds those queued already. A buffer too large to share a frame
+ * gets a plain get. */
+static ssize_t rq_get_many(void *impl, struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl)
+{
+	struct ipc__conn *c = impl;
+	struct ipc__body b = { .op = IPC__OP_Q_GET_MANY }, r;
+	size_t k = 0, bytes = 0;
+	struct iovec *got;
+	uint8_t *caps, *plain;
+	int rc;
+
+	while (k < n && k < IPC__NET_BATCH_MAX) {
+		size_t cap = msgs[k].iov_len < c->max_msg ? msgs[k].iov_len
+							  : c->max_msg;
+		if (k > 0 && bytes + 4 + cap > IPC__NET_BATCH_BYTES)
+			break;
+		bytes += 4 + cap;
+		k++;
+	}
+	if (bytes > IPC__NET_MAX_MSG) { /* k == 1 */
+		ssize_t len = rq_get(impl, msgs[0].iov_base, msgs[0].iov_len,
+				     NULL, dl);
+		if (len < 0)
+			return len;
+		msgs[0].iov_len = (size_t)len;
+		return 1;
+	}
+	caps = malloc(4 * k);
+	got = malloc(k * sizeof(*got));
+	if (caps == NULL || got == NULL) {
+		free(caps);
+		free(got);
+		return IPC_ENOMEM;
+	}
+	for (size_t i = 0; i < k; i++)
+		ipc__put_le32(caps + 4 * i, (uint32_t)msgs[i].iov_len);
+	b.val = (int64_t)k;
+	b.data = caps;
+	b.len = (uint32_t)(4 * k);
+	rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
+	free(caps);
+	if (rc != 0) {
+		free(got);
+		return rc;
+	}
+	rc = r.arg < 0 ? r.arg : r.arg > (int32_t)k ? IPC_EPROTO : 0;
+	/* The reply is the server's word: it must parse into r.arg
+	 * messages, each within its buffer. */
+	if (rc == 0 && ipc__batch_decode(r.data, r.len, (size_t)r.arg, got))
+		rc = IPC_EPROTO;
+	for (int32_t i = 0; rc == 0 && i < r.arg; i++)
+		if (got[i].iov_len > msgs[i].iov_len)
+			rc = IPC_EPROTO;
+	for (int32_t i = 0; rc == 0 && i < r.arg; i++) {
+		if (got[i].iov_len > 0)
+			memcpy(msgs[i].iov_base, got[i].iov_base,
+			       got[i].iov_len);
+		msgs[i].iov_len = got[i].iov_len;
+	}
+	free(got);
+	free(plain);
+	if (rc != 0)
+		return rc;
+	if (c->joinable) {
+		pthread_mutex_lock(&c->mu);
+		c->tasks += r.arg;
+		pthread_mutex_unlock(&c->mu);
+	}
+	return r.arg;
 }
 
 static int rq_task_done(void *impl)
@@ -643,6 +771,8 @@ static const struct ipc__queue_ops rq_ops = {
 	.joinable = rq_joinable,
 	.max_msg_size = rq_max_msg,
 	.dup = NULL,
+	.put_many = rq_put_many,
+	.get_many = rq_get_many,
 };
 
 /* ---- Lease keeper -------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "libipc/core/core.h"
 
@@ -93,6 +94,8 @@ enum ipc__op {
 	IPC__OP_Q_UNFINISHED = 15,
 	IPC__OP_Q_FULL = 16,
 	IPC__OP_Q_SHUTDOWN = 17,
+	IPC__OP_Q_PUT_MANY = 18, /* val = n; data = a batch (below) */
+	IPC__OP_Q_GET_MANY = 19, /* val = n; data = n u32 capacities */
 	IPC__OP_EV_SET = 20,
 	IPC__OP_EV_CLEAR = 21,
 	IPC__OP_EV_IS_SET = 22,
@@ -109,6 +112,22 @@ enum ipc__op {
 	IPC__OP_BAR_N_WAITING = 54,
 	IPC__OP_BAR_BROKEN = 55,
 };
+
+/* A batch, the data of PUT_MANY and of a GET_MANY reply: n messages, each a u32
+ * length and its bytes. A request carries at most IPC__NET_BATCH_MAX messages.
+ */
+#define IPC__NET_BATCH_MAX 4096
+/* The client cuts a batch into requests of about this many bytes. */
+#define IPC__NET_BATCH_BYTES ((size_t)1 << 20)
+/* Bytes that msgs[0..n) take in a batch. */
+size_t ipc__batch_size(const struct iovec *msgs, size_t n);
+/* Write the batch of msgs[0..n) to out (ipc__batch_size bytes). */
+void ipc__batch_put(uint8_t *out, const struct iovec *msgs, size_t n);
+/* Split data[0..len) into exactly n messages, out[i] pointing into data:
+ * -EPROTO unless n is 1..IPC__NET_BATCH_MAX and the lengths account for
+ * every byte, no more and no fewer. */
+int ipc__batch_decode(const uint8_t *data, size_t len, size_t n,
+		      struct iovec *out);
 
 /* The kind (enum ipc__net_kind) whose op this is; 0 for the session ops
  * (OPEN, PING, CLOSE); -1 for a number that is no op. */

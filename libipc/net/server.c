@@ -109,9 +109,11 @@ struct session {
 	uint16_t last_op;
 	int32_t last_status;
 	/* Session thread only. */
-	void *undelivered; /* a got message whose reply was lost */
-	size_t undelivered_len;
-	bool has_undelivered;
+	/* Got messages whose reply was lost, oldest first: a batch (u32
+	 * length, bytes, ...; built here, so trusted) from und_off on, und_n
+	 * messages; handed to the client's next gets. */
+	uint8_t *und;
+	size_t und_len, und_off, und_n;
 };
 
 struct ipc_server {
@@ -254,6 +256,151 @@ static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
 	}
 }
 
+/* ---- Messages whose reply was lost (session thread) ---------------------- */
+
+static size_t und_next_len(const struct session *s)
+{
+	return ipc__get_le32(s->und + s->und_off);
+}
+
+static void und_take(struct session *s)
+{
+	s->und_off += 4 + und_next_len(s);
+	if (--s->und_n == 0) {
+		free(s->und);
+		s->und = NULL;
+		s->und_len = s->und_off = 0;
+	}
+}
+
+/* Keep the n messages of batch data[0..len) ahead of those kept already
+ * (they were got first). */
+static void und_prepend(struct session *s, const uint8_t *data, size_t len,
+			size_t n)
+{
+	size_t rest = s->und_len - s->und_off;
+	uint8_t *p = malloc(len + rest ? len + rest : 1);
+
+	if (p == NULL) {
+		srv_log(s->srv,
+			"session %016llx: out of memory: %zu message(s) whose "
+			"reply was lost are dropped",
+			(unsigned long long)s->sid, n);
+		return;
+	}
+	memcpy(p, data, len);
+	if (rest > 0)
+		memcpy(p + len, s->und + s->und_off, rest);
+	free(s->und);
+	s->und = p;
+	s->und_len = len + rest;
+	s->und_off = 0;
+	s->und_n += n;
+}
+
+/* The largest message the session's queue holds, as far as we carry it. */
+static size_t session_max_msg(struct session *s)
+{
+	size_t m = s->q->ops->max_msg_size(s->q->impl);
+
+	return m < IPC__NET_MAX_MSG ? m : IPC__NET_MAX_MSG;
+}
+
+/* A batch get: up to val messages, each within its capacity (the request's
+ * data, one u32 each), as a batch in *out; r->arg is the count or the
+ * error. Messages kept from a lost reply come first, alone. */
+static void session_get_many(struct session *s, const struct ipc__body *b,
+			     struct ipc__body *r, void **out)
+{
+	size_t n = (size_t)b->val, total = 0, k = 0, off = 0;
+	size_t max = session_max_msg(s);
+	struct iovec *iov;
+	uint8_t *scratch;
+	ssize_t m;
+
+	if (b->val < 1 || b->val > IPC__NET_BATCH_MAX || b->len != 4 * n) {
+		r->arg = IPC_EPROTO;
+		return;
+	}
+	iov = malloc(n * sizeof(*iov));
+	if (iov == NULL) {
+		r->arg = IPC_ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t cap = ipc__get_le32(b->data + 4 * i);
+		iov[i].iov_len = cap < max ? cap : max;
+		total += 4 + iov[i].iov_len;
+	}
+	if (total > IPC__NET_MAX_MSG) { /* the reply would not fit a frame */
+		free(iov);
+		r->arg = IPC_EPROTO;
+		return;
+	}
+	scratch = malloc(total);
+	if (scratch == NULL) {
+		free(iov);
+		r->arg = IPC_ENOMEM;
+		return;
+	}
+	if (s->und_n > 0) {
+		/* Pack kept messages straight into the reply. */
+		while (k < n && s->und_n > 0 &&
+		       und_next_len(s) <= iov[k].iov_len) {
+			size_t len = und_next_len(s);
+			memcpy(scratch + off, s->und + s->und_off, 4 + len);
+			off += 4 + len;
+			k++;
+			und_take(s);
+		}
+		m = k > 0 ? (ssize_t)k : IPC_EMSGSIZE;
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			iov[i].iov_base = scratch + off + 4;
+			off += 4 + iov[i].iov_len;
+		}
+		m = ipc_queue_get_many(s->q, iov, n, slice_ms(b->arg));
+		/* Pack the m messages got: each length before its bytes. */
+		off = 0;
+		for (ssize_t i = 0; i < m; i++) {
+			uint8_t *at = scratch + off;
+			ipc__put_le32(at, (uint32_t)iov[i].iov_len);
+			memmove(at + 4, iov[i].iov_base, iov[i].iov_len);
+			off += 4 + iov[i].iov_len;
+		}
+	}
+	free(iov);
+	r->arg = (int32_t)m;
+	if (m < 0) {
+		free(scratch);
+		return;
+	}
+	*out = scratch;
+	r->data = scratch;
+	r->len = (uint32_t)off;
+}
+
+/* A batch put: how many were put, or the first one's error. A batch that
+ * does not parse is refused whole (IPC_EPROTO), nothing put. */
+static int32_t session_put_many(struct session *s, const struct ipc__body *b)
+{
+	struct iovec *iov;
+	ssize_t n;
+
+	if (b->val < 1 || b->val > IPC__NET_BATCH_MAX)
+		return IPC_EPROTO;
+	iov = malloc((size_t)b->val * sizeof(*iov));
+	if (iov == NULL)
+		return IPC_ENOMEM;
+	if (ipc__batch_decode(b->data, b->len, (size_t)b->val, iov) != 0)
+		n = IPC_EPROTO;
+	else
+		n = ipc_queue_put_many(s->q, iov, (size_t)b->val,
+				       slice_ms(b->arg));
+	free(iov);
+	return (int32_t)n;
+}
+
 /* Run body b; fill reply r (r->data may be set to *out, malloc'd). */
 static void session_exec(struct session *s, const struct ipc__body *b,
 			 struct ipc__body *r, void **out)
@@ -284,16 +431,20 @@ static void session_exec(struct session *s, const struct ipc__body *b,
 		r->arg = ipc_queue_put(s->q, b->data, b->len, slice_ms(b->arg));
 		break;
 	case IPC__OP_Q_GET:
-		if (s->has_undelivered) {
-			*out = s->undelivered;
-			n = (ssize_t)s->undelivered_len;
-			if (b->val >= 0 && (size_t)b->val < (size_t)n) {
-				*out = NULL;
+		if (s->und_n > 0) {
+			size_t len = und_next_len(s);
+			if (b->val >= 0 && (size_t)b->val < len) {
 				r->arg = IPC_EMSGSIZE;
 				break;
 			}
-			s->has_undelivered = false;
-			s->undelivered = NULL;
+			*out = malloc(len ? len : 1);
+			if (*out == NULL) {
+				r->arg = IPC_ENOMEM;
+				break;
+			}
+			memcpy(*out, s->und + s->und_off + 4, len);
+			n = (ssize_t)len;
+			und_take(s);
 		} else if (b->val < 0) {
 			n = ipc_queue_get_alloc(s->q, out, slice_ms(b->arg));
 		} else {
@@ -333,6 +484,12 @@ static void session_exec(struct session *s, const struct ipc__body *b,
 	case IPC__OP_Q_SHUTDOWN:
 		r->arg = ipc_queue_shutdown(s->q);
 		break;
+	case IPC__OP_Q_PUT_MANY:
+		r->arg = session_put_many(s, b);
+		break;
+	case IPC__OP_Q_GET_MANY:
+		session_get_many(s, b, r, out);
+		break;
 	default:
 		r->arg = IPC_ENOTSUP;
 		break;
@@ -343,15 +500,17 @@ static void session_exec(struct session *s, const struct ipc__body *b,
  * the client's next get (the cache holds the only copy). */
 static void session_keep_lost(struct session *s, struct ipc__body *lost)
 {
-	if (s->last_op != IPC__OP_Q_GET || s->last_status < 0 ||
-	    s->has_undelivered)
-		return;
-	s->undelivered = malloc(lost->len ? lost->len : 1);
-	if (s->undelivered == NULL)
-		return;
-	memcpy(s->undelivered, lost->data, lost->len);
-	s->undelivered_len = lost->len;
-	s->has_undelivered = true;
+	if (s->last_op == IPC__OP_Q_GET && s->last_status >= 0) {
+		uint8_t *one = malloc(4 + (size_t)lost->len);
+		if (one == NULL)
+			return;
+		ipc__put_le32(one, lost->len);
+		memcpy(one + 4, lost->data, lost->len);
+		und_prepend(s, one, 4 + (size_t)lost->len, 1);
+		free(one);
+	} else if (s->last_op == IPC__OP_Q_GET_MANY && s->last_status > 0) {
+		und_prepend(s, lost->data, lost->len, (size_t)s->last_status);
+	}
 }
 
 /* The client gave up on the reply to an acquire that succeeded: it does
@@ -452,7 +611,7 @@ static void session_free(struct session *s)
 		ipc_queue_close(s->q); /* requeues its unfinished tasks */
 	job_free(&s->job);
 	free(s->last_reply);
-	free(s->undelivered);
+	free(s->und);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	sodium_memzero(s, sizeof(*s));
@@ -488,15 +647,16 @@ static void *session_main(void *arg)
 	 * last reply, which no later request confirmed the client received
 	 * (at-least-once: a client that got it and then vanished sees it
 	 * again elsewhere). */
-	if (!s->joinable && s->last_op == IPC__OP_Q_GET)
+	if (!s->joinable &&
+	    (s->last_op == IPC__OP_Q_GET || s->last_op == IPC__OP_Q_GET_MANY))
 		session_recover_lost(s);
-	if (s->has_undelivered && !s->joinable &&
-	    ipc_queue_put(s->q, s->undelivered, s->undelivered_len,
-			  IPC_NOWAIT) != 0)
-		srv_log(srv,
-			"session %016llx: a message whose reply was lost "
-			"could not be put back",
-			(unsigned long long)s->sid);
+	for (; !s->joinable && s->und_n > 0; und_take(s))
+		if (ipc_queue_put(s->q, s->und + s->und_off + 4,
+				  und_next_len(s), IPC_NOWAIT) != 0)
+			srv_log(srv,
+				"session %016llx: a message whose reply was "
+				"lost could not be put back",
+				(unsigned long long)s->sid);
 	session_release_held(s);
 	session_free(s);
 	pthread_mutex_lock(&srv->mu);
