@@ -37,6 +37,9 @@ static const char other_key[] = "correct horse battery stapler";
 static ipc_server *srv;
 static ipc_queue *local, *remote;
 static pid_t serve_pid; /* an ipc-serve a failed test left running */
+/* What a test's ipc-serve uses, removed by teardown whether or not the
+ * test got to its own cleanup (a failed assertion ends the test early). */
+static char serve_qname[64], serve_keyfile[128], serve_sock[160];
 static char url[64];
 
 static void setup(void)
@@ -52,6 +55,15 @@ static void teardown(void)
 	ipc_queue_close(local);
 	if (serve_pid > 0)
 		t_kill(serve_pid);
+	serve_pid = 0;
+	if (serve_qname[0] != '\0')
+		ipc_unlink(serve_qname);
+	if (serve_keyfile[0] != '\0')
+		unlink(serve_keyfile);
+	if (serve_sock[0] != '\0')
+		unlink(serve_sock);
+	serve_qname[0] = serve_keyfile[0] = serve_sock[0] = '\0';
+	cr_assert_eq(t_leaked_segments(), 0, "no name left in /dev/shm");
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 }
 
@@ -629,6 +641,10 @@ static pid_t spawn_serve(const char *sock_url, const char *keyfile,
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/tools/ipc-serve", top ? top : ".");
+	snprintf(serve_qname, sizeof(serve_qname), "%s", qname);
+	snprintf(serve_keyfile, sizeof(serve_keyfile), "%s", keyfile);
+	if (strncmp(sock_url, "ipc://", 6) == 0)
+		snprintf(serve_sock, sizeof(serve_sock), "%s", sock_url + 6);
 	pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
@@ -652,6 +668,7 @@ static void serve_cleanup(pid_t server, const char *qname, const char *keyfile,
 	ipc_unlink(qname);
 	unlink(keyfile);
 	unlink(sock_url + strlen("ipc://"));
+	serve_qname[0] = serve_keyfile[0] = serve_sock[0] = '\0';
 }
 
 /* A producer in another process (net_peer put) streams while ipc-serve is
@@ -1192,7 +1209,8 @@ Test(net, lost_get_reply_survives_superseded_requests)
 
 /* A HELLO frame as anyone can send it (no key needed): header, 48 random
  * bytes (client id and nonce), version 1, keyed flag, the name. */
-static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
+static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i,
+			  bool keyed_hello)
 {
 	size_t n = strlen(name), len = 32 + 52 + n;
 	uint32_t v[2] = { 0x4e435049u, (uint32_t)(52 + n) };
@@ -1209,25 +1227,22 @@ static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
 	for (int k = 0; k < 48; k++)
 		fr[32 + k] = (uint8_t)(i * 131 + k * 7 + 1);
 	fr[32 + 48] = 1;
-	fr[32 + 49] = 1;
+	fr[32 + 49] = keyed_hello;
 	fr[32 + 50] = (uint8_t)n;
 	memcpy(fr + 32 + 52, name, n);
 	return len;
 }
 
-/* 300 handshakes begun and never finished (more than the session table
- * holds): the server still lets in a client that has the key. */
-Test(net, hello_flood_does_not_lock_out_keyed_clients)
+/* Send N HELLOs for "jobs" from N sockets (closed by the caller) and read
+ * each answer: how many were answered. */
+static int hello_flood(int *socks, int n, bool keyed_hello)
 {
-	enum { N = 300 };
-	ipc_net_attr a = keyed(key);
-	static int socks[N];
 	int answered = 0;
 
-	serve_queue(false, &a);
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		uint8_t fr[128];
-		size_t len = hello_frame(fr, sizeof(fr), "jobs", i);
+		size_t len =
+			hello_frame(fr, sizeof(fr), "jobs", i, keyed_hello);
 		int ms = 5000;
 		void *reply = NULL;
 		socks[i] = nn_socket(AF_SP, NN_REQ);
@@ -1244,10 +1259,50 @@ Test(net, hello_flood_does_not_lock_out_keyed_clients)
 			nn_freemsg(reply);
 		}
 	}
-	cr_assert_eq(answered, N, "every hello was answered");
+	return answered;
+}
+
+/* 300 handshakes begun and never finished (more than the session table
+ * holds): the server still lets in a client that has the key. */
+Test(net, hello_flood_does_not_lock_out_keyed_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(key);
+	static int socks[N];
+
+	serve_queue(false, &a);
+	cr_assert_eq(hello_flood(socks, N, true), N,
+		     "every hello was answered");
 	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0,
 		     "a client with the key still gets in");
 	cr_assert_eq(ipc_queue_put(remote, "x", 1, 5000), 0);
+	for (int i = 0; i < N; i++)
+		nn_close(socks[i]);
+}
+
+/* A keyless server opens a session at HELLO: 300 sessions opened and never
+ * used (more than the table holds) must not lock out a new client, nor end
+ * a session in use. */
+Test(net, hello_flood_does_not_lock_out_keyless_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(NULL);
+	static int socks[N];
+	ipc_queue *late = NULL;
+	char buf[8];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "a", 1, 5000), 0);
+	cr_assert_eq(hello_flood(socks, N, false), N,
+		     "every hello was answered");
+	cr_assert_eq(ipc_queue_connect(&late, url, "jobs", &a), 0,
+		     "a new client still gets in");
+	cr_assert_eq(ipc_queue_put(late, "b", 1, 5000), 0);
+	cr_assert_eq(ipc_queue_put(remote, "c", 1, 5000), 0);
+	ipc_queue_close(late);
+	cr_assert_eq(ipc_queue_qsize(local), 3);
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 1);
 	for (int i = 0; i < N; i++)
 		nn_close(socks[i]);
 }

@@ -52,6 +52,12 @@ struct ipc__conn {
 	long stale_tasks; /* got in a lost session (requeued by the server) */
 	int64_t last_ms;  /* last answer */
 
+	/* Callers waiting for mu. The lease keeper's PING gives way to them
+	 * (hb_call: it is the one exchanging now): its answer may be lost,
+	 * and a caller must not wait out its deadline behind it. */
+	_Atomic int waiters;
+	bool hb_call;
+
 	pthread_t hb;
 	pthread_mutex_t hb_mu;
 	pthread_cond_t hb_cv;
@@ -90,6 +96,11 @@ static int rq_exchange(struct ipc__conn *c, const uint8_t *buf, size_t len,
 		if (left <= 0)
 			return rq_silence_error(c);
 		ms = left > 1000 ? 1000 : (int)left;
+		if (c->hb_call) {
+			if (atomic_load(&c->waiters) > 0)
+				return IPC_ETIMEDOUT; /* a caller wants it */
+			ms = ms > 20 ? 20 : ms;
+		}
 		if (!sent) {
 			nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &ms,
 				      sizeof(ms));
@@ -348,7 +359,7 @@ static int64_t dl_left_ms(const struct ipc__deadline *dl)
 /* Take the handle's request lock by deadline_ms (-1: no limit): another
  * thread's call, or the lease keeper's PING to a server that went away,
  * must not stretch this call past its own timeout. */
-static int rq_lock(struct ipc__conn *c, int64_t deadline_ms)
+static int rq_lock_wait(struct ipc__conn *c, int64_t deadline_ms)
 {
 #ifdef HAVE_PTHREAD_MUTEX_CLOCKLOCK
 	struct timespec ts;
@@ -376,6 +387,17 @@ static int rq_lock(struct ipc__conn *c, int64_t deadline_ms)
 	pthread_mutex_lock(&c->mu);
 	return 0;
 #endif
+}
+
+/* The same, counted in c->waiters so that a PING in progress yields. */
+static int rq_lock(struct ipc__conn *c, int64_t deadline_ms)
+{
+	int rc;
+
+	atomic_fetch_add(&c->waiters, 1);
+	rc = rq_lock_wait(c, deadline_ms);
+	atomic_fetch_sub(&c->waiters, 1);
+	return rc;
 }
 
 int ipc__conn_blocking(struct ipc__conn *c, struct ipc__body *b,
@@ -548,7 +570,7 @@ static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 	}
 	free(plain);
 	if (c->joinable) {
-		pthread_mutex_lock(&c->mu);
+		(void)rq_lock(c, -1);
 		c->tasks++;
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -623,7 +645,7 @@ static ssize_t rq_get_many(void *impl, struct iovec *msgs, size_t n,
 	if (rc != 0)
 		return rc;
 	if (c->joinable) {
-		pthread_mutex_lock(&c->mu);
+		(void)rq_lock(c, -1);
 		c->tasks += r.arg;
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -805,8 +827,10 @@ static void *rq_heartbeat(void *arg)
 					     (period < c->timeout_ms
 						      ? period
 						      : c->timeout_ms);
+				c->hb_call = true;
 				(void)rq_call_locked(c, &b, by, &r, &plain,
 						     false);
+				c->hb_call = false;
 				free(plain);
 			}
 			pthread_mutex_unlock(&c->mu);

@@ -83,6 +83,10 @@ struct session {
 	uint8_t nonce_s[IPC__NET_NONCE];
 	struct ipc__session_keys sk;
 	bool active; /* handshake finished; thread running */
+	/* A request of it authenticated (receiving thread only). A keyless
+	 * session is active at HELLO, which proves nothing: until it is used
+	 * it counts as unfinished, like a keyed handshake. */
+	bool used;
 	int64_t created_ms;
 	char name[IPC__NET_NAME_MAX + 1];
 	uint8_t kind;
@@ -689,7 +693,7 @@ static struct session *session_new(struct ipc_server *srv,
 		if (s == NULL) {
 			if (free_i < 0)
 				free_i = i;
-		} else if (!s->active) {
+		} else if (!s->active || (!srv->keys.keyed && !s->used)) {
 			pending++;
 			if (oldest < 0 ||
 			    s->created_ms < srv->sessions[oldest]->created_ms)
@@ -866,9 +870,14 @@ static void on_proof(struct ipc_server *srv, const struct ipc__frame *f,
 			       NULL, 0);
 		return;
 	}
-	if (s->active) { /* a resent proof: the same answer again */
+	if (s->active) {
+		/* A resent proof: the same answer again. The session thread
+		 * replaces last_reply under s->mu once the client's requests
+		 * run; read it under that lock too. */
+		pthread_mutex_lock(&s->mu);
 		if (s->last_op == IPC__OP_OPEN && s->last_reply != NULL)
 			srv_send(srv, ctrl, s->last_reply, s->last_reply_len);
+		pthread_mutex_unlock(&s->mu);
 		return;
 	}
 	if (f->len != IPC__NET_PROOF ||
@@ -920,6 +929,7 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 		nn_freemsg(raw);
 		return;
 	}
+	s->used = true;
 	j.raw = raw;
 	j.seq = f->seq;
 	j.lost_seq = (j.body.flags & IPC__BF_PREV_LOST) ? f->seq - 1 : 0;
