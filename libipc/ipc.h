@@ -1344,7 +1344,8 @@ IPC_API int ipc_unlink_unused(const char *name);
  * it) and the server executes each number once. The table of executed numbers
  * is in the server's memory, so after a server is killed and restarted, the put
  * each producer handle had in flight at the kill may be stored twice (at most
- * one per handle; none was seen in the tests). A put that fails with
+ * one put, or one ipc_queue_put_many request of up to 4096 messages, per
+ * handle; none was seen in the tests). A put that fails with
  * IPC_ETIMEDOUT because the network or the server went away may or may not have
  * been stored. A message got by a remote consumer whose reply was lost on the
  * way is handed to that consumer's next get, or put back when it goes away; so
