@@ -10,7 +10,9 @@
  *            bytes actually present (docs/protocol.md is the format);
  *   auth.c   key derivation, the mutual challenge-response and per-frame
  *            authenticated encryption, all with libsodium;
- *   server.c and client.c  the two ends, over nanomsg REQ/REP.
+ *   server.c (with server.h and session.c, a session thread's work) and
+ *   client.c (with sync_client.c, the remote Event, Lock, Semaphore and
+ *            Barrier)  the two ends, over nanomsg REQ/REP.
  *
  * Everything here returns 0 or a negative errno (IPC_E* code).
  */

@@ -43,104 +43,9 @@
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
 
-#include "libipc/net/net.h"
-#include "libipc/queue/queue.h"
+#include "libipc/net/server.h"
 
-#define SRV_MAX_OBJECTS 64
-#define SRV_MAX_SESSIONS 256
-#define SRV_CTRL 256
-#define SRV_PENDING_MS 10000 /* a handshake left half-done expires */
-/* Handshakes not yet proven (a HELLO costs nothing and needs no key): at
- * most this many; a new one evicts the oldest, so a flood of HELLOs cannot
- * fill the table and lock out a client that holds the key. */
-#define SRV_MAX_PENDING 32
-#define SRV_TICK_MS 50 /* receive timeout: how often leases are swept */
-
-struct served {
-	char name[IPC__NET_NAME_MAX + 1];
-	uint8_t kind; /* enum ipc__net_kind */
-	ipc_queue *q; /* IPC__NK_QUEUE */
-	void *obj; /* the others: ipc_event, ipc_lock, ipc_sem, ipc_barrier */
-};
-
-struct job {
-	uint8_t *raw; /* the frame, nn_allocmsg'd */
-	struct ipc__body body;
-	uint8_t *plain; /* the opened body (b->data points into it) */
-	uint64_t seq;
-	/* The client reports the reply to this seq lost (IPC__BF_PREV_LOST
-	 * on this request, or on a queued one this request superseded); 0:
-	 * none. */
-	uint64_t lost_seq;
-	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
-};
-
-struct session {
-	struct ipc_server *srv;
-	uint64_t sid;
-	uint8_t client_id[IPC__NET_ID];
-	uint8_t nonce_c[IPC__NET_NONCE];
-	uint8_t nonce_s[IPC__NET_NONCE];
-	struct ipc__session_keys sk;
-	bool active; /* handshake finished; thread running */
-	/* A request of it authenticated (receiving thread only). A keyless
-	 * session is active at HELLO, which proves nothing: until it is used
-	 * it counts as unfinished, like a keyed handshake. */
-	bool used;
-	int64_t created_ms;
-	char name[IPC__NET_NAME_MAX + 1];
-	uint8_t kind;
-	ipc_queue *q; /* a queue: our own handle on the served queue */
-	bool joinable;
-	void *obj; /* the others: the served handle (shared, not ours) */
-	/* What the session holds, released when it ends (session thread). */
-	bool lock_held;
-	long sem_held; /* units acquired less units released */
-
-	/* Shared between the receiving thread and the session thread. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int64_t last_ms; /* last frame from the client */
-	bool has_job, exiting, want_close;
-	struct job job;
-	uint64_t busy_seq;	/* executing now; 0 none */
-	uint16_t busy_op;	/* its op */
-	uint64_t aborted_seq;	/* a barrier wait we broke (lease, stop) */
-	uint64_t last_seq;	/* last executed */
-	uint8_t ctrl[SRV_CTRL]; /* routing header of the newest copy */
-	uint8_t *last_reply;	/* the frame sent for last_seq */
-	size_t last_reply_len;
-	uint16_t last_op;
-	int32_t last_status;
-	/* Session thread only. */
-	/* Got messages whose reply was lost, oldest first: a batch (u32
-	 * length, bytes, ...; built here, so trusted) from und_off on, und_n
-	 * messages; handed to the client's next gets. */
-	uint8_t *und;
-	size_t und_len, und_off, und_n;
-};
-
-struct ipc_server {
-	int sock;
-	struct ipc__keys keys;
-	int lease_ms;
-	void (*log)(void *arg, const char *msg);
-	void *log_arg;
-	pthread_t thread;
-	_Atomic bool stop;
-	pthread_mutex_t mu; /* objs, and the live thread count */
-	pthread_cond_t cv;
-	struct served objs[SRV_MAX_OBJECTS];
-	int nobjs;
-	int live_threads;
-	struct session *sessions[SRV_MAX_SESSIONS]; /* receiving thread only */
-	int64_t last_sweep_ms;
-};
-
-static void srv_log(struct ipc_server *srv, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void srv_log(struct ipc_server *srv, const char *fmt, ...)
+void ipc__srv_log(struct ipc_server *srv, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -192,384 +97,6 @@ static void srv_send_err(struct ipc_server *srv, const uint8_t *ctrl,
 	srv_send_plain(srv, ctrl, IPC__F_ERR, sid, seq, p, sizeof(p));
 }
 
-/* ---- Executing one request (session thread) ------------------------------ */
-
-/* The server-side wait for a client's timeout argument: never longer than
- * one slice. */
-static int slice_ms(int32_t arg)
-{
-	if (arg < 0 || arg > IPC__NET_SLICE_MS)
-		return IPC__NET_SLICE_MS;
-	return arg;
-}
-
-/* Run an Event, Lock, Semaphore or Barrier request: its status. The
- * session thread is the thread that holds a Lock for its client. */
-static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
-{
-	int rc;
-
-	switch (b->op) {
-	case IPC__OP_EV_SET:
-		return ipc_event_set(s->obj);
-	case IPC__OP_EV_CLEAR:
-		return ipc_event_clear(s->obj);
-	case IPC__OP_EV_IS_SET:
-		return ipc_event_is_set(s->obj) ? 1 : 0;
-	case IPC__OP_EV_WAIT:
-		return ipc_event_wait(s->obj, slice_ms(b->arg));
-	case IPC__OP_LK_ACQUIRE:
-		rc = ipc_lock_acquire(s->obj, slice_ms(b->arg));
-		if (IPC_OK(rc))
-			s->lock_held = true;
-		return rc;
-	case IPC__OP_LK_RELEASE:
-		rc = ipc_lock_release(s->obj);
-		if (rc == 0)
-			s->lock_held = false;
-		return rc;
-	case IPC__OP_SEM_ACQUIRE:
-		rc = ipc_sem_acquire(s->obj, slice_ms(b->arg));
-		if (rc == 0)
-			s->sem_held++;
-		return rc;
-	case IPC__OP_SEM_RELEASE:
-		rc = ipc_sem_release(s->obj);
-		if (rc == 0 && s->sem_held > 0)
-			s->sem_held--;
-		return rc;
-	case IPC__OP_SEM_VALUE:
-		return ipc_sem_value(s->obj);
-	case IPC__OP_BAR_WAIT:
-		/* One piece, not slices: a barrier wait that times out breaks
-		 * the barrier. */
-		return ipc_barrier_wait(s->obj,
-					b->arg < 0 ? IPC_FOREVER : b->arg);
-	case IPC__OP_BAR_ABORT:
-		return ipc_barrier_abort(s->obj);
-	case IPC__OP_BAR_RESET:
-		return ipc_barrier_reset(s->obj);
-	case IPC__OP_BAR_PARTIES:
-		return (int32_t)ipc_barrier_parties(s->obj);
-	case IPC__OP_BAR_N_WAITING:
-		return (int32_t)ipc_barrier_n_waiting(s->obj);
-	case IPC__OP_BAR_BROKEN:
-		return ipc_barrier_broken(s->obj) ? 1 : 0;
-	default:
-		return IPC_ENOTSUP;
-	}
-}
-
-/* ---- Messages whose reply was lost (session thread) ---------------------- */
-
-static size_t und_next_len(const struct session *s)
-{
-	return ipc__get_le32(s->und + s->und_off);
-}
-
-static void und_take(struct session *s)
-{
-	s->und_off += 4 + und_next_len(s);
-	if (--s->und_n == 0) {
-		free(s->und);
-		s->und = NULL;
-		s->und_len = s->und_off = 0;
-	}
-}
-
-/* Keep the n messages of batch data[0..len) ahead of those kept already
- * (they were got first). */
-static void und_prepend(struct session *s, const uint8_t *data, size_t len,
-			size_t n)
-{
-	size_t rest = s->und_len - s->und_off;
-	uint8_t *p = malloc(len + rest ? len + rest : 1);
-
-	if (p == NULL) {
-		srv_log(s->srv,
-			"session %016llx: out of memory: %zu message(s) whose "
-			"reply was lost are dropped",
-			(unsigned long long)s->sid, n);
-		return;
-	}
-	memcpy(p, data, len);
-	if (rest > 0)
-		memcpy(p + len, s->und + s->und_off, rest);
-	free(s->und);
-	s->und = p;
-	s->und_len = len + rest;
-	s->und_off = 0;
-	s->und_n += n;
-}
-
-/* The largest message the session's queue holds, as far as we carry it. */
-static size_t session_max_msg(struct session *s)
-{
-	size_t m = s->q->ops->max_msg_size(s->q->impl);
-
-	return m < IPC__NET_MAX_MSG ? m : IPC__NET_MAX_MSG;
-}
-
-/* A batch get: up to val messages, each within its capacity (the request's
- * data, one u32 each), as a batch in *out; r->arg is the count or the
- * error. Messages kept from a lost reply come first, alone. */
-static void session_get_many(struct session *s, const struct ipc__body *b,
-			     struct ipc__body *r, void **out)
-{
-	size_t n = (size_t)b->val, total = 0, k = 0, off = 0;
-	size_t max = session_max_msg(s);
-	struct iovec *iov;
-	uint8_t *scratch;
-	ssize_t m;
-
-	if (b->val < 1 || b->val > IPC__NET_BATCH_MAX || b->len != 4 * n) {
-		r->arg = IPC_EPROTO;
-		return;
-	}
-	iov = malloc(n * sizeof(*iov));
-	if (iov == NULL) {
-		r->arg = IPC_ENOMEM;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t cap = ipc__get_le32(b->data + 4 * i);
-		iov[i].iov_len = cap < max ? cap : max;
-		total += 4 + iov[i].iov_len;
-	}
-	if (total > IPC__NET_MAX_MSG) { /* the reply would not fit a frame */
-		free(iov);
-		r->arg = IPC_EPROTO;
-		return;
-	}
-	scratch = malloc(total);
-	if (scratch == NULL) {
-		free(iov);
-		r->arg = IPC_ENOMEM;
-		return;
-	}
-	if (s->und_n > 0) {
-		/* Pack kept messages straight into the reply. */
-		while (k < n && s->und_n > 0 &&
-		       und_next_len(s) <= iov[k].iov_len) {
-			size_t len = und_next_len(s);
-			memcpy(scratch + off, s->und + s->und_off, 4 + len);
-			off += 4 + len;
-			k++;
-			und_take(s);
-		}
-		m = k > 0 ? (ssize_t)k : IPC_EMSGSIZE;
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			iov[i].iov_base = scratch + off + 4;
-			off += 4 + iov[i].iov_len;
-		}
-		m = ipc_queue_get_many(s->q, iov, n, slice_ms(b->arg));
-		/* Pack the m messages got: each length before its bytes. */
-		off = 0;
-		for (ssize_t i = 0; i < m; i++) {
-			uint8_t *at = scratch + off;
-			ipc__put_le32(at, (uint32_t)iov[i].iov_len);
-			memmove(at + 4, iov[i].iov_base, iov[i].iov_len);
-			off += 4 + iov[i].iov_len;
-		}
-	}
-	free(iov);
-	r->arg = (int32_t)m;
-	if (m < 0) {
-		free(scratch);
-		return;
-	}
-	*out = scratch;
-	r->data = scratch;
-	r->len = (uint32_t)off;
-}
-
-/* A batch put: how many were put, or the first one's error. A batch that
- * does not parse is refused whole (IPC_EPROTO), nothing put. */
-static int32_t session_put_many(struct session *s, const struct ipc__body *b)
-{
-	struct iovec *iov;
-	ssize_t n;
-
-	if (b->val < 1 || b->val > IPC__NET_BATCH_MAX)
-		return IPC_EPROTO;
-	iov = malloc((size_t)b->val * sizeof(*iov));
-	if (iov == NULL)
-		return IPC_ENOMEM;
-	if (ipc__batch_decode(b->data, b->len, (size_t)b->val, iov) != 0)
-		n = IPC_EPROTO;
-	else
-		n = ipc_queue_put_many(s->q, iov, (size_t)b->val,
-				       slice_ms(b->arg));
-	free(iov);
-	return (int32_t)n;
-}
-
-/* Run body b; fill reply r (r->data may be set to *out, malloc'd). */
-static void session_exec(struct session *s, const struct ipc__body *b,
-			 struct ipc__body *r, void **out)
-{
-	int kind = ipc__op_kind(b->op);
-	ssize_t n;
-
-	r->op = b->op;
-	r->arg = 0;
-	if (kind > 0 && kind != s->kind) {
-		r->arg = IPC_ENOTSUP; /* an op of another kind of object */
-		return;
-	}
-	if (kind > IPC__NK_QUEUE) {
-		r->arg = session_exec_sync(s, b);
-		return;
-	}
-	switch (b->op) {
-	case IPC__OP_PING:
-	case IPC__OP_OPEN:
-		break;
-	case IPC__OP_CLOSE:
-		pthread_mutex_lock(&s->mu);
-		s->want_close = true;
-		pthread_mutex_unlock(&s->mu);
-		break;
-	case IPC__OP_Q_PUT:
-		r->arg = ipc_queue_put(s->q, b->data, b->len, slice_ms(b->arg));
-		break;
-	case IPC__OP_Q_GET:
-		if (s->und_n > 0) {
-			size_t len = und_next_len(s);
-			if (b->val >= 0 && (size_t)b->val < len) {
-				r->arg = IPC_EMSGSIZE;
-				break;
-			}
-			*out = malloc(len ? len : 1);
-			if (*out == NULL) {
-				r->arg = IPC_ENOMEM;
-				break;
-			}
-			memcpy(*out, s->und + s->und_off + 4, len);
-			n = (ssize_t)len;
-			und_take(s);
-		} else if (b->val < 0) {
-			n = ipc_queue_get_alloc(s->q, out, slice_ms(b->arg));
-		} else {
-			size_t cap = (size_t)b->val;
-			if (cap > IPC__NET_MAX_MSG)
-				cap = IPC__NET_MAX_MSG;
-			*out = malloc(cap ? cap : 1);
-			n = *out ? ipc_queue_get(s->q, *out, cap,
-						 slice_ms(b->arg))
-				 : IPC_ENOMEM;
-		}
-		if (n < 0) {
-			free(*out);
-			*out = NULL;
-			r->arg = (int32_t)n;
-			break;
-		}
-		r->arg = (int32_t)n;
-		r->data = *out;
-		r->len = (uint32_t)n;
-		break;
-	case IPC__OP_Q_TASK_DONE:
-		r->arg = ipc_queue_task_done(s->q);
-		break;
-	case IPC__OP_Q_JOIN:
-		r->arg = ipc_queue_join(s->q, slice_ms(b->arg));
-		break;
-	case IPC__OP_Q_QSIZE:
-		r->val = ipc_queue_qsize(s->q);
-		break;
-	case IPC__OP_Q_UNFINISHED:
-		r->val = ipc_queue_unfinished(s->q);
-		break;
-	case IPC__OP_Q_FULL:
-		r->val = ipc_queue_full(s->q);
-		break;
-	case IPC__OP_Q_SHUTDOWN:
-		r->arg = ipc_queue_shutdown(s->q);
-		break;
-	case IPC__OP_Q_PUT_MANY:
-		r->arg = session_put_many(s, b);
-		break;
-	case IPC__OP_Q_GET_MANY:
-		session_get_many(s, b, r, out);
-		break;
-	default:
-		r->arg = IPC_ENOTSUP;
-		break;
-	}
-}
-
-/* The previous reply was a message the client never received: keep it for
- * the client's next get (the cache holds the only copy). */
-static void session_keep_lost(struct session *s, struct ipc__body *lost)
-{
-	if (s->last_op == IPC__OP_Q_GET && s->last_status >= 0) {
-		uint8_t *one = malloc(4 + (size_t)lost->len);
-		if (one == NULL)
-			return;
-		ipc__put_le32(one, lost->len);
-		memcpy(one + 4, lost->data, lost->len);
-		und_prepend(s, one, 4 + (size_t)lost->len, 1);
-		free(one);
-	} else if (s->last_op == IPC__OP_Q_GET_MANY && s->last_status > 0) {
-		und_prepend(s, lost->data, lost->len, (size_t)s->last_status);
-	}
-}
-
-/* The client gave up on the reply to an acquire that succeeded: it does
- * not believe it holds the Lock or the unit, so nobody would release it. */
-static bool session_undo_lost_acquire(struct session *s)
-{
-	if (s->last_op == IPC__OP_LK_ACQUIRE) {
-		if (IPC_OK(s->last_status) && s->lock_held &&
-		    ipc_lock_release(s->obj) == 0)
-			s->lock_held = false;
-		return true;
-	}
-	if (s->last_op == IPC__OP_SEM_ACQUIRE) {
-		if (s->last_status == 0 && s->sem_held > 0 &&
-		    ipc_sem_release(s->obj) == 0)
-			s->sem_held--;
-		return true;
-	}
-	return false;
-}
-
-/* What a session holds when it ends goes back: the client vanished, or
- * closed its handle without releasing. */
-static void session_release_held(struct session *s)
-{
-	if (s->lock_held && ipc_lock_release(s->obj) == 0)
-		srv_log(s->srv, "session %016llx (%s): its lock is released",
-			(unsigned long long)s->sid, s->name);
-	s->lock_held = false;
-	if (s->sem_held > 0)
-		srv_log(s->srv,
-			"session %016llx (%s): %ld semaphore unit(s) released",
-			(unsigned long long)s->sid, s->name, s->sem_held);
-	for (; s->sem_held > 0; s->sem_held--)
-		(void)ipc_sem_release(s->obj);
-}
-
-static void session_recover_lost(struct session *s)
-{
-	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
-	struct ipc__frame f;
-	struct ipc__body b;
-	uint8_t *plain;
-
-	if (session_undo_lost_acquire(s))
-		return;
-	if (s->last_reply == NULL ||
-	    ipc__frame_decode(s->last_reply, s->last_reply_len, &f) != 0 ||
-	    ipc__frame_open(&f, s->last_reply, key, IPC__DIR_S2C, &plain, &b) !=
-		    0)
-		return;
-	session_keep_lost(s, &b);
-	free(plain);
-}
-
 static void session_run_job(struct session *s, struct job *j)
 {
 	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
@@ -580,8 +107,8 @@ static void session_run_job(struct session *s, struct job *j)
 	size_t len;
 
 	if (j->lost_seq != 0 && s->last_seq == j->lost_seq)
-		session_recover_lost(s);
-	session_exec(s, &j->body, &r, &out);
+		ipc__session_recover_lost(s);
+	ipc__session_exec(s, &j->body, &r, &out);
 	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
 			     s->sid, j->seq, &r) != 0)
 		frame = NULL;
@@ -646,22 +173,7 @@ static void *session_main(void *arg)
 		session_run_job(s, &j);
 		job_free(&j);
 	}
-	/* A plain Queue has no requeue of its own: a message whose reply was
-	 * lost goes back to the queue (at the tail) — also one carried by the
-	 * last reply, which no later request confirmed the client received
-	 * (at-least-once: a client that got it and then vanished sees it
-	 * again elsewhere). */
-	if (!s->joinable &&
-	    (s->last_op == IPC__OP_Q_GET || s->last_op == IPC__OP_Q_GET_MANY))
-		session_recover_lost(s);
-	for (; !s->joinable && s->und_n > 0; und_take(s))
-		if (ipc_queue_put(s->q, s->und + s->und_off + 4,
-				  und_next_len(s), IPC_NOWAIT) != 0)
-			srv_log(srv,
-				"session %016llx: a message whose reply was "
-				"lost could not be put back",
-				(unsigned long long)s->sid);
-	session_release_held(s);
+	ipc__session_give_back(s);
 	session_free(s);
 	pthread_mutex_lock(&srv->mu);
 	srv->live_threads--;
@@ -701,13 +213,14 @@ static struct session *session_new(struct ipc_server *srv,
 		}
 	}
 	if (oldest >= 0 && (pending >= SRV_MAX_PENDING || free_i < 0)) {
-		srv_log(srv, "%d handshakes unfinished: dropped the oldest",
-			pending);
+		ipc__srv_log(srv,
+			     "%d handshakes unfinished: dropped the oldest",
+			     pending);
 		session_end(srv, oldest, "handshake evicted");
 		free_i = oldest;
 	}
 	if (free_i < 0) {
-		srv_log(srv, "session table full: refused a client");
+		ipc__srv_log(srv, "session table full: refused a client");
 		return NULL;
 	}
 	i = free_i;
@@ -741,8 +254,8 @@ static void session_end(struct ipc_server *srv, int i, const char *why)
 		session_free(s);
 		return;
 	}
-	srv_log(srv, "session %016llx (%s): %s", (unsigned long long)s->sid,
-		s->name, why);
+	ipc__srv_log(srv, "session %016llx (%s): %s",
+		     (unsigned long long)s->sid, s->name, why);
 	pthread_mutex_lock(&s->mu);
 	s->exiting = true;
 	pthread_cond_signal(&s->cv);
@@ -810,9 +323,9 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	s->last_reply_len = len;
 	s->last_op = IPC__OP_OPEN;
 	s->last_ms = ipc__net_now_ms();
-	srv_log(srv, "session %016llx: client connected to %s%s",
-		(unsigned long long)s->sid, s->name,
-		srv->keys.keyed ? " (authenticated)" : "");
+	ipc__srv_log(srv, "session %016llx: client connected to %s%s",
+		     (unsigned long long)s->sid, s->name,
+		     srv->keys.keyed ? " (authenticated)" : "");
 	srv_send(srv, ctrl, frame, len);
 	return 0;
 }
@@ -826,15 +339,15 @@ static void on_hello(struct ipc_server *srv, const struct ipc__frame *f,
 	int rc;
 
 	if (ipc__hello_decode(f->payload, f->len, &h) != 0) {
-		srv_log(srv, "dropped a malformed hello");
+		ipc__srv_log(srv, "dropped a malformed hello");
 		return;
 	}
 	if (h.keyed != srv->keys.keyed) {
-		srv_log(srv,
-			"authentication failure: client %s a key, "
-			"server %s",
-			h.keyed ? "has" : "has no",
-			srv->keys.keyed ? "requires one" : "has none");
+		ipc__srv_log(srv,
+			     "authentication failure: client %s a key, "
+			     "server %s",
+			     h.keyed ? "has" : "has no",
+			     srv->keys.keyed ? "requires one" : "has none");
 		srv_send_err(srv, ctrl, 0, f->seq, IPC_EAUTH);
 		return;
 	}
@@ -883,10 +396,10 @@ static void on_proof(struct ipc_server *srv, const struct ipc__frame *f,
 	if (f->len != IPC__NET_PROOF ||
 	    ipc__proof_check(f->payload, &srv->keys, 'C', s->client_id,
 			     s->nonce_c, s->nonce_s, s->sid) != 0) {
-		srv_log(srv,
-			"authentication failure: wrong key (session "
-			"%016llx refused)",
-			(unsigned long long)s->sid);
+		ipc__srv_log(srv,
+			     "authentication failure: wrong key (session "
+			     "%016llx refused)",
+			     (unsigned long long)s->sid);
 		srv_send_err(srv, ctrl, f->sid, f->seq, IPC_EAUTH);
 		session_end(srv, i, "authentication failed");
 		return;
@@ -922,10 +435,10 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 		/* Not from the session's owner (or corrupted): dropped, and
 		 * the session is untouched, so forging frames cannot end
 		 * someone else's session. */
-		srv_log(srv, "session %016llx: dropped a frame that %s",
-			(unsigned long long)s->sid,
-			rc == IPC_EAUTH ? "failed authentication"
-					: "did not decode");
+		ipc__srv_log(srv, "session %016llx: dropped a frame that %s",
+			     (unsigned long long)s->sid,
+			     rc == IPC_EAUTH ? "failed authentication"
+					     : "did not decode");
 		nn_freemsg(raw);
 		return;
 	}
@@ -998,7 +511,8 @@ static void sweep(struct ipc_server *srv, bool all)
 		expired = expired && idle;
 		pthread_mutex_unlock(&s->mu);
 		if (stuck) {
-			srv_log(srv,
+			ipc__srv_log(
+				srv,
 				"session %016llx (%s): %s in a barrier wait; "
 				"the barrier is broken",
 				(unsigned long long)s->sid, s->name,
@@ -1022,7 +536,7 @@ static void on_frame(struct ipc_server *srv, uint8_t *raw, size_t len,
 	struct ipc__frame f;
 
 	if (ipc__frame_decode(raw, len, &f) != 0) {
-		srv_log(srv, "dropped a malformed frame (%zu bytes)", len);
+		ipc__srv_log(srv, "dropped a malformed frame (%zu bytes)", len);
 		nn_freemsg(raw);
 		return;
 	}
@@ -1037,7 +551,7 @@ static void on_frame(struct ipc_server *srv, uint8_t *raw, size_t len,
 		on_request(srv, &f, raw, ctrl);
 		return;
 	default:
-		srv_log(srv, "dropped a frame of type %u", f.type);
+		ipc__srv_log(srv, "dropped a frame of type %u", f.type);
 		break;
 	}
 	nn_freemsg(raw);
