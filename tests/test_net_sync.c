@@ -12,6 +12,7 @@
  * not fork-safe).
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +31,9 @@ static ipc_lock *llk, *rlk, *rlk2;
 static ipc_sem *lsem, *rsem;
 static ipc_barrier *lbar, *rbar;
 static pid_t peer;
+/* Names and files a test made, removed by teardown even after a failed
+ * assertion. */
+static char names[4][64], sock_path[128];
 
 static void setup(void)
 {
@@ -43,18 +47,25 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (peer > 0)
-		t_kill(peer);
 	ipc_event_close(rev);
 	ipc_lock_close(rlk);
 	ipc_lock_close(rlk2);
 	ipc_sem_close(rsem);
 	ipc_barrier_close(rbar);
+	if (peer > 0) /* a client, or an ipc-serve its handles used */
+		t_kill(peer);
 	ipc_server_stop(srv);
 	ipc_event_close(lev);
 	ipc_lock_close(llk);
 	ipc_sem_close(lsem);
 	ipc_barrier_close(lbar);
+	for (int i = 0; i < 4; i++)
+		if (names[i][0] != '\0')
+			ipc_unlink(names[i]);
+	if (sock_path[0] != '\0')
+		unlink(sock_path);
+	memset(names, 0, sizeof(names));
+	sock_path[0] = '\0';
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 }
 
@@ -498,4 +509,58 @@ Test(net_sync, server_gone_fails_within_the_timeout_and_reconnects)
 	cr_assert_eq(ipc_event_set(rev), 0);
 	cr_assert(ipc_event_is_set(lev));
 	cr_assert_eq(ipc_lock_release(rlk), 0);
+}
+
+/* ipc-serve serves each kind from its command line: an Event, a Lock, a
+ * Semaphore made with its value and bound, a Barrier with its parties. */
+Test(net_sync, ipc_serve_serves_events_locks_semaphores_and_barriers)
+{
+	const char *top = getenv("top_builddir");
+	ipc_net_attr a = { .timeout_ms = 5000 };
+	char path[512], sock_url[160], semspec[80], barspec[80];
+	int rc = IPC_ETIMEDOUT;
+
+	snprintf(path, sizeof(path), "%s/tools/ipc-serve", top ? top : ".");
+	t_name(names[0], sizeof(names[0]), "srv-ev");
+	t_name(names[1], sizeof(names[1]), "srv-lk");
+	t_name(names[2], sizeof(names[2]), "srv-sem");
+	t_name(names[3], sizeof(names[3]), "srv-bar");
+	snprintf(sock_path, sizeof(sock_path), "/tmp/libipc-sync-%d.sock",
+		 (int)getpid());
+	snprintf(sock_url, sizeof(sock_url), "ipc://%s", sock_path);
+	snprintf(semspec, sizeof(semspec), "%s:2:3", names[2]);
+	snprintf(barspec, sizeof(barspec), "%s:1", names[3]);
+	peer = fork();
+	cr_assert_geq(peer, 0);
+	if (peer == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execl(path, path, sock_url, "--event", names[0], "--lock",
+		      names[1], "--sem", semspec, "--barrier", barspec,
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && rc != 0; i++) { /* until it listens */
+		rc = ipc_event_connect(&rev, sock_url, names[0], &a);
+		if (rc != 0)
+			usleep(50000);
+	}
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ipc_event_set(rev), 0);
+	cr_assert_eq(ipc_event_open(&lev, names[0], 0), 0);
+	cr_assert(ipc_event_is_set(lev), "the named Event, served");
+	cr_assert_eq(ipc_lock_connect(&rlk, sock_url, names[1], &a), 0);
+	cr_assert_eq(ipc_lock_acquire(rlk, 1000), 0);
+	cr_assert_eq(ipc_lock_open(&llk, names[1], 0), 0);
+	cr_assert_eq(ipc_lock_acquire(llk, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_lock_release(rlk), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, sock_url, names[2], &a), 0);
+	cr_assert_eq(ipc_sem_value(rsem), 2, "made with VALUE");
+	cr_assert_eq(ipc_sem_release(rsem), 0);
+	cr_assert_eq(ipc_sem_release(rsem), IPC_EINVAL, "bounded by MAX");
+	cr_assert_eq(ipc_barrier_connect(&rbar, sock_url, names[3], &a), 0);
+	cr_assert_eq(ipc_barrier_parties(rbar), 1, "made with PARTIES");
+	cr_assert_eq(ipc_barrier_wait(rbar, 1000), 0, "one party: passes");
+	cr_assert_eq(ipc_lock_connect(&rlk2, sock_url, names[0], &a),
+		     IPC_EPROTO, "an Event is not a Lock");
 }
