@@ -471,6 +471,61 @@ Test(queue, task_done_counts_and_join_waits_for_all)
 	cr_assert_eq(ipc_queue_unfinished(q), 0);
 }
 
+/* task_done completes the calling consumer's *oldest* task: only that
+ * frees its record's space. Four 1016-byte messages (1024-byte records)
+ * fill a 4 KiB ring exactly, so a put fits again only once the record at
+ * the start of the ring is done. Consumer A (this handle) takes records 1,
+ * 3 and 4, consumer B (a second handle on the same queue) takes record 2
+ * in between, so A's search for its oldest task must step over B's. */
+Test(queue, task_done_completes_the_oldest_task_of_its_consumer)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char msg[1016], buf[1016];
+	ipc_queue *b;
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, &attr), 0);
+	cr_assert_eq(ipc_queue_open(&b, name, 0, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		memset(msg, '1' + i, sizeof(msg));
+		cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	}
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), IPC_EAGAIN,
+		     "the ring is full");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(buf[0], '1');
+	cr_assert_eq(ipc_queue_get(b, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(buf[0], '2');
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(buf[0], '3');
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(buf[0], '4');
+
+	/* A's oldest is record 1: done, its space is free. */
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	memset(msg, '5', sizeof(msg));
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0,
+		     "record 1 was done, not 3 or 4");
+	/* A's next two are 3 and 4; B's record 2 still holds the space. */
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_task_done(q), IPC_EINVAL, "A has none left");
+	cr_assert_eq(ipc_queue_unfinished(q), 2, "B's task and the new one");
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), IPC_EAGAIN,
+		     "record 2 is not done");
+	cr_assert_eq(ipc_queue_task_done(b), 0);
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0,
+		     "records 2 to 4 are free now");
+	/* A takes the new records, and its oldest is again done first. */
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	ipc_queue_close(b);
+}
+
 static int worker(void *arg)
 {
 	char buf[64];

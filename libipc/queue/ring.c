@@ -66,12 +66,20 @@
  * legitimate explains marks the queue broken (ipc__ring_broken): every
  * later call returns IPC_ENOTRECOVERABLE instead of trusting it.
  *
- * Sleeping. Sleepers count themselves in a waiter word and futex-wait on a
- * sequence word; a side that makes progress bumps the other side's sequence
- * and wakes only if that count is non-zero, so a busy queue makes no system
- * calls. Before sleeping, a getter spins briefly, so a ping-pong between
- * two awake processes never enters the kernel. A waker killed between its
- * store and its wake costs at most one re-check period.
+ * Sleeping (ring_wait.c). A waiter first waits without the kernel: it
+ * spins while spinning has been paying off (an adaptive budget per handle,
+ * none where the process has one CPU), then yields the CPU a few times,
+ * because a peer that shares our CPU can only fill or drain the ring while
+ * we do not run; on one core a producer and a consumer thus take turns a
+ * time slice at a time and never sleep. Only then does it sleep: it counts
+ * itself in a waiter word, sets the low bit of the side's sequence word
+ * (SEQ_ARMED) with an atomic OR, re-checks, and futex-waits on the word. A
+ * side that makes progress reads that word after its publishing store and
+ * makes a system call only if the bit is set; its compare-and-swap clears
+ * the bit as it wakes, so a sleeper costs one wake however many messages
+ * arrive before it runs, and a busy queue makes no system calls at all. A
+ * leaving sleeper re-arms for the sleepers still counted. A waker killed
+ * between its CAS and its wake costs at most one re-check period.
  */
 #include <errno.h>
 #include <limits.h>
@@ -83,56 +91,25 @@
 
 #include "libipc/queue/ring.h"
 
-/* Copy len bytes into / out of the ring at pos, wrapping at the end. A
- * 0-byte message may come from NULL or go into NULL (ipc.h allows both),
- * and memcpy may not be given NULL even for 0 bytes: no copy then. */
-static void ring_write(struct ring *r, uint32_t pos, const void *src,
-		       size_t len)
-{
-	size_t off = pos & r->mask, first = r->mask + 1 - off;
-
-	if (len == 0)
-		return;
-	if (len <= first) {
-		memcpy(r->data + off, src, len);
-	} else {
-		memcpy(r->data + off, src, first);
-		memcpy(r->data, (const uint8_t *)src + first, len - first);
-	}
-}
-
-void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
-{
-	size_t off = pos & r->mask, first = r->mask + 1 - off;
-
-	if (len == 0)
-		return;
-	if (len <= first) {
-		memcpy(dst, r->data + off, len);
-	} else {
-		memcpy(dst, r->data + off, first);
-		memcpy((uint8_t *)dst + first, r->data, len - first);
-	}
-}
-
-/* Bump a sequence word and wake sleepers if any are counted. The caller's
- * publishing store must be ordered before the read of the waiter count (a
- * sleeper counts itself before re-reading the state: see ipc__ring_sleep).
- * ipc__ring_wake_unlocked is for callers that released a robust mutex since the
- * store, which orders it on x86 without a fence (ipc__fence_after_unlock);
- * ipc__ring_wake fences itself. */
-void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-			     int n)
-{
-	ipc__fence_after_unlock();
-	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
-		ipc__futex_add_wake(seq, 1, n);
-}
-
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
+void ipc__ring_wake(_Atomic uint32_t *seq, int n)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	ipc__ring_wake_unlocked(seq, waiters, n);
+	ipc__ring_wake_unlocked(seq, n);
+}
+
+/* A new handle's spin budgets: full, or none when this process may run
+ * on one CPU only (spinning then only delays the peer it waits for). */
+void ipc__ring_spin_init(struct ring *r)
+{
+	cpu_set_t cpus;
+	bool one = sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
+		   (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		    CPU_COUNT(&cpus) <= 1);
+
+	r->spin_max[SPIN_GET] = one ? 0 : GET_SPINS;
+	r->spin_max[SPIN_PUT] = one ? 0 : PUT_SPINS;
+	atomic_store(&r->spin[SPIN_GET], r->spin_max[SPIN_GET]);
+	atomic_store(&r->spin[SPIN_PUT], r->spin_max[SPIN_PUT]);
 }
 
 /* The segment holds something no libipc operation writes: a peer damaged
@@ -144,9 +121,9 @@ int ipc__ring_broken(struct ring *r)
 	struct ring_shm *q = r->shm;
 
 	atomic_fetch_or(&q->q_closed, CLOSED_BROKEN);
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	return -ENOTRECOVERABLE;
 }
 
@@ -301,6 +278,7 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 	r->joinable = g.joinable != 0;
 	r->nslots = g.nslots;
 	r->id = ipc__ring_new_id();
+	ipc__ring_spin_init(r);
 	*impl = r;
 	return 0;
 }
@@ -371,59 +349,4 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl)
 {
 	return ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
-}
-
-/* Room for a record of `need` bytes, and under the item limit? Requeued
- * tasks count as items; q_requeued lives on the consumers' busy line, so it
- * is read only when an item limit makes it matter. */
-bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
-			uint32_t free, uint32_t need)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t items, used;
-
-	/* A Queue frees a record as its get moves head; a JoinableQueue
-	 * only at task_done, tracked by q_free. */
-	if (!r->joinable)
-		free = w_pos(head);
-	/* A cached free position can be more than a lap behind the tail
-	 * (another path put meanwhile): then the distance wraps past the
-	 * capacity. That says "stale", not "room": the caller re-reads. */
-	used = w_pos(tail) - free;
-	if (used > r->cap || r->cap - used < need || !ring_aligned(w_pos(tail)))
-		return false; /* stale, full, or damaged: the caller re-reads */
-	if (r->maxsize == 0)
-		return true;
-	items = w_items(tail) - w_items(head);
-	if (r->joinable)
-		items += atomic_load_explicit(&q->q_requeued,
-					      memory_order_relaxed);
-	return items < r->maxsize;
-}
-
-/* Write a record past tail, where no consumer looks yet. */
-void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
-			  uint32_t len)
-{
-	struct rec_hdr *h = rec_at(r, w_pos(tail));
-
-	h->r_len = len;
-	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
-	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
-}
-
-/* Where the caller's copy goes: buf, or a new malloc'd buffer. */
-int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst)
-{
-	if (g->alloc == NULL) {
-		if (len > g->cap)
-			return -EMSGSIZE;
-		*dst = g->buf;
-		return 0;
-	}
-	*dst = malloc(len ? len : 1);
-	if (*dst == NULL)
-		return -ENOMEM;
-	*g->alloc = *dst;
-	return 0;
 }

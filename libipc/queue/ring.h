@@ -20,6 +20,10 @@
  *   ring.c           layout, open and geometry, records (read, write,
  *                    walk, room), the producers' lock, waking, "broken"
  *
+ * ring_batch.c (put_many, get_many: above ring_put.c and ring_get.c, whose
+ * loops it uses), ring_zc.c (zero copy: above ring_batch.c and
+ * ring_get.c), ring_watch.c (waiting on many) and ring_shutdown.c
+ * (shutdown_immediate) sit on the core and ring_bias.c.
  * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
  * the layout. New operations go above the core and use its interfaces
  * below; each is documented where it is declared here.
@@ -28,8 +32,11 @@
 #define LIBIPC_RING_H
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -38,10 +45,18 @@
 #define REC_HDR 8u
 #define MIN_CAPACITY 4096u
 #define DEFAULT_CAPACITY (1u << 20)
+/* Waiting without sleeping (ipc__ring_wait_briefly): at most this many
+ * pauses of spinning (about 25 ns each here), adapted per handle to how
+ * often spinning succeeds, then this many yields of the CPU. */
 #define GET_SPINS 4000
 #define PUT_SPINS 1000
+#define RING_YIELDS 8
 #define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
 #define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
+/* What one watcher (ipc__queue_watch, ring_watch.c) adds to q_get_waiters:
+ * a waker that sees a count this high wakes every sleeper on q_get_seq,
+ * so that no watcher takes the one wake-up a blocked getter needed. */
+#define RING_WATCHER (1u << 16)
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
@@ -55,7 +70,16 @@ enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
 enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
-enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
+/* q_intent: the multi-word consumer operation in progress, rolled forward
+ * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
+ * (ipc__ring_drop_locked). */
+enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1, INTENT_DROP = 2 };
+/* A sequence word (q_get_seq, q_put_seq, q_join_seq): bit 0 says a sleeper
+ * waits for a wake (see "Sleeping"), the rest count changes. SEQ_STEP
+ * changes the count and keeps the bit. */
+enum { SEQ_ARMED = 1u, SEQ_STEP = 2u };
+/* Which side's spin budget (struct ring.spin). */
+enum { SPIN_GET = 0, SPIN_PUT = 1 };
 
 struct rec_hdr {
 	uint32_t r_len;
@@ -103,11 +127,14 @@ struct ring_shm {
 	_Atomic uint64_t q_tail IPC__ALIGNED;
 
 	/* The biased producer (see "Fast producer"). q_bias_state changes
-	 * under q_pmutex; q_bias_busy is the owner's, q_bias_revoke a
-	 * revoker's; q_bias_reg is held by the owner thread while it owns. */
+	 * under q_pmutex; q_bias_busy and q_bias_cpu are the owner's,
+	 * q_bias_revoke a revoker's; q_bias_reg is held by the owner thread
+	 * while it owns. q_bias_cpu: the CPU the owner last put on, or -1
+	 * (see "Waking without a fence" in ring_bias.c). */
 	_Atomic uint32_t q_bias_state IPC__ALIGNED;
 	_Atomic uint32_t q_bias_busy;
 	_Atomic uint32_t q_bias_revoke;
+	_Atomic int32_t q_bias_cpu;
 	pthread_mutex_t q_bias_reg IPC__ALIGNED;
 
 	/* Consumer side, under q_cmutex. */
@@ -123,10 +150,11 @@ struct ring_shm {
 	_Atomic uint64_t q_head IPC__ALIGNED;
 	_Atomic uint32_t q_free;
 
-	/* Sleeping: sequence words and waiter counts (see "Sleeping"). The
-	 * sequences only ever need to differ from what a sleeper saw. */
+	/* Sleeping: sequence words (SEQ_ARMED and a count) and waiter counts
+	 * (see "Sleeping"). The counts only tell a leaving sleeper whether
+	 * others remain, and ipc_stat how many sleep. */
 	_Atomic uint32_t q_get_seq IPC__ALIGNED;
-	_Atomic uint32_t q_get_waiters;
+	_Atomic uint32_t q_get_waiters; /* getters + RING_WATCHER * watchers */
 	_Atomic uint32_t q_put_seq IPC__ALIGNED;
 	_Atomic uint32_t q_put_waiters;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
@@ -150,6 +178,13 @@ struct ring {
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
+	/* How long this handle spins before yielding (SPIN_GET, SPIN_PUT):
+	 * halved when a spin fails, doubled when one succeeds, 0 on a machine
+	 * or affinity with one CPU. Threads sharing the handle race on it
+	 * harmlessly: it is a hint, never a bound on anything. */
+	_Atomic int spin[2];
+	int spin_max[2];
+	struct ring_zc *zc; /* zero-copy state (ring_zc.c), NULL until used */
 };
 
 static inline uint32_t w_pos(uint64_t w)
@@ -185,6 +220,9 @@ struct get_req {
 	void *buf;
 	size_t cap;
 	void **alloc;
+	/* Not NULL: lend instead of copying (ring_zc.c): the taken record's
+	 * position goes here, and nothing is copied. */
+	uint32_t *lend;
 };
 
 /* Called for each record by ipc__ring_walk. */
@@ -226,6 +264,156 @@ static inline uint32_t ring_unfinished(struct ring *r)
 	       atomic_load(&r->shm->q_done);
 }
 
+/* ---- Hot-path helpers, inline: every put and get uses them ----------- */
+
+/* Copy len bytes into / out of the ring at pos, wrapping at the end. A
+ * 0-byte message may come from NULL or go into NULL (ipc.h allows both),
+ * and memcpy may not be given NULL even for 0 bytes: no copy then. */
+static inline void ring_write(struct ring *r, uint32_t pos, const void *src,
+			      size_t len)
+{
+	size_t off = pos & r->mask, first = r->mask + 1 - off;
+
+	if (len == 0)
+		return;
+	if (len <= first) {
+		memcpy(r->data + off, src, len);
+	} else {
+		memcpy(r->data + off, src, first);
+		memcpy(r->data, (const uint8_t *)src + first, len - first);
+	}
+}
+
+static inline void ipc__ring_read(struct ring *r, uint32_t pos, void *dst,
+				  size_t len)
+{
+	size_t off = pos & r->mask, first = r->mask + 1 - off;
+
+	if (len == 0)
+		return;
+	if (len <= first) {
+		memcpy(dst, r->data + off, len);
+	} else {
+		memcpy(dst, r->data + off, first);
+		memcpy((uint8_t *)dst + first, r->data, len - first);
+	}
+}
+
+/* Room for a record of `need` bytes, and under the item limit? Requeued
+ * tasks count as items; q_requeued lives on the consumers' busy line, so it
+ * is read only when an item limit makes it matter. */
+static inline bool ipc__ring_has_room(struct ring *r, uint64_t tail,
+				      uint64_t head, uint32_t free,
+				      uint32_t need)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t items, used;
+
+	/* A Queue frees a record as its get moves head; a JoinableQueue
+	 * only at task_done, tracked by q_free. */
+	if (!r->joinable)
+		free = w_pos(head);
+	/* A cached free position can be more than a lap behind the tail
+	 * (another path put meanwhile): then the distance wraps past the
+	 * capacity. That says "stale", not "room": the caller re-reads. */
+	used = w_pos(tail) - free;
+	if (used > r->cap || r->cap - used < need || !ring_aligned(w_pos(tail)))
+		return false; /* stale, full, or damaged: the caller re-reads */
+	if (r->maxsize == 0)
+		return true;
+	items = w_items(tail) - w_items(head);
+	if (r->joinable)
+		items += atomic_load_explicit(&q->q_requeued,
+					      memory_order_relaxed);
+	return items < r->maxsize;
+}
+
+/* Write a record past tail, where no consumer looks yet. */
+static inline void ipc__ring_put_record(struct ring *r, uint64_t tail,
+					const void *msg, uint32_t len)
+{
+	struct rec_hdr *h = rec_at(r, w_pos(tail));
+
+	h->r_len = len;
+	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
+	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
+}
+
+/* Where the caller's copy goes: buf, or a new malloc'd buffer. */
+static inline int ipc__ring_get_dest(struct get_req *g, uint32_t len,
+				     void **dst)
+{
+	if (g->lend != NULL) { /* lent in place (ring_zc.c): no copy */
+		*dst = NULL;
+		return 0;
+	}
+	if (g->alloc == NULL) {
+		if (len > g->cap)
+			return -EMSGSIZE;
+		*dst = g->buf;
+		return 0;
+	}
+	*dst = malloc(len ? len : 1);
+	if (*dst == NULL)
+		return -ENOMEM;
+	*g->alloc = *dst;
+	return 0;
+}
+
+/* Wake up to n sleepers on seq if one asked for it (SEQ_ARMED, see
+ * "Sleeping"). The caller's publishing store must be ordered before the
+ * read of seq (a sleeper arms before re-reading the state: see
+ * ipc__ring_sleep). ipc__ring_wake_unlocked is for callers that made a
+ * locked read-modify-write since the store (a robust mutex unlock, a CAS,
+ * a seq_cst store), which orders it on x86 without a fence
+ * (ipc__fence_after_unlock); ipc__ring_wake fences itself.
+ *
+ * Only the waker whose compare-and-swap clears the arm makes the system
+ * call: one wake per sleep, however many messages follow before the
+ * sleeper runs. A failed CAS means seq changed since we read it armed:
+ * another waker cleared it (and wakes), or a sleeper armed it again after
+ * our load, and a sleeper that arms re-reads the state after it, which our
+ * store precedes. */
+/* How many to wake on seq: n, or every sleeper when a watcher sleeps
+ * there too (ring_watch.c), so that a watcher never takes the one wake-up
+ * a blocked getter needed. Watchers count RING_WATCHER each in the waiter
+ * count that follows each sequence word. Read only on the way to a system
+ * call: no cost to a waker that finds nobody armed. */
+_Static_assert(offsetof(struct ring_shm, q_get_waiters) ==
+			       offsetof(struct ring_shm, q_get_seq) + 4 &&
+		       offsetof(struct ring_shm, q_put_waiters) ==
+			       offsetof(struct ring_shm, q_put_seq) + 4 &&
+		       offsetof(struct ring_shm, q_join_waiters) ==
+			       offsetof(struct ring_shm, q_join_seq) + 4,
+	       "each waiter count follows its sequence word");
+static inline int ring_wake_count(_Atomic uint32_t *seq, int n)
+{
+	_Atomic uint32_t *waiters = seq + 1;
+
+	return atomic_load_explicit(waiters, memory_order_relaxed) >=
+			       RING_WATCHER
+		       ? INT_MAX
+		       : n;
+}
+
+static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
+{
+	uint32_t s;
+
+	ipc__fence_after_unlock();
+	s = atomic_load_explicit(seq, memory_order_relaxed);
+	if ((s & SEQ_ARMED) &&
+	    atomic_compare_exchange_strong_explicit(
+		    seq, &s, s + 1, memory_order_relaxed, memory_order_relaxed))
+		ipc__futex_wake(seq, ring_wake_count(seq, n));
+}
+
+static inline bool ipc__ring_bias_mine(struct ring *r)
+{
+	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
+	       pthread_equal(r->bias_thread, pthread_self());
+}
+
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
  * put waits room for; the other tests ignore it. Each test must be exactly
  * what the operation's next attempt needs: a test that says "ready" while
@@ -251,29 +439,18 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
 /* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
-/* Copy len payload bytes out of the ring at pos, wrapping at the end. */
-void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
 /* Visit every record in [from, to); false if they do not tile the range
  * exactly (the segment is damaged). */
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 		    void *arg);
-/* Room for a record of need bytes at tail (and under the item limit),
- * judged against head and free, which may be stale caches? */
-bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
-			uint32_t free, uint32_t need);
-/* Write a whole record (header and payload) past tail, unpublished. */
-void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
-			  uint32_t len);
-/* Where a get's copy of len bytes goes: g's buffer (-EMSGSIZE if short)
- * or a new malloc'd one stored in *g->alloc (-ENOMEM). */
-int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
-/* Bump *seq and wake up to n sleepers if *waiters counts any. The
- * caller's publishing store must be ordered before this reads *waiters:
- * ipc__ring_wake fences itself; ipc__ring_wake_unlocked relies on a robust
- * mutex unlock or a locked RMW since the store (ipc__fence_after_unlock). */
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
-void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-			     int n);
+/* Wake up to n sleepers on seq if one armed it (one system call per
+ * arming, none when nobody sleeps). The caller's publishing store must be
+ * ordered before this reads seq: ipc__ring_wake fences itself;
+ * ipc__ring_wake_unlocked relies on a locked RMW since the store (a robust
+ * mutex unlock, a CAS, a seq_cst store: ipc__fence_after_unlock). */
+void ipc__ring_wake(_Atomic uint32_t *seq, int n);
+/* Set a new handle's spin budgets (ring.c, at open and dup). */
+void ipc__ring_spin_init(struct ring *r);
 /* A handle id never used before in this process (struct ring.id). */
 uint64_t ipc__ring_new_id(void);
 
@@ -290,6 +467,10 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
 void ipc__ring_reap_locked(struct ring *r);
 /* The same if q_cmutex is free right now; nothing for a plain Queue. */
 void ipc__ring_reap(struct ring *r);
+/* JoinableQueue, q_cmutex held, the queue shut down and its tail final
+ * (no producer can publish): drop every queued and requeued task, each
+ * counted done, under an intent record the repair rolls forward. */
+void ipc__ring_drop_locked(struct ring *r);
 
 /* ---- ring_wait.c: sleeping --------------------------------------------- */
 
@@ -298,9 +479,24 @@ void ipc__ring_reap(struct ring *r);
 bool ipc__ring_ready_to_get(struct ring *r, uint32_t need);
 bool ipc__ring_ready_to_put(struct ring *r, uint32_t need);
 bool ipc__ring_ready_to_join(struct ring *r, uint32_t need);
-/* Spin up to spins times for ready(r, need): true if it became ready. */
-bool ipc__ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
-		    int spins);
+/* Wait for ready(r, need) without sleeping: spin on side's budget, then
+ * yield the CPU up to RING_YIELDS times (the peer may need this CPU), as
+ * long as dl allows. True if it became ready. */
+bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
+			    uint32_t need, const struct ipc__deadline *dl);
+/* Arm seq before reading the state a sleep (or a watch) waits on: the
+ * armed value to futex-wait on. Any waker that changes that state later
+ * sees the arm and wakes (see ipc__ring_sleep). */
+uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq);
+/* A sleeper or watcher counted with `add` in waiters leaves: re-arm seq
+ * for those still counted, so that the next change wakes them too. */
+void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+		     uint32_t add);
+/* A put of need bytes found no room: wait (briefly, then asleep) until
+ * there may be some, to try again. 0, or the deadline's error, or
+ * -ENOTRECOVERABLE. */
+int ipc__ring_wait_room(struct ring *r, uint32_t need,
+			const struct ipc__deadline *dl);
 /* Sleep on seq, counted in waiters, until ready(r, need) or dl: 0, the
  * deadline's error, or -ENOTRECOVERABLE (broken). Reaps every slice. */
 int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
@@ -309,16 +505,18 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* ---- ring_bias.c: the biased producer ----------------------------------- */
 
-/* Is the calling thread this handle's biased producer? */
-bool ipc__ring_bias_mine(struct ring *r);
 /* Become the biased producer (q_pmutex held, state BIAS_NONE). */
 void ipc__ring_bias_take(struct ring *r);
 /* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
 /* The owner's lock-free put: 0, -EAGAIN (no room), a closed error, or
- * -ESTALE (revoked: use the locked path). */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
+ * -ESTALE (revoked: use the locked path). *cpu is where it began, for
+ * ipc__ring_bias_wake. */
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu);
+/* After a fast put that began on cpu: wake a sleeping getter if one armed
+ * q_get_seq, without a fence in the common case (see ring_bias.c). */
+void ipc__ring_bias_wake(struct ring *r, int cpu);
 /* Give the fast path up at close. */
 void ipc__ring_bias_release(struct ring *r);
 
@@ -339,5 +537,46 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl);
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl);
+/* The same for a prepared request (a JoinableQueue lend: ring_zc.c). */
+ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
+			  const struct ipc__deadline *dl);
+
+/* ---- ring_batch.c: ops put_many and get_many ---------------------------- */
+
+/* Take the producer side for a locked put of the caller's own: q_pmutex,
+ * the biased producer revoked unless it is the caller, the queue not shut
+ * down. 0 with q_pmutex held, or an error without it. */
+int ipc__ring_lock_to_put(struct ring *r, const struct ipc__deadline *dl);
+/* Room for one more record of `need` bytes at end, with the tail at tail
+ * (q_pmutex held)? The producers' caches of head and free first, then
+ * fresh words. 1, 0, or -ENOTRECOVERABLE when the words cannot be true. */
+int ipc__ring_room_locked(struct ring *r, uint64_t tail, uint64_t end,
+			  uint32_t need);
+
+ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
+ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
+
+/* ---- ring_zc.c: zero copy (ops reserve ... give_back) -------------------- */
+
+int ipc__ring_reserve(void *impl, size_t len, void **buf,
+		      const struct ipc__deadline *dl);
+int ipc__ring_commit(void *impl, size_t len);
+void ipc__ring_cancel(void *impl);
+ssize_t ipc__ring_borrow(void *impl, const void **msg,
+			 const struct ipc__deadline *dl);
+int ipc__ring_give_back(void *impl);
+/* Unmap the handle's zero-copy view (at close). */
+void ipc__ring_zc_close(struct ring *r);
+
+/* ---- ring_shutdown.c: ops shutdown_immediate ---------------------------- */
+
+int ipc__ring_shutdown_immediate(void *impl);
+
+/* ---- ring_watch.c: waiting on many (ops watch and unwatch) -------------- */
+
+int ipc__ring_watch(void *impl, struct ipc__watch *w);
+void ipc__ring_unwatch(void *impl, struct ipc__watch *w);
 
 #endif /* LIBIPC_RING_H */

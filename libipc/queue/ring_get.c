@@ -22,12 +22,12 @@
  * is at or past it too, and every record in between is published. After
  * our own CAS the new head is ours to remember. Anything else reads the
  * real tail. The entry is per thread, so threads sharing a handle never
- * race on it; it holds no resource. */
+ * race on it; it holds no resource. IPC__TLS_FAST: every get reads it. */
 static _Thread_local struct {
 	const void *queue;
 	uint64_t created;
 	uint64_t head, tail;
-} tail_cache;
+} tail_cache IPC__TLS_FAST;
 
 static uint64_t ring_tail_for(struct ring *r, uint64_t head)
 {
@@ -159,29 +159,34 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g,
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl)
 {
-	struct ring *r = impl;
+	struct get_req g = { buf, cap, alloc, NULL };
+
+	return ipc__ring_get_req(impl, &g, dl);
+}
+
+ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
+			  const struct ipc__deadline *dl)
+{
 	struct ring_shm *q = r->shm;
-	struct get_req g = { buf, cap, alloc };
 	ssize_t n;
 	int rc;
 
 	for (;;) {
-		n = ring_try_get(r, &g, dl);
+		n = ring_try_get(r, g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
 			/* The CAS that took it is a locked RMW, ordered on x86
 			 * like an unlock (ipc__fence_after_unlock). */
 			if (!r->joinable)
-				ipc__ring_wake_unlocked(&q->q_put_seq,
-							&q->q_put_waiters,
-							INT_MAX);
+				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
 			return n;
 		}
 		if (n != -EAGAIN)
 			return n;
 		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
 			return ipc__deadline_error(dl);
-		if (ipc__ring_spin(r, ipc__ring_ready_to_get, 0, GET_SPINS))
+		if (ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
+					   0, dl))
 			continue;
 		rc = ipc__ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
 				     ipc__ring_ready_to_get, 0, dl);

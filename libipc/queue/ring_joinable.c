@@ -23,17 +23,37 @@
  * registers a new one. A thread that exits leaves its mutex to the kernel,
  * which marks it dead: the next reaper requeues exactly that thread's
  * tasks. The cache holds no resource and needs no cleanup.
+ *
+ * Where task_done starts looking. task_done completes the thread's oldest
+ * TAKEN record, and a walk from q_free to it crosses every record still
+ * held by other consumers: with several consumers time-sliced on few CPUs,
+ * q_free waits for a descheduled one and the walks grow long (25 records
+ * a call was measured with 4 consumers on 2 CPUs). So an entry that saw
+ * its slot registered (no task before it) also counts its outstanding
+ * tasks and remembers where the oldest one starts, or a record boundary
+ * before it: that is process memory, written only from positions this
+ * thread took or walked to, so it is a trusted boundary while a task is
+ * outstanding (a live consumer's TAKEN records are never requeued, so
+ * q_free cannot pass them). task_done walks from there, and from q_free
+ * only if that finds nothing. An entry found by searching the slots may
+ * have older tasks it never saw: it does not track, and always walks from
+ * q_free.
  */
 #define SLOT_CACHE 4
+
+struct me_entry {
+	uint64_t handle;
+	uint32_t slot;
+	bool tracked;	      /* hint and outstanding are right (see above) */
+	uint32_t outstanding; /* tasks got and not yet done */
+	uint32_t hint;	      /* a boundary at or before the oldest one */
+};
 
 static _Thread_local struct {
 	unsigned gen; /* fork generation the entries belong to */
 	int32_t tid;
 	unsigned next;
-	struct {
-		uint64_t handle;
-		uint32_t slot;
-	} e[SLOT_CACHE];
+	struct me_entry e[SLOT_CACHE];
 } me;
 
 static void me_refresh(void)
@@ -45,11 +65,20 @@ static void me_refresh(void)
 	me.tid = ipc__tid();
 }
 
-static void me_remember(struct ring *r, uint32_t slot)
+static void me_remember(struct ring *r, uint32_t slot, bool tracked)
 {
-	me.e[me.next].handle = r->id;
-	me.e[me.next].slot = slot;
+	me.e[me.next] = (struct me_entry){ r->id, slot, tracked, 0, 0 };
 	me.next = (me.next + 1) % SLOT_CACHE;
+}
+
+/* This handle's entry (after ring_consumer_slot or ring_register_locked
+ * found or made it), or NULL. */
+static struct me_entry *me_entry(struct ring *r)
+{
+	for (int k = 0; k < SLOT_CACHE; k++)
+		if (me.e[k].handle == r->id)
+			return &me.e[k];
+	return NULL;
 }
 
 /* Is slot i registered to this thread and handle? The fields first (cheap,
@@ -72,8 +101,7 @@ static bool slot_is_mine(struct ring *r, uint32_t i, int32_t pid)
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(&s->s_reg);
 		if (ipc__ring_release_slot(r, i) > 0)
-			ipc__ring_wake(&r->shm->q_get_seq,
-				       &r->shm->q_get_waiters, INT_MAX);
+			ipc__ring_wake(&r->shm->q_get_seq, INT_MAX);
 		ipc__mutex_unlock(&s->s_reg);
 	}
 	return false;
@@ -99,7 +127,7 @@ static int ring_consumer_slot(struct ring *r)
 	pid = (int32_t)getpid();
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		if (slot_is_mine(r, i, pid)) {
-			me_remember(r, i);
+			me_remember(r, i, false);
 			return (int)i;
 		}
 	}
@@ -129,7 +157,7 @@ static int ring_register_locked(struct ring *r)
 			s->s_tid = me.tid;
 			s->s_handle = r->id;
 			atomic_store(&s->s_state, SLOT_ACTIVE);
-			me_remember(r, i);
+			me_remember(r, i, true);
 			return (int)i;
 		}
 		ipc__ring_reap_locked(r);
@@ -234,6 +262,56 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 	return len;
 }
 
+/* Find the slot's oldest TAKEN record into f (q_cmutex held): 0,
+ * -EINVAL (none: more task_done calls than gets) or -ENOTRECOVERABLE. A
+ * tracked entry's walk starts at its hint (see "Where task_done starts
+ * looking"); the walk from q_free decides whenever that one does not find
+ * the record. The entry then remembers the boundary after it. */
+static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
+			    struct find_arg *f)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t free = atomic_load(&q->q_free);
+	uint32_t head = w_pos(atomic_load(&q->q_head));
+
+	if (head - free > r->cap)
+		return ipc__ring_broken(r); /* as the walk from q_free says */
+	*f = (struct find_arg){ REC_TAKEN | slot, 0, false };
+	if (e != NULL && e->tracked && e->outstanding > 0 &&
+	    e->hint - free < head - free)
+		if (!ipc__ring_walk(r, e->hint, head, find_first, f))
+			f->found = false; /* the walk from q_free decides */
+	if (!f->found) {
+		*f = (struct find_arg){ REC_TAKEN | slot, 0, false };
+		if (!ipc__ring_walk(r, free, head, find_first, f))
+			return ipc__ring_broken(r);
+		if (!f->found)
+			return -EINVAL;
+	}
+	if (e != NULL && e->tracked) {
+		/* The walk checked this length against the range. */
+		e->hint = f->pos + rec_size(rec_at(r, f->pos)->r_len);
+		if (e->outstanding > 0)
+			e->outstanding--;
+	}
+	return 0;
+}
+
+/* A get took the record at pos for a tracked entry (q_cmutex held): count
+ * it, and move the hint back to it if it lies before the hint (a requeued
+ * record can). */
+static void me_took(struct ring *r, uint32_t pos)
+{
+	struct me_entry *e = me_entry(r);
+	uint32_t free = atomic_load(&r->shm->q_free);
+
+	if (e == NULL || !e->tracked)
+		return;
+	if (e->outstanding == 0 || pos - free < e->hint - free)
+		e->hint = pos;
+	e->outstanding++;
+}
+
 int ipc__ring_task_done(void *impl)
 {
 	struct ring *r = impl;
@@ -252,15 +330,10 @@ int ipc__ring_task_done(void *impl)
 		ipc__mutex_unlock(&q->q_cmutex);
 		return -EINVAL; /* this consumer never got a task */
 	}
-	f = (struct find_arg){ REC_TAKEN | (uint32_t)slot, 0, false };
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
-			    w_pos(atomic_load(&q->q_head)), find_first, &f)) {
+	rc = ring_find_oldest(r, (uint32_t)slot, me_entry(r), &f);
+	if (rc != 0) {
 		ipc__mutex_unlock(&q->q_cmutex);
-		return ipc__ring_broken(r);
-	}
-	if (!f.found) {
-		ipc__mutex_unlock(&q->q_cmutex);
-		return -EINVAL; /* more task_done calls than gets */
+		return rc;
 	}
 	/* Two stores (the record's state, the count) under an intent record,
 	 * which the repair rolls forward. */
@@ -275,9 +348,9 @@ int ipc__ring_task_done(void *impl)
 	freed = ipc__ring_advance_free(r);
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (freed)
-		ipc__ring_wake(&q->q_put_seq, &q->q_put_waiters, INT_MAX);
+		ipc__ring_wake(&q->q_put_seq, INT_MAX);
 	if (ring_unfinished(r) == 0)
-		ipc__ring_wake(&q->q_join_seq, &q->q_join_waiters, INT_MAX);
+		ipc__ring_wake(&q->q_join_seq, INT_MAX);
 	return 0;
 }
 
@@ -300,8 +373,12 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 		slot = ring_register_locked(r);
 	n = slot < 0 ? slot
 		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &dst);
+	if (n >= 0)
+		me_took(r, pos);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
-	if (n > 0)
+	if (n >= 0 && g->lend != NULL)
+		*g->lend = pos;
+	else if (n > 0)
 		ipc__ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	return n;
 }
@@ -335,7 +412,7 @@ void ipc__ring_close_consumer(struct ring *r)
 	}
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (requeued > 0)
-		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
+		ipc__ring_wake(&q->q_get_seq, (int)requeued);
 }
 
 /* ---- task_done and join ------------------------------------------------ */

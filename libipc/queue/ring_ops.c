@@ -41,9 +41,9 @@ static int ring_shutdown(void *impl)
 
 	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
 	IPC__CRASHPOINT("queue.shutdown.flagged");
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	return 0;
 }
 
@@ -53,6 +53,7 @@ static void ring_close(void *impl)
 
 	ipc__ring_bias_release(r);
 	ipc__ring_close_consumer(r);
+	ipc__ring_zc_close(r);
 	ipc__handle_free(r);
 }
 
@@ -80,4 +81,14 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.joinable = ring_joinable,
 	.max_msg_size = ring_max_msg,
 	.dup = ipc__ring_dup,
+	.shutdown_immediate = ipc__ring_shutdown_immediate,
+	.put_many = ipc__ring_put_many,
+	.get_many = ipc__ring_get_many,
+	.reserve = ipc__ring_reserve,
+	.commit = ipc__ring_commit,
+	.cancel = ipc__ring_cancel,
+	.borrow = ipc__ring_borrow,
+	.give_back = ipc__ring_give_back,
+	.watch = ipc__ring_watch,
+	.unwatch = ipc__ring_unwatch,
 };

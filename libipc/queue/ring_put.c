@@ -78,28 +78,30 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 	int rc;
 
 	for (;;) {
+		int cpu = -1;
+		bool fast = false;
+
 		rc = -ESTALE;
-		if (ipc__ring_bias_mine(r))
-			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
+		if (ipc__ring_bias_mine(r)) {
+			rc = ipc__ring_put_fast(r, msg, (uint32_t)len, &cpu);
+			fast = rc != -ESTALE;
+		}
 		if (rc == -ESTALE)
 			rc = ring_try_put(r, msg, (uint32_t)len, dl);
 		if (rc == 0) {
 			IPC__CRASHPOINT("queue.put.published");
-			ipc__ring_wake_unlocked(&q->q_get_seq,
-						&q->q_get_waiters, 1);
+			/* The locked path's unlock orders its store before the
+			 * read of the arm; the fast path has no such barrier.
+			 */
+			if (fast)
+				ipc__ring_bias_wake(r, cpu);
+			else
+				ipc__ring_wake_unlocked(&q->q_get_seq, 1);
 			return 0;
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		/* Every pass checks the deadline, so that no disagreement
-		 * between the readiness test and the attempt can spin past
-		 * it (IPC_FOREVER has none: no call). */
-		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
-			return ipc__deadline_error(dl);
-		if (ipc__ring_spin(r, ipc__ring_ready_to_put, need, PUT_SPINS))
-			continue;
-		rc = ipc__ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
-				     ipc__ring_ready_to_put, need, dl);
+		rc = ipc__ring_wait_room(r, need, dl);
 		if (rc != 0)
 			return rc;
 	}

@@ -59,6 +59,65 @@ bool ipc__ring_advance_free(struct ring *r)
 	return true;
 }
 
+static void drop_one(struct ring *r, uint32_t pos, struct rec_hdr *h, void *arg)
+{
+	uint32_t state =
+		atomic_load_explicit(&h->r_state, memory_order_relaxed);
+
+	(void)r;
+	(void)pos;
+	(void)arg;
+	if (state == REC_READY || state == REC_REQUEUED) {
+		atomic_store_explicit(&h->r_state, REC_DONE,
+				      memory_order_relaxed);
+		IPC__CRASHPOINT("queue.drop.marked");
+	}
+}
+
+/* The drop, from its intent record on (q_cmutex held): mark every queued
+ * (READY, in [head, tail)) and requeued (behind head) record DONE, move
+ * head to the tail, then store the count the intent computed. Every step
+ * is idempotent, so the repair simply runs it again. The tail does not
+ * move meanwhile: the queue is shut down and no put is in progress. */
+static void ring_drop_forward(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t tail = atomic_load(&q->q_tail);
+
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(tail), drop_one,
+			    NULL)) {
+		ipc__ring_broken(r);
+		return;
+	}
+	atomic_store(&q->q_head, tail);
+	atomic_store(&q->q_requeued, 0);
+	atomic_store(&q->q_done, q->q_intent_done);
+	q->q_intent = INTENT_NONE;
+	ipc__ring_advance_free(r);
+}
+
+void ipc__ring_drop_locked(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t tail = atomic_load(&q->q_tail);
+	uint64_t head = atomic_load(&q->q_head);
+	uint32_t requeued = 0;
+
+	if (!ring_words_sane(r, tail, head, atomic_load(&q->q_free)) ||
+	    !ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
+			    count_requeued, &requeued)) {
+		ipc__ring_broken(r);
+		return;
+	}
+	if (w_items(tail) == w_items(head) && requeued == 0)
+		return; /* nothing queued */
+	q->q_intent_done = atomic_load(&q->q_done) + requeued +
+			   (w_items(tail) - w_items(head));
+	q->q_intent = INTENT_DROP;
+	IPC__CRASHPOINT("queue.drop.intent");
+	ring_drop_forward(r);
+}
+
 /* A consumer died holding q_cmutex. Roll its operation forward and
  * recompute every word that is derived from the records. */
 static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -82,8 +141,13 @@ static bool ring_repair_sane(struct ring *r, uint32_t free, uint64_t head,
 	uint32_t len = rec_at(r, w_pos(head))->r_len;
 
 	if (!ring_words_sane(r, tail, head, free) ||
-	    (q->q_intent != INTENT_NONE && q->q_intent != INTENT_TASK_DONE))
+	    (q->q_intent != INTENT_NONE && q->q_intent != INTENT_TASK_DONE &&
+	     q->q_intent != INTENT_DROP))
 		return false;
+	/* A drop counts at most every task not yet done as done. */
+	if (q->q_intent == INTENT_DROP)
+		return q->q_intent_done - atomic_load(&q->q_done) <=
+		       w_items(tail) - atomic_load(&q->q_done);
 	if (q->q_intent == INTENT_TASK_DONE) {
 		struct find_arg f = { 0, q->q_intent_pos, false };
 		if (!ipc__ring_walk(r, free, w_pos(head), find_start, &f) ||
@@ -119,6 +183,10 @@ static int ring_repair_consumer(void *arg)
 		atomic_store(&rec_at(r, q->q_intent_pos)->r_state, REC_DONE);
 		atomic_store(&q->q_done, q->q_intent_done + 1);
 		q->q_intent = INTENT_NONE;
+	}
+	if (q->q_intent == INTENT_DROP) {
+		ring_drop_forward(r);
+		head = atomic_load(&q->q_head);
 	}
 	/* get marks the record at head TAKEN, then moves head past it. A
 	 * record in [head, tail) is otherwise always READY. */
@@ -193,7 +261,7 @@ void ipc__ring_reap_locked(struct ring *r)
 		ipc__mutex_unlock(&s->s_reg);
 	}
 	if (requeued > 0)
-		ipc__ring_wake(&q->q_get_seq, &q->q_get_waiters, (int)requeued);
+		ipc__ring_wake(&q->q_get_seq, (int)requeued);
 }
 
 /* Reaping is opportunistic: sleepers call it on every slice, so it only

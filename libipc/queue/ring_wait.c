@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 
 #include "libipc/queue/ring.h"
 
@@ -42,10 +43,49 @@ bool ipc__ring_ready_to_join(struct ring *r, uint32_t need)
 	return ring_unfinished(r) == 0;
 }
 
-/* Sleep until ready(r) or dl. Counts itself in *waiters before reading
- * the state, so a waker that changed the state either is seen here or sees
- * us (ipc__ring_wake). Every slice, a JoinableQueue sleeper reaps dead
- * consumers: that is what turns their tasks into work again. */
+/* A getter has armed q_get_seq and is about to read the state. A biased
+ * producer checks the arm without a fence, so make sure it cannot miss
+ * ours while its last put is still unseen: a membarrier, but only when the
+ * owner may be running right now on another CPU (q_bias_cpu is not ours).
+ * The argument is "Waking without a fence" in ring_bias.c. */
+static void ring_sleep_barrier(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	int cpu;
+
+	if (atomic_load(&q->q_bias_state) != BIAS_OWNED)
+		return;
+	cpu = ipc__cpu_now();
+	if (cpu < 0 ||
+	    atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != cpu)
+		ipc__membarrier();
+}
+
+uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_fetch_or(seq, SEQ_ARMED) | SEQ_ARMED;
+
+	if (seq == &r->shm->q_get_seq)
+		ring_sleep_barrier(r);
+	return s;
+}
+
+void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+		     uint32_t add)
+{
+	if (atomic_fetch_sub(waiters, add) > add)
+		atomic_fetch_or(seq, SEQ_ARMED);
+}
+
+/* Sleep until ready(r) or dl. Arms seq (SEQ_ARMED, with a locked RMW,
+ * which is a full barrier) before reading the state, so a waker that
+ * changed the state either is seen here or sees the arm and wakes us
+ * (ipc__ring_wake). The waker clears the arm as it wakes, so every pass
+ * arms again; a sleeper that leaves while others still sleep arms for
+ * them, so the next change wakes one of them too. A sleeper killed while
+ * armed leaves the bit set: it costs the next waker one system call.
+ * Every slice, a JoinableQueue sleeper reaps dead consumers: that is what
+ * turns their tasks into work again. */
 int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		    _Atomic uint32_t *waiters, ring_ready_fn ready,
 		    uint32_t need, const struct ipc__deadline *dl)
@@ -54,15 +94,8 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	int rc = 0;
 
 	atomic_fetch_add(waiters, 1);
-	/* A biased producer reads the waiter count with no fence after its
-	 * publishing store: make that barrier happen now (see ring_bias.c).
-	 * Later loads of the count on its side then see ours. */
-	if (waiters == &r->shm->q_get_waiters &&
-	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		ipc__membarrier();
 	for (;;) {
-		uint32_t s = atomic_load(seq);
-		atomic_thread_fence(memory_order_seq_cst);
+		uint32_t s = ipc__ring_arm(r, seq);
 		if (atomic_load_explicit(&r->shm->q_closed,
 					 memory_order_relaxed) &
 		    CLOSED_BROKEN) {
@@ -79,19 +112,61 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		if (ipc__futex_wait(seq, s, &slice) == -ETIMEDOUT)
 			ipc__ring_reap(r);
 	}
-	atomic_fetch_sub(waiters, 1);
+	ipc__ring_leave(seq, waiters, 1);
 	return rc;
 }
 
-/* Spin briefly for ready(r): a peer that is awake answers within
- * microseconds, far sooner than a sleep and a wake-up. */
-bool ipc__ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
-		    int spins)
+/* Before sleeping, wait a little without the kernel. A peer running on
+ * another CPU answers within microseconds: spinning catches that, far
+ * sooner than a sleep and a wake-up. A peer that cannot run — it shares
+ * our CPU, or every CPU is busy — never answers a spin: then spinning
+ * only burns the time it needs. So the spin is adaptive: its budget is
+ * halved each time spinning fails and doubled (up to the maximum) each
+ * time it succeeds, and is 0 where only one CPU is ours. Then the CPU is
+ * yielded a few times: a peer waiting for our CPU runs a whole time slice
+ * (filling or draining the ring) and neither side sleeps or wakes. Only if
+ * that does not help either does the caller sleep. Every yield checks dl,
+ * so a stopped peer never makes a timed call late. */
+bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
+			    uint32_t need, const struct ipc__deadline *dl)
 {
-	for (int i = 0; i < spins; i++) {
-		if (ready(r, need))
+	int budget = atomic_load_explicit(&r->spin[side], memory_order_relaxed);
+
+	for (int i = 0; i < budget; i++) {
+		if (ready(r, need)) {
+			int grown = budget * 2 > r->spin_max[side]
+					    ? r->spin_max[side]
+					    : budget * 2;
+			atomic_store_explicit(&r->spin[side], grown,
+					      memory_order_relaxed);
 			return true;
+		}
 		ipc__cpu_relax();
 	}
-	return false;
+	atomic_store_explicit(&r->spin[side], budget / 2, memory_order_relaxed);
+	for (int i = 0; i < RING_YIELDS; i++) {
+		if (ready(r, need))
+			return true;
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+			return false;
+		sched_yield();
+	}
+	return ready(r, need);
+}
+
+int ipc__ring_wait_room(struct ring *r, uint32_t need,
+			const struct ipc__deadline *dl)
+{
+	struct ring_shm *q = r->shm;
+
+	/* Every pass checks the deadline, so that no disagreement between
+	 * the readiness test and the attempt can spin past it (IPC_FOREVER
+	 * has none: no call). */
+	if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+		return ipc__deadline_error(dl);
+	if (ipc__ring_wait_briefly(r, SPIN_PUT, ipc__ring_ready_to_put, need,
+				   dl))
+		return 0;
+	return ipc__ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
+			       ipc__ring_ready_to_put, need, dl);
 }
