@@ -243,6 +243,24 @@ Test(net_sync, lock_of_a_closed_handle_is_released)
 	cr_assert_eq(ipc_lock_release(llk), 0);
 }
 
+Test(net_sync, server_stop_releases_what_remote_clients_hold)
+{
+	ipc_net_attr a = attr();
+
+	serve_lock(&a);
+	cr_assert_eq(ipc_sem_new(&lsem, 1, 0), 0);
+	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	cr_assert_eq(ipc_lock_acquire(rlk, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
+	ipc_server_stop(srv);
+	srv = NULL;
+	cr_assert_eq(ipc_lock_acquire(llk, IPC_NOWAIT), 0,
+		     "released (not abandoned) by the stopping server");
+	cr_assert_eq(ipc_lock_release(llk), 0);
+	cr_assert_eq(ipc_sem_value(lsem), 1);
+}
+
 Test(net_sync, lock_of_a_killed_holder_is_released_when_its_lease_expires)
 {
 	ipc_net_attr a = attr();
