@@ -5,7 +5,8 @@
  *
  * Every input goes through what the server does with bytes from the
  * network: decode the header; for a HELLO decode the hello; for a REQ or
- * REP open it both keyless and under a fixed key. Nothing may crash, read
+ * REP open it both keyless and under a fixed key, and split a PUT_MANY's
+ * batch. Nothing may crash, read
  * out of bounds (ASan) or leak (LSan), and whatever decodes must agree
  * with its own length fields.
  */
@@ -17,6 +18,28 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile unsigned sink;
+
+/* A PUT_MANY body's batch, as the server splits it: every message it
+ * yields lies inside the body, and together they cover it exactly. */
+static void check_batch(const struct ipc__body *b)
+{
+	static struct iovec iov[IPC__NET_BATCH_MAX];
+	size_t sum = 0;
+
+	if (b->val < 1 || b->val > IPC__NET_BATCH_MAX ||
+	    ipc__batch_decode(b->data, b->len, (size_t)b->val, iov) != 0)
+		return;
+	for (int64_t i = 0; i < b->val; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		if (p < b->data || p + iov[i].iov_len > b->data + b->len)
+			abort();
+		if (iov[i].iov_len > 0)
+			sink = p[0] + p[iov[i].iov_len - 1];
+		sum += 4 + iov[i].iov_len;
+	}
+	if (sum != b->len)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,10 +63,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					    &plain, &b) != 0)
 				continue;
 			if (b.len > IPC__NET_MAX_MSG || b.op == 0 ||
-			    b.op > IPC__OP_LAST)
+			    ipc__op_kind(b.op) < 0)
 				abort();
 			if (b.len > 0) /* ASan checks both ends are ours */
 				sink = b.data[0] + b.data[b.len - 1];
+			if (b.op == IPC__OP_Q_PUT_MANY)
+				check_batch(&b);
 			free(plain);
 		}
 	}

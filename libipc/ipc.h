@@ -1561,12 +1561,17 @@ IPC_API int ipc_stat(const char *name, ipc_object_info *info);
 IPC_API int ipc_unlink_unused(const char *name);
 
 /* ------------------------------------------------------------------------
- * Across hosts — serve local queues at a nanomsg URL; reach them from other
- * processes and machines with ordinary ipc_queue handles.
+ * Across hosts — serve local Queues, Events, Locks, Semaphores and Barriers
+ * at a nanomsg URL; reach them from other processes and machines with
+ * ordinary handles.
  *
  * A server (ipc_server_start) serves objects by name from background
- * threads; a client (ipc_queue_connect) gets an ipc_queue on which every
- * ipc_queue_* call works with the local meaning, timeouts and error codes.
+ * threads; a client (ipc_queue_connect, ipc_event_connect,
+ * ipc_lock_connect, ipc_sem_connect, ipc_barrier_connect) gets a handle of
+ * the object's own type on which every call of that type works with the
+ * local meaning, timeouts and error codes, and closes with the type's
+ * ipc_X_close. A client blocked in a remote wait never delays another
+ * client: each client handle has its own thread on the server.
  * URLs are nanomsg's: "tcp://10.0.0.1:5555", "tcp://127.0.0.1:5555",
  * "ipc:///tmp/jobs.sock". The format on the wire is docs/protocol.md.
  *
@@ -1585,7 +1590,8 @@ IPC_API int ipc_unlink_unused(const char *name);
  * it) and the server executes each number once. The table of executed numbers
  * is in the server's memory, so after a server is killed and restarted, the put
  * each producer handle had in flight at the kill may be stored twice (at most
- * one per handle; none was seen in the tests). A put that fails with
+ * one put, or one ipc_queue_put_many request of up to 4096 messages, per
+ * handle; none was seen in the tests). A put that fails with
  * IPC_ETIMEDOUT because the network or the server went away may or may not have
  * been stored. A message got by a remote consumer whose reply was lost on the
  * way is handed to that consumer's next get, or put back when it goes away; so
@@ -1596,6 +1602,12 @@ IPC_API int ipc_unlink_unused(const char *name);
  * are queued again (as for a local consumer that dies), so join() completes. A
  * remote consumer is the handle, not the thread.
  *
+ * Batches. ipc_queue_put_many and ipc_queue_get_many on a connected queue
+ * carry up to 4096 messages (about 1 MiB) per network round trip, each
+ * such request deduplicated as one (a batch is stored once, wholly or as
+ * far as it was put); a longer batch takes several. This is how a remote
+ * producer or consumer reaches raw nanomsg's message rate.
+ *
  * Failure. Every call returns within its timeout when the server or the
  * network is gone: IPC_ETIMEDOUT (IPC_ECONNREFUSED when nothing listens at
  * the address). Calls that do not block locally (qsize, task_done,
@@ -1604,6 +1616,25 @@ IPC_API int ipc_unlink_unused(const char *name);
  * back, also after a server restart; tasks leased in a session the server
  * lost were requeued by the server's side, and task_done for them returns 0
  * without effect.
+ *
+ * Remote Event, Lock, Semaphore and Barrier. The server runs each call
+ * on its local object for the client handle. A remote Lock's holder is the
+ * client handle, not a thread: share a handle between threads only as one
+ * holder (acquiring it again through the same handle is IPC_EDEADLK, and
+ * any thread may release it through that handle). What a handle holds is
+ * leased like a consumer's tasks: when it closes, dies or is cut off for
+ * lease_ms, the server releases its Lock and gives back the Semaphore
+ * units it acquired and did not release (acquires less releases made
+ * through that handle), and a Barrier wait it is in breaks the barrier
+ * (every waiter gets IPC_EBROKEN, as when a local party dies). An acquire
+ * whose reply is lost and that the caller reports failed (IPC_ETIMEDOUT)
+ * is undone by the server at the handle's next call. After a lost lease
+ * (or a server restart) the handle holds nothing: release returns
+ * IPC_EPERM (Lock) or adds a unit (Semaphore). ipc_cond over a remote
+ * Lock is not supported; ipc_event_set on a remote Event is not
+ * async-signal-safe. Event waits, and Lock and Semaphore acquires,
+ * wait on the server in slices of a second; a set-and-clear that falls
+ * between two slices goes unseen (a local waiter would return 0).
  *
  * nanomsg is not fork-safe: make servers and connected handles after fork,
  * never use one in a child forked after it was made.
@@ -1636,9 +1667,24 @@ IPC_API int ipc_server_start(ipc_server **srv, const char *url,
 IPC_API int ipc_server_add_queue(ipc_server *srv, const char *name,
 				 ipc_queue *q);
 
+/* Serve a local Event, Lock, Semaphore or Barrier under name, as
+ * ipc_server_add_queue does a queue (kept open by the caller until
+ * ipc_server_stop). 0 | IPC_EINVAL (NULL srv, name or object; a bad name)
+ * | IPC_EEXIST (name taken by an object of any kind) | IPC_ENOMEM (64
+ * objects). */
+IPC_API int ipc_server_add_event(ipc_server *srv, const char *name,
+				 ipc_event *ev);
+IPC_API int ipc_server_add_lock(ipc_server *srv, const char *name,
+				ipc_lock *lk);
+IPC_API int ipc_server_add_sem(ipc_server *srv, const char *name, ipc_sem *s);
+IPC_API int ipc_server_add_barrier(ipc_server *srv, const char *name,
+				   ipc_barrier *b);
+
 /* Stop serving and free srv: blocked remote calls end within about a
- * second, every client's unfinished tasks are requeued; clients see
- * IPC_ETIMEDOUT until a server serves the name again. NULL: no-op. */
+ * second, every client's unfinished tasks are requeued, Locks and
+ * Semaphore units held by clients are released, and a Barrier with a
+ * remote client waiting is broken; clients see IPC_ETIMEDOUT until a
+ * server serves the name again. NULL: no-op. */
 IPC_API void ipc_server_stop(ipc_server *srv);
 
 /* Connect to the queue served as name at url. 0 | IPC_EINVAL
@@ -1649,6 +1695,24 @@ IPC_API void ipc_server_stop(ipc_server *srv);
  * | IPC_ENOMEM. Close with ipc_queue_close, which ends the lease. */
 IPC_API int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
 			      const ipc_net_attr *attr);
+
+/* Connect to the Event, Lock, Semaphore or Barrier served as name at url:
+ * a handle of that type (close it with ipc_event_close, ipc_lock_close,
+ * ...; closing ends the lease). The same returns as ipc_queue_connect,
+ * and IPC_EPROTO when name is served but is an object of another kind.
+ * Every call on the handle may also return IPC_ETIMEDOUT or
+ * IPC_ECONNREFUSED when the server cannot be reached (within the call's
+ * timeout, or attr->timeout_ms for calls that do not wait), and IPC_EPROTO
+ * for an answer it cannot return; ipc_event_is_set and ipc_barrier_broken
+ * then return false, ipc_barrier_parties and ipc_barrier_n_waiting 0. */
+IPC_API int ipc_event_connect(ipc_event **ev, const char *url, const char *name,
+			      const ipc_net_attr *attr);
+IPC_API int ipc_lock_connect(ipc_lock **lk, const char *url, const char *name,
+			     const ipc_net_attr *attr);
+IPC_API int ipc_sem_connect(ipc_sem **s, const char *url, const char *name,
+			    const ipc_net_attr *attr);
+IPC_API int ipc_barrier_connect(ipc_barrier **b, const char *url,
+				const char *name, const ipc_net_attr *attr);
 
 #ifdef __cplusplus
 }

@@ -254,3 +254,62 @@ void t_unmap_segment(void *base, size_t size)
 	if (base != NULL)
 		munmap(base, size);
 }
+
+int t_net_serve(ipc_server **s, const ipc_net_attr *a, char *url, size_t cap)
+{
+	int rc = IPC_EBUSY;
+
+	for (int i = 0; i < 500 && rc == IPC_EBUSY; i++) {
+		int port = 20000 + (int)((getpid() * 31 + i * 97) % 30000);
+		snprintf(url, cap, "tcp://127.0.0.1:%d", port);
+		rc = ipc_server_start(s, url, a);
+	}
+	return rc;
+}
+
+pid_t t_net_peer(int *out, const char *mode, const char *url, const char *name,
+		 const char *key, const char *arg)
+{
+	const char *top = getenv("top_builddir");
+	char path[512];
+	int fd[2];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
+	if (pipe(fd) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execl(path, path, mode, url, name, key, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	if (pid < 0) {
+		close(fd[0]);
+		return -1;
+	}
+	*out = fd[0];
+	return pid;
+}
+
+bool t_read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t n = 0;
+	long end = t_now_ms() + timeout_ms;
+
+	while (n + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = end - t_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
+		    read(fd, buf + n, 1) != 1)
+			return false;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return true;
+}

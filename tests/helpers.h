@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "libipc/ipc.h"
+
 #define T_REAP_TIMEOUT 1000
 
 /* Inside a child function: fail with `code` unless expr holds. */
@@ -73,5 +75,18 @@ void t_unmap_segment(void *base, size_t size);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 long t_now_ms(void);
+
+/* Start an across-hosts server on a free loopback port (other tests run
+ * in parallel); its URL into url[0..cap). ipc_server_start's result. */
+int t_net_serve(ipc_server **s, const ipc_net_attr *a, char *url, size_t cap);
+
+/* Run tests/net_peer MODE URL NAME KEY [ARG] in a fresh process (nanomsg
+ * is not fork-safe; see net_peer.c) with its stdout on *out. arg may be
+ * NULL. The pid, or -1. */
+pid_t t_net_peer(int *out, const char *mode, const char *url, const char *name,
+		 const char *key, const char *arg);
+
+/* Read one line from fd within timeout_ms, without its newline. */
+bool t_read_line(int fd, char *buf, size_t cap, int timeout_ms);
 
 #endif

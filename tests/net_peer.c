@@ -17,6 +17,13 @@
  *                                "got <len>" or the error name
  *   net_peer join URL NAME KEY MS   join, print the result's name
  *   net_peer putmsg URL NAME KEY TEXT  put TEXT once, print the result's name
+ *   net_peer lockhold URL NAME KEY  connect to a Lock, acquire it, print
+ *                                "held", then wait to be killed
+ *   net_peer semhold URL NAME KEY   the same with one unit of a Semaphore
+ *   net_peer lock URL NAME KEY MS   acquire a Lock (timeout MS), print the
+ *                                result's name, release it
+ *   net_peer barrierwait URL NAME KEY  wait on a Barrier for ever, print
+ *                                the result's name (or index)
  * KEY "-" means no key. Exit 0 on success, 2.. on the failing step.
  */
 #include <stdio.h>
@@ -25,6 +32,54 @@
 #include <unistd.h>
 
 #include "libipc/ipc.h"
+
+/* The Lock, Semaphore and Barrier modes. */
+static int sync_peer(const char *mode, const char *url, const char *name,
+		     const ipc_net_attr *a, int ms)
+{
+	int rc;
+
+	if (strcmp(mode, "lock") == 0) {
+		ipc_lock *lk;
+		if (ipc_lock_connect(&lk, url, name, a) != 0)
+			return 3;
+		rc = ipc_lock_acquire(lk, ms);
+		printf("%s\n", ipc_err_name(rc));
+		if (IPC_OK(rc))
+			ipc_lock_release(lk);
+		ipc_lock_close(lk);
+		return rc == 0 ? 0 : 4;
+	}
+	if (strcmp(mode, "lockhold") == 0) {
+		ipc_lock *lk;
+		if (ipc_lock_connect(&lk, url, name, a) != 0)
+			return 3;
+		rc = ipc_lock_acquire(lk, 10000);
+		if (!IPC_OK(rc))
+			return 4;
+	} else if (strcmp(mode, "semhold") == 0) {
+		ipc_sem *sem;
+		if (ipc_sem_connect(&sem, url, name, a) != 0)
+			return 3;
+		if (ipc_sem_acquire(sem, 10000) != 0)
+			return 4;
+	} else {
+		ipc_barrier *b;
+		if (ipc_barrier_connect(&b, url, name, a) != 0)
+			return 3;
+		rc = ipc_barrier_wait(b, IPC_FOREVER);
+		if (rc >= 0)
+			printf("%d\n", rc);
+		else
+			printf("%s\n", ipc_err_name(rc));
+		ipc_barrier_close(b);
+		return 0;
+	}
+	printf("held\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
 
 int main(int argc, char **argv)
 {
@@ -39,6 +94,11 @@ int main(int argc, char **argv)
 		a.authkey = argv[4];
 		a.authkey_len = strlen(argv[4]);
 	}
+	if (strcmp(argv[1], "lock") == 0 || strcmp(argv[1], "lockhold") == 0 ||
+	    strcmp(argv[1], "semhold") == 0 ||
+	    strcmp(argv[1], "barrierwait") == 0)
+		return sync_peer(argv[1], argv[2], argv[3], &a,
+				 argc > 5 ? atoi(argv[5]) : 0);
 	rc = ipc_queue_connect(&q, argv[2], argv[3], &a);
 	if (rc != 0) {
 		fprintf(stderr, "net_peer: connect: %s\n", ipc_strerror(rc));

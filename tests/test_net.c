@@ -37,6 +37,9 @@ static const char other_key[] = "correct horse battery stapler";
 static ipc_server *srv;
 static ipc_queue *local, *remote;
 static pid_t serve_pid; /* an ipc-serve a failed test left running */
+/* What a test's ipc-serve uses, removed by teardown whether or not the
+ * test got to its own cleanup (a failed assertion ends the test early). */
+static char serve_qname[64], serve_keyfile[128], serve_sock[160];
 static char url[64];
 
 static void setup(void)
@@ -52,6 +55,14 @@ static void teardown(void)
 	ipc_queue_close(local);
 	if (serve_pid > 0)
 		t_kill(serve_pid);
+	serve_pid = 0;
+	if (serve_qname[0] != '\0')
+		ipc_unlink(serve_qname);
+	if (serve_keyfile[0] != '\0')
+		unlink(serve_keyfile);
+	if (serve_sock[0] != '\0')
+		unlink(serve_sock);
+	serve_qname[0] = serve_keyfile[0] = serve_sock[0] = '\0';
 	cr_assert_eq(t_zombie_children(), 0, "no zombie left behind");
 }
 
@@ -77,14 +88,7 @@ static ipc_net_attr keyed(const char *k)
 /* Start a server on a free loopback port (other tests run in parallel). */
 static int serve(ipc_server **s, const ipc_net_attr *a)
 {
-	int rc = IPC_EBUSY;
-
-	for (int i = 0; i < 500 && rc == IPC_EBUSY; i++) {
-		int port = 20000 + (int)((getpid() * 31 + i * 97) % 30000);
-		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-		rc = ipc_server_start(s, url, a);
-	}
-	return rc;
+	return t_net_serve(s, a, url, sizeof(url));
 }
 
 static void serve_queue(bool joinable, const ipc_net_attr *a)
@@ -179,6 +183,132 @@ Test(net, bad_arguments_and_limits_keep_local_errors)
 	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL, "not joinable");
 	cr_assert_eq(ipc_queue_join(remote, 0), IPC_EINVAL);
 	cr_assert_eq(ipc_queue_unfinished(remote), IPC_EINVAL);
+}
+
+Test(net, put_many_stores_every_message_once_in_order)
+{
+	enum { N = 5000 }; /* more than one request's worth */
+	static struct iovec iov[N];
+	static char msgs[N][8];
+	ipc_net_attr a = keyed(key);
+	char buf[16];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	for (int i = 0; i < N; i++) {
+		iov[i].iov_base = msgs[i];
+		iov[i].iov_len =
+			(size_t)snprintf(msgs[i], sizeof(msgs[i]), "%d", i) *
+			(i % 7 != 3); /* some empty */
+	}
+	cr_assert_eq(ipc_queue_put_many(remote, iov, N, 10000), N);
+	cr_assert_eq(ipc_queue_qsize(local), N);
+	for (int i = 0; i < N; i++) {
+		ssize_t n = ipc_queue_get(local, buf, sizeof(buf), 0);
+		cr_assert_eq(n, (ssize_t)iov[i].iov_len, "message %d", i);
+		cr_assert_eq(memcmp(buf, msgs[i], (size_t)n), 0);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0, "each stored once");
+}
+
+Test(net, put_many_stops_when_full_and_keeps_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_queue_attr qa = { .max_msg_size = 100, .maxsize = 3 };
+	char big[101] = { 0 }, buf[8], abc[] = "abcde";
+	struct iovec iov[5], bad[2] = { { abc, 1 }, { big, sizeof(big) } };
+
+	for (int i = 0; i < 5; i++)
+		iov[i] = (struct iovec){ abc + i, 1 };
+
+	cr_assert_eq(ipc_queue_open(&local, NULL, 0, &qa), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_queue(srv, "jobs", local), 0);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put_many(remote, bad, 2, 0), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 0, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_qsize(local), 0, "refused whole");
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 5, IPC_NOWAIT), 3);
+	cr_assert_eq(ipc_queue_put_many(remote, iov + 3, 2, IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_put_many(remote, iov + 3, 2, 300),
+		     IPC_ETIMEDOUT);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 1);
+		cr_assert_eq(buf[0], 'a' + i);
+	}
+	cr_assert_eq(ipc_queue_shutdown(local), 0);
+	cr_assert_eq(ipc_queue_put_many(remote, iov, 5, 1000), IPC_ECLOSED);
+}
+
+static void iov_bufs(struct iovec *iov, char (*bufs)[16], int n, size_t cap)
+{
+	for (int i = 0; i < n; i++)
+		iov[i] = (struct iovec){ bufs[i], cap };
+}
+
+Test(net, get_many_takes_what_is_queued_and_keeps_local_errors)
+{
+	ipc_net_attr a = keyed(key);
+	char bufs[100][16];
+	struct iovec iov[100];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	iov_bufs(iov, bufs, 4, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, IPC_NOWAIT),
+		     IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, 200), IPC_ETIMEDOUT);
+	for (int i = 0; i < 10; i++) {
+		char m[16];
+		int len = snprintf(m, sizeof(m), "msg%d", i * 11);
+		cr_assert_eq(ipc_queue_put(local, m, (size_t)len, 0), 0);
+	}
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 4, 1000), 4);
+	cr_assert_eq(iov[0].iov_len, 4);
+	cr_assert_eq(memcmp(bufs[0], "msg0", 4), 0);
+	cr_assert_eq(iov[3].iov_len, 5);
+	cr_assert_eq(memcmp(bufs[3], "msg33", 5), 0);
+	iov_bufs(iov, bufs, 100, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 100, 1000), 6,
+		     "only what is queued");
+	cr_assert_eq(memcmp(bufs[5], "msg99", 5), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 0);
+	/* A message that does not fit its buffer stays queued. */
+	cr_assert_eq(ipc_queue_put(local, "ab", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "0123456789", 10, 0), 0);
+	iov_bufs(iov, bufs, 2, 4);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 2, 1000), 1);
+	cr_assert_eq(iov[0].iov_len, 2);
+	iov_bufs(iov, bufs, 2, 4);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 2, 1000), IPC_EMSGSIZE);
+	cr_assert_eq(ipc_queue_qsize(local), 1);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 0, 0), IPC_EINVAL);
+	iov_bufs(iov, bufs, 1, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 1, 0), 1);
+	cr_assert_eq(iov[0].iov_len, 10);
+	cr_assert_eq(ipc_queue_shutdown(local), 0);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 1, 1000), IPC_ECLOSED);
+}
+
+Test(net, get_many_on_a_joinable_queue_gets_one_task_each)
+{
+	ipc_net_attr a = keyed(key);
+	char bufs[8][16];
+	struct iovec iov[8];
+
+	serve_queue(true, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_put(local, "t", 1, 0), 0);
+	iov_bufs(iov, bufs, 8, 16);
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 1000), 3);
+	cr_assert_eq(ipc_queue_unfinished(local), 3);
+	cr_assert_eq(ipc_queue_join(local, 0), IPC_EAGAIN);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_task_done(remote), 0);
+	cr_assert_eq(ipc_queue_task_done(remote), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_join(local, 1000), 0);
 }
 
 Test(net, shutdown_reaches_local_and_remote)
@@ -305,25 +435,7 @@ Test(net, closing_a_remote_consumer_requeues_its_tasks)
  * stdout on *out. */
 static pid_t spawn_peer(int *out, const char *mode, const char *k)
 {
-	const char *top = getenv("top_builddir");
-	char path[512];
-	int fd[2];
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/tests/net_peer", top ? top : ".");
-	if (pipe(fd) != 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(path, path, mode, url, "jobs", k, (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	*out = fd[0];
-	return pid;
+	return t_net_peer(out, mode, url, "jobs", k, NULL);
 }
 
 /* Poll until q holds at least want messages, at most timeout_ms. */
@@ -339,26 +451,6 @@ static bool t_wait_count_long(ipc_queue *q, long want, int timeout_ms)
 	return true;
 }
 
-/* Read one line from fd within timeout_ms. */
-static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
-{
-	size_t n = 0;
-	long end = t_now_ms() + timeout_ms;
-
-	while (n + 1 < cap) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long left = end - t_now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) != 1 ||
-		    read(fd, buf + n, 1) != 1)
-			return false;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
 {
 	ipc_net_attr a = keyed(key);
@@ -370,7 +462,7 @@ Test(net, killed_remote_consumer_task_is_requeued_and_join_returns)
 	cr_assert_eq(ipc_queue_put(local, "t1", 2, 0), 0);
 	pid = spawn_peer(&fd, "hold", key);
 	cr_assert_gt(pid, 0);
-	cr_assert(read_line(fd, buf, sizeof(buf), 20000),
+	cr_assert(t_read_line(fd, buf, sizeof(buf), 20000),
 		  "the remote consumer took the task");
 	cr_assert_str_eq(buf, "got 2");
 	cr_assert_eq(ipc_queue_qsize(local), 0);
@@ -548,6 +640,10 @@ static pid_t spawn_serve(const char *sock_url, const char *keyfile,
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/tools/ipc-serve", top ? top : ".");
+	snprintf(serve_qname, sizeof(serve_qname), "%s", qname);
+	snprintf(serve_keyfile, sizeof(serve_keyfile), "%s", keyfile);
+	if (strncmp(sock_url, "ipc://", 6) == 0)
+		snprintf(serve_sock, sizeof(serve_sock), "%s", sock_url + 6);
 	pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
@@ -571,6 +667,7 @@ static void serve_cleanup(pid_t server, const char *qname, const char *keyfile,
 	ipc_unlink(qname);
 	unlink(keyfile);
 	unlink(sock_url + strlen("ipc://"));
+	serve_qname[0] = serve_keyfile[0] = serve_sock[0] = '\0';
 }
 
 /* A producer in another process (net_peer put) streams while ipc-serve is
@@ -631,7 +728,7 @@ Test(net, ipc_serve_killed_and_restarted_mid_stream)
 	cr_assert(t_wait_count_long(local, n / 3, 30000), "stream started");
 	cr_assert_eq(t_kill(server), -SIGKILL);
 	server = spawn_serve(sock_url, keyfile, qname);
-	cr_assert(read_line(fd, line, sizeof(line), 60000), "producer done");
+	cr_assert(t_read_line(fd, line, sizeof(line), 60000), "producer done");
 	acked = atol(line);
 	cr_assert_eq(waitpid(producer, &status, 0), producer);
 	close(fd);
@@ -869,6 +966,103 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 	proxy_stop(&p);
 }
 
+Test(net, lost_get_many_reply_is_redelivered_in_order)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64], bufs[8][16];
+	struct iovec iov[8];
+	struct proxy p;
+	int port;
+
+	a.lease_ms = 60000; /* as above: renewals stay out of the way */
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(local, "m0", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "m1", 2, 0), 0);
+	cr_assert_eq(ipc_queue_put(local, "m2!", 3, 0), 0);
+	atomic_store(&p.drop_replies, true);
+	for (int try = 0; try < 10 && ipc_queue_qsize(local) != 0; try++) {
+		for (int i = 0; i < 8; i++)
+			iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 600),
+			     IPC_ETIMEDOUT, "the reply never came");
+		long t0 = t_now_ms();
+		while (ipc_queue_qsize(local) != 0 && t_now_ms() - t0 < 2000)
+			usleep(1000);
+	}
+	cr_assert_eq(ipc_queue_qsize(local), 0, "the server took all three");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true);
+	/* A plain get gets the first kept message, a batch get the rest. */
+	cr_assert_eq(ipc_queue_get(remote, bufs[0], sizeof(bufs[0]), 20000), 2);
+	cr_assert_eq(memcmp(bufs[0], "m0", 2), 0);
+	for (int i = 0; i < 8; i++)
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+	cr_assert_eq(ipc_queue_get_many(remote, iov, 8, 20000), 2);
+	cr_assert_eq(iov[0].iov_len, 2);
+	cr_assert_eq(memcmp(bufs[0], "m1", 2), 0);
+	cr_assert_eq(iov[1].iov_len, 3);
+	cr_assert_eq(memcmp(bufs[1], "m2!", 3), 0);
+	cr_assert_eq(ipc_queue_get(remote, bufs[0], sizeof(bufs[0]), 0),
+		     IPC_EAGAIN, "exactly once");
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(&p);
+}
+
+/* A remote Lock acquire that succeeds on the server while its reply is
+ * lost: the caller sees IPC_ETIMEDOUT and believes it holds nothing, so the
+ * server must release the lock at the handle's next call. */
+Test(net, lost_acquire_reply_is_undone_at_the_next_call)
+{
+	ipc_net_attr a = keyed(key);
+	ipc_lock *lk = NULL, *rlk = NULL;
+	char purl[64];
+	struct proxy p;
+	int port;
+
+	a.lease_ms = 60000; /* renewals stay out of the way */
+	cr_assert_eq(ipc_lock_new(&lk), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_lock(srv, "lk", lk), 0);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_lock_connect(&rlk, purl, "lk", &a), 0);
+	atomic_store(&p.drop_replies, true);
+	/* Retry until the server has acquired it for us (bounded): under
+	 * load an acquire may time out before its request was sent. */
+	for (int try = 0; try < 10; try++) {
+		int rc;
+		cr_assert_eq(ipc_lock_acquire(rlk, 600), IPC_ETIMEDOUT);
+		long t0 = t_now_ms();
+		while ((rc = ipc_lock_acquire(lk, IPC_NOWAIT)) == 0 &&
+		       t_now_ms() - t0 < 2000) {
+			ipc_lock_release(lk);
+			usleep(1000);
+		}
+		if (rc == IPC_EAGAIN)
+			break;
+		ipc_lock_release(lk);
+	}
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), IPC_EAGAIN,
+		     "the server holds it for the remote handle");
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true);
+	cr_assert_eq(ipc_lock_release(rlk), IPC_EPERM,
+		     "undone before this call ran");
+	cr_assert_eq(ipc_lock_acquire(lk, 10000), 0);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(rlk);
+	proxy_stop(&p);
+	ipc_server_stop(srv);
+	srv = NULL;
+	ipc_lock_close(lk);
+}
+
 struct forever_put {
 	ipc_queue *q;
 	_Atomic int rc;
@@ -1064,7 +1258,8 @@ Test(net, lost_get_reply_survives_superseded_requests)
 
 /* A HELLO frame as anyone can send it (no key needed): header, 48 random
  * bytes (client id and nonce), version 1, keyed flag, the name. */
-static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
+static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i,
+			  bool keyed_hello)
 {
 	size_t n = strlen(name), len = 32 + 52 + n;
 	uint32_t v[2] = { 0x4e435049u, (uint32_t)(52 + n) };
@@ -1081,25 +1276,22 @@ static size_t hello_frame(uint8_t *fr, size_t cap, const char *name, int i)
 	for (int k = 0; k < 48; k++)
 		fr[32 + k] = (uint8_t)(i * 131 + k * 7 + 1);
 	fr[32 + 48] = 1;
-	fr[32 + 49] = 1;
+	fr[32 + 49] = keyed_hello;
 	fr[32 + 50] = (uint8_t)n;
 	memcpy(fr + 32 + 52, name, n);
 	return len;
 }
 
-/* 300 handshakes begun and never finished (more than the session table
- * holds): the server still lets in a client that has the key. */
-Test(net, hello_flood_does_not_lock_out_keyed_clients)
+/* Send N HELLOs for "jobs" from N sockets (closed by the caller) and read
+ * each answer: how many were answered. */
+static int hello_flood(int *socks, int n, bool keyed_hello)
 {
-	enum { N = 300 };
-	ipc_net_attr a = keyed(key);
-	static int socks[N];
 	int answered = 0;
 
-	serve_queue(false, &a);
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		uint8_t fr[128];
-		size_t len = hello_frame(fr, sizeof(fr), "jobs", i);
+		size_t len =
+			hello_frame(fr, sizeof(fr), "jobs", i, keyed_hello);
 		int ms = 5000;
 		void *reply = NULL;
 		socks[i] = nn_socket(AF_SP, NN_REQ);
@@ -1116,10 +1308,50 @@ Test(net, hello_flood_does_not_lock_out_keyed_clients)
 			nn_freemsg(reply);
 		}
 	}
-	cr_assert_eq(answered, N, "every hello was answered");
+	return answered;
+}
+
+/* 300 handshakes begun and never finished (more than the session table
+ * holds): the server still lets in a client that has the key. */
+Test(net, hello_flood_does_not_lock_out_keyed_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(key);
+	static int socks[N];
+
+	serve_queue(false, &a);
+	cr_assert_eq(hello_flood(socks, N, true), N,
+		     "every hello was answered");
 	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0,
 		     "a client with the key still gets in");
 	cr_assert_eq(ipc_queue_put(remote, "x", 1, 5000), 0);
+	for (int i = 0; i < N; i++)
+		nn_close(socks[i]);
+}
+
+/* A keyless server opens a session at HELLO: 300 sessions opened and never
+ * used (more than the table holds) must not lock out a new client, nor end
+ * a session in use. */
+Test(net, hello_flood_does_not_lock_out_keyless_clients)
+{
+	enum { N = 300 };
+	ipc_net_attr a = keyed(NULL);
+	static int socks[N];
+	ipc_queue *late = NULL;
+	char buf[8];
+
+	serve_queue(false, &a);
+	cr_assert_eq(ipc_queue_connect(&remote, url, "jobs", &a), 0);
+	cr_assert_eq(ipc_queue_put(remote, "a", 1, 5000), 0);
+	cr_assert_eq(hello_flood(socks, N, false), N,
+		     "every hello was answered");
+	cr_assert_eq(ipc_queue_connect(&late, url, "jobs", &a), 0,
+		     "a new client still gets in");
+	cr_assert_eq(ipc_queue_put(late, "b", 1, 5000), 0);
+	cr_assert_eq(ipc_queue_put(remote, "c", 1, 5000), 0);
+	ipc_queue_close(late);
+	cr_assert_eq(ipc_queue_qsize(local), 3);
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), 0), 1);
 	for (int i = 0; i < N; i++)
 		nn_close(socks[i]);
 }

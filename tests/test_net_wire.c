@@ -172,3 +172,37 @@ Test(wire, hello_names_are_checked)
 	buf[IPC__NET_ID + IPC__NET_NONCE] = 9; /* unknown kind */
 	cr_assert_eq(ipc__hello_decode(buf, n, &out), -EPROTO);
 }
+
+Test(wire, batches_decode_only_when_every_byte_is_accounted_for)
+{
+	char ab[] = "ab", cdef[] = "cdef";
+	struct iovec in[3] = { { ab, 2 }, { NULL, 0 }, { cdef, 4 } }, out[3];
+	uint8_t buf[32];
+	size_t n = ipc__batch_size(in, 3);
+
+	cr_assert_eq(n, 4 * 3 + 6);
+	ipc__batch_put(buf, in, 3);
+	cr_assert_eq(ipc__batch_decode(buf, n, 3, out), 0);
+	cr_assert_eq(out[0].iov_len, 2);
+	cr_assert_eq(memcmp(out[0].iov_base, "ab", 2), 0);
+	cr_assert_eq(out[1].iov_len, 0);
+	cr_assert_eq(out[2].iov_len, 4);
+	cr_assert_eq(memcmp(out[2].iov_base, "cdef", 4), 0);
+	cr_assert_eq((uint8_t *)out[2].iov_base + 4, buf + n, "in place");
+	cr_assert_eq(ipc__batch_decode(buf, n, 2, out), -EPROTO, "bytes left");
+	cr_assert_eq(ipc__batch_decode(buf, n - 1, 3, out), -EPROTO, "short");
+	cr_assert_eq(ipc__batch_decode(buf, 2, 1, out), -EPROTO, "no length");
+	cr_assert_eq(ipc__batch_decode(buf, n, 0, out), -EPROTO);
+	cr_assert_eq(ipc__batch_decode(buf, n, IPC__NET_BATCH_MAX + 1, out),
+		     -EPROTO);
+	ipc__put_le32(buf, 0xfffffff0u); /* a length past the end */
+	cr_assert_eq(ipc__batch_decode(buf, n, 3, out), -EPROTO);
+	cr_assert_eq(ipc__op_kind(IPC__OP_Q_GET_MANY), IPC__NK_QUEUE);
+	cr_assert_eq(ipc__op_kind(IPC__OP_Q_GET_MANY + 1), IPC__NK_EVENT);
+	cr_assert_eq(ipc__op_kind(IPC__OP_EV_WAIT + 1), -1);
+	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_BROKEN), IPC__NK_BARRIER);
+	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_BROKEN + 1), -1);
+	cr_assert_eq(ipc__op_kind(4), -1);
+	cr_assert_eq(ipc__op_kind(0), -1);
+	cr_assert_eq(ipc__op_kind(65535), -1);
+}

@@ -30,8 +30,9 @@
 #include "libipc/net/net.h"
 #include "libipc/queue/queue.h"
 
-struct rq {
+struct ipc__conn {
 	int sock;
+	uint8_t kind; /* enum ipc__net_kind */
 	char name[IPC__NET_NAME_MAX + 1];
 	struct ipc__keys keys;
 	int timeout_ms;
@@ -51,6 +52,12 @@ struct rq {
 	long stale_tasks; /* got in a lost session (requeued by the server) */
 	int64_t last_ms;  /* last answer */
 
+	/* Callers waiting for mu. The lease keeper's PING gives way to them
+	 * (hb_call: it is the one exchanging now): its answer may be lost,
+	 * and a caller must not wait out its deadline behind it. */
+	_Atomic int waiters;
+	bool hb_call;
+
 	pthread_t hb;
 	pthread_mutex_t hb_mu;
 	pthread_cond_t hb_cv;
@@ -61,7 +68,7 @@ struct rq {
 /* ---- One exchange -------------------------------------------------------- */
 
 /* The error for an exchange that got no answer before its deadline. */
-static int rq_silence_error(struct rq *c)
+static int rq_silence_error(struct ipc__conn *c)
 {
 	if (nn_get_statistic(c->sock, NN_STAT_CURRENT_CONNECTIONS) == 0 &&
 	    nn_get_statistic(c->sock, NN_STAT_CONNECT_ERRORS) > 0)
@@ -73,7 +80,7 @@ static int rq_silence_error(struct rq *c)
  * (absolute, ipc__net_now_ms; -1 forever). The answer is decoded into *f
  * over the nn-allocated *raw (caller nn_freemsg's it). Frames that do not
  * decode or answer another seq are dropped. */
-static int rq_exchange(struct rq *c, const uint8_t *buf, size_t len,
+static int rq_exchange(struct ipc__conn *c, const uint8_t *buf, size_t len,
 		       uint64_t seq, int64_t deadline_ms, uint8_t **raw,
 		       struct ipc__frame *f)
 {
@@ -89,6 +96,11 @@ static int rq_exchange(struct rq *c, const uint8_t *buf, size_t len,
 		if (left <= 0)
 			return rq_silence_error(c);
 		ms = left > 1000 ? 1000 : (int)left;
+		if (c->hb_call) {
+			if (atomic_load(&c->waiters) > 0)
+				return IPC_ETIMEDOUT; /* a caller wants it */
+			ms = ms > 20 ? 20 : ms;
+		}
 		if (!sent) {
 			nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &ms,
 				      sizeof(ms));
@@ -134,7 +146,7 @@ static int err_payload(const struct ipc__frame *f)
 }
 
 /* Read the OPEN reply that ends a handshake. */
-static int rq_welcome(struct rq *c, const struct ipc__frame *f,
+static int rq_welcome(struct ipc__conn *c, const struct ipc__frame *f,
 		      const uint8_t *raw)
 {
 	struct ipc__body b;
@@ -167,7 +179,7 @@ static int rq_welcome(struct rq *c, const struct ipc__frame *f,
 /* Tell a server whose proof failed that we refuse it (an all-zero proof,
  * which never verifies), so that it logs the failure. Nothing derived
  * from our key is sent to a peer that has not proved the key. */
-static void rq_send_reject(struct rq *c, uint64_t sid)
+static void rq_send_reject(struct ipc__conn *c, uint64_t sid)
 {
 	uint8_t buf[IPC__NET_HDR + IPC__NET_PROOF] = { 0 };
 	struct ipc__frame f = { .type = IPC__F_PROOF,
@@ -179,9 +191,9 @@ static void rq_send_reject(struct rq *c, uint64_t sid)
 }
 
 /* The handshake (c->mu held): HELLO, then CHALLENGE/PROOF with a key. */
-static int rq_handshake(struct rq *c, int64_t deadline_ms)
+static int rq_handshake(struct ipc__conn *c, int64_t deadline_ms)
 {
-	struct ipc__hello h = { .kind = IPC__NK_QUEUE, .keyed = c->keys.keyed };
+	struct ipc__hello h = { .kind = c->kind, .keyed = c->keys.keyed };
 	uint8_t buf[IPC__NET_HDR + IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
 	struct ipc__frame f = { .type = IPC__F_HELLO };
 	uint8_t *raw;
@@ -234,6 +246,12 @@ static int rq_handshake(struct rq *c, int64_t deadline_ms)
 	}
 	rc = rq_welcome(c, &f, raw);
 	if (rc == 0) {
+		/* nanomsg resends a pending request by itself; a long wait on
+		 * the server (a Barrier's) renews the lease through those
+		 * resends, so they come several times a lease. */
+		int resend = c->lease_ms / 3 < 1000 ? c->lease_ms / 3 : 1000;
+		nn_setsockopt(c->sock, NN_REQ, NN_REQ_RESEND_IVL, &resend,
+			      sizeof(resend));
 		c->sid = f.sid;
 		c->seq = 0;
 		c->prev_lost = false;
@@ -245,7 +263,7 @@ static int rq_handshake(struct rq *c, int64_t deadline_ms)
 
 /* The session is gone on the server's side: its tasks were requeued
  * there. */
-static void rq_lose_session(struct rq *c)
+static void rq_lose_session(struct ipc__conn *c)
 {
 	c->connected = false;
 	c->stale_tasks += c->tasks;
@@ -259,7 +277,7 @@ static void rq_lose_session(struct rq *c)
  * the same sequence number and flags, so the server answers it from its
  * dedupe cache (or with the execution still running) instead of running
  * it a second time. */
-static int rq_call_locked(struct rq *c, struct ipc__body *b,
+static int rq_call_locked(struct ipc__conn *c, struct ipc__body *b,
 			  int64_t deadline_ms, struct ipc__body *r,
 			  uint8_t **plain, bool resend)
 {
@@ -327,7 +345,7 @@ static int rq_call_locked(struct rq *c, struct ipc__body *b,
 	return IPC_EPROTO; /* the server keeps forgetting us */
 }
 
-static int64_t rq_net_deadline(struct rq *c)
+static int64_t rq_net_deadline(struct ipc__conn *c)
 {
 	return ipc__net_now_ms() + c->timeout_ms;
 }
@@ -341,7 +359,7 @@ static int64_t dl_left_ms(const struct ipc__deadline *dl)
 /* Take the handle's request lock by deadline_ms (-1: no limit): another
  * thread's call, or the lease keeper's PING to a server that went away,
  * must not stretch this call past its own timeout. */
-static int rq_lock(struct rq *c, int64_t deadline_ms)
+static int rq_lock_wait(struct ipc__conn *c, int64_t deadline_ms)
 {
 #ifdef HAVE_PTHREAD_MUTEX_CLOCKLOCK
 	struct timespec ts;
@@ -371,12 +389,20 @@ static int rq_lock(struct rq *c, int64_t deadline_ms)
 #endif
 }
 
-/* A blocking operation: repeat server-side waits of at most a slice until
- * the operation completes, fails otherwise, or dl passes. The server waits
- * a little less than what is left, so that its answer arrives in time. */
-static int rq_blocking(struct rq *c, struct ipc__body *b,
-		       const struct ipc__deadline *dl, struct ipc__body *r,
-		       uint8_t **plain)
+/* The same, counted in c->waiters so that a PING in progress yields. */
+static int rq_lock(struct ipc__conn *c, int64_t deadline_ms)
+{
+	int rc;
+
+	atomic_fetch_add(&c->waiters, 1);
+	rc = rq_lock_wait(c, deadline_ms);
+	atomic_fetch_sub(&c->waiters, 1);
+	return rc;
+}
+
+int ipc__conn_blocking(struct ipc__conn *c, struct ipc__body *b,
+		       const struct ipc__deadline *dl, bool whole,
+		       struct ipc__body *r, uint8_t **plain)
 {
 	bool resend = false;
 
@@ -384,7 +410,7 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 		int64_t left = dl_left_ms(dl), reply_by;
 		int rc;
 		if (left < 0) {
-			b->arg = IPC__NET_SLICE_MS;
+			b->arg = whole ? -1 : IPC__NET_SLICE_MS;
 			reply_by = ipc__net_now_ms() + IPC__NET_SLICE_MS +
 				   c->timeout_ms;
 		} else if (dl->kind == IPC__DL_NOWAIT) {
@@ -392,7 +418,8 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 			reply_by = rq_net_deadline(c);
 		} else {
 			int64_t grace = left / 4 < 200 ? left / 4 : 200;
-			b->arg = (int32_t)(left - grace > IPC__NET_SLICE_MS
+			b->arg = (int32_t)(left - grace > IPC__NET_SLICE_MS &&
+							   !whole
 						   ? IPC__NET_SLICE_MS
 						   : left - grace);
 			reply_by = ipc__net_now_ms() + left;
@@ -414,7 +441,8 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 		if (rc != 0)
 			return rc;
 		if ((r->arg == IPC_ETIMEDOUT || r->arg == IPC_EAGAIN) &&
-		    dl->kind != IPC__DL_NOWAIT && !ipc__deadline_passed(dl)) {
+		    !whole && dl->kind != IPC__DL_NOWAIT &&
+		    !ipc__deadline_passed(dl)) {
 			free(*plain);
 			*plain = NULL;
 			continue;
@@ -425,8 +453,7 @@ static int rq_blocking(struct rq *c, struct ipc__body *b,
 	}
 }
 
-/* A call that does not block on the server. */
-static int rq_simple(struct rq *c, uint16_t op, struct ipc__body *r)
+int ipc__conn_simple(struct ipc__conn *c, uint16_t op, struct ipc__body *r)
 {
 	struct ipc__body b = { .op = op };
 	int64_t by = rq_net_deadline(c);
@@ -446,27 +473,80 @@ static int rq_simple(struct rq *c, uint16_t op, struct ipc__body *r)
 static int rq_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl)
 {
-	struct rq *c = impl;
+	struct ipc__conn *c = impl;
 	struct ipc__body b = { .op = IPC__OP_Q_PUT,
 			       .data = msg,
 			       .len = (uint32_t)len },
 			 r;
 	uint8_t *plain;
-	int rc = rq_blocking(c, &b, dl, &r, &plain);
+	int rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
 
 	free(plain);
 	return rc ? rc : r.arg;
 }
 
+/* A batch of puts: requests of up to IPC__NET_BATCH_MAX messages and about
+ * IPC__NET_BATCH_BYTES, each one round trip and one dedupe record, until
+ * all are put or dl passes. A message too large to share a frame goes
+ * alone, as a plain put. */
+static ssize_t rq_put_many(void *impl, const struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl)
+{
+	struct ipc__conn *c = impl;
+	size_t done = 0;
+
+	while (done < n) {
+		size_t k = 0, bytes = 0;
+		struct ipc__body b = { .op = IPC__OP_Q_PUT_MANY }, r;
+		uint8_t *batch, *plain;
+		int rc;
+		while (done + k < n && k < IPC__NET_BATCH_MAX &&
+		       (k == 0 || bytes + 4 + msgs[done + k].iov_len <=
+					  IPC__NET_BATCH_BYTES))
+			bytes += 4 + msgs[done + k++].iov_len;
+		if (bytes > IPC__NET_MAX_MSG) { /* k == 1 */
+			rc = rq_put(impl, msgs[done].iov_base,
+				    msgs[done].iov_len, dl);
+			r.arg = rc == 0 ? 1 : rc;
+			rc = 0;
+		} else {
+			batch = malloc(bytes);
+			if (batch == NULL)
+				return done ? (ssize_t)done : IPC_ENOMEM;
+			ipc__batch_put(batch, msgs + done, k);
+			b.val = (int64_t)k;
+			b.data = batch;
+			b.len = (uint32_t)bytes;
+			rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
+			free(batch);
+			if (rc == 0)
+				free(plain);
+		}
+		if (rc == 0 && r.arg > (int32_t)k)
+			rc = IPC_EPROTO;
+		if (rc == 0 && r.arg < 0)
+			rc = r.arg;
+		if (rc != 0)
+			return done ? (ssize_t)done : rc;
+		done += (size_t)r.arg;
+		/* Fewer than sent: the server's slice ended waiting for room;
+		 * go on with the rest while there is time. */
+		if ((size_t)r.arg < k &&
+		    (dl->kind == IPC__DL_NOWAIT || ipc__deadline_passed(dl)))
+			break;
+	}
+	return (ssize_t)done;
+}
+
 static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl)
 {
-	struct rq *c = impl;
+	struct ipc__conn *c = impl;
 	struct ipc__body b = { .op = IPC__OP_Q_GET,
 			       .val = alloc ? -1 : (int64_t)cap },
 			 r;
 	uint8_t *plain;
-	int rc = rq_blocking(c, &b, dl, &r, &plain);
+	int rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
 
 	if (rc != 0)
 		return rc;
@@ -490,16 +570,91 @@ static ssize_t rq_get(void *impl, void *buf, size_t cap, void **alloc,
 	}
 	free(plain);
 	if (c->joinable) {
-		pthread_mutex_lock(&c->mu);
+		(void)rq_lock(c, -1);
 		c->tasks++;
 		pthread_mutex_unlock(&c->mu);
 	}
 	return (ssize_t)r.len;
 }
 
+/* A batch get: one request for as many buffers as fit a reply of about
+ * IPC__NET_BATCH_BYTES (each buffer's capacity capped at the queue's
+ * largest message); the server waits for the first message as a get does
+ * and adds those queued already. A buffer too large to share a frame
+ * gets a plain get. */
+static ssize_t rq_get_many(void *impl, struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl)
+{
+	struct ipc__conn *c = impl;
+	struct ipc__body b = { .op = IPC__OP_Q_GET_MANY }, r;
+	size_t k = 0, bytes = 0;
+	struct iovec *got;
+	uint8_t *caps, *plain;
+	int rc;
+
+	while (k < n && k < IPC__NET_BATCH_MAX) {
+		size_t cap = msgs[k].iov_len < c->max_msg ? msgs[k].iov_len
+							  : c->max_msg;
+		if (k > 0 && bytes + 4 + cap > IPC__NET_BATCH_BYTES)
+			break;
+		bytes += 4 + cap;
+		k++;
+	}
+	if (bytes > IPC__NET_MAX_MSG) { /* k == 1 */
+		ssize_t len = rq_get(impl, msgs[0].iov_base, msgs[0].iov_len,
+				     NULL, dl);
+		if (len < 0)
+			return len;
+		msgs[0].iov_len = (size_t)len;
+		return 1;
+	}
+	caps = malloc(4 * k);
+	got = malloc(k * sizeof(*got));
+	if (caps == NULL || got == NULL) {
+		free(caps);
+		free(got);
+		return IPC_ENOMEM;
+	}
+	for (size_t i = 0; i < k; i++)
+		ipc__put_le32(caps + 4 * i, (uint32_t)msgs[i].iov_len);
+	b.val = (int64_t)k;
+	b.data = caps;
+	b.len = (uint32_t)(4 * k);
+	rc = ipc__conn_blocking(c, &b, dl, false, &r, &plain);
+	free(caps);
+	if (rc != 0) {
+		free(got);
+		return rc;
+	}
+	rc = r.arg < 0 ? r.arg : r.arg > (int32_t)k ? IPC_EPROTO : 0;
+	/* The reply is the server's word: it must parse into r.arg
+	 * messages, each within its buffer. */
+	if (rc == 0 && ipc__batch_decode(r.data, r.len, (size_t)r.arg, got))
+		rc = IPC_EPROTO;
+	for (int32_t i = 0; rc == 0 && i < r.arg; i++)
+		if (got[i].iov_len > msgs[i].iov_len)
+			rc = IPC_EPROTO;
+	for (int32_t i = 0; rc == 0 && i < r.arg; i++) {
+		if (got[i].iov_len > 0)
+			memcpy(msgs[i].iov_base, got[i].iov_base,
+			       got[i].iov_len);
+		msgs[i].iov_len = got[i].iov_len;
+	}
+	free(got);
+	free(plain);
+	if (rc != 0)
+		return rc;
+	if (c->joinable) {
+		(void)rq_lock(c, -1);
+		c->tasks += r.arg;
+		pthread_mutex_unlock(&c->mu);
+	}
+	return r.arg;
+}
+
 static int rq_task_done(void *impl)
 {
-	struct rq *c = impl;
+	struct ipc__conn *c = impl;
 	struct ipc__body b = { .op = IPC__OP_Q_TASK_DONE }, r;
 	uint8_t *plain = NULL;
 	int64_t by = rq_net_deadline(c);
@@ -525,7 +680,7 @@ static int rq_join(void *impl, const struct ipc__deadline *dl)
 {
 	struct ipc__body b = { .op = IPC__OP_Q_JOIN }, r;
 	uint8_t *plain;
-	int rc = rq_blocking(impl, &b, dl, &r, &plain);
+	int rc = ipc__conn_blocking(impl, &b, dl, false, &r, &plain);
 
 	free(plain);
 	return rc ? rc : r.arg;
@@ -534,7 +689,7 @@ static int rq_join(void *impl, const struct ipc__deadline *dl)
 static long rq_value(void *impl, uint16_t op)
 {
 	struct ipc__body r;
-	int rc = rq_simple(impl, op, &r);
+	int rc = ipc__conn_simple(impl, op, &r);
 
 	if (rc != 0)
 		return rc;
@@ -559,22 +714,22 @@ static bool rq_full(void *impl)
 static int rq_shutdown(void *impl)
 {
 	struct ipc__body r;
-	int rc = rq_simple(impl, IPC__OP_Q_SHUTDOWN, &r);
+	int rc = ipc__conn_simple(impl, IPC__OP_Q_SHUTDOWN, &r);
 
 	return rc ? rc : r.arg;
 }
 
 static bool rq_joinable(void *impl)
 {
-	return ((struct rq *)impl)->joinable;
+	return ((struct ipc__conn *)impl)->joinable;
 }
 
 static size_t rq_max_msg(void *impl)
 {
-	return ((struct rq *)impl)->max_msg;
+	return ((struct ipc__conn *)impl)->max_msg;
 }
 
-static void rq_stop_heartbeat(struct rq *c)
+static void rq_stop_heartbeat(struct ipc__conn *c)
 {
 	if (!c->hb_started)
 		return;
@@ -586,7 +741,7 @@ static void rq_stop_heartbeat(struct rq *c)
 	c->hb_started = false;
 }
 
-static void rq_free(struct rq *c)
+static void rq_free(struct ipc__conn *c)
 {
 	rq_stop_heartbeat(c);
 	if (c->sock >= 0)
@@ -603,9 +758,8 @@ static void rq_free(struct rq *c)
  * instead of at lease expiry). The lease keeper stops first, so that it
  * cannot open a new session after ours ended. Bounded: a gone server
  * costs at most a second here. */
-static void rq_close(void *impl)
+void ipc__conn_close(struct ipc__conn *c)
 {
-	struct rq *c = impl;
 	struct ipc__body b = { .op = IPC__OP_CLOSE }, r;
 	uint8_t *plain = NULL;
 	int64_t by = ipc__net_now_ms() +
@@ -618,6 +772,11 @@ static void rq_close(void *impl)
 	pthread_mutex_unlock(&c->mu);
 	free(plain);
 	rq_free(c);
+}
+
+static void rq_close(void *impl)
+{
+	ipc__conn_close(impl);
 }
 
 static const struct ipc__queue_ops rq_ops = {
@@ -634,13 +793,15 @@ static const struct ipc__queue_ops rq_ops = {
 	.joinable = rq_joinable,
 	.max_msg_size = rq_max_msg,
 	.dup = NULL,
+	.put_many = rq_put_many,
+	.get_many = rq_get_many,
 };
 
 /* ---- Lease keeper -------------------------------------------------------- */
 
 static void *rq_heartbeat(void *arg)
 {
-	struct rq *c = arg;
+	struct ipc__conn *c = arg;
 
 	pthread_mutex_lock(&c->hb_mu);
 	while (!c->hb_stop) {
@@ -666,8 +827,10 @@ static void *rq_heartbeat(void *arg)
 					     (period < c->timeout_ms
 						      ? period
 						      : c->timeout_ms);
+				c->hb_call = true;
 				(void)rq_call_locked(c, &b, by, &r, &plain,
 						     false);
+				c->hb_call = false;
 				free(plain);
 			}
 			pthread_mutex_unlock(&c->mu);
@@ -680,18 +843,15 @@ static void *rq_heartbeat(void *arg)
 
 /* ---- Connecting ------------------------------------------------------- */
 
-int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
-		      const ipc_net_attr *attr)
+int ipc__conn_open(struct ipc__conn **out, const char *url, const char *name,
+		   const ipc_net_attr *attr, uint8_t kind)
 {
 	static const ipc_net_attr defaults;
 	int resend = 1000, maxsz = (int)IPC__NET_MAX_FRAME, rc;
 	pthread_condattr_t ca;
-	struct rq *c;
+	struct ipc__conn *c;
 	size_t n;
 
-	if (q == NULL)
-		return IPC_EINVAL;
-	*q = NULL;
 	if (attr == NULL)
 		attr = &defaults;
 	if (url == NULL || name == NULL || attr->timeout_ms < 0 ||
@@ -704,6 +864,7 @@ int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
 	if (c == NULL)
 		return IPC_ENOMEM;
 	memcpy(c->name, name, n + 1);
+	c->kind = kind;
 	c->timeout_ms =
 		attr->timeout_ms ? attr->timeout_ms : IPC__NET_TIMEOUT_MS;
 	pthread_mutex_init(&c->mu, NULL);
@@ -739,8 +900,24 @@ int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
 	if (rc != 0)
 		goto fail;
 	c->hb_started = true;
-	return ipc__queue_wrap(q, &rq_ops, c);
+	*out = c;
+	return 0;
 fail:
 	rq_free(c);
 	return rc;
+}
+
+int ipc_queue_connect(ipc_queue **q, const char *url, const char *name,
+		      const ipc_net_attr *attr)
+{
+	struct ipc__conn *c;
+	int rc;
+
+	if (q == NULL)
+		return IPC_EINVAL;
+	*q = NULL;
+	rc = ipc__conn_open(&c, url, name, attr, IPC__NK_QUEUE);
+	if (rc != 0)
+		return rc;
+	return ipc__queue_wrap(q, &rq_ops, c);
 }

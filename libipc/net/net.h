@@ -10,7 +10,9 @@
  *            bytes actually present (docs/protocol.md is the format);
  *   auth.c   key derivation, the mutual challenge-response and per-frame
  *            authenticated encryption, all with libsodium;
- *   server.c and client.c  the two ends, over nanomsg REQ/REP.
+ *   server.c (with server.h and session.c, a session thread's work) and
+ *   client.c (with sync_client.c, the remote Event, Lock, Semaphore and
+ *            Barrier)  the two ends, over nanomsg REQ/REP.
  *
  * Everything here returns 0 or a negative errno (IPC_E* code).
  */
@@ -20,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "libipc/core/core.h"
 
@@ -77,7 +80,9 @@ void ipc__frame_put_header(uint8_t *out, const struct ipc__frame *f);
  * into buf. */
 int ipc__frame_decode(const uint8_t *buf, size_t len, struct ipc__frame *f);
 
-/* Operations carried in REQ/REP bodies. */
+/* Operations carried in REQ/REP bodies. An object's ops sit in the block
+ * of ten numbered by its kind (ipc__op_kind): 10-19 queue, 20-29 event,
+ * 30-39 lock, 40-49 semaphore, 50-59 barrier. */
 enum ipc__op {
 	IPC__OP_OPEN =
 		1, /* reply: val = max_msg | joinable << 62, arg = lease */
@@ -91,8 +96,44 @@ enum ipc__op {
 	IPC__OP_Q_UNFINISHED = 15,
 	IPC__OP_Q_FULL = 16,
 	IPC__OP_Q_SHUTDOWN = 17,
+	IPC__OP_Q_PUT_MANY = 18, /* val = n; data = a batch (below) */
+	IPC__OP_Q_GET_MANY = 19, /* val = n; data = n u32 capacities */
+	IPC__OP_EV_SET = 20,
+	IPC__OP_EV_CLEAR = 21,
+	IPC__OP_EV_IS_SET = 22,
+	IPC__OP_EV_WAIT = 23,
+	IPC__OP_LK_ACQUIRE = 30,
+	IPC__OP_LK_RELEASE = 31,
+	IPC__OP_SEM_ACQUIRE = 40,
+	IPC__OP_SEM_RELEASE = 41,
+	IPC__OP_SEM_VALUE = 42,
+	IPC__OP_BAR_WAIT = 50,
+	IPC__OP_BAR_ABORT = 51,
+	IPC__OP_BAR_RESET = 52,
+	IPC__OP_BAR_PARTIES = 53,
+	IPC__OP_BAR_N_WAITING = 54,
+	IPC__OP_BAR_BROKEN = 55,
 };
-#define IPC__OP_LAST IPC__OP_Q_SHUTDOWN
+
+/* A batch, the data of PUT_MANY and of a GET_MANY reply: n messages, each a u32
+ * length and its bytes. A request carries at most IPC__NET_BATCH_MAX messages.
+ */
+#define IPC__NET_BATCH_MAX 4096
+/* The client cuts a batch into requests of about this many bytes. */
+#define IPC__NET_BATCH_BYTES ((size_t)1 << 20)
+/* Bytes that msgs[0..n) take in a batch. */
+size_t ipc__batch_size(const struct iovec *msgs, size_t n);
+/* Write the batch of msgs[0..n) to out (ipc__batch_size bytes). */
+void ipc__batch_put(uint8_t *out, const struct iovec *msgs, size_t n);
+/* Split data[0..len) into exactly n messages, out[i] pointing into data:
+ * -EPROTO unless n is 1..IPC__NET_BATCH_MAX and the lengths account for
+ * every byte, no more and no fewer. */
+int ipc__batch_decode(const uint8_t *data, size_t len, size_t n,
+		      struct iovec *out);
+
+/* The kind (enum ipc__net_kind) whose op this is; 0 for the session ops
+ * (OPEN, PING, CLOSE); -1 for a number that is no op. */
+int ipc__op_kind(uint16_t op);
 
 /* Body flags in a request. */
 #define IPC__BF_PREV_LOST 0x1 /* the client gave up on the previous reply */
@@ -114,7 +155,14 @@ void ipc__body_put(uint8_t *out, const struct ipc__body *b); /* header only */
 int ipc__body_decode(const uint8_t *p, size_t plen, struct ipc__body *b);
 
 /* HELLO payload: client id, client nonce, kind, keyed, name. */
-enum ipc__net_kind { IPC__NK_QUEUE = 1 };
+enum ipc__net_kind {
+	IPC__NK_QUEUE = 1,
+	IPC__NK_EVENT = 2,
+	IPC__NK_LOCK = 3,
+	IPC__NK_SEM = 4,
+	IPC__NK_BARRIER = 5,
+};
+#define IPC__NK_LAST IPC__NK_BARRIER
 struct ipc__hello {
 	uint8_t client_id[IPC__NET_ID];
 	uint8_t nonce[IPC__NET_NONCE];
@@ -208,6 +256,33 @@ int ipc__frame_build(uint8_t **out, size_t *outlen, uint8_t type,
 int ipc__frame_open(const struct ipc__frame *f, const uint8_t *raw,
 		    const uint8_t *key, enum ipc__dir dir, uint8_t **plain,
 		    struct ipc__body *b);
+
+/* ---- Client connections (client.c) --------------------------------------- */
+
+/* One client handle's connection: its REQ socket, session, sequence
+ * numbers and lease keeper. The remote queue backend (client.c) and the
+ * remote Event, Lock, Semaphore and Barrier (sync_client.c) sit on it. */
+struct ipc__conn;
+
+/* Connect to the object of kind served as name at url and run the
+ * handshake. 0 | IPC_EINVAL | IPC_ETIMEDOUT | IPC_ECONNREFUSED | IPC_EAUTH
+ * | IPC_ENOENT | IPC_EPROTO (served, but of another kind) | IPC_EBUSY
+ * | IPC_ENOMEM. */
+int ipc__conn_open(struct ipc__conn **out, const char *url, const char *name,
+		   const ipc_net_attr *attr, uint8_t kind);
+/* A request that may wait on the server (b->op and its data set; b->arg
+ * is filled in here) until dl: in server-side waits of at most a slice,
+ * repeated, or, when whole, in one wait of the whole time (a Barrier,
+ * whose timeout breaks it). The reply in *r, its data in *plain (caller
+ * frees); the operation's status is r->arg. 0 or a transport error. */
+int ipc__conn_blocking(struct ipc__conn *c, struct ipc__body *b,
+		       const struct ipc__deadline *dl, bool whole,
+		       struct ipc__body *r, uint8_t **plain);
+/* A request that does not wait on the server, answered within the
+ * handle's timeout. 0 or a transport error; the status is r->arg. */
+int ipc__conn_simple(struct ipc__conn *c, uint16_t op, struct ipc__body *r);
+/* End the session (the server releases what it held for us) and free c. */
+void ipc__conn_close(struct ipc__conn *c);
 
 /* Translate a nanomsg errno into an IPC_E* code. */
 int ipc__nn_error(int err);

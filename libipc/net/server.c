@@ -43,89 +43,9 @@
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
 
-#include "libipc/net/net.h"
-#include "libipc/queue/queue.h"
+#include "libipc/net/server.h"
 
-#define SRV_MAX_OBJECTS 64
-#define SRV_MAX_SESSIONS 256
-#define SRV_CTRL 256
-#define SRV_PENDING_MS 10000 /* a handshake left half-done expires */
-/* Handshakes not yet proven (a HELLO costs nothing and needs no key): at
- * most this many; a new one evicts the oldest, so a flood of HELLOs cannot
- * fill the table and lock out a client that holds the key. */
-#define SRV_MAX_PENDING 32
-#define SRV_TICK_MS 50 /* receive timeout: how often leases are swept */
-
-struct served {
-	char name[IPC__NET_NAME_MAX + 1];
-	ipc_queue *q;
-};
-
-struct job {
-	uint8_t *raw; /* the frame, nn_allocmsg'd */
-	struct ipc__body body;
-	uint8_t *plain; /* the opened body (b->data points into it) */
-	uint64_t seq;
-	/* The client reports the reply to this seq lost (IPC__BF_PREV_LOST
-	 * on this request, or on a queued one this request superseded); 0:
-	 * none. */
-	uint64_t lost_seq;
-	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
-};
-
-struct session {
-	struct ipc_server *srv;
-	uint64_t sid;
-	uint8_t client_id[IPC__NET_ID];
-	uint8_t nonce_c[IPC__NET_NONCE];
-	uint8_t nonce_s[IPC__NET_NONCE];
-	struct ipc__session_keys sk;
-	bool active; /* handshake finished; thread running */
-	int64_t created_ms;
-	char name[IPC__NET_NAME_MAX + 1];
-	ipc_queue *q; /* our own handle on the served queue */
-	bool joinable;
-
-	/* Shared between the receiving thread and the session thread. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int64_t last_ms; /* last frame from the client */
-	bool has_job, exiting, want_close;
-	struct job job;
-	uint64_t busy_seq;	/* executing now; 0 none */
-	uint64_t last_seq;	/* last executed */
-	uint8_t ctrl[SRV_CTRL]; /* routing header of the newest copy */
-	uint8_t *last_reply;	/* the frame sent for last_seq */
-	size_t last_reply_len;
-	uint16_t last_op;
-	int32_t last_status;
-	/* Session thread only. */
-	void *undelivered; /* a got message whose reply was lost */
-	size_t undelivered_len;
-	bool has_undelivered;
-};
-
-struct ipc_server {
-	int sock;
-	struct ipc__keys keys;
-	int lease_ms;
-	void (*log)(void *arg, const char *msg);
-	void *log_arg;
-	pthread_t thread;
-	_Atomic bool stop;
-	pthread_mutex_t mu; /* objs, and the live thread count */
-	pthread_cond_t cv;
-	struct served objs[SRV_MAX_OBJECTS];
-	int nobjs;
-	int live_threads;
-	struct session *sessions[SRV_MAX_SESSIONS]; /* receiving thread only */
-	int64_t last_sweep_ms;
-};
-
-static void srv_log(struct ipc_server *srv, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void srv_log(struct ipc_server *srv, const char *fmt, ...)
+void ipc__srv_log(struct ipc_server *srv, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -177,124 +97,6 @@ static void srv_send_err(struct ipc_server *srv, const uint8_t *ctrl,
 	srv_send_plain(srv, ctrl, IPC__F_ERR, sid, seq, p, sizeof(p));
 }
 
-/* ---- Executing one request (session thread) ------------------------------ */
-
-/* The server-side wait for a client's timeout argument: never longer than
- * one slice. */
-static int slice_ms(int32_t arg)
-{
-	if (arg < 0 || arg > IPC__NET_SLICE_MS)
-		return IPC__NET_SLICE_MS;
-	return arg;
-}
-
-/* Run body b; fill reply r (r->data may be set to *out, malloc'd). */
-static void session_exec(struct session *s, const struct ipc__body *b,
-			 struct ipc__body *r, void **out)
-{
-	ssize_t n;
-
-	r->op = b->op;
-	r->arg = 0;
-	switch (b->op) {
-	case IPC__OP_PING:
-	case IPC__OP_OPEN:
-		break;
-	case IPC__OP_CLOSE:
-		pthread_mutex_lock(&s->mu);
-		s->want_close = true;
-		pthread_mutex_unlock(&s->mu);
-		break;
-	case IPC__OP_Q_PUT:
-		r->arg = ipc_queue_put(s->q, b->data, b->len, slice_ms(b->arg));
-		break;
-	case IPC__OP_Q_GET:
-		if (s->has_undelivered) {
-			*out = s->undelivered;
-			n = (ssize_t)s->undelivered_len;
-			if (b->val >= 0 && (size_t)b->val < (size_t)n) {
-				*out = NULL;
-				r->arg = IPC_EMSGSIZE;
-				break;
-			}
-			s->has_undelivered = false;
-			s->undelivered = NULL;
-		} else if (b->val < 0) {
-			n = ipc_queue_get_alloc(s->q, out, slice_ms(b->arg));
-		} else {
-			size_t cap = (size_t)b->val;
-			if (cap > IPC__NET_MAX_MSG)
-				cap = IPC__NET_MAX_MSG;
-			*out = malloc(cap ? cap : 1);
-			n = *out ? ipc_queue_get(s->q, *out, cap,
-						 slice_ms(b->arg))
-				 : IPC_ENOMEM;
-		}
-		if (n < 0) {
-			free(*out);
-			*out = NULL;
-			r->arg = (int32_t)n;
-			break;
-		}
-		r->arg = (int32_t)n;
-		r->data = *out;
-		r->len = (uint32_t)n;
-		break;
-	case IPC__OP_Q_TASK_DONE:
-		r->arg = ipc_queue_task_done(s->q);
-		break;
-	case IPC__OP_Q_JOIN:
-		r->arg = ipc_queue_join(s->q, slice_ms(b->arg));
-		break;
-	case IPC__OP_Q_QSIZE:
-		r->val = ipc_queue_qsize(s->q);
-		break;
-	case IPC__OP_Q_UNFINISHED:
-		r->val = ipc_queue_unfinished(s->q);
-		break;
-	case IPC__OP_Q_FULL:
-		r->val = ipc_queue_full(s->q);
-		break;
-	case IPC__OP_Q_SHUTDOWN:
-		r->arg = ipc_queue_shutdown(s->q);
-		break;
-	default:
-		r->arg = IPC_ENOTSUP;
-		break;
-	}
-}
-
-/* The previous reply was a message the client never received: keep it for
- * the client's next get (the cache holds the only copy). */
-static void session_keep_lost(struct session *s, struct ipc__body *lost)
-{
-	if (s->last_op != IPC__OP_Q_GET || s->last_status < 0 ||
-	    s->has_undelivered)
-		return;
-	s->undelivered = malloc(lost->len ? lost->len : 1);
-	if (s->undelivered == NULL)
-		return;
-	memcpy(s->undelivered, lost->data, lost->len);
-	s->undelivered_len = lost->len;
-	s->has_undelivered = true;
-}
-
-static void session_recover_lost(struct session *s)
-{
-	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
-	struct ipc__frame f;
-	struct ipc__body b;
-	uint8_t *plain;
-
-	if (s->last_reply == NULL ||
-	    ipc__frame_decode(s->last_reply, s->last_reply_len, &f) != 0 ||
-	    ipc__frame_open(&f, s->last_reply, key, IPC__DIR_S2C, &plain, &b) !=
-		    0)
-		return;
-	session_keep_lost(s, &b);
-	free(plain);
-}
-
 static void session_run_job(struct session *s, struct job *j)
 {
 	const uint8_t *key = s->srv->keys.keyed ? s->sk.s2c : NULL;
@@ -305,8 +107,8 @@ static void session_run_job(struct session *s, struct job *j)
 	size_t len;
 
 	if (j->lost_seq != 0 && s->last_seq == j->lost_seq)
-		session_recover_lost(s);
-	session_exec(s, &j->body, &r, &out);
+		ipc__session_recover_lost(s);
+	ipc__session_exec(s, &j->body, &r, &out);
 	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
 			     s->sid, j->seq, &r) != 0)
 		frame = NULL;
@@ -340,7 +142,7 @@ static void session_free(struct session *s)
 		ipc_queue_close(s->q); /* requeues its unfinished tasks */
 	job_free(&s->job);
 	free(s->last_reply);
-	free(s->undelivered);
+	free(s->und);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	sodium_memzero(s, sizeof(*s));
@@ -365,25 +167,13 @@ static void *session_main(void *arg)
 		memset(&s->job, 0, sizeof(s->job));
 		s->has_job = false;
 		s->busy_seq = j.seq;
+		s->busy_op = j.body.op;
 		memcpy(s->ctrl, j.ctrl, SRV_CTRL);
 		pthread_mutex_unlock(&s->mu);
 		session_run_job(s, &j);
 		job_free(&j);
 	}
-	/* A plain Queue has no requeue of its own: a message whose reply was
-	 * lost goes back to the queue (at the tail) — also one carried by the
-	 * last reply, which no later request confirmed the client received
-	 * (at-least-once: a client that got it and then vanished sees it
-	 * again elsewhere). */
-	if (!s->joinable && s->last_op == IPC__OP_Q_GET)
-		session_recover_lost(s);
-	if (s->has_undelivered && !s->joinable &&
-	    ipc_queue_put(s->q, s->undelivered, s->undelivered_len,
-			  IPC_NOWAIT) != 0)
-		srv_log(srv,
-			"session %016llx: a message whose reply was lost "
-			"could not be put back",
-			(unsigned long long)s->sid);
+	ipc__session_give_back(s);
 	session_free(s);
 	pthread_mutex_lock(&srv->mu);
 	srv->live_threads--;
@@ -415,7 +205,7 @@ static struct session *session_new(struct ipc_server *srv,
 		if (s == NULL) {
 			if (free_i < 0)
 				free_i = i;
-		} else if (!s->active) {
+		} else if (!s->active || (!srv->keys.keyed && !s->used)) {
 			pending++;
 			if (oldest < 0 ||
 			    s->created_ms < srv->sessions[oldest]->created_ms)
@@ -423,13 +213,14 @@ static struct session *session_new(struct ipc_server *srv,
 		}
 	}
 	if (oldest >= 0 && (pending >= SRV_MAX_PENDING || free_i < 0)) {
-		srv_log(srv, "%d handshakes unfinished: dropped the oldest",
-			pending);
+		ipc__srv_log(srv,
+			     "%d handshakes unfinished: dropped the oldest",
+			     pending);
 		session_end(srv, oldest, "handshake evicted");
 		free_i = oldest;
 	}
 	if (free_i < 0) {
-		srv_log(srv, "session table full: refused a client");
+		ipc__srv_log(srv, "session table full: refused a client");
 		return NULL;
 	}
 	i = free_i;
@@ -442,6 +233,7 @@ static struct session *session_new(struct ipc_server *srv,
 	while (s->sid == 0 || session_slot(srv, s->sid) >= 0);
 	memcpy(s->client_id, h->client_id, IPC__NET_ID);
 	memcpy(s->nonce_c, h->nonce, IPC__NET_NONCE);
+	s->kind = h->kind;
 	ipc__random(s->nonce_s, IPC__NET_NONCE);
 	snprintf(s->name, sizeof(s->name), "%s", h->name);
 	s->created_ms = s->last_ms = ipc__net_now_ms();
@@ -462,8 +254,8 @@ static void session_end(struct ipc_server *srv, int i, const char *why)
 		session_free(s);
 		return;
 	}
-	srv_log(srv, "session %016llx (%s): %s", (unsigned long long)s->sid,
-		s->name, why);
+	ipc__srv_log(srv, "session %016llx (%s): %s",
+		     (unsigned long long)s->sid, s->name, why);
 	pthread_mutex_lock(&s->mu);
 	s->exiting = true;
 	pthread_cond_signal(&s->cv);
@@ -478,7 +270,7 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	const uint8_t *key = srv->keys.keyed ? s->sk.s2c : NULL;
 	uint8_t info[8];
 	struct ipc__body r = { .op = IPC__OP_OPEN, .data = info, .len = 8 };
-	ipc_queue *served = NULL;
+	const struct served *served = NULL;
 	pthread_attr_t ta;
 	pthread_t t;
 	uint8_t *frame;
@@ -488,15 +280,26 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	pthread_mutex_lock(&srv->mu);
 	for (int i = 0; i < srv->nobjs; i++)
 		if (strcmp(srv->objs[i].name, s->name) == 0)
-			served = srv->objs[i].q;
-	rc = served ? ipc__queue_dup(served, &s->q) : IPC_ENOENT;
+			served = &srv->objs[i];
+	if (served == NULL)
+		rc = IPC_ENOENT;
+	else if (served->kind != s->kind)
+		rc = IPC_EPROTO; /* as opening a name of another kind */
+	else if (s->kind == IPC__NK_QUEUE)
+		rc = ipc__queue_dup(served->q, &s->q);
+	else {
+		s->obj = served->obj;
+		rc = 0;
+	}
 	pthread_mutex_unlock(&srv->mu);
 	if (rc != 0)
 		return rc;
-	s->joinable = ipc_queue_unfinished(s->q) >= 0;
-	r.val = (int64_t)s->q->ops->max_msg_size(s->q->impl);
-	if (r.val > (int64_t)IPC__NET_MAX_MSG)
-		r.val = (int64_t)IPC__NET_MAX_MSG;
+	if (s->q != NULL) {
+		s->joinable = ipc_queue_unfinished(s->q) >= 0;
+		r.val = (int64_t)s->q->ops->max_msg_size(s->q->impl);
+		if (r.val > (int64_t)IPC__NET_MAX_MSG)
+			r.val = (int64_t)IPC__NET_MAX_MSG;
+	}
 	ipc__put_le32(info, (uint32_t)srv->lease_ms);
 	ipc__put_le32(info + 4, s->joinable ? 1 : 0);
 	rc = ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
@@ -520,9 +323,9 @@ static int session_activate(struct ipc_server *srv, struct session *s,
 	s->last_reply_len = len;
 	s->last_op = IPC__OP_OPEN;
 	s->last_ms = ipc__net_now_ms();
-	srv_log(srv, "session %016llx: client connected to %s%s",
-		(unsigned long long)s->sid, s->name,
-		srv->keys.keyed ? " (authenticated)" : "");
+	ipc__srv_log(srv, "session %016llx: client connected to %s%s",
+		     (unsigned long long)s->sid, s->name,
+		     srv->keys.keyed ? " (authenticated)" : "");
 	srv_send(srv, ctrl, frame, len);
 	return 0;
 }
@@ -536,15 +339,15 @@ static void on_hello(struct ipc_server *srv, const struct ipc__frame *f,
 	int rc;
 
 	if (ipc__hello_decode(f->payload, f->len, &h) != 0) {
-		srv_log(srv, "dropped a malformed hello");
+		ipc__srv_log(srv, "dropped a malformed hello");
 		return;
 	}
 	if (h.keyed != srv->keys.keyed) {
-		srv_log(srv,
-			"authentication failure: client %s a key, "
-			"server %s",
-			h.keyed ? "has" : "has no",
-			srv->keys.keyed ? "requires one" : "has none");
+		ipc__srv_log(srv,
+			     "authentication failure: client %s a key, "
+			     "server %s",
+			     h.keyed ? "has" : "has no",
+			     srv->keys.keyed ? "requires one" : "has none");
 		srv_send_err(srv, ctrl, 0, f->seq, IPC_EAUTH);
 		return;
 	}
@@ -580,18 +383,23 @@ static void on_proof(struct ipc_server *srv, const struct ipc__frame *f,
 			       NULL, 0);
 		return;
 	}
-	if (s->active) { /* a resent proof: the same answer again */
+	if (s->active) {
+		/* A resent proof: the same answer again. The session thread
+		 * replaces last_reply under s->mu once the client's requests
+		 * run; read it under that lock too. */
+		pthread_mutex_lock(&s->mu);
 		if (s->last_op == IPC__OP_OPEN && s->last_reply != NULL)
 			srv_send(srv, ctrl, s->last_reply, s->last_reply_len);
+		pthread_mutex_unlock(&s->mu);
 		return;
 	}
 	if (f->len != IPC__NET_PROOF ||
 	    ipc__proof_check(f->payload, &srv->keys, 'C', s->client_id,
 			     s->nonce_c, s->nonce_s, s->sid) != 0) {
-		srv_log(srv,
-			"authentication failure: wrong key (session "
-			"%016llx refused)",
-			(unsigned long long)s->sid);
+		ipc__srv_log(srv,
+			     "authentication failure: wrong key (session "
+			     "%016llx refused)",
+			     (unsigned long long)s->sid);
 		srv_send_err(srv, ctrl, f->sid, f->seq, IPC_EAUTH);
 		session_end(srv, i, "authentication failed");
 		return;
@@ -627,13 +435,14 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 		/* Not from the session's owner (or corrupted): dropped, and
 		 * the session is untouched, so forging frames cannot end
 		 * someone else's session. */
-		srv_log(srv, "session %016llx: dropped a frame that %s",
-			(unsigned long long)s->sid,
-			rc == IPC_EAUTH ? "failed authentication"
-					: "did not decode");
+		ipc__srv_log(srv, "session %016llx: dropped a frame that %s",
+			     (unsigned long long)s->sid,
+			     rc == IPC_EAUTH ? "failed authentication"
+					     : "did not decode");
 		nn_freemsg(raw);
 		return;
 	}
+	s->used = true;
 	j.raw = raw;
 	j.seq = f->seq;
 	j.lost_seq = (j.body.flags & IPC__BF_PREV_LOST) ? f->seq - 1 : 0;
@@ -679,7 +488,7 @@ static void sweep(struct ipc_server *srv, bool all)
 
 	for (int i = 0; i < SRV_MAX_SESSIONS; i++) {
 		struct session *s = srv->sessions[i];
-		bool idle, closing, expired;
+		bool idle, closing, expired, stuck;
 		if (s == NULL)
 			continue;
 		if (!s->active) {
@@ -690,8 +499,26 @@ static void sweep(struct ipc_server *srv, bool all)
 		pthread_mutex_lock(&s->mu);
 		idle = !s->has_job && s->busy_seq == 0;
 		closing = s->want_close && idle;
-		expired = idle && now - s->last_ms > srv->lease_ms;
+		expired = now - s->last_ms > srv->lease_ms;
+		/* A barrier wait is one long request: nanomsg's resends of it
+		 * renew the lease. Silence for a lease, or the server
+		 * stopping, means the party is gone: break the barrier, as
+		 * for a local party that dies waiting. */
+		stuck = !idle && s->busy_op == IPC__OP_BAR_WAIT &&
+			s->aborted_seq != s->busy_seq && (all || expired);
+		if (stuck)
+			s->aborted_seq = s->busy_seq;
+		expired = expired && idle;
 		pthread_mutex_unlock(&s->mu);
+		if (stuck) {
+			ipc__srv_log(
+				srv,
+				"session %016llx (%s): %s in a barrier wait; "
+				"the barrier is broken",
+				(unsigned long long)s->sid, s->name,
+				all ? "server stopping" : "lease expired");
+			(void)ipc_barrier_abort(s->obj);
+		}
 		if (all)
 			session_end(srv, i, "server stopping");
 		else if (closing)
@@ -709,7 +536,7 @@ static void on_frame(struct ipc_server *srv, uint8_t *raw, size_t len,
 	struct ipc__frame f;
 
 	if (ipc__frame_decode(raw, len, &f) != 0) {
-		srv_log(srv, "dropped a malformed frame (%zu bytes)", len);
+		ipc__srv_log(srv, "dropped a malformed frame (%zu bytes)", len);
 		nn_freemsg(raw);
 		return;
 	}
@@ -724,7 +551,7 @@ static void on_frame(struct ipc_server *srv, uint8_t *raw, size_t len,
 		on_request(srv, &f, raw, ctrl);
 		return;
 	default:
-		srv_log(srv, "dropped a frame of type %u", f.type);
+		ipc__srv_log(srv, "dropped a frame of type %u", f.type);
 		break;
 	}
 	nn_freemsg(raw);
@@ -824,27 +651,23 @@ fail_free:
 	return rc;
 }
 
-int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
+/* Add name (kind, q or obj) to the served objects. */
+static int server_add(ipc_server *srv, const char *name, uint8_t kind,
+		      ipc_queue *q, void *obj)
 {
-	ipc_queue *probe;
+	struct ipc__hello h = { .kind = kind };
+	uint8_t buf[IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
+	size_t n;
 	int rc = 0;
 
-	if (srv == NULL || name == NULL || q == NULL)
+	if (srv == NULL || name == NULL || (q == NULL && obj == NULL))
 		return IPC_EINVAL;
-	{
-		struct ipc__hello h = { .kind = IPC__NK_QUEUE };
-		uint8_t buf[IPC__HELLO_FIXED + IPC__NET_NAME_MAX];
-		size_t n = strlen(name);
-		if (n == 0 || n > IPC__NET_NAME_MAX)
-			return IPC_EINVAL;
-		memcpy(h.name, name, n + 1);
-		if (ipc__hello_decode(buf, ipc__hello_put(buf, &h), &h) != 0)
-			return IPC_EINVAL; /* not a valid name */
-	}
-	rc = ipc__queue_dup(q, &probe); /* can we serve it at all? */
-	if (rc != 0)
-		return rc;
-	ipc_queue_close(probe);
+	n = strlen(name);
+	if (n == 0 || n > IPC__NET_NAME_MAX)
+		return IPC_EINVAL;
+	memcpy(h.name, name, n + 1);
+	if (ipc__hello_decode(buf, ipc__hello_put(buf, &h), &h) != 0)
+		return IPC_EINVAL; /* not a valid name */
 	pthread_mutex_lock(&srv->mu);
 	for (int i = 0; i < srv->nobjs; i++)
 		if (strcmp(srv->objs[i].name, name) == 0)
@@ -852,12 +675,48 @@ int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
 	if (rc == 0 && srv->nobjs == SRV_MAX_OBJECTS)
 		rc = IPC_ENOMEM;
 	if (rc == 0) {
-		snprintf(srv->objs[srv->nobjs].name, IPC__NET_NAME_MAX + 1,
-			 "%s", name);
-		srv->objs[srv->nobjs++].q = q;
+		struct served *o = &srv->objs[srv->nobjs++];
+		snprintf(o->name, sizeof(o->name), "%s", name);
+		o->kind = kind;
+		o->q = q;
+		o->obj = obj;
 	}
 	pthread_mutex_unlock(&srv->mu);
 	return rc;
+}
+
+int ipc_server_add_queue(ipc_server *srv, const char *name, ipc_queue *q)
+{
+	ipc_queue *probe;
+	int rc;
+
+	if (srv == NULL || name == NULL || q == NULL)
+		return IPC_EINVAL;
+	rc = ipc__queue_dup(q, &probe); /* can we serve it at all? */
+	if (rc != 0)
+		return rc;
+	ipc_queue_close(probe);
+	return server_add(srv, name, IPC__NK_QUEUE, q, NULL);
+}
+
+int ipc_server_add_event(ipc_server *srv, const char *name, ipc_event *ev)
+{
+	return server_add(srv, name, IPC__NK_EVENT, NULL, ev);
+}
+
+int ipc_server_add_lock(ipc_server *srv, const char *name, ipc_lock *lk)
+{
+	return server_add(srv, name, IPC__NK_LOCK, NULL, lk);
+}
+
+int ipc_server_add_sem(ipc_server *srv, const char *name, ipc_sem *sem)
+{
+	return server_add(srv, name, IPC__NK_SEM, NULL, sem);
+}
+
+int ipc_server_add_barrier(ipc_server *srv, const char *name, ipc_barrier *b)
+{
+	return server_add(srv, name, IPC__NK_BARRIER, NULL, b);
 }
 
 void ipc_server_stop(ipc_server *srv)

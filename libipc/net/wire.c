@@ -55,6 +55,24 @@ int ipc__frame_decode(const uint8_t *buf, size_t len, struct ipc__frame *f)
 	return 0;
 }
 
+int ipc__op_kind(uint16_t op)
+{
+	/* The last op of each kind's block of ten. */
+	static const uint16_t last[] = {
+		[0] = IPC__OP_CLOSE,
+		[IPC__NK_QUEUE] = IPC__OP_Q_GET_MANY,
+		[IPC__NK_EVENT] = IPC__OP_EV_WAIT,
+		[IPC__NK_LOCK] = IPC__OP_LK_RELEASE,
+		[IPC__NK_SEM] = IPC__OP_SEM_VALUE,
+		[IPC__NK_BARRIER] = IPC__OP_BAR_BROKEN,
+	};
+	unsigned kind = op / 10u;
+
+	if (op == 0 || kind > IPC__NK_LAST || op > last[kind])
+		return -1;
+	return (int)kind;
+}
+
 void ipc__body_put(uint8_t *out, const struct ipc__body *b)
 {
 	out[0] = (uint8_t)b->op;
@@ -72,8 +90,7 @@ int ipc__body_decode(const uint8_t *p, size_t plen, struct ipc__body *b)
 		return -EPROTO;
 	b->op = (uint16_t)(p[0] | p[1] << 8);
 	b->flags = (uint16_t)(p[2] | p[3] << 8);
-	if (b->op == 0 || b->op > IPC__OP_LAST ||
-	    (b->op > IPC__OP_CLOSE && b->op < IPC__OP_Q_PUT))
+	if (ipc__op_kind(b->op) < 0)
 		return -EPROTO;
 	if (b->flags & ~IPC__BF_PREV_LOST)
 		return -EPROTO;
@@ -82,6 +99,47 @@ int ipc__body_decode(const uint8_t *p, size_t plen, struct ipc__body *b)
 	b->data = p + IPC__NET_BODY_HDR;
 	b->len = (uint32_t)(plen - IPC__NET_BODY_HDR);
 	return 0;
+}
+
+size_t ipc__batch_size(const struct iovec *msgs, size_t n)
+{
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += 4 + msgs[i].iov_len;
+	return bytes;
+}
+
+void ipc__batch_put(uint8_t *out, const struct iovec *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ipc__put_le32(out, (uint32_t)msgs[i].iov_len);
+		if (msgs[i].iov_len > 0)
+			memcpy(out + 4, msgs[i].iov_base, msgs[i].iov_len);
+		out += 4 + msgs[i].iov_len;
+	}
+}
+
+int ipc__batch_decode(const uint8_t *data, size_t len, size_t n,
+		      struct iovec *out)
+{
+	size_t off = 0;
+
+	if (n == 0 || n > IPC__NET_BATCH_MAX || (data == NULL && len > 0))
+		return -EPROTO;
+	for (size_t i = 0; i < n; i++) {
+		size_t m;
+		if (len - off < 4)
+			return -EPROTO;
+		m = ipc__get_le32(data + off);
+		off += 4;
+		if (m > len - off)
+			return -EPROTO;
+		out[i].iov_base = (void *)(uintptr_t)(data + off);
+		out[i].iov_len = m;
+		off += m;
+	}
+	return off == len ? 0 : -EPROTO;
 }
 
 size_t ipc__hello_put(uint8_t *out, const struct ipc__hello *h)
@@ -119,7 +177,7 @@ int ipc__hello_decode(const uint8_t *p, size_t len, struct ipc__hello *h)
 	memcpy(h->nonce, p + IPC__NET_ID, IPC__NET_NONCE);
 	h->kind = p[IPC__NET_ID + IPC__NET_NONCE];
 	h->keyed = p[IPC__NET_ID + IPC__NET_NONCE + 1];
-	if (h->kind != IPC__NK_QUEUE || h->keyed > 1)
+	if (h->kind < IPC__NK_QUEUE || h->kind > IPC__NK_LAST || h->keyed > 1)
 		return -EPROTO;
 	for (size_t i = 0; i < n; i++) {
 		if (!name_char_ok(p[IPC__HELLO_FIXED + i]))

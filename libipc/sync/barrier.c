@@ -79,6 +79,7 @@ struct ipc_barrier {
 	int timeout_ms;	  /* b_timeout_ms as checked at open */
 	ipc_barrier_action_fn action; /* this handle's; NULL: none */
 	void *action_arg;
+	struct ipc__sync_remote *remote; /* served by another host; or NULL */
 };
 
 struct barrier_args {
@@ -455,6 +456,9 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	uint32_t idx, gen;
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_WAIT,
+				      timeout_ms);
 	if (b == NULL)
 		return -EINVAL;
 	if (timeout_ms == IPC_DEFAULT_TIMEOUT)
@@ -514,6 +518,8 @@ int ipc_barrier_abort(ipc_barrier *b)
 {
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_ABORT, 0);
 	if (b == NULL)
 		return -EINVAL;
 	rc = barrier_lock_admin(b);
@@ -528,6 +534,8 @@ int ipc_barrier_reset(ipc_barrier *b)
 {
 	int rc;
 
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_RESET, 0);
 	if (b == NULL)
 		return -EINVAL;
 	rc = barrier_lock_admin(b);
@@ -547,6 +555,10 @@ int ipc_barrier_default_timeout(ipc_barrier *b)
 
 unsigned ipc_barrier_parties(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL) {
+		int n = ipc__sync_call(b->remote, IPC__SYNC_BARRIER_PARTIES, 0);
+		return n > 0 ? (unsigned)n : 0;
+	}
 	return b ? b->parties : 0;
 }
 
@@ -554,6 +566,11 @@ unsigned ipc_barrier_n_waiting(ipc_barrier *b)
 {
 	uint32_t count;
 
+	if (b != NULL && b->remote != NULL) {
+		int n = ipc__sync_call(b->remote, IPC__SYNC_BARRIER_N_WAITING,
+				       0);
+		return n > 0 ? (unsigned)n : 0;
+	}
 	if (b == NULL)
 		return 0;
 	count = barrier_count(b);
@@ -562,6 +579,9 @@ unsigned ipc_barrier_n_waiting(ipc_barrier *b)
 
 bool ipc_barrier_broken(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL)
+		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_BROKEN, 0) >
+		       0;
 	return b ? atomic_load_explicit(&b->shm->b_broken,
 					memory_order_relaxed) != 0
 		 : false;
@@ -569,7 +589,17 @@ bool ipc_barrier_broken(ipc_barrier *b)
 
 void ipc_barrier_close(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL) {
+		ipc__sync_remote_free(b, b->remote);
+		return;
+	}
 	ipc__handle_free(b);
+}
+
+int ipc__barrier_remote(ipc_barrier **b, struct ipc__sync_remote *r)
+{
+	return ipc__sync_remote_new((void **)b, sizeof(ipc_barrier),
+				    offsetof(ipc_barrier, remote), r);
 }
 
 /* ipc_stat: parties, arrivals and the broken flag, from a copy of the

@@ -35,6 +35,7 @@
 struct ipc_event {
 	struct ipc__seg seg;
 	struct event_shm *shm;
+	struct ipc__sync_remote *remote; /* served by another host; or NULL */
 };
 
 static int event_init(void *base, size_t size, const void *arg)
@@ -76,6 +77,8 @@ int ipc_event_open(ipc_event **ev, const char *name, int flags)
 
 int ipc_event_set(ipc_event *ev)
 {
+	if (ev != NULL && ev->remote != NULL)
+		return ipc__sync_call(ev->remote, IPC__SYNC_EVENT_SET, 0);
 	if (ev == NULL)
 		return -EINVAL;
 	if (atomic_load_explicit(&ev->shm->e_word, memory_order_acquire) &
@@ -91,6 +94,8 @@ int ipc_event_clear(ipc_event *ev)
 {
 	uint32_t w;
 
+	if (ev != NULL && ev->remote != NULL)
+		return ipc__sync_call(ev->remote, IPC__SYNC_EVENT_CLEAR, 0);
 	if (ev == NULL)
 		return -EINVAL;
 	w = atomic_load_explicit(&ev->shm->e_word, memory_order_relaxed);
@@ -106,6 +111,9 @@ int ipc_event_clear(ipc_event *ev)
 
 bool ipc_event_is_set(ipc_event *ev)
 {
+	if (ev != NULL && ev->remote != NULL)
+		return ipc__sync_call(ev->remote, IPC__SYNC_EVENT_IS_SET, 0) >
+		       0;
 	if (ev == NULL)
 		return false;
 	return atomic_load_explicit(&ev->shm->e_word, memory_order_acquire) &
@@ -118,6 +126,9 @@ int ipc_event_wait(ipc_event *ev, int timeout_ms)
 	uint32_t start;
 	int rc;
 
+	if (ev != NULL && ev->remote != NULL)
+		return ipc__sync_call(ev->remote, IPC__SYNC_EVENT_WAIT,
+				      timeout_ms);
 	if (ev == NULL)
 		return -EINVAL;
 	rc = ipc__deadline_init(&dl, timeout_ms);
@@ -153,7 +164,17 @@ int ipc__event_watch(ipc_event *ev, _Atomic uint32_t **word, uint32_t *val)
 
 void ipc_event_close(ipc_event *ev)
 {
+	if (ev != NULL && ev->remote != NULL) {
+		ipc__sync_remote_free(ev, ev->remote);
+		return;
+	}
 	ipc__handle_free(ev);
+}
+
+int ipc__event_remote(ipc_event **ev, struct ipc__sync_remote *r)
+{
+	return ipc__sync_remote_new((void **)ev, sizeof(ipc_event),
+				    offsetof(ipc_event, remote), r);
 }
 
 /* ipc_stat: the flag, from a copy of the segment. */

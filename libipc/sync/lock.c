@@ -24,6 +24,7 @@
 
 struct ipc_lock {
 	struct ipc__mutexobj m;
+	struct ipc__sync_remote *remote; /* served by another host; or NULL */
 };
 
 static int lock_init(void *base, size_t size, const void *arg)
@@ -107,11 +108,16 @@ int ipc_lock_open(ipc_lock **lk, const char *name, int flags)
 
 int ipc_lock_acquire(ipc_lock *lk, int timeout_ms)
 {
+	if (lk != NULL && lk->remote != NULL)
+		return ipc__sync_call(lk->remote, IPC__SYNC_LOCK_ACQUIRE,
+				      timeout_ms);
 	return ipc__mutexobj_acquire(lk ? &lk->m : NULL, timeout_ms);
 }
 
 int ipc_lock_release(ipc_lock *lk)
 {
+	if (lk != NULL && lk->remote != NULL)
+		return ipc__sync_call(lk->remote, IPC__SYNC_LOCK_RELEASE, 0);
 	return ipc__mutexobj_release(lk ? &lk->m : NULL);
 }
 
@@ -143,7 +149,17 @@ struct ipc__mutexobj *ipc__lock_obj(ipc_lock *lk)
 
 void ipc_lock_close(ipc_lock *lk)
 {
+	if (lk != NULL && lk->remote != NULL) {
+		ipc__sync_remote_free(lk, lk->remote);
+		return;
+	}
 	ipc__handle_free(lk);
+}
+
+int ipc__lock_remote(ipc_lock **lk, struct ipc__sync_remote *r)
+{
+	return ipc__sync_remote_new((void **)lk, sizeof(ipc_lock),
+				    offsetof(ipc_lock, remote), r);
 }
 
 /* ipc_stat: the holder of a Lock or RLock, from a copy of its segment. */

@@ -37,6 +37,7 @@ struct ipc_sem {
 	struct ipc__seg seg;
 	struct sem_shm *shm;
 	uint32_t max; /* s_max as checked at open; never re-read */
+	struct ipc__sync_remote *remote; /* served by another host; or NULL */
 };
 
 struct sem_args {
@@ -134,6 +135,9 @@ int ipc_sem_acquire(ipc_sem *s, int timeout_ms)
 	struct sem_shm *shm;
 	int rc;
 
+	if (s != NULL && s->remote != NULL)
+		return ipc__sync_call(s->remote, IPC__SYNC_SEM_ACQUIRE,
+				      timeout_ms);
 	if (s == NULL)
 		return -EINVAL;
 	rc = ipc__deadline_init(&dl, timeout_ms);
@@ -175,6 +179,8 @@ int ipc_sem_release(ipc_sem *s)
 	struct sem_shm *shm;
 	uint32_t v;
 
+	if (s != NULL && s->remote != NULL)
+		return ipc__sync_call(s->remote, IPC__SYNC_SEM_RELEASE, 0);
 	if (s == NULL)
 		return -EINVAL;
 	shm = s->shm;
@@ -223,6 +229,8 @@ int ipc_sem_value(ipc_sem *s)
 {
 	uint32_t v;
 
+	if (s != NULL && s->remote != NULL)
+		return ipc__sync_call(s->remote, IPC__SYNC_SEM_VALUE, 0);
 	if (s == NULL)
 		return -EINVAL;
 	v = atomic_load_explicit(&s->shm->s_value, memory_order_relaxed);
@@ -231,7 +239,17 @@ int ipc_sem_value(ipc_sem *s)
 
 void ipc_sem_close(ipc_sem *s)
 {
+	if (s != NULL && s->remote != NULL) {
+		ipc__sync_remote_free(s, s->remote);
+		return;
+	}
 	ipc__handle_free(s);
+}
+
+int ipc__sem_remote(ipc_sem **s, struct ipc__sync_remote *r)
+{
+	return ipc__sync_remote_new((void **)s, sizeof(ipc_sem),
+				    offsetof(ipc_sem, remote), r);
 }
 
 /* ipc_stat: value, bound and sleepers, from a copy of the segment. */

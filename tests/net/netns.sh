@@ -36,6 +36,7 @@ KEY=netns-key-$id
 dir=$(mktemp -d /tmp/libipc-netns.XXXXXX)
 QJ=t$id.nsjobs
 QS=t$id.nsstream
+LK=t$id.nslock
 pids=()
 
 cleanup() {
@@ -77,7 +78,7 @@ inc() { ip netns exec "$NC" "$@"; }
 
 start_server() {
 	ip netns exec "$NS" "$serve" "$URL" --key-file "$dir/key" --lease 1500 \
-		--joinable-queue "$QJ" --queue "$QS" 2>>"$dir/serve.log" &
+		--joinable-queue "$QJ" --queue "$QS" --lock "$LK" 2>>"$dir/serve.log" &
 	server=$!
 	pids+=("$server")
 	# Ready once a client can connect.
@@ -88,7 +89,7 @@ start_server() {
 	return 1
 }
 
-echo "1..10"
+echo "1..11"
 check "ipc-serve starts in its namespace and answers across the veth" start_server
 
 # 1. 50 clients: 25 blocked in get on one queue while 25 stream to another.
@@ -131,6 +132,19 @@ redone=$(inc "$peer" drain "$URL" "$QJ" "$KEY" | awk '{print $1}')
 joined=$(inc "$peer" join "$URL" "$QJ" "$KEY" 10000)
 check "a SIGKILLed remote consumer's task was redone elsewhere ($redone) and join returned ($joined)" \
 	test "$redone" = 1 -a "$joined" = IPC_OK
+
+# 2b. A remote Lock holder SIGKILLed: its lease expires, another host's
+# client acquires the lock (a plain IPC_OK: released, not abandoned).
+ip netns exec "$NC" "$peer" lockhold "$URL" "$LK" "$KEY" >"$dir/lockhold" 2>&1 &
+holder=$!
+pids+=("$holder")
+for _ in $(seq 100); do grep -q held "$dir/lockhold" && break; sleep 0.1; done
+busy=$(inc "$peer" lock "$URL" "$LK" "$KEY" 0)
+kill -9 "$holder"
+wait "$holder" 2>/dev/null
+got=$(ip netns exec "$NS" "$peer" lock "$URL" "$LK" "$KEY" 15000)
+check "a SIGKILLed remote lock holder (held: $busy to others) lost it at its lease expiry; a client on the server host got it ($got)" \
+	test "$busy" = IPC_EAGAIN -a "$got" = IPC_OK
 
 # 3. The link taken down mid-stream and up again: exactly-once accounting.
 inc "$peer" put "$URL" "$QS" "$KEY" 3000 >"$dir/linkput" 2>&1 &
