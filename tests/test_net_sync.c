@@ -361,7 +361,7 @@ Test(net_sync, barrier_operations_keep_local_semantics)
 	cr_assert_eq(ipc_barrier_parties(rbar), 2);
 	cr_assert_eq(ipc_barrier_n_waiting(rbar), 0);
 	cr_assert_not(ipc_barrier_broken(rbar));
-	cr_assert_eq(ipc_barrier_wait(rbar, -2), IPC_EINVAL);
+	cr_assert_eq(ipc_barrier_wait(rbar, -3), IPC_EINVAL);
 	/* A round of one local and one remote party. */
 	waiter_start(&w, do_barrier_wait, lbar, 30000);
 	cr_assert(wait_n_waiting(rbar, 1, 20000), "the local party waits");
@@ -385,6 +385,53 @@ Test(net_sync, barrier_operations_keep_local_semantics)
 	cr_assert_eq(ipc_barrier_wait(lbar, IPC_NOWAIT), IPC_EBROKEN);
 	cr_assert_eq(ipc_barrier_reset(lbar), 0);
 	cr_assert_not(ipc_barrier_broken(rbar));
+}
+
+/* The calls added to the local objects work on remote handles too:
+ * release(n), locked(), a barrier's default timeout. */
+Test(net_sync, release_n_locked_and_default_timeout_work_remotely)
+{
+	ipc_net_attr a = attr();
+	ipc_barrier_attr ba = { .timeout_ms = 300 };
+
+	serve_lock(&a);
+	cr_assert_eq(ipc_lock_locked(rlk), 0);
+	cr_assert_eq(ipc_lock_acquire(llk, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_lock_locked(rlk), 1, "held locally, seen remotely");
+	cr_assert_eq(ipc_lock_release(llk), 0);
+	cr_assert_eq(ipc_lock_acquire(rlk, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_lock_locked(llk), 1, "held remotely, seen locally");
+	cr_assert_eq(ipc_lock_release(rlk), 0);
+	cr_assert_eq(ipc_lock_locked(rlk2), 0);
+
+	cr_assert_eq(ipc_sem_new(&lsem, 0, 5), 0);
+	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	cr_assert_eq(ipc_sem_release_n(rsem, 3), 0);
+	cr_assert_eq(ipc_sem_value(lsem), 3);
+	cr_assert_eq(ipc_sem_release_n(rsem, 3), IPC_EINVAL,
+		     "past the bound: all or nothing");
+	cr_assert_eq(ipc_sem_value(lsem), 3, "nothing released");
+	cr_assert_eq(ipc_sem_release_n(rsem, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_sem_release_n(rsem, 2), 0);
+	cr_assert_eq(ipc_sem_value(rsem), 5);
+
+	cr_assert_eq(ipc_barrier_new_attr(&lbar, 2, &ba), 0);
+	cr_assert_eq(ipc_server_add_barrier(srv, "bar", lbar), 0);
+	cr_assert_eq(ipc_barrier_connect(&rbar, url, "bar", &a), 0);
+	cr_assert_eq(ipc_barrier_default_timeout(rbar), 300);
+	cr_assert_eq(ipc_barrier_wait(rbar, IPC_DEFAULT_TIMEOUT),
+		     IPC_ETIMEDOUT, "the default timeout applies remotely");
+	cr_assert(ipc_barrier_broken(lbar));
+}
+
+/* A remote barrier with no default timeout reports IPC_FOREVER. */
+Test(net_sync, default_timeout_of_a_remote_barrier_without_one_is_forever)
+{
+	ipc_net_attr a = attr();
+
+	serve_barrier(&a, 2);
+	cr_assert_eq(ipc_barrier_default_timeout(rbar), IPC_FOREVER);
 }
 
 Test(net_sync, long_remote_barrier_wait_keeps_its_lease)

@@ -453,9 +453,10 @@ int ipc__conn_blocking(struct ipc__conn *c, struct ipc__body *b,
 	}
 }
 
-int ipc__conn_simple(struct ipc__conn *c, uint16_t op, struct ipc__body *r)
+int ipc__conn_simple(struct ipc__conn *c, uint16_t op, int32_t arg,
+		     struct ipc__body *r)
 {
-	struct ipc__body b = { .op = op };
+	struct ipc__body b = { .op = op, .arg = arg };
 	int64_t by = rq_net_deadline(c);
 	uint8_t *plain = NULL;
 	int rc = rq_lock(c, by);
@@ -689,7 +690,7 @@ static int rq_join(void *impl, const struct ipc__deadline *dl)
 static long rq_value(void *impl, uint16_t op)
 {
 	struct ipc__body r;
-	int rc = ipc__conn_simple(impl, op, &r);
+	int rc = ipc__conn_simple(impl, op, 0, &r);
 
 	if (rc != 0)
 		return rc;
@@ -714,7 +715,7 @@ static bool rq_full(void *impl)
 static int rq_shutdown(void *impl)
 {
 	struct ipc__body r;
-	int rc = ipc__conn_simple(impl, IPC__OP_Q_SHUTDOWN, &r);
+	int rc = ipc__conn_simple(impl, IPC__OP_Q_SHUTDOWN, 0, &r);
 
 	return rc ? rc : r.arg;
 }

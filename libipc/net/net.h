@@ -104,15 +104,18 @@ enum ipc__op {
 	IPC__OP_EV_WAIT = 23,
 	IPC__OP_LK_ACQUIRE = 30,
 	IPC__OP_LK_RELEASE = 31,
+	IPC__OP_LK_LOCKED = 32,
 	IPC__OP_SEM_ACQUIRE = 40,
 	IPC__OP_SEM_RELEASE = 41,
 	IPC__OP_SEM_VALUE = 42,
+	IPC__OP_SEM_RELEASE_N = 43, /* arg = n */
 	IPC__OP_BAR_WAIT = 50,
 	IPC__OP_BAR_ABORT = 51,
 	IPC__OP_BAR_RESET = 52,
 	IPC__OP_BAR_PARTIES = 53,
 	IPC__OP_BAR_N_WAITING = 54,
 	IPC__OP_BAR_BROKEN = 55,
+	IPC__OP_BAR_TIMEOUT = 56, /* the default timeout + 1 (0: forever) */
 };
 
 /* A batch, the data of PUT_MANY and of a GET_MANY reply: n messages, each a u32
@@ -280,7 +283,8 @@ int ipc__conn_blocking(struct ipc__conn *c, struct ipc__body *b,
 		       struct ipc__body *r, uint8_t **plain);
 /* A request that does not wait on the server, answered within the
  * handle's timeout. 0 or a transport error; the status is r->arg. */
-int ipc__conn_simple(struct ipc__conn *c, uint16_t op, struct ipc__body *r);
+int ipc__conn_simple(struct ipc__conn *c, uint16_t op, int32_t arg,
+		     struct ipc__body *r);
 /* End the session (the server releases what it held for us) and free c. */
 void ipc__conn_close(struct ipc__conn *c);
 

@@ -61,6 +61,16 @@ static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
 		return rc;
 	case IPC__OP_SEM_VALUE:
 		return ipc_sem_value(s->obj);
+	case IPC__OP_SEM_RELEASE_N:
+		if (b->arg < 1)
+			return IPC_EINVAL;
+		rc = ipc_sem_release_n(s->obj, (unsigned)b->arg);
+		if (rc == 0 && s->sem_held > 0)
+			s->sem_held -=
+				s->sem_held < b->arg ? s->sem_held : b->arg;
+		return rc;
+	case IPC__OP_LK_LOCKED:
+		return ipc_lock_locked(s->obj);
 	case IPC__OP_BAR_WAIT:
 		/* One piece, not slices: a barrier wait that times out breaks
 		 * the barrier. */
@@ -76,6 +86,9 @@ static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
 		return (int32_t)ipc_barrier_n_waiting(s->obj);
 	case IPC__OP_BAR_BROKEN:
 		return ipc_barrier_broken(s->obj) ? 1 : 0;
+	case IPC__OP_BAR_TIMEOUT:
+		rc = ipc_barrier_default_timeout(s->obj);
+		return rc == IPC_FOREVER ? 0 : rc > 0 ? rc + 1 : IPC_EPROTO;
 	default:
 		return IPC_ENOTSUP;
 	}

@@ -51,6 +51,9 @@ static const struct rs_op rs_ops[] = {
 	[IPC__SYNC_BARRIER_PARTIES] = { IPC__OP_BAR_PARTIES, false, true },
 	[IPC__SYNC_BARRIER_N_WAITING] = { IPC__OP_BAR_N_WAITING, false, true },
 	[IPC__SYNC_BARRIER_BROKEN] = { IPC__OP_BAR_BROKEN, false, true },
+	[IPC__SYNC_SEM_RELEASE_N] = { IPC__OP_SEM_RELEASE_N, false, false },
+	[IPC__SYNC_LOCK_LOCKED] = { IPC__OP_LK_LOCKED, false, true },
+	[IPC__SYNC_BARRIER_TIMEOUT] = { IPC__OP_BAR_TIMEOUT, false, true },
 };
 
 static int rs_call(struct ipc__sync_remote *r, enum ipc__sync_op op,
@@ -75,7 +78,7 @@ static int rs_call(struct ipc__sync_remote *r, enum ipc__sync_op op,
 					&plain);
 		free(plain);
 	} else {
-		rc = ipc__conn_simple(s->conn, b.op, &rep);
+		rc = ipc__conn_simple(s->conn, b.op, timeout_ms, &rep);
 	}
 	if (rc != 0)
 		return rc;

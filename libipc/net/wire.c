@@ -62,9 +62,9 @@ int ipc__op_kind(uint16_t op)
 		[0] = IPC__OP_CLOSE,
 		[IPC__NK_QUEUE] = IPC__OP_Q_GET_MANY,
 		[IPC__NK_EVENT] = IPC__OP_EV_WAIT,
-		[IPC__NK_LOCK] = IPC__OP_LK_RELEASE,
-		[IPC__NK_SEM] = IPC__OP_SEM_VALUE,
-		[IPC__NK_BARRIER] = IPC__OP_BAR_BROKEN,
+		[IPC__NK_LOCK] = IPC__OP_LK_LOCKED,
+		[IPC__NK_SEM] = IPC__OP_SEM_RELEASE_N,
+		[IPC__NK_BARRIER] = IPC__OP_BAR_TIMEOUT,
 	};
 	unsigned kind = op / 10u;
 

@@ -456,9 +456,15 @@ int ipc_barrier_wait(ipc_barrier *b, int timeout_ms)
 	uint32_t idx, gen;
 	int rc;
 
-	if (b != NULL && b->remote != NULL)
+	if (b != NULL && b->remote != NULL) {
+		if (timeout_ms == IPC_DEFAULT_TIMEOUT) {
+			timeout_ms = ipc_barrier_default_timeout(b);
+			if (timeout_ms < 0 && timeout_ms != IPC_FOREVER)
+				return timeout_ms;
+		}
 		return ipc__sync_call(b->remote, IPC__SYNC_BARRIER_WAIT,
 				      timeout_ms);
+	}
 	if (b == NULL)
 		return -EINVAL;
 	if (timeout_ms == IPC_DEFAULT_TIMEOUT)
@@ -550,6 +556,11 @@ int ipc_barrier_reset(ipc_barrier *b)
 
 int ipc_barrier_default_timeout(ipc_barrier *b)
 {
+	if (b != NULL && b->remote != NULL) {
+		int t = ipc__sync_call(b->remote, IPC__SYNC_BARRIER_TIMEOUT, 0);
+
+		return t < 0 ? t : t == 0 ? IPC_FOREVER : t - 1;
+	}
 	return b ? b->timeout_ms : -EINVAL;
 }
 

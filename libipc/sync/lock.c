@@ -139,6 +139,8 @@ int ipc__mutexobj_locked(struct ipc__mutexobj *m)
 
 int ipc_lock_locked(ipc_lock *lk)
 {
+	if (lk != NULL && lk->remote != NULL)
+		return ipc__sync_call(lk->remote, IPC__SYNC_LOCK_LOCKED, 0);
 	return ipc__mutexobj_locked(lk ? &lk->m : NULL);
 }
 

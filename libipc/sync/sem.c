@@ -210,6 +210,9 @@ int ipc_sem_release_n(ipc_sem *s, unsigned n)
 
 	if (s == NULL || n == 0 || n > IPC_SEM_VALUE_MAX)
 		return -EINVAL;
+	if (s->remote != NULL)
+		return ipc__sync_call(s->remote, IPC__SYNC_SEM_RELEASE_N,
+				      (int)n);
 	shm = s->shm;
 	ceiling = s->max != 0 ? s->max : IPC_SEM_VALUE_MAX;
 	v = atomic_load_explicit(&shm->s_value, memory_order_relaxed);

@@ -64,12 +64,19 @@ enum ipc__sync_op {
 	IPC__SYNC_BARRIER_PARTIES,
 	IPC__SYNC_BARRIER_N_WAITING,
 	IPC__SYNC_BARRIER_BROKEN, /* 1 | 0 | code */
+	/* The argument is n, not a timeout. */
+	IPC__SYNC_SEM_RELEASE_N,
+	IPC__SYNC_LOCK_LOCKED, /* 1 | 0 | code */
+	/* The default timeout plus one: 0 for IPC_FOREVER, so that the value
+	 * never reads as an error code. */
+	IPC__SYNC_BARRIER_TIMEOUT,
 };
 
 struct ipc__sync_remote;
 struct ipc__sync_ops {
-	/* Run op (timeout_ms for the waiting ones, else 0): the public
-	 * call's return value, or a negative IPC_E* code. */
+	/* Run op (timeout_ms for the waiting ones, n for
+	 * IPC__SYNC_SEM_RELEASE_N, else 0): the public call's return value,
+	 * or a negative IPC_E* code. */
 	int (*call)(struct ipc__sync_remote *r, enum ipc__sync_op op,
 		    int timeout_ms);
 	/* End the remote handle and free r. */
