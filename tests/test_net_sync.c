@@ -420,8 +420,8 @@ Test(net_sync, release_n_locked_and_default_timeout_work_remotely)
 	cr_assert_eq(ipc_server_add_barrier(srv, "bar", lbar), 0);
 	cr_assert_eq(ipc_barrier_connect(&rbar, url, "bar", &a), 0);
 	cr_assert_eq(ipc_barrier_default_timeout(rbar), 300);
-	cr_assert_eq(ipc_barrier_wait(rbar, IPC_DEFAULT_TIMEOUT),
-		     IPC_ETIMEDOUT, "the default timeout applies remotely");
+	cr_assert_eq(ipc_barrier_wait(rbar, IPC_DEFAULT_TIMEOUT), IPC_ETIMEDOUT,
+		     "the default timeout applies remotely");
 	cr_assert(ipc_barrier_broken(lbar));
 }
 
