@@ -242,7 +242,12 @@ unsigned ipc__fork_gen(void);
  * expected kind and ABI version whose size fits the file.
  */
 #define IPC__MAGIC 0x4350494cu /* "LIPC" little-endian */
-#define IPC__ABI_VERSION 1u
+/* Bumped whenever a segment's layout or shared protocol changes, so that a
+ * process of another libipc version gets IPC_EPROTO at open instead of
+ * misreading the segment. 2: the queue's armed-sleeper bit, watcher count,
+ * biased producer's CPU and drop intent; the Condition's lock identity; the
+ * Barrier's default timeout. */
+#define IPC__ABI_VERSION 2u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {
