@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <libipc/ipc.h>
@@ -185,7 +186,11 @@ bool python_run(const char *workload, const char *transport, const char *param,
 		const char *args);
 
 /* ---- report.c, plots.c ----------------------------------------------- */
-void report_terminal(const char *machine, const struct bench_opts *o);
+void report_terminal(FILE *out, const char *machine,
+		     const struct bench_opts *o);
+/* The targets as a table and the terminal report in a fenced block. */
+int report_markdown(const char *path, const char *machine,
+		    const struct bench_opts *o, const char *cmdline);
 int report_csv(const char *path);
 int report_json(const char *path, const char *machine, const char *cmdline);
 int report_plots(const char *dir);

@@ -5,7 +5,7 @@
  *
  *   ipc-bench [--quick | --full] [--reps N] [--window SECONDS]
  *             [--only stream,latency,wakeup,grid,onecore,prim,pool]
- *             [--csv FILE] [--json FILE] [--plots DIR]
+ *             [--csv FILE] [--json FILE] [--markdown FILE] [--plots DIR]
  *
  * Every transport (transports.c) runs through the same producer and
  * consumer loops (workloads.c); Python's multiprocessing runs the same
@@ -181,7 +181,8 @@ static void usage(const char *argv0)
 		"usage: %s [--quick | --full] [--reps N] [--window SECONDS]\n"
 		"          [--only stream,latency,wakeup,grid,onecore,prim,"
 		"pool]\n"
-		"          [--csv FILE] [--json FILE] [--plots DIR]\n",
+		"          [--csv FILE] [--json FILE] [--markdown FILE] "
+		"[--plots DIR]\n",
 		argv0);
 	exit(2);
 }
@@ -189,7 +190,7 @@ static void usage(const char *argv0)
 int main(int argc, char **argv)
 {
 	struct bench_opts o = { .quick = true, .reps = 3, .window = 0.1 };
-	const char *csv = NULL, *json = NULL, *plots = NULL;
+	const char *csv = NULL, *json = NULL, *plots = NULL, *md = NULL;
 	char machine[512], cmdline[1024] = "ipc-bench";
 	int reps = 0;
 	double window = 0;
@@ -212,6 +213,8 @@ int main(int argc, char **argv)
 			csv = v;
 		} else if (v != NULL && strcmp(a, "--json") == 0) {
 			json = v;
+		} else if (v != NULL && strcmp(a, "--markdown") == 0) {
+			md = v;
 		} else if (v != NULL && strcmp(a, "--plots") == 0) {
 			plots = v;
 		} else {
@@ -251,12 +254,14 @@ int main(int argc, char **argv)
 			run_pool(&o);
 	}
 	bench_progress_end();
-	report_terminal(machine, &o);
+	report_terminal(stdout, machine, &o);
 	fflush(stdout);
 	if (csv != NULL && report_csv(csv) != 0)
 		perror(csv);
 	if (json != NULL && report_json(json, machine, cmdline) != 0)
 		perror(json);
+	if (md != NULL && report_markdown(md, machine, &o, cmdline) != 0)
+		perror(md);
 	if (plots != NULL && report_plots(plots) < 0)
 		fprintf(stderr, "ipc-bench: gnuplot failed on %s/plots.gp\n",
 			plots);

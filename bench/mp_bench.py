@@ -251,9 +251,11 @@ def pingpong_peer(kind, x, y, stop):
 
 
 def barrier_peer(b, stop):
+    n = 0
     while True:
         b.wait()
-        if stop.value:
+        n += 1
+        if stop.value and n >= stop.value:
             return
 
 
@@ -308,12 +310,12 @@ def run_prim(name, window):
         p = ctx.Process(target=barrier_peer, args=(b, stop))
         p.start()
         t0, end = now(), now() + window
-        while True:
-            if now() >= end:
-                stop.value = 1
+        while True:  # the last round named before it starts, as in C
+            if not stop.value and now() >= end:
+                stop.value = n + 1
             b.wait()
             n += 1
-            if stop.value:
+            if stop.value and n >= stop.value:
                 break
         dt = now() - t0
         p.join()

@@ -23,12 +23,12 @@ static void cell(FILE *f, double v)
 		fprintf(f, " ?"); /* gnuplot's missing value */
 }
 
-static int nrows(const char *const *rows)
+static int nrows(const char *workload, const char *const *rows)
 {
 	int n = 0;
 
-	while (rows[n] != NULL)
-		n++;
+	for (int i = 0; rows[i] != NULL; i++)
+		n += workload == NULL || result_measured(workload, rows[i]);
 	return n;
 }
 
@@ -39,17 +39,21 @@ static void write_data(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/stream.dat", dir);
 	if ((f = fopen(path, "w")) != NULL) {
+		/* Only the rows measured: gnuplot warns of empty columns. */
 		fprintf(f, "size");
 		for (int t = 0; stream_rows[t] != NULL; t++)
-			fprintf(f, " %s", stream_rows[t]);
+			if (result_measured("stream", stream_rows[t]))
+				fprintf(f, " %s", stream_rows[t]);
 		fprintf(f, "\n");
 		for (int s = 0; s < bench_nsizes; s++) {
 			char p[24];
 			snprintf(p, sizeof(p), "%zu", bench_sizes[s]);
 			fprintf(f, "%zu", bench_sizes[s]);
 			for (int t = 0; stream_rows[t] != NULL; t++)
-				cell(f, result_get("stream", stream_rows[t], p,
-						   "msgs_per_s"));
+				if (result_measured("stream", stream_rows[t]))
+					cell(f, result_get("stream",
+							   stream_rows[t], p,
+							   "msgs_per_s"));
 			fprintf(f, "\n");
 		}
 		fclose(f);
@@ -76,6 +80,8 @@ static void write_data(const char *dir)
 			fprintf(f, " %s", grid_params[g]);
 		fprintf(f, "\n");
 		for (int t = 0; grid_rows[t] != NULL; t++) {
+			if (!result_measured("grid", grid_rows[t]))
+				continue;
 			fprintf(f, "%s", grid_rows[t]);
 			for (int g = 0; grid_params[g] != NULL; g++)
 				cell(f,
@@ -102,7 +108,7 @@ static void write_script(FILE *f, const char *dir, const char *term,
 			"set ylabel 'messages per second'\n"
 			"plot for [i=2:%d] '%s/stream.dat' using 1:i with "
 			"linespoints title columnheader(i)\n",
-			dir, ext, nrows(stream_rows) + 1, dir);
+			dir, ext, nrows("stream", stream_rows) + 1, dir);
 	fprintf(f, "unset logscale\nunset xlabel\nset logscale y\n"
 		   "set style data histograms\nset style histogram clustered\n"
 		   "set style fill solid border -1\nset xtics rotate by -45\n");
@@ -121,7 +127,7 @@ static void write_script(FILE *f, const char *dir, const char *term,
 			"set ylabel 'messages per second'\n"
 			"plot for [i=2:%d] '%s/grid.dat' using i:xtic(1) "
 			"title columnheader(i)\n",
-			dir, ext, nrows(grid_params) + 1, dir);
+			dir, ext, nrows(NULL, grid_params) + 1, dir);
 }
 
 int report_plots(const char *dir)

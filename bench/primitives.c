@@ -108,8 +108,10 @@ static int wake_second(struct channel *c, int index, void *arg)
 	}
 }
 
-/* Both parties leave after the same round: the first sets stop before
- * the wait, the second reads it after the same wait. */
+/* Both parties leave after the same round: once its window is over, the
+ * first names the last round (the next one) before it enters that round's
+ * wait, so the second, reading it after any earlier round, goes on to the
+ * named one. */
 static int barrier_party(struct channel *c, int index, void *arg)
 {
 	struct prim_sh *sh = arg;
@@ -118,12 +120,14 @@ static int barrier_party(struct channel *c, int index, void *arg)
 
 	(void)c;
 	for (;;) {
-		if (index == 0 && bench_now() >= end)
-			atomic_store(&sh->stop, 1);
+		if (index == 0 && atomic_load(&sh->stop) == 0 &&
+		    bench_now() >= end)
+			atomic_store(&sh->stop, (int)n + 1);
 		if (ipc_barrier_wait(sh->bar, IPC_FOREVER) < 0)
 			return 3;
 		n++;
-		if (atomic_load(&sh->stop))
+		int last = atomic_load(&sh->stop);
+		if (last != 0 && n >= last)
 			break;
 	}
 	sh->n[index] = n;
@@ -165,6 +169,20 @@ static int jq_consumer(struct channel *c, int index, void *arg)
 		if (len == 4)
 			return 0;
 	}
+}
+
+/* The second process of a symmetric exercise: index 1 (the peers number
+ * senders and receivers from 0 each). */
+static int lock_loop_second(struct channel *c, int index, void *arg)
+{
+	(void)index;
+	return lock_loop(c, 1, arg);
+}
+
+static int barrier_party_second(struct channel *c, int index, void *arg)
+{
+	(void)index;
+	return barrier_party(c, 1, arg);
 }
 
 /* Run one exercise with one or two processes; false if one failed. */
@@ -209,12 +227,13 @@ void run_primitives(const struct bench_opts *o)
 		bench_die("primitives");
 
 	bench_progress("primitives: lock");
+	sh->n[1] = 0;
 	ok = two(sh, lock_loop, NULL);
 	record("lock", "ns_per_op", ok, sh->dt[0] * 1e9 / (double)sh->n[0]);
 	prim_python(o, "lock");
 
 	bench_progress("primitives: lock, contended");
-	ok = two(sh, lock_loop, lock_loop);
+	ok = two(sh, lock_loop, lock_loop_second);
 	record("lock-contended", "ops_per_s", ok,
 	       (double)(sh->n[0] + sh->n[1]) / fmax(sh->dt[0], sh->dt[1]));
 	prim_python(o, "lock-contended");
@@ -241,7 +260,7 @@ void run_primitives(const struct bench_opts *o)
 
 	bench_progress("primitives: barrier");
 	atomic_store(&sh->stop, 0);
-	ok = two(sh, barrier_party, barrier_party);
+	ok = two(sh, barrier_party, barrier_party_second);
 	record("barrier", "us_per_round", ok,
 	       sh->dt[0] / (double)sh->n[0] * 1e6);
 	prim_python(o, "barrier");

@@ -11,6 +11,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* Where the report goes: stdout, or a Markdown file's fenced block. */
+static FILE *rep;
 
 const char *const stream_rows[] = {
 	"ring",	     "libipc",	 "libipc-batch",  "libipc-zc",
@@ -50,20 +54,20 @@ static void stream_table(const char *title, const char *metric, bool ratio)
 {
 	char b[32];
 
-	printf("\n%s\n%-14s", title, "");
+	fprintf(rep, "\n%s\n%-14s", title, "");
 	for (int s = 0; s < bench_nsizes; s++) {
 		char p[24];
 		snprintf(p, sizeof(p),
 			 bench_sizes[s] >= 1024 ? "%zu KiB" : "%zu B",
 			 bench_sizes[s] >= 1024 ? bench_sizes[s] / 1024
 						: bench_sizes[s]);
-		printf("%10s", p);
+		fprintf(rep, "%10s", p);
 	}
-	printf("\n");
+	fprintf(rep, "\n");
 	for (int t = 0; stream_rows[t] != NULL; t++) {
 		if (!result_measured("stream", stream_rows[t]))
 			continue;
-		printf("%-14s", stream_rows[t]);
+		fprintf(rep, "%-14s", stream_rows[t]);
 		for (int s = 0; s < bench_nsizes; s++) {
 			char p[24];
 			snprintf(p, sizeof(p), "%zu", bench_sizes[s]);
@@ -72,12 +76,13 @@ static void stream_table(const char *title, const char *metric, bool ratio)
 			if (ratio)
 				v = result_get("stream", "libipc", p, metric) /
 				    v;
-			printf("%10s",
-			       ratio && !isnan(v)
-				       ? (snprintf(b, sizeof(b), "%.2fx", v), b)
-				       : fmt_num(b, sizeof(b), v));
+			fprintf(rep, "%10s",
+				ratio && !isnan(v)
+					? (snprintf(b, sizeof(b), "%.2fx", v),
+					   b)
+					: fmt_num(b, sizeof(b), v));
 		}
-		printf("\n");
+		fprintf(rep, "\n");
 	}
 }
 
@@ -87,24 +92,26 @@ static void latency_table(const char *workload, const char *title)
 					 "max_us" };
 	char b[32];
 
-	printf("\n%s\n%-14s%10s%10s%10s%10s%10s%14s\n", title, "", "p50 us",
-	       "p99 us", "p99.9 us", "max us", "samples", "p50 / libipc");
+	fprintf(rep, "\n%s\n%-14s%10s%10s%10s%10s%10s%14s\n", title, "",
+		"p50 us", "p99 us", "p99.9 us", "max us", "samples",
+		"p50 / libipc");
 	for (int t = 0; stream_rows[t] != NULL; t++) {
 		if (!result_measured(workload, stream_rows[t]))
 			continue;
-		printf("%-14s", stream_rows[t]);
+		fprintf(rep, "%-14s", stream_rows[t]);
 		for (int i = 0; i < 4; i++)
-			printf("%10s",
-			       fmt_num(b, sizeof(b),
-				       result_get(workload, stream_rows[t],
-						  "64", m[i])));
-		printf("%10s", fmt_num(b, sizeof(b),
-				       result_get(workload, stream_rows[t],
-						  "64", "samples")));
+			fprintf(rep, "%10s",
+				fmt_num(b, sizeof(b),
+					result_get(workload, stream_rows[t],
+						   "64", m[i])));
+		fprintf(rep, "%10s",
+			fmt_num(b, sizeof(b),
+				result_get(workload, stream_rows[t], "64",
+					   "samples")));
 		double r =
 			result_get(workload, stream_rows[t], "64", "p50_us") /
 			result_get(workload, "libipc", "64", "p50_us");
-		printf("%13.2fx\n", r);
+		fprintf(rep, "%13.2fx\n", r);
 	}
 }
 
@@ -112,16 +119,17 @@ static void grid_table(void)
 {
 	char b[32];
 
-	printf("\nProducers x consumers, 64 B, total msgs/s (max/min of the "
-	       "per-producer counts)\n%-14s",
-	       "");
+	fprintf(rep,
+		"\nProducers x consumers, 64 B, total msgs/s (max/min of the "
+		"per-producer counts)\n%-14s",
+		"");
 	for (int g = 0; grid_params[g] != NULL; g++)
-		printf("%18s", grid_params[g]);
-	printf("\n");
+		fprintf(rep, "%18s", grid_params[g]);
+	fprintf(rep, "\n");
 	for (int t = 0; grid_rows[t] != NULL; t++) {
 		if (!result_measured("grid", grid_rows[t]))
 			continue;
-		printf("%-14s", grid_rows[t]);
+		fprintf(rep, "%-14s", grid_rows[t]);
 		for (int g = 0; grid_params[g] != NULL; g++) {
 			char cell[40];
 			snprintf(cell, sizeof(cell), "%s (%.2f)",
@@ -131,9 +139,9 @@ static void grid_table(void)
 						    "msgs_per_s")),
 				 result_get("grid", grid_rows[t],
 					    grid_params[g], "max_over_min"));
-			printf("%18s", cell);
+			fprintf(rep, "%18s", cell);
 		}
-		printf("\n");
+		fprintf(rep, "\n");
 	}
 }
 
@@ -141,31 +149,33 @@ static void onecore_table(void)
 {
 	char b[5][32];
 
-	printf("\nOne core (producer and consumer pinned to one CPU), 64 B "
-	       "stream\n%-14s%10s%12s%14s%12s%12s%14s\n",
-	       "", "msgs/s", "cpu us/msg", "syscalls/msg", "futex/msg",
-	       "membarrier", "libipc / row");
+	fprintf(rep,
+		"\nOne core (producer and consumer pinned to one CPU), 64 B "
+		"stream\n%-14s%10s%12s%14s%12s%12s%14s\n",
+		"", "msgs/s", "cpu us/msg", "syscalls/msg", "futex/msg",
+		"membarrier", "libipc / row");
 	for (int t = 0; onecore_rows[t] != NULL; t++) {
 		const char *r = onecore_rows[t];
 		if (!result_measured("onecore", r))
 			continue;
-		printf("%-14s%10s%12s%14.4f%12.4f%12s%13.2fx\n", r,
-		       fmt_num(b[0], 32,
-			       result_get("onecore", r, "64", "msgs_per_s")),
-		       fmt_num(b[1], 32,
-			       result_get("onecore", r, "64",
-					  "cpu_us_per_msg")),
-		       result_get("onecore", r, "64", "syscalls_per_msg"),
-		       result_get("onecore", r, "64", "futex_per_msg"),
-		       fmt_num(b[2], 32,
-			       result_get("onecore", r, "64",
-					  "membarrier_calls")),
-		       result_get("onecore", "libipc", "64", "msgs_per_s") /
-			       result_get("onecore", r, "64", "msgs_per_s"));
+		fprintf(rep, "%-14s%10s%12s%14.4f%12.4f%12s%13.2fx\n", r,
+			fmt_num(b[0], 32,
+				result_get("onecore", r, "64", "msgs_per_s")),
+			fmt_num(b[1], 32,
+				result_get("onecore", r, "64",
+					   "cpu_us_per_msg")),
+			result_get("onecore", r, "64", "syscalls_per_msg"),
+			result_get("onecore", r, "64", "futex_per_msg"),
+			fmt_num(b[2], 32,
+				result_get("onecore", r, "64",
+					   "membarrier_calls")),
+			result_get("onecore", "libipc", "64", "msgs_per_s") /
+				result_get("onecore", r, "64", "msgs_per_s"));
 	}
-	printf("(syscalls: a second run of each row under strace -f -c, both "
-	       "processes and their threads, warm-up and about ten handshake "
-	       "calls per process included)\n");
+	fprintf(rep,
+		"(syscalls: a second run of each row under strace -f -c, both "
+		"processes and their threads, warm-up and about ten handshake "
+		"calls per process included)\n");
 }
 
 static const char *prim_metric(const char *name)
@@ -184,21 +194,21 @@ static void prim_table(void)
 	if (!result_measured("prim", "libipc") &&
 	    !result_measured("pool", "libipc"))
 		return;
-	printf("\nPrimitives across processes\n%-16s%-14s%10s%10s%12s\n", "",
-	       "unit", "libipc", "Python", "advantage");
+	fprintf(rep, "\nPrimitives across processes\n%-16s%-14s%10s%10s%12s\n",
+		"", "unit", "libipc", "Python", "advantage");
 	for (int i = 0; prim_rows[i] != NULL; i++) {
 		const char *m = prim_metric(prim_rows[i]);
 		double c = result_get("prim", "libipc", prim_rows[i], m);
 		double p = result_get("prim", "python", prim_rows[i], m);
 		/* ops_per_s: more is better; the others are times */
 		double adv = strcmp(m, "ops_per_s") == 0 ? c / p : p / c;
-		printf("%-16s%-14s%10s%10s%11.1fx\n", prim_rows[i], m,
-		       fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), adv);
+		fprintf(rep, "%-16s%-14s%10s%10s%11.1fx\n", prim_rows[i], m,
+			fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), adv);
 	}
 	double c = result_get("pool", "libipc", "squares", "items_per_s");
 	double p = result_get("pool", "python", "squares", "items_per_s");
-	printf("%-16s%-14s%10s%10s%11.1fx\n", "Pool.map", "items_per_s",
-	       fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), c / p);
+	fprintf(rep, "%-16s%-14s%10s%10s%11.1fx\n", "Pool.map", "items_per_s",
+		fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), c / p);
 }
 
 static void notes(void)
@@ -211,22 +221,25 @@ static void notes(void)
 		if (r[i].note[0] == '\0')
 			continue;
 		if (!head)
-			printf("\nNotes (rows not measured, or failed)\n");
+			fprintf(rep,
+				"\nNotes (rows not measured, or failed)\n");
 		head = true;
-		printf("  %s %s %s: %s\n", r[i].workload, r[i].transport,
-		       r[i].param, r[i].note);
+		fprintf(rep, "  %s %s %s: %s\n", r[i].workload, r[i].transport,
+			r[i].param, r[i].note);
 	}
 }
 
-void report_terminal(const char *machine, const struct bench_opts *o)
+void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 {
 	struct target tg[TARGETS_MAX];
 	int nt = targets_check(tg);
 
-	printf("ipc-bench: %s\n", machine);
-	printf("%s profile: every figure the median of %d interleaved "
-	       "repetitions, %.2f s windows, timed at the receiver\n",
-	       o->quick ? "quick" : "full", o->reps, o->window);
+	rep = out;
+	fprintf(rep, "ipc-bench: %s\n", machine);
+	fprintf(rep,
+		"%s profile: every figure the median of %d interleaved "
+		"repetitions, %.2f s windows, timed at the receiver\n",
+		o->quick ? "quick" : "full", o->reps, o->window);
 	if (result_measured("stream", "libipc")) {
 		stream_table("One-way stream, 1 producer -> 1 consumer, msgs/s",
 			     "msgs_per_s", false);
@@ -246,12 +259,38 @@ void report_terminal(const char *machine, const struct bench_opts *o)
 	if (result_measured("onecore", "libipc"))
 		onecore_table();
 	prim_table();
-	printf("\nTargets\n");
+	fprintf(rep, "\nTargets\n");
 	for (int i = 0; i < nt; i++)
-		printf("  %-8s %-58s %s\n",
-		       tg[i].met < 0 ? "n/a"
-		       : tg[i].met   ? "met"
-				     : "NOT MET",
-		       tg[i].name, tg[i].measured);
+		fprintf(rep, "  %-8s %-58s %s\n",
+			tg[i].met < 0 ? "n/a"
+			: tg[i].met   ? "met"
+				      : "NOT MET",
+			tg[i].name, tg[i].measured);
 	notes();
+}
+
+int report_markdown(const char *path, const char *machine,
+		    const struct bench_opts *o, const char *cmdline)
+{
+	FILE *f = fopen(path, "w");
+	struct target tg[TARGETS_MAX];
+	int nt = targets_check(tg);
+	char date[32];
+	time_t now = time(NULL);
+
+	if (f == NULL)
+		return -1;
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&now));
+	fprintf(f, "Generated by `%s` on %s.\n\n", cmdline, date);
+	fprintf(f, "| target | verdict | measured |\n|---|---|---|\n");
+	for (int i = 0; i < nt; i++)
+		fprintf(f, "| %s | %s | %s |\n", tg[i].name,
+			tg[i].met < 0 ? "n/a"
+			: tg[i].met   ? "met"
+				      : "**not met**",
+			tg[i].measured);
+	fprintf(f, "\n```\n");
+	report_terminal(f, machine, o);
+	fprintf(f, "```\n");
+	return fclose(f);
 }
