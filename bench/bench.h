@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <libipc/ipc.h>
 
@@ -70,6 +71,13 @@ struct transport {
 	void (*detach)(struct channel *c, enum bench_role role);
 	void (*teardown)(struct channel *c); /* in the parent */
 	size_t max_size;		     /* 0: BENCH_MAX_MSG */
+	/* Batch calls, where the transport has them (NULL otherwise): all n
+	 * messages sent; up to n received (at least one), each iov_len set
+	 * to its message's length. One consumer only: a batch may take more
+	 * than one end marker. */
+	void (*send_many)(struct channel *c, const struct iovec *msgs,
+			  size_t n);
+	size_t (*recv_many)(struct channel *c, struct iovec *msgs, size_t n);
 };
 
 extern const struct transport *const bench_transports[];

@@ -30,9 +30,9 @@ const size_t bench_sizes[] = { 8, 64, 1024, 4096, 65536, 1048576 };
 const int bench_nsizes = sizeof(bench_sizes) / sizeof(bench_sizes[0]);
 
 static const char *const c_stream_rows[] = {
-	"ring",	   "libipc",   "libipc-mq", "ipc-pipe", "libipc-remote",
-	"mq",	   "pipe",     "unix",	    "nn-ipc",	"nn-tcp",
-	"zmq-ipc", "boost-mq", NULL,
+	"ring",		 "libipc",  "libipc-batch", "libipc-mq", "ipc-pipe",
+	"libipc-remote", "mq",	    "pipe",	    "unix",	 "nn-ipc",
+	"nn-tcp",	 "zmq-ipc", "boost-mq",	    NULL,
 };
 static const char *const py_kinds[] = { "queue", "pipe", NULL };
 
@@ -101,8 +101,8 @@ static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 
 	for (int i = 0; c_stream_rows[i] != NULL; i++) {
 		const struct transport *t = row(w, c_stream_rows[i], "64");
-		if (t == NULL)
-			continue;
+		if (t == NULL || t->send_many != NULL)
+			continue; /* batches only stream */
 		bench_progress("[%d/%d] %s: %s", rep + 1, o->reps, w, t->name);
 		if (wakeup)
 			run_wakeup(o, t);

@@ -71,16 +71,14 @@ static void mq_teardown(struct channel *c)
 }
 
 const struct transport tr_mq = {
-	"mq",
-	"POSIX message queue: mq_send / mq_receive",
-	T_MPMC,
-	mq_setup,
-	bench_attach_nothing,
-	mq_send_msg,
-	mq_recv_msg,
-	NULL,
-	mq_teardown,
-	0,
+	.name = "mq",
+	.what = "POSIX message queue: mq_send / mq_receive",
+	.flags = T_MPMC,
+	.setup = mq_setup,
+	.attach = bench_attach_nothing,
+	.send = mq_send_msg,
+	.recv = mq_recv_msg,
+	.teardown = mq_teardown,
 };
 
 /* ---- byte streams ---------------------------------------------------- */
@@ -138,27 +136,24 @@ static void stream_teardown(struct channel *c)
 }
 
 const struct transport tr_pipe = {
-	"pipe",
-	"pipe(2), fixed-size frames: write / read",
-	T_FRAMED,
-	pipe_setup,
-	bench_attach_nothing,
-	stream_send,
-	stream_recv,
-	NULL,
-	stream_teardown,
-	0,
+	.name = "pipe",
+	.what = "pipe(2), fixed-size frames: write / read",
+	.flags = T_FRAMED,
+	.setup = pipe_setup,
+	.attach = bench_attach_nothing,
+	.send = stream_send,
+	.recv = stream_recv,
+	.teardown = stream_teardown,
 };
 
 const struct transport tr_unix = {
-	"unix",
-	"Unix stream socket (socketpair), fixed-size frames: write / read",
-	T_FRAMED,
-	unix_setup,
-	bench_attach_nothing,
-	stream_send,
-	stream_recv,
-	NULL,
-	stream_teardown,
-	0,
+	.name = "unix",
+	.what = "Unix stream socket (socketpair), fixed-size frames: write / "
+		"read",
+	.flags = T_FRAMED,
+	.setup = unix_setup,
+	.attach = bench_attach_nothing,
+	.send = stream_send,
+	.recv = stream_recv,
+	.teardown = stream_teardown,
 };

@@ -109,29 +109,25 @@ static void nn_detach(struct channel *c, enum bench_role role)
 }
 
 const struct transport tr_nn_ipc = {
-	"nn-ipc",
-	"nanomsg PUSH/PULL over ipc:// (a Unix socket): nn_send / nn_recv",
-	0,
-	ipc_url,
-	nn_attach,
-	nn_send_msg,
-	nn_recv_msg,
-	nn_detach,
-	unlink_ipc_url,
-	0,
+	.name = "nn-ipc",
+	.what = "nanomsg PUSH/PULL over ipc:// (a Unix socket): nn_send / "
+		"nn_recv",
+	.setup = ipc_url,
+	.attach = nn_attach,
+	.send = nn_send_msg,
+	.recv = nn_recv_msg,
+	.detach = nn_detach,
+	.teardown = unlink_ipc_url,
 };
 
 const struct transport tr_nn_tcp = {
-	"nn-tcp",
-	"nanomsg PUSH/PULL over tcp://127.0.0.1: nn_send / nn_recv",
-	0,
-	tcp_url,
-	nn_attach,
-	nn_send_msg,
-	nn_recv_msg,
-	nn_detach,
-	NULL,
-	0,
+	.name = "nn-tcp",
+	.what = "nanomsg PUSH/PULL over tcp://127.0.0.1: nn_send / nn_recv",
+	.setup = tcp_url,
+	.attach = nn_attach,
+	.send = nn_send_msg,
+	.recv = nn_recv_msg,
+	.detach = nn_detach,
 };
 
 /* ---- ZeroMQ ---------------------------------------------------------- */
@@ -182,16 +178,15 @@ static void zmq_detach(struct channel *c, enum bench_role role)
 }
 
 const struct transport tr_zmq_ipc = {
-	"zmq-ipc",
-	"ZeroMQ PUSH/PULL over ipc:// (a Unix socket): zmq_send / zmq_recv",
-	0,
-	ipc_url,
-	zmq_attach,
-	zmq_send_msg,
-	zmq_recv_msg,
-	zmq_detach,
-	unlink_ipc_url,
-	0,
+	.name = "zmq-ipc",
+	.what = "ZeroMQ PUSH/PULL over ipc:// (a Unix socket): zmq_send / "
+		"zmq_recv",
+	.setup = ipc_url,
+	.attach = zmq_attach,
+	.send = zmq_send_msg,
+	.recv = zmq_recv_msg,
+	.detach = zmq_detach,
+	.teardown = unlink_ipc_url,
 };
 #endif
 
@@ -245,11 +240,15 @@ static void boost_teardown(struct channel *c)
 }
 
 const struct transport tr_boost = {
-	"boost-mq",	"Boost.Interprocess message_queue: send / receive",
-	T_MPMC,		boost_setup,
-	boost_attach,	boost_send,
-	boost_recv,	boost_detach,
-	boost_teardown, 0,
+	.name = "boost-mq",
+	.what = "Boost.Interprocess message_queue: send / receive",
+	.flags = T_MPMC,
+	.setup = boost_setup,
+	.attach = boost_attach,
+	.send = boost_send,
+	.recv = boost_recv,
+	.detach = boost_detach,
+	.teardown = boost_teardown,
 };
 #endif
 
@@ -320,15 +319,14 @@ static void remote_teardown(struct channel *c)
 }
 
 const struct transport tr_remote = {
-	"libipc-remote",
-	"libipc remote queue over tcp://127.0.0.1 (authenticated, encrypted, "
-	"every put acknowledged) -> ipc_server -> ipc_queue_get",
-	0,
-	remote_setup,
-	remote_attach,
-	remote_send,
-	remote_recv,
-	remote_detach,
-	remote_teardown,
-	0,
+	.name = "libipc-remote",
+	.what = "libipc remote queue over tcp://127.0.0.1 (authenticated, "
+		"encrypted, every put acknowledged) -> ipc_server -> "
+		"ipc_queue_get",
+	.setup = remote_setup,
+	.attach = remote_attach,
+	.send = remote_send,
+	.recv = remote_recv,
+	.detach = remote_detach,
+	.teardown = remote_teardown,
 };

@@ -99,17 +99,15 @@ static void ring_teardown(struct channel *c)
 }
 
 const struct transport tr_ring = {
-	"ring",
-	"spinning lock-free SPSC byte ring: no locks, no wake-ups, no crash "
-	"safety (the floor)",
-	T_SPINS,
-	ring_setup,
-	bench_attach_nothing,
-	ring_send,
-	ring_recv,
-	NULL,
-	ring_teardown,
-	0,
+	.name = "ring",
+	.what = "spinning lock-free SPSC byte ring: no locks, no wake-ups, no "
+		"crash safety (the floor)",
+	.flags = T_SPINS,
+	.setup = ring_setup,
+	.attach = bench_attach_nothing,
+	.send = ring_send,
+	.recv = ring_recv,
+	.teardown = ring_teardown,
 };
 
 /* ---- libipc Queue ------------------------------------------------------ */
@@ -191,42 +189,71 @@ static void ipc_teardown(struct channel *c)
 }
 
 const struct transport tr_libipc = {
-	"libipc",
-	"ipc_queue_put / ipc_queue_get, shared-memory ring backend",
-	T_MPMC,
-	ipc_setup,
-	bench_attach_nothing,
-	ipc_send,
-	ipc_recv,
-	NULL,
-	ipc_teardown,
-	0,
+	.name = "libipc",
+	.what = "ipc_queue_put / ipc_queue_get, shared-memory ring backend",
+	.flags = T_MPMC,
+	.setup = ipc_setup,
+	.attach = bench_attach_nothing,
+	.send = ipc_send,
+	.recv = ipc_recv,
+	.teardown = ipc_teardown,
 };
 
 const struct transport tr_libipc_jq = {
-	"libipc-jq",
-	"JoinableQueue: ipc_queue_put / ipc_queue_get + ipc_queue_task_done",
-	T_MPMC,
-	ipc_jq_setup,
-	bench_attach_nothing,
-	ipc_send,
-	ipc_jq_recv,
-	NULL,
-	ipc_teardown,
-	0,
+	.name = "libipc-jq",
+	.what = "JoinableQueue: ipc_queue_put / ipc_queue_get + "
+		"ipc_queue_task_done",
+	.flags = T_MPMC,
+	.setup = ipc_jq_setup,
+	.attach = bench_attach_nothing,
+	.send = ipc_send,
+	.recv = ipc_jq_recv,
+	.teardown = ipc_teardown,
 };
 
 const struct transport tr_libipc_mq = {
-	"libipc-mq",
-	"ipc_queue_put / ipc_queue_get on the POSIX mqueue backend",
-	T_MPMC,
-	ipc_mq_setup,
-	bench_attach_nothing,
-	ipc_send,
-	ipc_recv,
-	NULL,
-	ipc_teardown,
-	0,
+	.name = "libipc-mq",
+	.what = "ipc_queue_put / ipc_queue_get on the POSIX mqueue backend",
+	.flags = T_MPMC,
+	.setup = ipc_mq_setup,
+	.attach = bench_attach_nothing,
+	.send = ipc_send,
+	.recv = ipc_recv,
+	.teardown = ipc_teardown,
+};
+
+/* Batches: ipc_queue_put_many / ipc_queue_get_many. */
+static void ipc_send_many(struct channel *c, const struct iovec *msgs, size_t n)
+{
+	while (n > 0) {
+		ssize_t put = ipc_queue_put_many(c->q, msgs, n, IPC_FOREVER);
+		if (put <= 0)
+			bench_die("ipc_queue_put_many");
+		msgs += put;
+		n -= (size_t)put;
+	}
+}
+
+static size_t ipc_recv_many(struct channel *c, struct iovec *msgs, size_t n)
+{
+	ssize_t got = ipc_queue_get_many(c->q, msgs, n, IPC_FOREVER);
+
+	if (got <= 0)
+		bench_die("ipc_queue_get_many");
+	return (size_t)got;
+}
+
+const struct transport tr_libipc_batch = {
+	.name = "libipc-batch",
+	.what = "ipc_queue_put_many / ipc_queue_get_many, up to 64 messages a "
+		"call",
+	.setup = ipc_setup,
+	.attach = bench_attach_nothing,
+	.send = ipc_send,
+	.recv = ipc_recv,
+	.teardown = ipc_teardown,
+	.send_many = ipc_send_many,
+	.recv_many = ipc_recv_many,
 };
 
 /* ---- libipc Pipe ----------------------------------------------------- */
@@ -263,14 +290,12 @@ static void conn_teardown(struct channel *c)
 }
 
 const struct transport tr_ipc_pipe = {
-	"ipc-pipe",
-	"libipc Pipe (ipc_pipe_new, one-way): ipc_conn_send / ipc_conn_recv",
-	0,
-	conn_setup,
-	bench_attach_nothing,
-	conn_send,
-	conn_recv,
-	NULL,
-	conn_teardown,
-	0,
+	.name = "ipc-pipe",
+	.what = "libipc Pipe (ipc_pipe_new, one-way): ipc_conn_send / "
+		"ipc_conn_recv",
+	.setup = conn_setup,
+	.attach = bench_attach_nothing,
+	.send = conn_send,
+	.recv = conn_recv,
+	.teardown = conn_teardown,
 };

@@ -82,6 +82,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h> /* struct iovec: the batch calls */
 
 #ifdef __cplusplus
 extern "C" {
@@ -591,6 +592,59 @@ IPC_API long ipc_queue_unfinished(ipc_queue *q);
  * be undone, and a named queue stays shut down until unlinked (above).
  * 0 (also when already shut down) | IPC_EINVAL (NULL q). */
 IPC_API int ipc_queue_shutdown(ipc_queue *q);
+
+/* Python 3.13's shutdown(immediate=True): shut the queue down as
+ * ipc_queue_shutdown does and drop every message still queued, so that
+ * blocked and later gets return IPC_ECLOSED at once and puts fail with
+ * IPC_ECLOSED. On a JoinableQueue each dropped message counts as a done
+ * task, so join() returns once the tasks consumers already got are
+ * task_done'd (those still need their task_done, as before). A task whose
+ * consumer dies after the shutdown was not pending when it happened: it
+ * is queued again as ever (nothing is lost), and a later get returns it
+ * (a second ipc_queue_shutdown_immediate drops it).
+ * Crash safety: a process killed during the call leaves the queue shut
+ * down, with every message either still queued or dropped and counted
+ * done — never lost from the count; the next process to touch the
+ * consumers' side finishes the drop. It waits for a live peer that holds
+ * the producers' or consumers' lock (it has no timeout). Calling it again,
+ * or after ipc_queue_shutdown, drops what is queued now.
+ * 0 | IPC_EINVAL (NULL q) | IPC_ENOTRECOVERABLE (broken)
+ * | IPC_ENOTSUP (a remote queue whose server lacks it). */
+IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
+
+/* Batch calls: many messages per call, for callers that have them at hand.
+ * Each message is exactly what ipc_queue_put / ipc_queue_get would carry
+ * alone: a batch is whole messages, each put or got exactly once, in
+ * order, with the crash contract above per message: a producer killed mid-
+ * batch leaves a prefix of its batch put, each message whole, and the rest
+ * not put; a consumer killed mid-batch took a prefix (on a Queue lost with
+ * it, as a single get's message is; on a JoinableQueue queued again) and
+ * left the rest queued. Never a message torn, doubled or invented. A batch
+ * is not atomic as a whole: consumers may see its first messages before
+ * its last are put, and other producers' messages may sit between them.
+ *
+ * ipc_queue_put_many puts msgs[0].iov_base[0..iov_len), msgs[1], ... in
+ * order, waiting for room as ipc_queue_put does, all before one deadline.
+ * Returns how many were put: n, or fewer when the next one could not be
+ * put in time (or the queue shut down meanwhile); if not even the first
+ * could, that one's error: IPC_EAGAIN | IPC_ETIMEDOUT (full) | IPC_ECLOSED
+ * | IPC_ENOTRECOVERABLE. Refused before anything is put: IPC_EINVAL (NULL q
+ * or msgs, n == 0 or over SSIZE_MAX, an iov_base NULL with iov_len > 0),
+ * IPC_EMSGSIZE (some iov_len over max_msg_size). msgs is only read. */
+IPC_API ssize_t ipc_queue_put_many(ipc_queue *q, const struct iovec *msgs,
+				   size_t n, int timeout_ms);
+
+/* ipc_queue_get_many waits for the first message as ipc_queue_get does,
+ * then takes up to n - 1 more that are queued already, without waiting:
+ * message i goes into msgs[i].iov_base, whose capacity is msgs[i].iov_len
+ * on entry; on return iov_len is the message's length. Returns how many
+ * were got (1..n); a message that does not fit its buffer stops the batch
+ * and stays queued (IPC_EMSGSIZE if it is the first). Errors as for
+ * ipc_queue_get, when no message was got; IPC_EINVAL also for NULL msgs,
+ * n == 0 or over SSIZE_MAX, an iov_base NULL with iov_len > 0. On a
+ * JoinableQueue every message got is one task (one task_done each). */
+IPC_API ssize_t ipc_queue_get_many(ipc_queue *q, struct iovec *msgs, size_t n,
+				   int timeout_ms);
 
 /* Drop this handle. The unfinished tasks of every thread that consumed
  * through it (JoinableQueue) are queued again, as if they had died. */

@@ -18,6 +18,7 @@
 #include "config.h" /* IPC_ENABLE_CRASHPOINTS, HAVE_* */
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +26,17 @@
 #include <time.h>
 
 #include "libipc/ipc.h"
+
+/* glibc 2.35 and later register an rseq area per thread (ipc__cpu_now). */
+#if defined(__has_include) && (defined(__x86_64__) || defined(__aarch64__))
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#define IPC__HAVE_RSEQ 1
+#endif
+#endif
+#ifndef IPC__HAVE_RSEQ
+#define IPC__HAVE_RSEQ 0
+#endif
 
 /* Built with ThreadSanitizer? (Its annotations are used where the kernel,
  * which TSan cannot see, does what a program's store would: mutex.c,
@@ -134,6 +146,26 @@ static inline void ipc__cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield");
 #endif
+}
+
+/* The CPU the calling thread was running on a moment ago, or a negative
+ * number if unknown. glibc's registered rseq area makes this one load (the
+ * kernel updates it before the thread returns to user space on a new CPU);
+ * without it, sched_getcpu(). */
+static inline int ipc__cpu_now(void)
+{
+#if IPC__HAVE_RSEQ
+	if (__rseq_size > 0) {
+		const struct rseq *rs =
+			(const struct
+			 rseq *)(const void
+					 *)((const char *)
+						    __builtin_thread_pointer() +
+					    __rseq_offset);
+		return (int)__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+	}
+#endif
+	return sched_getcpu();
 }
 
 /* ------------------------------------------------------------------------

@@ -293,8 +293,11 @@ static int mq_put(void *impl, const void *msg, size_t len,
 			return IPC_ECLOSED;
 		IPC__CRASHPOINT("mqueue.put.before_send");
 		mq_slice(&abs, dl);
+		/* A sender blocked on a full mq is let in by the drop of an
+		 * immediate shutdown: its message is dropped too, and the put
+		 * fails as every put after the shutdown does. */
 		if (mq_timedsend(m->mqd, msg ? msg : "", len, 0, &abs) == 0)
-			return 0;
+			return ipc__mq_dropping(m) ? IPC_ECLOSED : 0;
 		if (errno == EINTR)
 			continue;
 		if (errno != ETIMEDOUT)
@@ -324,6 +327,71 @@ static ssize_t mq_receive_one(struct mq *m, void *dst,
 	return n;
 }
 
+/* Receive and discard every message the mq holds now, without waiting.
+ * Each receive is one atomic system call, so a process killed here
+ * leaves each message queued or dropped; a dropped one has left the mq,
+ * which is what the JoinableQueue count counts as done. */
+static void mq_drain(struct mq *m)
+{
+	void *buf = malloc(m->msgsize ? m->msgsize : 1);
+
+	if (buf == NULL)
+		return;
+	for (;;) {
+		ssize_t n = mq_timedreceive(m->mqd, buf, m->msgsize, NULL,
+					    &try_once);
+		if (n < 0 && errno != EINTR)
+			break;
+		IPC__CRASHPOINT("mqueue.drop.received");
+	}
+	free(buf);
+}
+
+/* After ipc_queue_shutdown_immediate, a put that had passed its shutdown
+ * check may still land a message: whoever finds the flag drops it. */
+bool ipc__mq_dropping(struct mq *m)
+{
+	if (!(atomic_load(&m->shm->m_closed) & MQ_CLOSED_IMMEDIATE))
+		return false;
+	mq_drain(m);
+	return true;
+}
+
+static int mq_shutdown_immediate(void *impl)
+{
+	struct mq *m = impl;
+
+	atomic_fetch_or(&m->shm->m_closed, MQ_CLOSED | MQ_CLOSED_IMMEDIATE);
+	IPC__CRASHPOINT("mqueue.drop.flagged");
+	mq_drain(m);
+	ipc__mq_wake_joiners(m);
+	return 0;
+}
+
+/* Waiting on many: poll the mq's descriptor for POLLIN. A shutdown does
+ * not change what poll sees, so the watcher re-arms every
+ * IPC__RECHECK_MS, and this looks at the flag. */
+static int mq_watch(void *impl, struct ipc__watch *w)
+{
+	struct mq *m = impl;
+	long depth;
+
+	w->word = NULL;
+	w->fd = (int)m->mqd;
+	w->events = POLLIN;
+	w->recheck_ms = IPC__RECHECK_MS;
+	if (atomic_load(&m->shm->m_closed))
+		return 1;
+	depth = ipc__mq_depth(m);
+	return depth < 0 ? (int)depth : depth > 0;
+}
+
+static void mq_unwatch(void *impl, struct ipc__watch *w)
+{
+	(void)impl; /* a poller holds nothing */
+	(void)w;
+}
+
 static ssize_t mq_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl)
 {
@@ -331,6 +399,9 @@ static ssize_t mq_get(void *impl, void *buf, size_t cap, void **alloc,
 	void *dst = buf;
 	ssize_t n;
 	int rc;
+
+	if (ipc__mq_dropping(m))
+		return IPC_ECLOSED;
 
 	/* The kernel's rule: a receive buffer is at least mq_msgsize, and
 	 * a smaller one takes nothing. */
@@ -410,7 +481,7 @@ static int mq_shutdown(void *impl)
 {
 	struct mq *m = impl;
 
-	atomic_store(&m->shm->m_closed, 1);
+	atomic_fetch_or(&m->shm->m_closed, MQ_CLOSED);
 	ipc__mq_wake_joiners(m);
 	return 0;
 }
@@ -449,6 +520,9 @@ const struct ipc__queue_ops ipc__mq_ops = {
 	.close = mq_close_handle,
 	.joinable = mq_joinable,
 	.max_msg_size = mq_max_msg_size,
+	.shutdown_immediate = mq_shutdown_immediate,
+	.watch = mq_watch,
+	.unwatch = mq_unwatch,
 };
 
 /* ipc_stat: the mq's depth (mq_getattr on a read-only descriptor of its

@@ -16,6 +16,8 @@
 #define MQ_MAX_MAXSIZE ((size_t)1 << 31)
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+/* m_closed bits: shut down; and its messages dropped (immediate). */
+enum { MQ_CLOSED = 1, MQ_CLOSED_IMMEDIATE = 2 };
 
 struct mq_slot {
 	pthread_mutex_t s_reg;	  /* held by the consumer thread */
@@ -55,7 +57,8 @@ struct mq {
 };
 
 /* mqueue.c */
-long ipc__mq_depth(struct mq *m); /* messages in the mq, or -errno */
+long ipc__mq_depth(struct mq *m);    /* messages in the mq, or -errno */
+bool ipc__mq_dropping(struct mq *m); /* shut down immediate: drops strays */
 
 /* mqueue_joinable.c */
 int ipc__mq_register(struct mq *m);

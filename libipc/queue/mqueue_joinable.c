@@ -172,7 +172,10 @@ int ipc__mq_join(void *impl, const struct ipc__deadline *dl)
 	for (;;) {
 		struct ipc__deadline slice;
 		uint32_t seq = atomic_load(&q->m_join_seq);
-		long n = ipc__mq_unfinished(m);
+		long n;
+
+		ipc__mq_dropping(m); /* a stray message is not a task */
+		n = ipc__mq_unfinished(m);
 
 		if (n <= 0)
 			return n < 0 ? (int)n : 0;

@@ -172,6 +172,31 @@ int ipc_queue_shutdown(ipc_queue *q)
 	return q ? q->ops->shutdown(q->impl) : -EINVAL;
 }
 
+int ipc_queue_shutdown_immediate(ipc_queue *q)
+{
+	if (q == NULL)
+		return -EINVAL;
+	if (q->ops->shutdown_immediate == NULL)
+		return -ENOTSUP;
+	return q->ops->shutdown_immediate(q->impl);
+}
+
+int ipc__queue_watch(ipc_queue *q, struct ipc__watch *w)
+{
+	if (q == NULL || w == NULL)
+		return -EINVAL;
+	*w = (struct ipc__watch){ .fd = -1 };
+	if (q->ops->watch == NULL)
+		return -ENOTSUP;
+	return q->ops->watch(q->impl, w);
+}
+
+void ipc__queue_unwatch(ipc_queue *q, struct ipc__watch *w)
+{
+	if (q != NULL && w != NULL && q->ops->unwatch != NULL)
+		q->ops->unwatch(q->impl, w);
+}
+
 void ipc_queue_close(ipc_queue *q)
 {
 	if (q == NULL)

@@ -11,9 +11,28 @@
 #ifndef LIBIPC_QUEUE_H
 #define LIBIPC_QUEUE_H
 
+#include <stdatomic.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "libipc/core/core.h"
+
+/* What a caller waiting on many objects (ipc_wait) sleeps on for one
+ * queue: a futex word, or a file descriptor to poll. Filled by the
+ * backend's watch(). */
+struct ipc__watch {
+	_Atomic uint32_t *word; /* futex word: sleep while *word == val */
+	uint32_t val;
+	bool shared; /* word lives in a MAP_SHARED mapping */
+	int fd;	     /* >= 0: poll(fd, events) instead of a word */
+	short events;
+	/* > 0: some changes that make the queue readable touch neither the
+	 * word nor the fd (the mqueue backend's shutdown; on a JoinableQueue,
+	 * a dead consumer's tasks, requeued only when someone looks): the
+	 * caller sleeps at most this long before it unwatches and watches
+	 * again, which looks. 0: every such change wakes the word or fd. */
+	int recheck_ms;
+};
 
 struct ipc__queue_ops {
 	const char *name;
@@ -34,6 +53,29 @@ struct ipc__queue_ops {
 	/* A second, independent handle on the same queue (its own consumer
 	 * identity), or NULL when the backend cannot make one. */
 	int (*dup)(void *impl, void **out);
+
+	/* Optional (NULL: the facade says IPC_ENOTSUP, or, for the batch
+	 * calls, loops over put and get). */
+	/* ipc_queue_shutdown_immediate; see ipc.h. */
+	int (*shutdown_immediate)(void *impl);
+	/* ipc_queue_put_many / ipc_queue_get_many (see ipc.h), with the
+	 * arguments checked: n >= 1, every length within max_msg_size, no
+	 * NULL base with a length. A count (>= 1) or a negative IPC_E*. */
+	ssize_t (*put_many)(void *impl, const struct iovec *msgs, size_t n,
+			    const struct ipc__deadline *dl);
+	ssize_t (*get_many)(void *impl, struct iovec *msgs, size_t n,
+			    const struct ipc__deadline *dl);
+	/* Arm: count the caller as a watcher BEFORE snapshotting val and
+	 * testing readiness, so that any later change that can make the
+	 * queue readable (a put, a requeue, shutdown, broken) changes *word
+	 * and wakes every watcher. 1: ready now (a get would not block, or
+	 * would return IPC_ECLOSED / IPC_ENOTRECOVERABLE), 0: armed, not
+	 * ready, negative IPC_E*: cannot be watched. A watcher must never eat
+	 * a wake-up meant for a blocked getter: wake watchers with their own
+	 * word or wake all. */
+	int (*watch)(void *impl, struct ipc__watch *w);
+	void (*unwatch)(void *impl,
+			struct ipc__watch *w); /* after watch >= 0 */
 };
 
 struct ipc_queue {
@@ -51,6 +93,15 @@ int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops,
  * that one process can consume on behalf of several parties (net/'s server
  * does, one handle per remote client). 0 | -ENOTSUP | -ENOMEM. */
 int ipc__queue_dup(ipc_queue *q, ipc_queue **out);
+
+/* Waiting on many objects (ipc_wait): arm and disarm q's watch (see
+ * struct ipc__queue_ops.watch). 1 | 0 | IPC_EINVAL (NULL q or w)
+ * | IPC_ENOTSUP (a backend that cannot be watched, e.g. remote)
+ * | another negative IPC_E* from the backend. Each ipc__queue_watch that
+ * returned >= 0 is paired with one ipc__queue_unwatch with the same w,
+ * from any thread of the same process. */
+int ipc__queue_watch(ipc_queue *q, struct ipc__watch *w);
+void ipc__queue_unwatch(ipc_queue *q, struct ipc__watch *w);
 
 /* The shared-memory ring backend (ring.c). */
 int ipc__ring_open(void **impl, const char *name, int flags,

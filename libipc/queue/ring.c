@@ -66,12 +66,20 @@
  * legitimate explains marks the queue broken (ipc__ring_broken): every
  * later call returns IPC_ENOTRECOVERABLE instead of trusting it.
  *
- * Sleeping. Sleepers count themselves in a waiter word and futex-wait on a
- * sequence word; a side that makes progress bumps the other side's sequence
- * and wakes only if that count is non-zero, so a busy queue makes no system
- * calls. Before sleeping, a getter spins briefly, so a ping-pong between
- * two awake processes never enters the kernel. A waker killed between its
- * store and its wake costs at most one re-check period.
+ * Sleeping (ring_wait.c). A waiter first waits without the kernel: it
+ * spins while spinning has been paying off (an adaptive budget per handle,
+ * none where the process has one CPU), then yields the CPU a few times,
+ * because a peer that shares our CPU can only fill or drain the ring while
+ * we do not run; on one core a producer and a consumer thus take turns a
+ * time slice at a time and never sleep. Only then does it sleep: it counts
+ * itself in a waiter word, sets the low bit of the side's sequence word
+ * (SEQ_ARMED) with an atomic OR, re-checks, and futex-waits on the word. A
+ * side that makes progress reads that word after its publishing store and
+ * makes a system call only if the bit is set; its compare-and-swap clears
+ * the bit as it wakes, so a sleeper costs one wake however many messages
+ * arrive before it runs, and a busy queue makes no system calls at all. A
+ * leaving sleeper re-arms for the sleepers still counted. A waker killed
+ * between its CAS and its wake costs at most one re-check period.
  */
 #include <errno.h>
 #include <limits.h>
@@ -115,24 +123,73 @@ void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len)
 	}
 }
 
-/* Bump a sequence word and wake sleepers if any are counted. The caller's
- * publishing store must be ordered before the read of the waiter count (a
- * sleeper counts itself before re-reading the state: see ring_sleep).
- * ring_wake_unlocked is for callers that released a robust mutex since the
- * store, which orders it on x86 without a fence (ipc__fence_after_unlock);
- * ipc__ring_wake fences itself. */
-static void ring_wake_unlocked(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-			       int n)
+/* Wake up to n sleepers on seq if one asked for it (SEQ_ARMED, see
+ * "Sleeping"). The caller's publishing store must be ordered before the
+ * read of seq (a sleeper arms before re-reading the state: see
+ * ipc__ring_sleep). ipc__ring_wake_unlocked is for callers that made a
+ * locked read-modify-write since the store (a robust mutex unlock, a CAS,
+ * a seq_cst store), which orders it on x86 without a fence
+ * (ipc__fence_after_unlock); ipc__ring_wake fences itself.
+ *
+ * Only the waker whose compare-and-swap clears the arm makes the system
+ * call: one wake per sleep, however many messages follow before the
+ * sleeper runs. A failed CAS means seq changed since we read it armed:
+ * another waker cleared it (and wakes), or a sleeper armed it again after
+ * our load, and a sleeper that arms re-reads the state after it, which our
+ * store precedes. */
+/* How many to wake on seq: n, or every sleeper when a watcher sleeps
+ * there too (ring_watch.c), so that a watcher never takes the one wake-up
+ * a blocked getter needed. Watchers count RING_WATCHER each in the waiter
+ * count that follows each sequence word. Read only on the way to a system
+ * call: no cost to a waker that finds nobody armed. */
+_Static_assert(offsetof(struct ring_shm, q_get_waiters) ==
+			       offsetof(struct ring_shm, q_get_seq) + 4 &&
+		       offsetof(struct ring_shm, q_put_waiters) ==
+			       offsetof(struct ring_shm, q_put_seq) + 4 &&
+		       offsetof(struct ring_shm, q_join_waiters) ==
+			       offsetof(struct ring_shm, q_join_seq) + 4,
+	       "each waiter count follows its sequence word");
+static int ring_wake_count(_Atomic uint32_t *seq, int n)
 {
-	ipc__fence_after_unlock();
-	if (atomic_load_explicit(waiters, memory_order_relaxed) != 0)
-		ipc__futex_add_wake(seq, 1, n);
+	_Atomic uint32_t *waiters = seq + 1;
+
+	return atomic_load_explicit(waiters, memory_order_relaxed) >=
+			       RING_WATCHER
+		       ? INT_MAX
+		       : n;
 }
 
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
+void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
+{
+	uint32_t s;
+
+	ipc__fence_after_unlock();
+	s = atomic_load_explicit(seq, memory_order_relaxed);
+	if ((s & SEQ_ARMED) &&
+	    atomic_compare_exchange_strong_explicit(
+		    seq, &s, s + 1, memory_order_relaxed, memory_order_relaxed))
+		ipc__futex_wake(seq, ring_wake_count(seq, n));
+}
+
+void ipc__ring_wake(_Atomic uint32_t *seq, int n)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	ring_wake_unlocked(seq, waiters, n);
+	ipc__ring_wake_unlocked(seq, n);
+}
+
+/* A new handle's spin budgets: full, or none when this process may run
+ * on one CPU only (spinning then only delays the peer it waits for). */
+void ipc__ring_spin_init(struct ring *r)
+{
+	cpu_set_t cpus;
+	bool one = sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
+		   (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		    CPU_COUNT(&cpus) <= 1);
+
+	r->spin_max[SPIN_GET] = one ? 0 : GET_SPINS;
+	r->spin_max[SPIN_PUT] = one ? 0 : PUT_SPINS;
+	atomic_store(&r->spin[SPIN_GET], r->spin_max[SPIN_GET]);
+	atomic_store(&r->spin[SPIN_PUT], r->spin_max[SPIN_PUT]);
 }
 
 /* The segment holds something no libipc operation writes: a peer damaged
@@ -144,9 +201,9 @@ int ipc__ring_broken(struct ring *r)
 	struct ring_shm *q = r->shm;
 
 	atomic_fetch_or(&q->q_closed, CLOSED_BROKEN);
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
+	ipc__futex_add_wake(&q->q_get_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_put_seq, SEQ_STEP, INT_MAX);
+	ipc__futex_add_wake(&q->q_join_seq, SEQ_STEP, INT_MAX);
 	return -ENOTRECOVERABLE;
 }
 
@@ -301,6 +358,7 @@ int ipc__ring_open(void **impl, const char *name, int flags,
 	r->joinable = g.joinable != 0;
 	r->nslots = g.nslots;
 	r->id = ipc__ring_new_id();
+	ipc__ring_spin_init(r);
 	*impl = r;
 	return 0;
 }
@@ -373,27 +431,6 @@ int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl)
 	return ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
 }
 
-/* ---- Waiting ----------------------------------------------------------- */
-
-/* What a sleeper waits for. `need` is the record size a put waits room
- * for; the other tests ignore it. Each test must be exactly what the
- * operation's next attempt needs: a test that says "ready" while the
- * attempt still fails turns the wait into a busy loop. */
-typedef bool (*ring_ready_fn)(struct ring *r, uint32_t need);
-
-static bool ready_to_get(struct ring *r, uint32_t need)
-{
-	struct ring_shm *q = r->shm;
-
-	(void)need;
-	return w_pos(atomic_load_explicit(&q->q_tail, memory_order_acquire)) !=
-		       w_pos(atomic_load_explicit(&q->q_head,
-						  memory_order_acquire)) ||
-	       (r->joinable &&
-		atomic_load_explicit(&q->q_requeued, memory_order_relaxed)) ||
-	       atomic_load_explicit(&q->q_closed, memory_order_relaxed);
-}
-
 /* Room for a record of `need` bytes, and under the item limit? Requeued
  * tasks count as items; q_requeued lives on the consumers' busy line, so it
  * is read only when an item limit makes it matter. */
@@ -422,78 +459,6 @@ bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 	return items < r->maxsize;
 }
 
-/* Room for a record of `need` bytes (and under the item limit): the very
- * test ring_try_put makes with fresh words. */
-static bool ready_to_put(struct ring *r, uint32_t need)
-{
-	struct ring_shm *q = r->shm;
-
-	return atomic_load_explicit(&q->q_closed, memory_order_relaxed) ||
-	       ipc__ring_has_room(r, atomic_load(&q->q_tail),
-				  atomic_load(&q->q_head),
-				  atomic_load(&q->q_free), need);
-}
-
-static bool ready_to_join(struct ring *r, uint32_t need)
-{
-	(void)need;
-	return ring_unfinished(r) == 0;
-}
-
-/* Sleep until ready(r) or dl. Counts itself in *waiters before reading
- * the state, so a waker that changed the state either is seen here or sees
- * us (ipc__ring_wake). Every slice, a JoinableQueue sleeper reaps dead
- * consumers: that is what turns their tasks into work again. */
-static int ring_sleep(struct ring *r, _Atomic uint32_t *seq,
-		      _Atomic uint32_t *waiters, ring_ready_fn ready,
-		      uint32_t need, const struct ipc__deadline *dl)
-{
-	struct ipc__deadline slice;
-	int rc = 0;
-
-	atomic_fetch_add(waiters, 1);
-	/* A biased producer reads the waiter count with no fence after its
-	 * publishing store: make that barrier happen now (see ring_bias.c).
-	 * Later loads of the count on its side then see ours. */
-	if (waiters == &r->shm->q_get_waiters &&
-	    atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		ipc__membarrier();
-	for (;;) {
-		uint32_t s = atomic_load(seq);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&r->shm->q_closed,
-					 memory_order_relaxed) &
-		    CLOSED_BROKEN) {
-			rc = -ENOTRECOVERABLE;
-			break;
-		}
-		if (ready(r, need))
-			break;
-		if (ipc__deadline_passed(dl)) {
-			rc = ipc__deadline_error(dl);
-			break;
-		}
-		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
-		if (ipc__futex_wait(seq, s, &slice) == -ETIMEDOUT)
-			ipc__ring_reap(r);
-	}
-	atomic_fetch_sub(waiters, 1);
-	return rc;
-}
-
-/* Spin briefly for ready(r): a peer that is awake answers within
- * microseconds, far sooner than a sleep and a wake-up. */
-static bool ring_spin(struct ring *r, ring_ready_fn ready, uint32_t need,
-		      int spins)
-{
-	for (int i = 0; i < spins; i++) {
-		if (ready(r, need))
-			return true;
-		ipc__cpu_relax();
-	}
-	return false;
-}
-
 /* Write a record past tail, where no consumer looks yet. */
 void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 			  uint32_t len)
@@ -504,103 +469,6 @@ void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
 	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
 }
-
-/* ---- put --------------------------------------------------------------- */
-
-/* One attempt under q_pmutex: 0, -EAGAIN (no room, or IPC_NOWAIT and a
- * peer holds the lock), -ETIMEDOUT (dl passed waiting for the lock or the
- * biased producer) or -ECLOSED. */
-static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
-			const struct ipc__deadline *dl)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size(len), closed;
-	uint64_t tail;
-	int rc;
-
-	rc = ipc__ring_lock_producers(r, dl);
-	if (rc != 0)
-		return rc;
-	switch (atomic_load(&q->q_bias_state)) {
-	case BIAS_OWNED:
-		if (!ipc__ring_bias_mine(r)) {
-			rc = ipc__ring_bias_revoke(r, dl);
-			if (rc != 0)
-				goto out;
-		}
-		break;
-	case BIAS_NONE:
-		ipc__ring_bias_take(r); /* fast from the next put on */
-		break;
-	}
-	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
-	if (closed) {
-		rc = ring_closed_error(closed);
-		goto out;
-	}
-	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
-		q->q_pc_free =
-			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		q->q_pc_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
-		/* Only producers move the tail, and we hold their lock. */
-		if (!ring_words_sane(r, tail, q->q_pc_head, q->q_pc_free)) {
-			rc = ipc__ring_broken(r);
-			goto out;
-		}
-		if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free,
-					need)) {
-			rc = -EAGAIN;
-			goto out;
-		}
-	}
-	ipc__ring_put_record(r, tail, msg, len);
-	IPC__CRASHPOINT("queue.put.written");
-	atomic_store_explicit(&q->q_tail,
-			      w_make(w_items(tail) + 1, w_pos(tail) + need),
-			      memory_order_release);
-out:
-	ipc__mutex_unlock(&q->q_pmutex);
-	return rc;
-}
-
-static int ring_put(void *impl, const void *msg, size_t len,
-		    const struct ipc__deadline *dl)
-{
-	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size((uint32_t)len);
-	int rc;
-
-	for (;;) {
-		rc = -ESTALE;
-		if (ipc__ring_bias_mine(r))
-			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
-		if (rc == -ESTALE)
-			rc = ring_try_put(r, msg, (uint32_t)len, dl);
-		if (rc == 0) {
-			IPC__CRASHPOINT("queue.put.published");
-			ring_wake_unlocked(&q->q_get_seq, &q->q_get_waiters, 1);
-			return 0;
-		}
-		if (rc != -EAGAIN)
-			return rc;
-		/* Every pass checks the deadline, so that no disagreement
-		 * between the readiness test and the attempt can spin past
-		 * it (IPC_FOREVER has none: no call). */
-		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
-			return ipc__deadline_error(dl);
-		if (ring_spin(r, ready_to_put, need, PUT_SPINS))
-			continue;
-		rc = ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
-				ready_to_put, need, dl);
-		if (rc != 0)
-			return rc;
-	}
-}
-
-/* ---- get --------------------------------------------------------------- */
 
 /* Where the caller's copy goes: buf, or a new malloc'd buffer. */
 int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst)
@@ -617,269 +485,3 @@ int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst)
 	*g->alloc = *dst;
 	return 0;
 }
-
-/* The tail a Queue consumer may use against `head`, without reading the
- * producers' hot q_tail line on every get. Each thread remembers the last
- * queue it got from, a head it saw there and a tail it read *after* seeing
- * that head — so that tail was at or past that head. While q_head still
- * equals that head (the whole packed 64-bit word: no other consumer moved
- * it; the same no-ABA assumption the CAS below makes), the remembered tail
- * is at or past it too, and every record in between is published. After
- * our own CAS the new head is ours to remember. Anything else reads the
- * real tail. The entry is per thread, so threads sharing a handle never
- * race on it; it holds no resource. */
-static _Thread_local struct {
-	const void *queue;
-	uint64_t created;
-	uint64_t head, tail;
-} tail_cache;
-
-static uint64_t ring_tail_for(struct ring *r, uint64_t head)
-{
-	struct ring_shm *q = r->shm;
-
-	if (tail_cache.queue == q &&
-	    tail_cache.created == q->hdr.h_created_ns &&
-	    tail_cache.head == head && w_pos(tail_cache.tail) != w_pos(head))
-		return tail_cache.tail;
-	tail_cache.queue = q;
-	tail_cache.created = q->hdr.h_created_ns;
-	tail_cache.head = head;
-	tail_cache.tail =
-		atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	return tail_cache.tail;
-}
-
-/* A record at head that cannot be: either another consumer moved q_head
- * on since we read it (then *head is the new one: retry, 0), or the words
- * or the record are damaged. With q_head unchanged, [head, tail) holds
- * only published records, each written whole before the tail passed it,
- * so a fresh tail and length that still disagree prove damage. */
-static int ring_head_moved(struct ring *r, uint64_t *head)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
-	uint64_t tail;
-	uint32_t len, avail;
-
-	if (now != *head) {
-		*head = now;
-		return 0;
-	}
-	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	avail = w_pos(tail) - w_pos(now);
-	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
-	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
-		return 0; /* moved meanwhile: retry */
-	if (avail == 0 ||
-	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail &&
-	     ring_aligned(w_pos(now)))) {
-		tail_cache.queue = NULL; /* the cached tail was stale */
-		return 0;
-	}
-	return ipc__ring_broken(r);
-}
-
-/* Queue: take the record at head without a lock. Copy it out first, then
- * claim it by moving q_head with one compare-and-swap: that CAS is the
- * atomic publishing step. If it fails, another consumer took the record
- * (and a producer may even be reusing its bytes), so the copy is dropped
- * and we retry; the bytes at head cannot be reused while q_head still
- * points at them, so a successful CAS proves the copy whole. A consumer
- * killed before its CAS took nothing; after it, the message is its.
- * q_head's item count makes the packed word unique for 2^32 gets, which
- * rules out ABA within one attempt. */
-static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
-
-	for (;;) {
-		uint64_t tail = ring_tail_for(r, head);
-		uint32_t avail = w_pos(tail) - w_pos(head);
-		uint32_t len;
-		void *dst;
-		int rc;
-
-		if (avail == 0)
-			return -EAGAIN;
-		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
-				      __ATOMIC_RELAXED);
-		if (avail > r->cap || len > r->max_msg ||
-		    rec_size(len) > avail || !ring_aligned(w_pos(head))) {
-			rc = ring_head_moved(r, &head);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		rc = ipc__ring_get_dest(g, len, &dst);
-		if (rc != 0) {
-			uint64_t now = atomic_load_explicit(
-				&q->q_head, memory_order_acquire);
-			if (now == head)
-				return rc; /* the message stays queued */
-			head = now;
-			continue;
-		}
-		ipc__ring_read(r, w_pos(head) + REC_HDR, dst, len);
-		IPC__CRASHPOINT("queue.get.copied");
-		if (atomic_compare_exchange_strong_explicit(
-			    &q->q_head, &head,
-			    w_make(w_items(head) + 1,
-				   w_pos(head) + rec_size(len)),
-			    memory_order_acq_rel, memory_order_acquire)) {
-			tail_cache.head = w_make(w_items(head) + 1,
-						 w_pos(head) + rec_size(len));
-			return len;
-		}
-		if (g->alloc != NULL) {
-			free(*g->alloc);
-			*g->alloc = NULL;
-		}
-	}
-}
-
-/* One attempt: a length, -EAGAIN (empty), -ECLOSED, or an error. */
-static ssize_t ring_try_get(struct ring *r, struct get_req *g,
-			    const struct ipc__deadline *dl)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t closed =
-		atomic_load_explicit(&q->q_closed, memory_order_relaxed);
-	ssize_t n;
-
-	if (closed & CLOSED_BROKEN)
-		return -ENOTRECOVERABLE;
-	n = r->joinable ? ipc__ring_get_joinable(r, g, dl)
-			: ring_take_plain(r, g);
-	if (n == -EAGAIN) {
-		closed = atomic_load_explicit(&q->q_closed,
-					      memory_order_relaxed);
-		if (closed)
-			n = ring_closed_error(closed);
-	}
-	return n;
-}
-
-static ssize_t ring_get(void *impl, void *buf, size_t cap, void **alloc,
-			const struct ipc__deadline *dl)
-{
-	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-	struct get_req g = { buf, cap, alloc };
-	ssize_t n;
-	int rc;
-
-	for (;;) {
-		n = ring_try_get(r, &g, dl);
-		if (n >= 0) {
-			IPC__CRASHPOINT("queue.get.published");
-			/* The CAS that took it is a locked RMW, ordered on x86
-			 * like an unlock (ipc__fence_after_unlock). */
-			if (!r->joinable)
-				ring_wake_unlocked(&q->q_put_seq,
-						   &q->q_put_waiters, INT_MAX);
-			return n;
-		}
-		if (n != -EAGAIN)
-			return n;
-		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
-			return ipc__deadline_error(dl);
-		if (ring_spin(r, ready_to_get, 0, GET_SPINS))
-			continue;
-		rc = ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
-				ready_to_get, 0, dl);
-		if (rc != 0)
-			return rc;
-	}
-}
-
-/* ---- task_done and join ------------------------------------------------ */
-
-static int ring_join(void *impl, const struct ipc__deadline *dl)
-{
-	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-
-	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
-		return -ENOTRECOVERABLE;
-	if (ready_to_join(r, 0))
-		return 0;
-	IPC__CRASHPOINT("queue.join.waiting");
-	return ring_sleep(r, &q->q_join_seq, &q->q_join_waiters, ready_to_join,
-			  0, dl);
-}
-
-/* ---- The rest ------------------------------------------------------------ */
-
-static long ring_qsize(void *impl)
-{
-	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-	uint64_t head = atomic_load(&q->q_head);
-	uint64_t tail = atomic_load(&q->q_tail);
-	uint32_t n =
-		w_items(tail) - w_items(head) + atomic_load(&q->q_requeued);
-
-	return n > INT32_MAX ? 0 : (long)n; /* a torn snapshot reads as 0 */
-}
-
-static long ring_unfinished_count(void *impl)
-{
-	uint32_t n = ring_unfinished(impl);
-
-	return n > INT32_MAX ? 0 : (long)n;
-}
-
-static bool ring_full(void *impl)
-{
-	return !ready_to_put(impl, REC_HDR) &&
-	       !atomic_load(&((struct ring *)impl)->shm->q_closed);
-}
-
-static int ring_shutdown(void *impl)
-{
-	struct ring_shm *q = ((struct ring *)impl)->shm;
-
-	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
-	IPC__CRASHPOINT("queue.shutdown.flagged");
-	ipc__futex_add_wake(&q->q_get_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_put_seq, 1, INT_MAX);
-	ipc__futex_add_wake(&q->q_join_seq, 1, INT_MAX);
-	return 0;
-}
-
-static void ring_close(void *impl)
-{
-	struct ring *r = impl;
-
-	ipc__ring_bias_release(r);
-	ipc__ring_close_consumer(r);
-	ipc__handle_free(r);
-}
-
-static bool ring_joinable(void *impl)
-{
-	return ((struct ring *)impl)->joinable != 0;
-}
-
-static size_t ring_max_msg(void *impl)
-{
-	return ((struct ring *)impl)->max_msg;
-}
-
-const struct ipc__queue_ops ipc__ring_ops = {
-	.name = "shm",
-	.put = ring_put,
-	.get = ring_get,
-	.task_done = ipc__ring_task_done,
-	.join = ring_join,
-	.qsize = ring_qsize,
-	.unfinished = ring_unfinished_count,
-	.full = ring_full,
-	.shutdown = ring_shutdown,
-	.close = ring_close,
-	.joinable = ring_joinable,
-	.max_msg_size = ring_max_msg,
-	.dup = ipc__ring_dup,
-};

@@ -1,9 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring.h — the shared-memory queue backend's segment layout and the
- * functions its three files share, internal. ring.c is the ring itself
- * (creation, put, get, sleeping); ring_bias.c the biased producer;
- * ring_joinable.c the JoinableQueue consumer side.
+ * internal interfaces between its files.
+ *
+ * Layering. The files form layers, and every call points down (a file
+ * calls only its own layer or the layers below; no file calls up):
+ *
+ *   ring_ops.c       the operations table queue.c calls: ties the rest
+ *      |             together; qsize, full, shutdown, close
+ *   ring_put.c   ring_get.c      the put and get loops (attempt, spin,
+ *      |           |             sleep); get's lock-free Queue take
+ *   ring_bias.c  ring_joinable.c the biased producer; the JoinableQueue
+ *      |           |             consumer (slots, take, task_done, join)
+ *   ---------------- the core ----------------
+ *   ring_wait.c      sleeping: readiness tests, spin, futex sleep (which
+ *      |             reaps dead consumers every slice)
+ *   ring_reap.c      the consumers' lock and its repair, freeing done
+ *      |             records, reaping dead consumers' tasks
+ *   ring.c           layout, open and geometry, records (read, write,
+ *                    walk, room), the producers' lock, waking, "broken"
+ *
+ * ring_batch.c (put_many, get_many: above ring_put.c and ring_get.c, whose
+ * loops it uses), ring_watch.c (waiting on many) and ring_shutdown.c
+ * (shutdown_immediate) sit on the core and ring_bias.c.
+ * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
+ * the layout. New operations go above the core and use its interfaces
+ * below; each is documented where it is declared here.
  */
 #ifndef LIBIPC_RING_H
 #define LIBIPC_RING_H
@@ -19,10 +41,18 @@
 #define REC_HDR 8u
 #define MIN_CAPACITY 4096u
 #define DEFAULT_CAPACITY (1u << 20)
+/* Waiting without sleeping (ipc__ring_wait_briefly): at most this many
+ * pauses of spinning (about 25 ns each here), adapted per handle to how
+ * often spinning succeeds, then this many yields of the CPU. */
 #define GET_SPINS 4000
 #define PUT_SPINS 1000
+#define RING_YIELDS 8
 #define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
 #define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
+/* What one watcher (ipc__queue_watch, ring_watch.c) adds to q_get_waiters:
+ * a waker that sees a count this high wakes every sleeper on q_get_seq,
+ * so that no watcher takes the one wake-up a blocked getter needed. */
+#define RING_WATCHER (1u << 16)
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). */
 enum {
@@ -36,7 +66,16 @@ enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
 enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
-enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1 };
+/* q_intent: the multi-word consumer operation in progress, rolled forward
+ * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
+ * (ipc__ring_drop_locked). */
+enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1, INTENT_DROP = 2 };
+/* A sequence word (q_get_seq, q_put_seq, q_join_seq): bit 0 says a sleeper
+ * waits for a wake (see "Sleeping"), the rest count changes. SEQ_STEP
+ * changes the count and keeps the bit. */
+enum { SEQ_ARMED = 1u, SEQ_STEP = 2u };
+/* Which side's spin budget (struct ring.spin). */
+enum { SPIN_GET = 0, SPIN_PUT = 1 };
 
 struct rec_hdr {
 	uint32_t r_len;
@@ -84,11 +123,14 @@ struct ring_shm {
 	_Atomic uint64_t q_tail IPC__ALIGNED;
 
 	/* The biased producer (see "Fast producer"). q_bias_state changes
-	 * under q_pmutex; q_bias_busy is the owner's, q_bias_revoke a
-	 * revoker's; q_bias_reg is held by the owner thread while it owns. */
+	 * under q_pmutex; q_bias_busy and q_bias_cpu are the owner's,
+	 * q_bias_revoke a revoker's; q_bias_reg is held by the owner thread
+	 * while it owns. q_bias_cpu: the CPU the owner last put on, or -1
+	 * (see "Waking without a fence" in ring_bias.c). */
 	_Atomic uint32_t q_bias_state IPC__ALIGNED;
 	_Atomic uint32_t q_bias_busy;
 	_Atomic uint32_t q_bias_revoke;
+	_Atomic int32_t q_bias_cpu;
 	pthread_mutex_t q_bias_reg IPC__ALIGNED;
 
 	/* Consumer side, under q_cmutex. */
@@ -104,10 +146,11 @@ struct ring_shm {
 	_Atomic uint64_t q_head IPC__ALIGNED;
 	_Atomic uint32_t q_free;
 
-	/* Sleeping: sequence words and waiter counts (see "Sleeping"). The
-	 * sequences only ever need to differ from what a sleeper saw. */
+	/* Sleeping: sequence words (SEQ_ARMED and a count) and waiter counts
+	 * (see "Sleeping"). The counts only tell a leaving sleeper whether
+	 * others remain, and ipc_stat how many sleep. */
 	_Atomic uint32_t q_get_seq IPC__ALIGNED;
-	_Atomic uint32_t q_get_waiters;
+	_Atomic uint32_t q_get_waiters; /* getters + RING_WATCHER * watchers */
 	_Atomic uint32_t q_put_seq IPC__ALIGNED;
 	_Atomic uint32_t q_put_waiters;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
@@ -131,6 +174,12 @@ struct ring {
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
+	/* How long this handle spins before yielding (SPIN_GET, SPIN_PUT):
+	 * halved when a spin fails, doubled when one succeeds, 0 on a machine
+	 * or affinity with one CPU. Threads sharing the handle race on it
+	 * harmlessly: it is a hint, never a bound on anything. */
+	_Atomic int spin[2];
+	int spin_max[2];
 };
 
 static inline uint32_t w_pos(uint64_t w)
@@ -207,36 +256,154 @@ static inline uint32_t ring_unfinished(struct ring *r)
 	       atomic_load(&r->shm->q_done);
 }
 
-/* ring.c */
+/* What a sleeper waits for (ring_wait.c). `need` is the record size a
+ * put waits room for; the other tests ignore it. Each test must be exactly
+ * what the operation's next attempt needs: a test that says "ready" while
+ * the attempt still fails turns the wait into a busy loop. */
+typedef bool (*ring_ready_fn)(struct ring *r, uint32_t need);
+
+/* What a record search looks for and finds (a rec_visit's argument). */
+struct find_arg {
+	uint32_t state;
+	uint32_t pos;
+	bool found;
+};
+
+/* ---- ring.c: the core's bottom: layout, records, producers' lock, wake - */
+
+/* Mark the queue broken for every process (a peer damaged the segment),
+ * wake every sleeper, and return -ENOTRECOVERABLE. */
 int ipc__ring_broken(struct ring *r);
+/* Lock one of the queue's robust mutexes before dl, running repair after
+ * a dead holder: 0 or a negative errno. IPC_NOWAIT still waits briefly
+ * (RING_NOWAIT_LOCK_MS) for a running holder, then returns -EAGAIN. */
 int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
+/* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
+/* Copy len payload bytes out of the ring at pos, wrapping at the end. */
 void ipc__ring_read(struct ring *r, uint32_t pos, void *dst, size_t len);
-void ipc__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
+/* Visit every record in [from, to); false if they do not tile the range
+ * exactly (the segment is damaged). */
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 		    void *arg);
+/* Room for a record of need bytes at tail (and under the item limit),
+ * judged against head and free, which may be stale caches? */
 bool ipc__ring_has_room(struct ring *r, uint64_t tail, uint64_t head,
 			uint32_t free, uint32_t need);
+/* Write a whole record (header and payload) past tail, unpublished. */
 void ipc__ring_put_record(struct ring *r, uint64_t tail, const void *msg,
 			  uint32_t len);
+/* Where a get's copy of len bytes goes: g's buffer (-EMSGSIZE if short)
+ * or a new malloc'd one stored in *g->alloc (-ENOMEM). */
 int ipc__ring_get_dest(struct get_req *g, uint32_t len, void **dst);
+/* Wake up to n sleepers on seq if one armed it (one system call per
+ * arming, none when nobody sleeps). The caller's publishing store must be
+ * ordered before this reads seq: ipc__ring_wake fences itself;
+ * ipc__ring_wake_unlocked relies on a locked RMW since the store (a robust
+ * mutex unlock, a CAS, a seq_cst store: ipc__fence_after_unlock). */
+void ipc__ring_wake(_Atomic uint32_t *seq, int n);
+void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n);
+/* Set a new handle's spin budgets (ring.c, at open and dup). */
+void ipc__ring_spin_init(struct ring *r);
+/* A handle id never used before in this process (struct ring.id). */
+uint64_t ipc__ring_new_id(void);
 
-/* ring_bias.c */
+/* ---- ring_reap.c: the consumers' lock, freeing, reaping ---------------- */
+
+/* q_cmutex, with the consumer side's repair after a dead holder. */
+int ipc__ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl);
+/* Advance q_free over DONE records (q_cmutex held): true if it moved. */
+bool ipc__ring_advance_free(struct ring *r);
+/* Requeue a slot's TAKEN records and free the slot (q_cmutex held): how
+ * many were requeued. The caller wakes getters. */
+uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
+/* Requeue every dead consumer's tasks, waking getters (q_cmutex held). */
+void ipc__ring_reap_locked(struct ring *r);
+/* The same if q_cmutex is free right now; nothing for a plain Queue. */
+void ipc__ring_reap(struct ring *r);
+/* JoinableQueue, q_cmutex held, the queue shut down and its tail final
+ * (no producer can publish): drop every queued and requeued task, each
+ * counted done, under an intent record the repair rolls forward. */
+void ipc__ring_drop_locked(struct ring *r);
+
+/* ---- ring_wait.c: sleeping --------------------------------------------- */
+
+/* The readiness tests: a get would find a record (or the queue closed),
+ * a put would find room for need bytes (or closed), a join would return. */
+bool ipc__ring_ready_to_get(struct ring *r, uint32_t need);
+bool ipc__ring_ready_to_put(struct ring *r, uint32_t need);
+bool ipc__ring_ready_to_join(struct ring *r, uint32_t need);
+/* Wait for ready(r, need) without sleeping: spin on side's budget, then
+ * yield the CPU up to RING_YIELDS times (the peer may need this CPU), as
+ * long as dl allows. True if it became ready. */
+bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
+			    uint32_t need, const struct ipc__deadline *dl);
+/* Arm seq before reading the state a sleep (or a watch) waits on: the
+ * armed value to futex-wait on. Any waker that changes that state later
+ * sees the arm and wakes (see ipc__ring_sleep). */
+uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq);
+/* A sleeper or watcher counted with `add` in waiters leaves: re-arm seq
+ * for those still counted, so that the next change wakes them too. */
+void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+		     uint32_t add);
+/* Sleep on seq, counted in waiters, until ready(r, need) or dl: 0, the
+ * deadline's error, or -ENOTRECOVERABLE (broken). Reaps every slice. */
+int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
+		    _Atomic uint32_t *waiters, ring_ready_fn ready,
+		    uint32_t need, const struct ipc__deadline *dl);
+
+/* ---- ring_bias.c: the biased producer ----------------------------------- */
+
+/* Is the calling thread this handle's biased producer? */
 bool ipc__ring_bias_mine(struct ring *r);
+/* Become the biased producer (q_pmutex held, state BIAS_NONE). */
 void ipc__ring_bias_take(struct ring *r);
+/* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
+ * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
+/* The owner's lock-free put: 0, -EAGAIN (no room), a closed error, or
+ * -ESTALE (revoked: use the locked path). *cpu is where it began, for
+ * ipc__ring_bias_wake. */
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu);
+/* After a fast put that began on cpu: wake a sleeping getter if one armed
+ * q_get_seq, without a fence in the common case (see ring_bias.c). */
+void ipc__ring_bias_wake(struct ring *r, int cpu);
+/* Give the fast path up at close. */
 void ipc__ring_bias_release(struct ring *r);
 
-/* ring_joinable.c */
-void ipc__ring_reap(struct ring *r);
+/* ---- ring_joinable.c: the JoinableQueue consumer ----------------------- */
+
+/* A JoinableQueue get attempt (registers the thread as a consumer): a
+ * length, -EAGAIN (empty), -EBUSY (no slot) or an error. */
 ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl);
 int ipc__ring_task_done(void *impl);
+int ipc__ring_join(void *impl, const struct ipc__deadline *dl);
+/* Requeue the tasks of every consumer thread of this handle (at close). */
 void ipc__ring_close_consumer(struct ring *r);
 
-/* ring.c: a handle id never used before in this process (struct ring.id). */
-uint64_t ipc__ring_new_id(void);
+/* ---- ring_put.c, ring_get.c: the loops (ops put and get) --------------- */
+
+int ipc__ring_put(void *impl, const void *msg, size_t len,
+		  const struct ipc__deadline *dl);
+ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
+		      const struct ipc__deadline *dl);
+
+/* ---- ring_batch.c: ops put_many and get_many ---------------------------- */
+
+ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
+ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
+			   const struct ipc__deadline *dl);
+
+/* ---- ring_shutdown.c: ops shutdown_immediate ---------------------------- */
+
+int ipc__ring_shutdown_immediate(void *impl);
+
+/* ---- ring_watch.c: waiting on many (ops watch and unwatch) -------------- */
+
+int ipc__ring_watch(void *impl, struct ipc__watch *w);
+void ipc__ring_unwatch(void *impl, struct ipc__watch *w);
 
 #endif /* LIBIPC_RING_H */

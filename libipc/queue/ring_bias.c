@@ -6,6 +6,7 @@
  * docs/design.md, "The biased (fast) producer".
  */
 #include <errno.h>
+#include <sched.h>
 #include <time.h>
 
 #include "libipc/queue/ring.h"
@@ -31,9 +32,40 @@
  * kernel (EOWNERDEAD) and the revoker does not wait for it; whatever a dead
  * owner wrote past q_tail is unpublished, exactly as for a locked put.
  *
- * The owner also checks for sleeping consumers after publishing without a
- * fence; a consumer about to sleep runs the membarrier instead (ring_sleep).
  * Without membarrier(2) support, no producer is ever biased.
+ *
+ * Waking without a fence. After publishing, the owner reads q_get_seq to
+ * see whether a getter armed it (ring_wait.c), and x86 may perform that
+ * read before the publishing store is visible: then a getter that armed
+ * meanwhile and read the old tail sleeps beside a message nobody wakes it
+ * for (Dekker's pattern, against the sleeper's arm). A fence per put would
+ * close that, but a locked instruction on every put makes the owner wait
+ * for each record's stores to cross to the consumer, which costs a 64-byte
+ * stream most of its speed. A membarrier before every consumer sleep closes
+ * it too, but is a system call per sleep. Instead, the getter runs the
+ * membarrier only when the owner may be running right now:
+ *
+ *   owner:   cpu = my CPU; if (q_bias_cpu != cpu) exchange q_bias_cpu, cpu
+ *            (a full barrier: rare, only when it moved);
+ *            put; read q_get_seq, wake if armed;
+ *            if (my CPU != cpu) fence, read q_get_seq again, wake if armed
+ *   getter:  arm q_get_seq; if (q_bias_cpu != my CPU) membarrier;
+ *            read the tail
+ *
+ * Why no wake is lost. Take a put whose read of q_get_seq missed the arm,
+ * so it was performed before the arm. If it ran on the getter's CPU X,
+ * the owner was switched out of X before the getter ran there, and a
+ * context switch drains the store buffer: its tail is visible to the
+ * getter's read. If it ran on another CPU Y and began there, it exchanged
+ * q_bias_cpu to Y before that read, so a getter that read X afterwards
+ * read before the exchange, which precedes the put's read of q_get_seq —
+ * after the arm, a contradiction. If it moved during the put, its second,
+ * fenced read comes after its store is visible: before the getter's read
+ * of the tail (which sees the message) or after the arm (which it sees).
+ * On one CPU, or with the owner asleep or descheduled, no membarrier runs
+ * at all; a getter and a running owner on different CPUs pay one per
+ * sleep, as before. A damaged q_bias_cpu can only cost a wake-up until the
+ * sleeper's next re-check (IPC__RECHECK_MS), never a message.
  */
 
 bool ipc__ring_bias_mine(struct ring *r)
@@ -59,6 +91,7 @@ void ipc__ring_bias_take(struct ring *r)
 		return;
 	atomic_store(&q->q_bias_revoke, 0);
 	atomic_store(&q->q_bias_busy, 0);
+	atomic_store(&q->q_bias_cpu, -1); /* the first put sets it */
 	r->bias_head = atomic_load(&q->q_head);
 	r->bias_free = atomic_load(&q->q_free);
 	r->bias_owner = true;
@@ -141,13 +174,16 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 
 /* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
  * use the locked path). */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
 	int rc = 0;
 
+	*cpu = ipc__cpu_now();
+	if (atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != *cpu)
+		atomic_exchange(&q->q_bias_cpu, *cpu); /* a full barrier */
 	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
 	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
@@ -182,6 +218,16 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 	}
 	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
 	return rc;
+}
+
+/* See "Waking without a fence" above. */
+void ipc__ring_bias_wake(struct ring *r, int cpu)
+{
+	struct ring_shm *q = r->shm;
+
+	ipc__ring_wake_unlocked(&q->q_get_seq, 1); /* no fence: see above */
+	if (cpu < 0 || ipc__cpu_now() != cpu)
+		ipc__ring_wake(&q->q_get_seq, 1); /* moved: fenced */
 }
 
 /* The owner closes its handle: give the fast path up, so that the next

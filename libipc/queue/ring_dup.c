@@ -51,6 +51,7 @@ int ipc__ring_dup(void *impl, void **out)
 	r->nslots = src->nslots;
 	r->joinable = src->joinable;
 	r->id = ipc__ring_new_id(); /* its own consumers: see ring_joinable.c */
+	ipc__ring_spin_init(r);
 	*out = r;
 	return 0;
 }

@@ -62,7 +62,7 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 	const struct ring_shm *q = seg;
 	int idx[IPC_QUEUE_MAX_CONSUMERS];
 	uint64_t head, tail;
-	uint32_t free_pos;
+	uint32_t free_pos, waiters;
 
 	if (len < sizeof(*q) || q->q_capacity < MIN_CAPACITY ||
 	    (q->q_capacity & (q->q_capacity - 1)) != 0 ||
@@ -80,9 +80,11 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 	info->maxsize = q->q_maxsize;
 	info->max_msg_size = q->q_max_msg;
 	info->shut_down = atomic_load(&q->q_closed) != 0;
-	info->waiters = (long)atomic_load(&q->q_get_waiters) +
-			atomic_load(&q->q_put_waiters) +
-			atomic_load(&q->q_join_waiters);
+	waiters = atomic_load(&q->q_get_waiters);
+	info->waiters =
+		(long)(waiters % RING_WATCHER + waiters / RING_WATCHER) +
+		atomic_load(&q->q_put_waiters) +
+		atomic_load(&q->q_join_waiters);
 	if (!q->q_joinable)
 		return 0;
 	info->unfinished =

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipc__ring_get.c — get: a Queue consumer's lock-free take (one compare-and-
+ * swap on q_head, with a per-thread cache of the producers' tail), and the
+ * get loop shared with the JoinableQueue, spinning and sleeping while the
+ * ring is empty.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "libipc/queue/ring.h"
+
+/* ---- get --------------------------------------------------------------- */
+
+/* The tail a Queue consumer may use against `head`, without reading the
+ * producers' hot q_tail line on every get. Each thread remembers the last
+ * queue it got from, a head it saw there and a tail it read *after* seeing
+ * that head — so that tail was at or past that head. While q_head still
+ * equals that head (the whole packed 64-bit word: no other consumer moved
+ * it; the same no-ABA assumption the CAS below makes), the remembered tail
+ * is at or past it too, and every record in between is published. After
+ * our own CAS the new head is ours to remember. Anything else reads the
+ * real tail. The entry is per thread, so threads sharing a handle never
+ * race on it; it holds no resource. */
+static _Thread_local struct {
+	const void *queue;
+	uint64_t created;
+	uint64_t head, tail;
+} tail_cache;
+
+static uint64_t ring_tail_for(struct ring *r, uint64_t head)
+{
+	struct ring_shm *q = r->shm;
+
+	if (tail_cache.queue == q &&
+	    tail_cache.created == q->hdr.h_created_ns &&
+	    tail_cache.head == head && w_pos(tail_cache.tail) != w_pos(head))
+		return tail_cache.tail;
+	tail_cache.queue = q;
+	tail_cache.created = q->hdr.h_created_ns;
+	tail_cache.head = head;
+	tail_cache.tail =
+		atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	return tail_cache.tail;
+}
+
+/* A record at head that cannot be: either another consumer moved q_head
+ * on since we read it (then *head is the new one: retry, 0), or the words
+ * or the record are damaged. With q_head unchanged, [head, tail) holds
+ * only published records, each written whole before the tail passed it,
+ * so a fresh tail and length that still disagree prove damage. */
+static int ring_head_moved(struct ring *r, uint64_t *head)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	uint64_t tail;
+	uint32_t len, avail;
+
+	if (now != *head) {
+		*head = now;
+		return 0;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	avail = w_pos(tail) - w_pos(now);
+	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
+	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
+		return 0; /* moved meanwhile: retry */
+	if (avail == 0 ||
+	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail &&
+	     ring_aligned(w_pos(now)))) {
+		tail_cache.queue = NULL; /* the cached tail was stale */
+		return 0;
+	}
+	return ipc__ring_broken(r);
+}
+
+/* Queue: take the record at head without a lock. Copy it out first, then
+ * claim it by moving q_head with one compare-and-swap: that CAS is the
+ * atomic publishing step. If it fails, another consumer took the record
+ * (and a producer may even be reusing its bytes), so the copy is dropped
+ * and we retry; the bytes at head cannot be reused while q_head still
+ * points at them, so a successful CAS proves the copy whole. A consumer
+ * killed before its CAS took nothing; after it, the message is its.
+ * q_head's item count makes the packed word unique for 2^32 gets, which
+ * rules out ABA within one attempt. */
+static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
+
+	for (;;) {
+		uint64_t tail = ring_tail_for(r, head);
+		uint32_t avail = w_pos(tail) - w_pos(head);
+		uint32_t len;
+		void *dst;
+		int rc;
+
+		if (avail == 0)
+			return -EAGAIN;
+		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
+				      __ATOMIC_RELAXED);
+		if (avail > r->cap || len > r->max_msg ||
+		    rec_size(len) > avail || !ring_aligned(w_pos(head))) {
+			rc = ring_head_moved(r, &head);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		rc = ipc__ring_get_dest(g, len, &dst);
+		if (rc != 0) {
+			uint64_t now = atomic_load_explicit(
+				&q->q_head, memory_order_acquire);
+			if (now == head)
+				return rc; /* the message stays queued */
+			head = now;
+			continue;
+		}
+		ipc__ring_read(r, w_pos(head) + REC_HDR, dst, len);
+		IPC__CRASHPOINT("queue.get.copied");
+		if (atomic_compare_exchange_strong_explicit(
+			    &q->q_head, &head,
+			    w_make(w_items(head) + 1,
+				   w_pos(head) + rec_size(len)),
+			    memory_order_acq_rel, memory_order_acquire)) {
+			tail_cache.head = w_make(w_items(head) + 1,
+						 w_pos(head) + rec_size(len));
+			return len;
+		}
+		if (g->alloc != NULL) {
+			free(*g->alloc);
+			*g->alloc = NULL;
+		}
+	}
+}
+
+/* One attempt: a length, -EAGAIN (empty), -ECLOSED, or an error. */
+static ssize_t ring_try_get(struct ring *r, struct get_req *g,
+			    const struct ipc__deadline *dl)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t closed =
+		atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	ssize_t n;
+
+	if (closed & CLOSED_BROKEN)
+		return -ENOTRECOVERABLE;
+	n = r->joinable ? ipc__ring_get_joinable(r, g, dl)
+			: ring_take_plain(r, g);
+	if (n == -EAGAIN) {
+		closed = atomic_load_explicit(&q->q_closed,
+					      memory_order_relaxed);
+		if (closed)
+			n = ring_closed_error(closed);
+	}
+	return n;
+}
+
+ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
+		      const struct ipc__deadline *dl)
+{
+	struct ring *r = impl;
+	struct ring_shm *q = r->shm;
+	struct get_req g = { buf, cap, alloc };
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = ring_try_get(r, &g, dl);
+		if (n >= 0) {
+			IPC__CRASHPOINT("queue.get.published");
+			/* The CAS that took it is a locked RMW, ordered on x86
+			 * like an unlock (ipc__fence_after_unlock). */
+			if (!r->joinable)
+				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
+			return n;
+		}
+		if (n != -EAGAIN)
+			return n;
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
+					   0, dl))
+			continue;
+		rc = ipc__ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
+				     ipc__ring_ready_to_get, 0, dl);
+		if (rc != 0)
+			return rc;
+	}
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipc__ring_put.c — put: the locked attempt under q_pmutex (which also makes
+ * the first producer the biased one, or revokes a biased producer for a
+ * second), and the put loop that tries the biased fast path first, then
+ * the locked one, spinning and sleeping while the ring is full.
+ */
+#include <errno.h>
+
+#include "libipc/queue/ring.h"
+
+/* ---- put --------------------------------------------------------------- */
+
+/* One attempt under q_pmutex: 0, -EAGAIN (no room, or IPC_NOWAIT and a
+ * peer holds the lock), -ETIMEDOUT (dl passed waiting for the lock or the
+ * biased producer) or -ECLOSED. */
+static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
+			const struct ipc__deadline *dl)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size(len), closed;
+	uint64_t tail;
+	int rc;
+
+	rc = ipc__ring_lock_producers(r, dl);
+	if (rc != 0)
+		return rc;
+	switch (atomic_load(&q->q_bias_state)) {
+	case BIAS_OWNED:
+		if (!ipc__ring_bias_mine(r)) {
+			rc = ipc__ring_bias_revoke(r, dl);
+			if (rc != 0)
+				goto out;
+		}
+		break;
+	case BIAS_NONE:
+		ipc__ring_bias_take(r); /* fast from the next put on */
+		break;
+	}
+	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
+	if (closed) {
+		rc = ring_closed_error(closed);
+		goto out;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
+	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
+		q->q_pc_free =
+			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		q->q_pc_head =
+			atomic_load_explicit(&q->q_head, memory_order_acquire);
+		/* Only producers move the tail, and we hold their lock. */
+		if (!ring_words_sane(r, tail, q->q_pc_head, q->q_pc_free)) {
+			rc = ipc__ring_broken(r);
+			goto out;
+		}
+		if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free,
+					need)) {
+			rc = -EAGAIN;
+			goto out;
+		}
+	}
+	ipc__ring_put_record(r, tail, msg, len);
+	IPC__CRASHPOINT("queue.put.written");
+	atomic_store_explicit(&q->q_tail,
+			      w_make(w_items(tail) + 1, w_pos(tail) + need),
+			      memory_order_release);
+out:
+	ipc__mutex_unlock(&q->q_pmutex);
+	return rc;
+}
+
+int ipc__ring_put(void *impl, const void *msg, size_t len,
+		  const struct ipc__deadline *dl)
+{
+	struct ring *r = impl;
+	struct ring_shm *q = r->shm;
+	uint32_t need = rec_size((uint32_t)len);
+	int rc;
+
+	for (;;) {
+		int cpu = -1;
+		bool fast = false;
+
+		rc = -ESTALE;
+		if (ipc__ring_bias_mine(r)) {
+			rc = ipc__ring_put_fast(r, msg, (uint32_t)len, &cpu);
+			fast = rc != -ESTALE;
+		}
+		if (rc == -ESTALE)
+			rc = ring_try_put(r, msg, (uint32_t)len, dl);
+		if (rc == 0) {
+			IPC__CRASHPOINT("queue.put.published");
+			/* The locked path's unlock orders its store before the
+			 * read of the arm; the fast path has no such barrier.
+			 */
+			if (fast)
+				ipc__ring_bias_wake(r, cpu);
+			else
+				ipc__ring_wake_unlocked(&q->q_get_seq, 1);
+			return 0;
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		/* Every pass checks the deadline, so that no disagreement
+		 * between the readiness test and the attempt can spin past
+		 * it (IPC_FOREVER has none: no call). */
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+			return ipc__deadline_error(dl);
+		if (ipc__ring_wait_briefly(r, SPIN_PUT, ipc__ring_ready_to_put,
+					   need, dl))
+			continue;
+		rc = ipc__ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
+				     ipc__ring_ready_to_put, need, dl);
+		if (rc != 0)
+			return rc;
+	}
+}
