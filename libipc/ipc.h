@@ -646,8 +646,60 @@ IPC_API ssize_t ipc_queue_put_many(ipc_queue *q, const struct iovec *msgs,
 IPC_API ssize_t ipc_queue_get_many(ipc_queue *q, struct iovec *msgs, size_t n,
 				   int timeout_ms);
 
+/* Zero copy, for large messages: write a message in place in the queue's
+ * storage, and read one there, instead of copying it in and out. The shm
+ * backend only; the mqueue and remote backends return IPC_ENOTSUP.
+ *
+ * ipc_queue_reserve makes room for a message of up to len bytes at the
+ * end of the queue, waiting for room as ipc_queue_put does, and points
+ * *buf at those len bytes: contiguous, writable, in shared memory. The
+ * caller writes the message there and publishes it with ipc_queue_commit
+ * (its final length, at most len), or drops it with ipc_queue_cancel.
+ * Until then the reservation holds the queue's producer side: other
+ * producers wait (keep it short), and the reserving thread's own puts on
+ * this handle return IPC_EBUSY. One reservation per handle at a time;
+ * commit and cancel come from the thread that reserved. Closing the handle
+ * from that thread cancels it.
+ * Crash safety: a producer killed (or a thread that exits) between reserve
+ * and commit leaves no message and no lost space: the next producer
+ * repairs the producer side, exactly as after a put killed before it
+ * published. A commit is one store, like a put's: the message is wholly
+ * in or not at all.
+ * reserve: 0 | IPC_EAGAIN / IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len over
+ * max_msg_size) | IPC_ECLOSED | IPC_EBUSY (this handle has a reservation
+ * open) | IPC_EINVAL (NULL q or buf, bad timeout; *buf is NULL on every
+ * error) | IPC_ENOMEM (the contiguous view could not be mapped)
+ * | IPC_ENOTSUP | IPC_ENOTRECOVERABLE.
+ * commit: 0 | IPC_EINVAL (no reservation of this thread on q, or len over
+ * the reserved length: the reservation stays open). cancel: 0 | IPC_EINVAL
+ * (no reservation of this thread on q). */
+IPC_API int ipc_queue_reserve(ipc_queue *q, size_t len, void **buf,
+			      int timeout_ms);
+IPC_API int ipc_queue_commit(ipc_queue *q, size_t len);
+IPC_API int ipc_queue_cancel(ipc_queue *q);
+
+/* ipc_queue_borrow waits for a message as ipc_queue_get does and, instead
+ * of copying it, lends it: *msg points at its bytes in the queue's storage
+ * (contiguous, read-only for the borrower) and the length is returned.
+ * JoinableQueue only: a borrowed message is a task, its bytes stay in
+ * place until the task is done, and ipc_queue_give_back is its task_done
+ * (it completes the calling thread's oldest unfinished task on the handle,
+ * as ipc_queue_task_done does: borrow and give back in order). After
+ * give_back the bytes may be reused at once. A consumer killed while it
+ * holds a borrowed message has an unfinished task: it is queued again,
+ * like every task of a dead consumer, so nothing is lost. On a plain Queue
+ * a message leaves the storage as it is got, so there is nothing to lend:
+ * IPC_ENOTSUP (use a JoinableQueue, or ipc_queue_get).
+ * borrow: the length | the errors of ipc_queue_get except IPC_EMSGSIZE
+ * (*msg is NULL on every error) | IPC_ENOTSUP. give_back: 0 | the errors
+ * of ipc_queue_task_done | IPC_ENOTSUP. */
+IPC_API ssize_t ipc_queue_borrow(ipc_queue *q, const void **msg,
+				 int timeout_ms);
+IPC_API int ipc_queue_give_back(ipc_queue *q);
+
 /* Drop this handle. The unfinished tasks of every thread that consumed
- * through it (JoinableQueue) are queued again, as if they had died. */
+ * through it (JoinableQueue) are queued again, as if they had died. A
+ * zero-copy reservation of the calling thread is cancelled. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

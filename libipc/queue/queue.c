@@ -15,7 +15,7 @@
 
 int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops, void *impl)
 {
-	*q = malloc(sizeof(**q));
+	*q = calloc(1, sizeof(**q));
 	if (*q == NULL) {
 		ops->close(impl);
 		return -ENOMEM;
@@ -94,6 +94,9 @@ int ipc_queue_put(ipc_queue *q, const void *msg, size_t len, int timeout_ms)
 		return rc;
 	if (len > q->ops->max_msg_size(q->impl))
 		return -EMSGSIZE;
+	rc = ipc__queue_check_reserver(q);
+	if (rc != 0)
+		return rc;
 	return q->ops->put(q->impl, msg, len, &dl);
 }
 
@@ -117,9 +120,7 @@ ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms)
 
 	if (msg != NULL)
 		*msg = NULL;
-	if (q == NULL || msg == NULL)
-		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = ipc__queue_begin(q, msg != NULL, timeout_ms, &dl);
 	if (rc != 0)
 		return rc;
 	return q->ops->get(q->impl, NULL, 0, msg, &dl);
@@ -201,6 +202,8 @@ void ipc_queue_close(ipc_queue *q)
 {
 	if (q == NULL)
 		return;
+	if (ipc__queue_check_reserver(q) != 0)
+		ipc_queue_cancel(q);
 	q->ops->close(q->impl);
 	free(q);
 }

@@ -11,6 +11,7 @@
 #ifndef LIBIPC_QUEUE_H
 #define LIBIPC_QUEUE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -74,14 +75,45 @@ struct ipc__queue_ops {
 	 * a wake-up meant for a blocked getter: wake watchers with their own
 	 * word or wake all. */
 	int (*watch)(void *impl, struct ipc__watch *w);
-	void (*unwatch)(void *impl,
-			struct ipc__watch *w); /* after watch >= 0 */
+	/* After a watch() that returned >= 0. */
+	void (*unwatch)(void *impl, struct ipc__watch *w);
+	/* Zero copy (see ipc.h): the facade checks the arguments and that the
+	 * calling thread holds the handle's one reservation; commit and
+	 * cancel are called only then, with len <= the reserved length. */
+	int (*reserve)(void *impl, size_t len, void **buf,
+		       const struct ipc__deadline *dl);
+	int (*commit)(void *impl, size_t len);
+	void (*cancel)(void *impl);
+	ssize_t (*borrow)(void *impl, const void **msg,
+			  const struct ipc__deadline *dl);
+	int (*give_back)(void *impl);
 };
 
 struct ipc_queue {
 	const struct ipc__queue_ops *ops;
 	void *impl;
+	/* The open zero-copy reservation (queue_zc.c): who holds it, and how
+	 * long it is. While it is open, that thread's puts on this handle are
+	 * refused (its space is the next record's). */
+	_Atomic bool reserved; /* set last (release), read first (acquire) */
+	pthread_t reserver;
+	unsigned reserver_gen; /* fork generation: a child holds none */
+	size_t reserved_len;
 };
+
+/* The checks of a call with an out-pointer and a timeout, then its
+ * deadline: -EINVAL for a NULL q or out (out_ok false), else 0 or the
+ * timeout's error. */
+static inline int ipc__queue_begin(ipc_queue *q, bool out_ok, int timeout_ms,
+				   struct ipc__deadline *dl)
+{
+	if (q == NULL || !out_ok)
+		return -EINVAL;
+	return ipc__deadline_init(dl, timeout_ms);
+}
+
+/* queue_zc.c: IPC_EBUSY if the calling thread holds a reservation on q. */
+int ipc__queue_check_reserver(ipc_queue *q);
 
 /* Registration hook for backends that live above queue/ (the remote one in
  * net/): wrap impl in a public handle. On failure impl is closed through

@@ -67,6 +67,9 @@ ssize_t ipc_queue_put_many(ipc_queue *q, const struct iovec *msgs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (msgs[i].iov_len > max)
 			return -EMSGSIZE;
+	rc = ipc__queue_check_reserver(q);
+	if (rc != 0)
+		return rc;
 	if (q->ops->put_many != NULL)
 		return q->ops->put_many(q->impl, msgs, n, &dl);
 	return put_many_loop(q, msgs, n, &dl);

@@ -21,7 +21,8 @@
  *                    walk, room), the producers' lock, waking, "broken"
  *
  * ring_batch.c (put_many, get_many: above ring_put.c and ring_get.c, whose
- * loops it uses), ring_watch.c (waiting on many) and ring_shutdown.c
+ * loops it uses), ring_zc.c (zero copy: above ring_batch.c and
+ * ring_get.c), ring_watch.c (waiting on many) and ring_shutdown.c
  * (shutdown_immediate) sit on the core and ring_bias.c.
  * ring_dup.c (a second handle) and ring_stat.c (ipc_stat's view) use only
  * the layout. New operations go above the core and use its interfaces
@@ -180,6 +181,7 @@ struct ring {
 	 * harmlessly: it is a hint, never a bound on anything. */
 	_Atomic int spin[2];
 	int spin_max[2];
+	struct ring_zc *zc; /* zero-copy state (ring_zc.c), NULL until used */
 };
 
 static inline uint32_t w_pos(uint64_t w)
@@ -215,6 +217,9 @@ struct get_req {
 	void *buf;
 	size_t cap;
 	void **alloc;
+	/* Not NULL: lend instead of copying (ring_zc.c): the taken record's
+	 * position goes here, and nothing is copied. */
+	uint32_t *lend;
 };
 
 /* Called for each record by ipc__ring_walk. */
@@ -347,6 +352,11 @@ uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq);
  * for those still counted, so that the next change wakes them too. */
 void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
 		     uint32_t add);
+/* A put of need bytes found no room: wait (briefly, then asleep) until
+ * there may be some, to try again. 0, or the deadline's error, or
+ * -ENOTRECOVERABLE. */
+int ipc__ring_wait_room(struct ring *r, uint32_t need,
+			const struct ipc__deadline *dl);
 /* Sleep on seq, counted in waiters, until ready(r, need) or dl: 0, the
  * deadline's error, or -ENOTRECOVERABLE (broken). Reaps every slice. */
 int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
@@ -389,13 +399,38 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl);
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl);
+/* The same for a prepared request (a JoinableQueue lend: ring_zc.c). */
+ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
+			  const struct ipc__deadline *dl);
 
 /* ---- ring_batch.c: ops put_many and get_many ---------------------------- */
+
+/* Take the producer side for a locked put of the caller's own: q_pmutex,
+ * the biased producer revoked unless it is the caller, the queue not shut
+ * down. 0 with q_pmutex held, or an error without it. */
+int ipc__ring_lock_to_put(struct ring *r, const struct ipc__deadline *dl);
+/* Room for one more record of `need` bytes at end, with the tail at tail
+ * (q_pmutex held)? The producers' caches of head and free first, then
+ * fresh words. 1, 0, or -ENOTRECOVERABLE when the words cannot be true. */
+int ipc__ring_room_locked(struct ring *r, uint64_t tail, uint64_t end,
+			  uint32_t need);
 
 ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
 			   const struct ipc__deadline *dl);
 ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
 			   const struct ipc__deadline *dl);
+
+/* ---- ring_zc.c: zero copy (ops reserve ... give_back) -------------------- */
+
+int ipc__ring_reserve(void *impl, size_t len, void **buf,
+		      const struct ipc__deadline *dl);
+int ipc__ring_commit(void *impl, size_t len);
+void ipc__ring_cancel(void *impl);
+ssize_t ipc__ring_borrow(void *impl, const void **msg,
+			 const struct ipc__deadline *dl);
+int ipc__ring_give_back(void *impl);
+/* Unmap the handle's zero-copy view (at close). */
+void ipc__ring_zc_close(struct ring *r);
 
 /* ---- ring_shutdown.c: ops shutdown_immediate ---------------------------- */
 

@@ -37,11 +37,8 @@ static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 
 /* ---- put_many ------------------------------------------------------------ */
 
-/* Room for one more record of `need` bytes past end? The producers' caches
- * of head and free first, then fresh words (q_pmutex held). 1, 0, or
- * -ENOTRECOVERABLE when the fresh words cannot be true. */
-static int ring_chunk_room(struct ring *r, uint64_t tail, uint64_t end,
-			   uint32_t need)
+int ipc__ring_room_locked(struct ring *r, uint64_t tail, uint64_t end,
+			  uint32_t need)
 {
 	struct ring_shm *q = r->shm;
 
@@ -54,16 +51,10 @@ static int ring_chunk_room(struct ring *r, uint64_t tail, uint64_t end,
 	return ipc__ring_has_room(r, end, q->q_pc_head, q->q_pc_free, need);
 }
 
-/* One chunk under q_pmutex: how many of msgs[0..n) were written and
- * published (0: no room for the first), or an error (closed, broken, the
- * lock or the biased producer not free before dl). */
-static ssize_t ring_put_chunk(struct ring *r, const struct iovec *msgs,
-			      size_t n, const struct ipc__deadline *dl)
+int ipc__ring_lock_to_put(struct ring *r, const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
-	uint64_t tail, end;
 	uint32_t closed;
-	ssize_t k = 0;
 	int rc;
 
 	rc = ipc__ring_lock_producers(r, dl);
@@ -73,17 +64,35 @@ static ssize_t ring_put_chunk(struct ring *r, const struct iovec *msgs,
 	    !ipc__ring_bias_mine(r)) {
 		rc = ipc__ring_bias_revoke(r, dl);
 		if (rc != 0)
-			goto out;
+			goto fail;
 	}
 	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
-	if (closed) {
-		rc = ring_closed_error(closed);
-		goto out;
-	}
+	if (closed == 0)
+		return 0;
+	rc = ring_closed_error(closed);
+fail:
+	ipc__mutex_unlock(&q->q_pmutex);
+	return rc;
+}
+
+/* One chunk under q_pmutex: how many of msgs[0..n) were written and
+ * published (0: no room for the first), or an error (closed, broken, the
+ * lock or the biased producer not free before dl). */
+static ssize_t ring_put_chunk(struct ring *r, const struct iovec *msgs,
+			      size_t n, const struct ipc__deadline *dl)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t tail, end;
+	ssize_t k = 0;
+	int rc;
+
+	rc = ipc__ring_lock_to_put(r, dl);
+	if (rc != 0)
+		return rc;
 	tail = end = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	for (; (size_t)k < n; k++) {
 		uint32_t len = (uint32_t)msgs[k].iov_len, need = rec_size(len);
-		rc = ring_chunk_room(r, tail, end, need);
+		rc = ipc__ring_room_locked(r, tail, end, need);
 		if (rc < 0)
 			goto out;
 		if (rc == 0)

@@ -159,14 +159,20 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g,
 ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 		      const struct ipc__deadline *dl)
 {
-	struct ring *r = impl;
+	struct get_req g = { buf, cap, alloc, NULL };
+
+	return ipc__ring_get_req(impl, &g, dl);
+}
+
+ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
+			  const struct ipc__deadline *dl)
+{
 	struct ring_shm *q = r->shm;
-	struct get_req g = { buf, cap, alloc };
 	ssize_t n;
 	int rc;
 
 	for (;;) {
-		n = ring_try_get(r, &g, dl);
+		n = ring_try_get(r, g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
 			/* The CAS that took it is a locked RMW, ordered on x86

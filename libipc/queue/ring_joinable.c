@@ -300,7 +300,9 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 	n = slot < 0 ? slot
 		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &dst);
 	ipc__mutex_unlock(&r->shm->q_cmutex);
-	if (n > 0)
+	if (n >= 0 && g->lend != NULL)
+		*g->lend = pos;
+	else if (n > 0)
 		ipc__ring_read(r, pos + REC_HDR, dst, (size_t)n);
 	return n;
 }

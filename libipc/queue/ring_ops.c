@@ -53,6 +53,7 @@ static void ring_close(void *impl)
 
 	ipc__ring_bias_release(r);
 	ipc__ring_close_consumer(r);
+	ipc__ring_zc_close(r);
 	ipc__handle_free(r);
 }
 
@@ -83,6 +84,11 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.shutdown_immediate = ipc__ring_shutdown_immediate,
 	.put_many = ipc__ring_put_many,
 	.get_many = ipc__ring_get_many,
+	.reserve = ipc__ring_reserve,
+	.commit = ipc__ring_commit,
+	.cancel = ipc__ring_cancel,
+	.borrow = ipc__ring_borrow,
+	.give_back = ipc__ring_give_back,
 	.watch = ipc__ring_watch,
 	.unwatch = ipc__ring_unwatch,
 };

@@ -101,16 +101,7 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		/* Every pass checks the deadline, so that no disagreement
-		 * between the readiness test and the attempt can spin past
-		 * it (IPC_FOREVER has none: no call). */
-		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
-			return ipc__deadline_error(dl);
-		if (ipc__ring_wait_briefly(r, SPIN_PUT, ipc__ring_ready_to_put,
-					   need, dl))
-			continue;
-		rc = ipc__ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
-				     ipc__ring_ready_to_put, need, dl);
+		rc = ipc__ring_wait_room(r, need, dl);
 		if (rc != 0)
 			return rc;
 	}

@@ -153,3 +153,20 @@ bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
 	}
 	return ready(r, need);
 }
+
+int ipc__ring_wait_room(struct ring *r, uint32_t need,
+			const struct ipc__deadline *dl)
+{
+	struct ring_shm *q = r->shm;
+
+	/* Every pass checks the deadline, so that no disagreement between
+	 * the readiness test and the attempt can spin past it (IPC_FOREVER
+	 * has none: no call). */
+	if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
+		return ipc__deadline_error(dl);
+	if (ipc__ring_wait_briefly(r, SPIN_PUT, ipc__ring_ready_to_put, need,
+				   dl))
+		return 0;
+	return ipc__ring_sleep(r, &q->q_put_seq, &q->q_put_waiters,
+			       ipc__ring_ready_to_put, need, dl);
+}

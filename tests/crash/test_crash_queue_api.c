@@ -267,3 +267,101 @@ Test(crashapi, joinable_get_many_killed_mid_batch_requeues_its_tasks)
 		cr_assert_eq(seen[id], 1, "task %d got %d times", id, seen[id]);
 	cr_assert_eq(ipc_queue_join(tq, 10000), 0);
 }
+
+/* ---- zero copy ------------------------------------------------------------
+ */
+
+static int child_reserve_commit(void *arg)
+{
+	char msg[128];
+	size_t len = tq_msg(msg, (int)(intptr_t)arg);
+	void *buf;
+
+	if (ipc_queue_reserve(tq, len, &buf, 10000) != 0)
+		return 1;
+	memcpy(buf, msg, len);
+	return ipc_queue_commit(tq, len) == 0 ? 0 : 2;
+}
+
+/* How many 100-byte messages the queue takes from empty, then empties it. */
+static int capacity_in_messages(void)
+{
+	char buf[100] = { 0 };
+	int n = 0;
+
+	while (ipc_queue_put(tq, buf, sizeof(buf), IPC_NOWAIT) == 0)
+		n++;
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(ipc_queue_get(tq, buf, sizeof(buf), 0), 100);
+	return n;
+}
+
+/* Killed holding a reservation: no message, and not one byte of the ring
+ * lost — the queue holds as many messages as before. */
+Test(crashapi, producer_killed_holding_a_reservation_leaks_nothing)
+{
+	ipc_queue_attr attr = { .capacity = 4096 };
+	int before;
+
+	cr_assert_eq(ipc_queue_open(&tq, NULL, 0, &attr), 0);
+	before = capacity_in_messages();
+	put_range(1, 1);
+	tq_die_at("queue.reserve.held", NULL, child_reserve_commit,
+		  (void *)(intptr_t)2);
+	cr_assert_eq(ipc_queue_qsize(tq), 1, "no phantom");
+	put_range(3, 3); /* the producers' lock is repaired */
+	tq_expect(1);
+	tq_expect(3);
+	cr_assert_eq(capacity_in_messages(), before, "no space lost");
+}
+
+Test(crashapi, commit_killed_before_publishing_puts_nothing)
+{
+	cr_assert_eq(ipc_queue_new(&tq, 0), 0);
+	tq_die_at("queue.commit.written", NULL, child_reserve_commit,
+		  (void *)(intptr_t)5);
+	cr_assert_eq(ipc_queue_qsize(tq), 0);
+	put_range(6, 6);
+	tq_expect(6);
+}
+
+Test(crashapi, commit_killed_after_publishing_delivers_whole)
+{
+	cr_assert_eq(ipc_queue_new(&tq, 0), 0);
+	tq_die_at("queue.commit.published", NULL, child_reserve_commit,
+		  (void *)(intptr_t)5);
+	cr_assert_eq(ipc_queue_qsize(tq), 1);
+	tq_expect(5);
+}
+
+static int child_borrow(void *arg)
+{
+	const void *msg;
+
+	(void)arg;
+	return ipc_queue_borrow(tq, &msg, 10000) > 0 ? 0 : 1;
+}
+
+/* A borrower killed with the task lent: it is queued again, whole. */
+Test(crashapi, borrower_killed_holding_a_lent_task_gives_it_back)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&tq, 0), 0);
+	put_range(1, 2);
+	tq_die_at("queue.borrow.lent", NULL, child_borrow, NULL);
+	/* 2 (at head) and 1 (requeued once a sleeper reaps), in either
+	 * order, each whole and once. */
+	int seen = 0;
+	for (int i = 0; i < 2; i++) {
+		char buf[128], ref[128];
+		ssize_t n = ipc_queue_get(tq, buf, sizeof(buf), 10000);
+		int id = n > 1 ? atoi(buf + 1) : 0;
+		cr_assert(id == 1 || id == 2, "task %d (%zd)", id, n);
+		cr_assert_eq((size_t)n, tq_msg(ref, id));
+		cr_assert_eq(memcmp(buf, ref, (size_t)n), 0, "%d whole", id);
+		seen |= 1 << id;
+	}
+	cr_assert_eq(seen, 6, "both, once each");
+	cr_assert_eq(ipc_queue_task_done(tq), 0);
+	cr_assert_eq(ipc_queue_task_done(tq), 0);
+	cr_assert_eq(ipc_queue_join(tq, 1000), 0);
+}

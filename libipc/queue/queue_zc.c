@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue_zc.c — the zero-copy calls' facade: ipc_queue_reserve, _commit,
+ * _cancel, _borrow and _give_back. It checks arguments, keeps the one
+ * reservation a handle may have (and which thread holds it: the backend's
+ * reservation is that thread's lock), and dispatches. Backends that cannot
+ * lend their storage (mqueue, remote) have no such operations: IPC_ENOTSUP.
+ */
+#include <errno.h>
+
+#include "libipc/queue/queue.h"
+
+int ipc__queue_check_reserver(ipc_queue *q)
+{
+	/* A child forked while its parent held a reservation inherits the
+	 * flag but not the lock behind it (the parent's thread holds that). */
+	return atomic_load_explicit(&q->reserved, memory_order_acquire) &&
+			       q->reserver_gen == ipc__fork_gen() &&
+			       pthread_equal(q->reserver, pthread_self())
+		       ? -EBUSY
+		       : 0;
+}
+
+/* The calling thread's open reservation on q: 0, or -EINVAL. */
+static int holds_reservation(ipc_queue *q)
+{
+	return q != NULL && ipc__queue_check_reserver(q) != 0 ? 0 : -EINVAL;
+}
+
+int ipc_queue_reserve(ipc_queue *q, size_t len, void **buf, int timeout_ms)
+{
+	struct ipc__deadline dl;
+	int rc;
+
+	if (buf != NULL)
+		*buf = NULL;
+	rc = ipc__queue_begin(q, buf != NULL, timeout_ms, &dl);
+	if (rc != 0)
+		return rc;
+	if (q->ops->reserve == NULL)
+		return -ENOTSUP;
+	if (len > q->ops->max_msg_size(q->impl))
+		return -EMSGSIZE;
+	if (atomic_load(&q->reserved) && q->reserver_gen == ipc__fork_gen())
+		return -EBUSY; /* one reservation per handle */
+	rc = q->ops->reserve(q->impl, len, buf, &dl);
+	if (rc != 0)
+		return rc;
+	q->reserver = pthread_self();
+	q->reserver_gen = ipc__fork_gen();
+	q->reserved_len = len;
+	atomic_store_explicit(&q->reserved, true, memory_order_release);
+	return 0;
+}
+
+int ipc_queue_commit(ipc_queue *q, size_t len)
+{
+	int rc = holds_reservation(q);
+
+	if (rc != 0)
+		return rc;
+	if (len > q->reserved_len)
+		return -EINVAL; /* the reservation stays open */
+	atomic_store(&q->reserved, false);
+	return q->ops->commit(q->impl, len);
+}
+
+int ipc_queue_cancel(ipc_queue *q)
+{
+	int rc = holds_reservation(q);
+
+	if (rc != 0)
+		return rc;
+	atomic_store(&q->reserved, false);
+	q->ops->cancel(q->impl);
+	return 0;
+}
+
+ssize_t ipc_queue_borrow(ipc_queue *q, const void **msg, int timeout_ms)
+{
+	struct ipc__deadline dl;
+	int rc;
+
+	if (msg != NULL)
+		*msg = NULL;
+	rc = ipc__queue_begin(q, msg != NULL, timeout_ms, &dl);
+	if (rc != 0)
+		return rc;
+	if (q->ops->borrow == NULL)
+		return -ENOTSUP;
+	return q->ops->borrow(q->impl, msg, &dl);
+}
+
+int ipc_queue_give_back(ipc_queue *q)
+{
+	if (q == NULL)
+		return -EINVAL;
+	if (q->ops->give_back == NULL)
+		return -ENOTSUP;
+	return q->ops->give_back(q->impl);
+}

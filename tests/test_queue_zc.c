@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_queue_zc.c — zero copy: ipc_queue_reserve / commit / cancel (a
+ * message written in place, also across the ring's end) and
+ * ipc_queue_borrow / give_back (a JoinableQueue task read in place, its
+ * bytes kept while it is lent); bad use refused; backends that cannot
+ * lend say IPC_ENOTSUP; a borrower that dies gives its task back.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libipc/ipc.h"
+#include "tests/helpers.h"
+#include "tests/queue_helpers.h"
+
+TestSuite(zc, .init = tq_setup, .fini = tq_teardown, .timeout = 60);
+
+static void fill(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed * 131 + i * 7);
+}
+
+static bool filled(const uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(seed * 131 + i * 7))
+			return false;
+	return true;
+}
+
+static void open_small(bool joinable)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1500,
+				.joinable = joinable };
+
+	cr_assert_eq(ipc_queue_open(&tq, NULL, 0, &attr), 0);
+}
+
+/* ---- reserve and commit ---------------------------------------------------
+ */
+
+/* A 4 KiB ring and messages up to 1500 bytes: the reservations wrap
+ * around the end again and again, and each is one contiguous buffer. */
+Test(zc, committed_messages_arrive_whole_also_across_the_end)
+{
+	static uint8_t got[1500];
+
+	open_small(false);
+	for (unsigned i = 0; i < 300; i++) {
+		size_t len = 1 + (i * 397) % 1500;
+		void *buf;
+		cr_assert_eq(ipc_queue_reserve(tq, len, &buf, 1000), 0);
+		fill(buf, len, i);
+		cr_assert_eq(ipc_queue_commit(tq, len), 0);
+		cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 1000),
+			     (ssize_t)len, "message %u", i);
+		cr_assert(filled(got, len, i), "message %u whole", i);
+	}
+}
+
+Test(zc, commit_may_be_shorter_than_the_reservation)
+{
+	char got[64];
+	void *buf;
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_reserve(tq, 1000, &buf, 0), 0);
+	memcpy(buf, "short", 5);
+	cr_assert_eq(ipc_queue_commit(tq, 5), 0);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 0), 5);
+	cr_assert_eq(memcmp(got, "short", 5), 0);
+}
+
+Test(zc, cancel_leaves_nothing_and_the_queue_goes_on)
+{
+	char got[64];
+	void *buf;
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_reserve(tq, 100, &buf, 0), 0);
+	memset(buf, 'x', 100);
+	cr_assert_eq(ipc_queue_cancel(tq), 0);
+	cr_assert_eq(ipc_queue_qsize(tq), 0);
+	cr_assert_eq(ipc_queue_put(tq, "after", 5, 0), 0);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 0), 5);
+	cr_assert_eq(memcmp(got, "after", 5), 0);
+}
+
+Test(zc, bad_use_is_refused_and_loses_nothing)
+{
+	static char x[1] = "x";
+	struct iovec v = { x, 1 };
+	void *buf = &buf;
+
+	cr_assert_eq(ipc_queue_reserve(NULL, 1, &buf, 0), IPC_EINVAL);
+	open_small(false);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, NULL, 0), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_reserve(tq, 1501, &buf, 0), IPC_EMSGSIZE);
+	cr_assert_null(buf, "*buf NULL on error");
+	cr_assert_eq(ipc_queue_commit(tq, 1), IPC_EINVAL, "no reservation");
+	cr_assert_eq(ipc_queue_cancel(tq), IPC_EINVAL);
+	cr_assert_eq(ipc_queue_reserve(tq, 10, &buf, 0), 0);
+	memcpy(buf, "0123456789", 10);
+	cr_assert_eq(ipc_queue_reserve(tq, 10, &buf, 0), IPC_EBUSY);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), IPC_EBUSY,
+		     "the reserving thread's puts wait for its commit");
+	cr_assert_eq(ipc_queue_put_many(tq, &v, 1, 0), IPC_EBUSY);
+	cr_assert_eq(ipc_queue_commit(tq, 11), IPC_EINVAL, "over reserved");
+	cr_assert_eq(ipc_queue_qsize(tq), 0);
+	cr_assert_eq(ipc_queue_commit(tq, 10), 0, "still open: commits");
+	cr_assert_eq(ipc_queue_qsize(tq), 1);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
+}
+
+Test(zc, reserve_waits_for_room_like_put)
+{
+	ipc_queue_attr attr = { .maxsize = 1 };
+	void *buf;
+
+	cr_assert_eq(ipc_queue_open(&tq, NULL, 0, &attr), 0);
+	cr_assert_eq(ipc_queue_put(tq, "a", 1, 0), 0);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 50), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_shutdown(tq), 0);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), IPC_ECLOSED);
+}
+
+static int child_put_b(void *arg)
+{
+	(void)arg;
+	return ipc_queue_put(tq, "b", 1, 10000) == 0 ? 0 : 1;
+}
+
+/* Another producer waits for the commit, then goes after it. */
+Test(zc, other_producers_wait_for_the_commit)
+{
+	char got[8];
+	void *buf;
+	pid_t c;
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), 0);
+	c = t_spawn(child_put_b, NULL);
+	cr_assert(t_blocked_in_futex(c, 10000), "the producer waits");
+	*(char *)buf = 'a';
+	cr_assert_eq(ipc_queue_commit(tq, 1), 0);
+	cr_assert_eq(t_reap(c, 10000), 0);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 1000), 1);
+	cr_assert_eq(got[0], 'a', "the reserved message first");
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 1000), 1);
+	cr_assert_eq(got[0], 'b');
+}
+
+/* Closing the handle cancels its reservation: another handle can put. */
+Test(zc, close_cancels_the_reservation)
+{
+	ipc_queue *other;
+	void *buf;
+
+	t_name(tq_name, sizeof(tq_name), "zc-close");
+	cr_assert_eq(ipc_queue_open(&other, tq_name, IPC_CREATE, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&tq, tq_name, 0, NULL), 0);
+	cr_assert_eq(ipc_queue_reserve(other, 10, &buf, 0), 0);
+	ipc_queue_close(other);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 1000), 0);
+	cr_assert_eq(ipc_queue_qsize(tq), 1);
+}
+
+Test(zc, mqueue_cannot_lend)
+{
+	const void *msg;
+	void *buf;
+
+	tq_open(TQ_MQUEUE, 0, 0, "zc-mq");
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), IPC_ENOTSUP);
+	cr_assert_eq(ipc_queue_borrow(tq, &msg, 0), IPC_ENOTSUP);
+	cr_assert_eq(ipc_queue_give_back(tq), IPC_ENOTSUP);
+}
+
+/* ---- borrow and give back -------------------------------------------------
+ */
+
+Test(zc, plain_queue_cannot_lend)
+{
+	const void *msg = &msg;
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
+	cr_assert_eq(ipc_queue_borrow(tq, &msg, 0), IPC_ENOTSUP);
+	cr_assert_null(msg);
+	cr_assert_eq(ipc_queue_qsize(tq), 1, "the message stays");
+}
+
+Test(zc, borrowed_tasks_are_whole_in_place_also_across_the_end)
+{
+	static uint8_t out[1500];
+
+	open_small(true);
+	for (unsigned i = 0; i < 300; i++) {
+		size_t len = 1 + (i * 397) % 1500;
+		const void *msg;
+		fill(out, len, i);
+		cr_assert_eq(ipc_queue_put(tq, out, len, 1000), 0);
+		cr_assert_eq(ipc_queue_borrow(tq, &msg, 1000), (ssize_t)len);
+		cr_assert(filled(msg, len, i), "task %u whole in place", i);
+		cr_assert_eq(ipc_queue_unfinished(tq), 1);
+		cr_assert_eq(ipc_queue_give_back(tq), 0);
+	}
+	cr_assert_eq(ipc_queue_join(tq, 0), 0);
+	cr_assert_eq(ipc_queue_give_back(tq), IPC_EINVAL, "none lent");
+}
+
+/* While lent, the bytes stay: producers fill the rest of the ring around
+ * them and never write over them. */
+Test(zc, a_lent_message_is_not_overwritten_by_later_puts)
+{
+	static uint8_t out[1000];
+	const void *msg;
+	int puts = 0;
+
+	open_small(true);
+	fill(out, sizeof(out), 7);
+	cr_assert_eq(ipc_queue_put(tq, out, sizeof(out), 0), 0);
+	cr_assert_eq(ipc_queue_borrow(tq, &msg, 0), 1000);
+	fill(out, sizeof(out), 8);
+	while (ipc_queue_put(tq, out, sizeof(out), IPC_NOWAIT) == 0)
+		puts++;
+	cr_assert_eq(puts, 3,
+		     "4 records of 1008 bytes fill 4096: the lent one keeps "
+		     "its room");
+	cr_assert(filled(msg, 1000, 7), "the lent bytes are intact");
+	cr_assert_eq(ipc_queue_give_back(tq), 0);
+	cr_assert_eq(ipc_queue_put(tq, out, sizeof(out), IPC_NOWAIT), 0,
+		     "given back: its room is free");
+}
+
+static volatile int *lent;
+
+static int child_borrow_and_hang(void *arg)
+{
+	const void *msg;
+
+	(void)arg;
+	if (ipc_queue_borrow(tq, &msg, 10000) != 5)
+		return 1;
+	*lent = 1;
+	for (;;)
+		pause();
+}
+
+Test(zc, a_dead_borrowers_task_is_queued_again)
+{
+	char got[16];
+
+	lent = t_shared(sizeof(int));
+	open_small(true);
+	cr_assert_eq(ipc_queue_put(tq, "hello", 5, 0), 0);
+	pid_t c = t_spawn(child_borrow_and_hang, NULL);
+	cr_assert(t_wait_count(lent, 1, 10000));
+	cr_assert_eq(t_kill(c), -SIGKILL);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 10000), 5);
+	cr_assert_eq(memcmp(got, "hello", 5), 0, "the same task, whole");
+	cr_assert_eq(ipc_queue_task_done(tq), 0);
+	cr_assert_eq(ipc_queue_join(tq, 1000), 0);
+}
