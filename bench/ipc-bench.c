@@ -30,9 +30,10 @@ const size_t bench_sizes[] = { 8, 64, 1024, 4096, 65536, 1048576 };
 const int bench_nsizes = sizeof(bench_sizes) / sizeof(bench_sizes[0]);
 
 static const char *const c_stream_rows[] = {
-	"ring",	    "libipc",	     "libipc-batch", "libipc-zc", "libipc-mq",
-	"ipc-pipe", "libipc-remote", "mq",	     "pipe",	  "unix",
-	"nn-ipc",   "nn-tcp",	     "zmq-ipc",	     "boost-mq",  NULL,
+	"ring",	     "libipc",	 "libipc-batch",  "libipc-zc",
+	"libipc-mq", "ipc-pipe", "libipc-remote", "libipc-remote-batch",
+	"mq",	     "pipe",	 "unix",	  "nn-ipc",
+	"nn-tcp",    "zmq-ipc",	 "boost-mq",	  NULL,
 };
 static const char *const py_kinds[] = { "queue", "pipe", NULL };
 

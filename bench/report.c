@@ -18,10 +18,10 @@ static FILE *rep;
 
 const char *const stream_rows[] = {
 	"ring",	     "libipc",	 "libipc-batch",  "libipc-zc",
-	"libipc-mq", "ipc-pipe", "libipc-remote", "mq",
-	"pipe",	     "unix",	 "nn-ipc",	  "nn-tcp",
-	"zmq-ipc",   "boost-mq", "py-queue",	  "py-pipe",
-	NULL,
+	"libipc-mq", "ipc-pipe", "libipc-remote", "libipc-remote-batch",
+	"mq",	     "pipe",	 "unix",	  "nn-ipc",
+	"nn-tcp",    "zmq-ipc",	 "boost-mq",	  "py-queue",
+	"py-pipe",   NULL,
 };
 const char *const grid_rows[] = { "libipc", "libipc-jq", "mq", "py-queue",
 				  NULL };
@@ -54,7 +54,7 @@ static void stream_table(const char *title, const char *metric, bool ratio)
 {
 	char b[32];
 
-	fprintf(rep, "\n%s\n%-14s", title, "");
+	fprintf(rep, "\n%s\n%-20s", title, "");
 	for (int s = 0; s < bench_nsizes; s++) {
 		char p[24];
 		snprintf(p, sizeof(p),
@@ -67,7 +67,7 @@ static void stream_table(const char *title, const char *metric, bool ratio)
 	for (int t = 0; stream_rows[t] != NULL; t++) {
 		if (!result_measured("stream", stream_rows[t]))
 			continue;
-		fprintf(rep, "%-14s", stream_rows[t]);
+		fprintf(rep, "%-20s", stream_rows[t]);
 		for (int s = 0; s < bench_nsizes; s++) {
 			char p[24];
 			snprintf(p, sizeof(p), "%zu", bench_sizes[s]);
@@ -92,13 +92,13 @@ static void latency_table(const char *workload, const char *title)
 					 "max_us" };
 	char b[32];
 
-	fprintf(rep, "\n%s\n%-14s%10s%10s%10s%10s%10s%14s\n", title, "",
+	fprintf(rep, "\n%s\n%-20s%10s%10s%10s%10s%10s%14s\n", title, "",
 		"p50 us", "p99 us", "p99.9 us", "max us", "samples",
 		"p50 / libipc");
 	for (int t = 0; stream_rows[t] != NULL; t++) {
 		if (!result_measured(workload, stream_rows[t]))
 			continue;
-		fprintf(rep, "%-14s", stream_rows[t]);
+		fprintf(rep, "%-20s", stream_rows[t]);
 		for (int i = 0; i < 4; i++)
 			fprintf(rep, "%10s",
 				fmt_num(b, sizeof(b),

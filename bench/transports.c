@@ -12,13 +12,14 @@
 #include <string.h>
 
 extern const struct transport tr_ring, tr_libipc, tr_libipc_batch, tr_libipc_zc,
-	tr_libipc_jq, tr_libipc_mq, tr_ipc_pipe, tr_remote, tr_mq, tr_pipe,
-	tr_unix, tr_nn_ipc, tr_nn_tcp, tr_zmq_ipc, tr_boost;
+	tr_libipc_jq, tr_libipc_mq, tr_ipc_pipe, tr_remote, tr_remote_batch,
+	tr_mq, tr_pipe, tr_unix, tr_nn_ipc, tr_nn_tcp, tr_zmq_ipc, tr_boost;
 
 const struct transport *const bench_transports[] = {
 	&tr_ring,      &tr_libipc,   &tr_libipc_batch, &tr_libipc_zc,
-	&tr_libipc_mq, &tr_ipc_pipe, &tr_remote,       &tr_mq,
-	&tr_pipe,      &tr_unix,     &tr_nn_ipc,       &tr_nn_tcp,
+	&tr_libipc_mq, &tr_ipc_pipe, &tr_remote,       &tr_remote_batch,
+	&tr_mq,	       &tr_pipe,     &tr_unix,	       &tr_nn_ipc,
+	&tr_nn_tcp,
 #ifdef HAVE_ZMQ
 	&tr_zmq_ipc,
 #endif

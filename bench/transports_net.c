@@ -318,6 +318,47 @@ static void remote_teardown(struct channel *c)
 	ipc_queue_close(c->q);
 }
 
+/* Batches: the sender's ipc_queue_put_many carries up to 64 messages in
+ * one request and one acknowledgement (each still stored exactly once);
+ * the receiving side takes them from the served local queue with
+ * ipc_queue_get_many. */
+static void remote_send_many(struct channel *c, const struct iovec *msgs,
+			     size_t n)
+{
+	while (n > 0) {
+		ssize_t put = ipc_queue_put_many(c->q, msgs, n, 30000);
+
+		if (put <= 0)
+			bench_die("remote ipc_queue_put_many");
+		msgs += put;
+		n -= (size_t)put;
+	}
+}
+
+static size_t remote_recv_many(struct channel *c, struct iovec *msgs, size_t n)
+{
+	ssize_t got = ipc_queue_get_many(c->q, msgs, n, IPC_FOREVER);
+
+	if (got <= 0)
+		bench_die("ipc_queue_get_many");
+	return (size_t)got;
+}
+
+const struct transport tr_remote_batch = {
+	.name = "libipc-remote-batch",
+	.what = "libipc remote queue over tcp://127.0.0.1, ipc_queue_put_many "
+		"(up to 64 messages a request, each batch acknowledged once "
+		"stored) -> ipc_server -> ipc_queue_get_many",
+	.setup = remote_setup,
+	.attach = remote_attach,
+	.send = remote_send,
+	.recv = remote_recv,
+	.detach = remote_detach,
+	.teardown = remote_teardown,
+	.send_many = remote_send_many,
+	.recv_many = remote_recv_many,
+};
+
 const struct transport tr_remote = {
 	.name = "libipc-remote",
 	.what = "libipc remote queue over tcp://127.0.0.1 (authenticated, "
