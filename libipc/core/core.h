@@ -232,7 +232,10 @@ unsigned ipc__fork_gen(void);
  * expected kind and ABI version whose size fits the file.
  */
 #define IPC__MAGIC 0x4350494cu /* "LIPC" little-endian */
-#define IPC__ABI_VERSION 1u
+/* Bumped whenever a segment layout changes meaning, so that a build of
+ * another layout refuses the segment instead of misreading it. 2: the
+ * Condition's c_lock_* fields (was c_owner), the Barrier's b_timeout_ms. */
+#define IPC__ABI_VERSION 2u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {
