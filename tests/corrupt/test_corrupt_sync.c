@@ -353,6 +353,46 @@ Test(corrupt, cond_with_a_damaged_mutex_kind_is_enotrecoverable)
 	}
 }
 
+static bool never(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+/* Waits for a predicate that never holds; the lock is damaged while it
+ * sleeps, so reacquiring fails: wait_for must say so at once (the lock is
+ * not held), not go round again without the lock until its deadline. */
+static int cond_wait_for_loses_its_lock(void *arg)
+{
+	ipc_cond *c;
+
+	(void)arg;
+	T_CHECK(ipc_cond_open(&c, name, 0) == 0, 1);
+	T_CHECK(ipc_cond_acquire(c, 1000) == 0, 2);
+	T_CHECK(ipc_cond_wait_for(c, never, NULL, 20000) == IPC_ENOTRECOVERABLE,
+		3);
+	ipc_cond_close(c);
+	return 0;
+}
+
+Test(corrupt, cond_wait_for_whose_lock_is_damaged_while_it_sleeps_returns)
+{
+	ipc_cond *c;
+	struct cond_shm *shm;
+	pid_t kid;
+
+	cr_assert_eq(ipc_cond_open(&c, name, IPC_CREATE), 0);
+	shm = map_it();
+	kid = t_spawn(cond_wait_for_loses_its_lock, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_cond_acquire(c, 10000), 0, "the waiter released it");
+	shm->c_mutex.__data.__kind = bad_kinds[0];
+	cr_assert_eq(ipc_cond_notify(c, 1), 0);
+	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0,
+		     "wait_for must return IPC_ENOTRECOVERABLE, not time out");
+	ipc_cond_close(c);
+}
+
 /* ---- Semaphore --------------------------------------------------------- */
 
 static int sem_is_enotrecoverable(void *arg)
