@@ -502,7 +502,8 @@ IPC_API int ipc_barrier_open_attr(ipc_barrier **b, const char *name, int flags,
  * or the internal lock stayed held for over a millisecond)
  * | IPC_ENOTRECOVERABLE (the shared count of waiting parties is out of
  * range, which only a damaged segment holds: the barrier is broken, its
- * count cleared, and reset() makes it usable again). The timeout covers
+ * count cleared, and reset() makes it usable again; or its internal lock
+ * was damaged, found also by a party already waiting). The timeout covers
  * the wait for the internal lock too. */
 IPC_API int ipc_barrier_wait(ipc_barrier *b, int timeout_ms);
 

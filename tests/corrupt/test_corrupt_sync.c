@@ -663,6 +663,28 @@ Test(corrupt, barrier_with_a_damaged_mutex_kind_is_enotrecoverable)
 	}
 }
 
+/* b_mutex's kind damaged under a sleeper: its looks under b_mutex fail at
+ * once with IPC_ENOTRECOVERABLE, which it must return, as a wait that
+ * starts on such a barrier does, rather than sleep on until its deadline
+ * (IPC_ETIMEDOUT after 20 s; for ever without one). */
+Test(corrupt, barrier_mutex_kind_damaged_under_a_sleeper_is_enotrecoverable)
+{
+	int want = IPC_ENOTRECOVERABLE;
+	struct barrier_shm *shm;
+	ipc_barrier *b;
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
+	kid = t_spawn(barrier_waiter_gets, &want);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
+	shm = map_it();
+	shm->b_mutex.__data.__kind = bad_kinds[0];
+	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0,
+		     "the sleeper must return IPC_ENOTRECOVERABLE");
+	ipc_barrier_close(b);
+}
+
 static int barrier_lock_held_by_a_ghost(void *arg)
 {
 	ipc_barrier *b;
