@@ -546,18 +546,27 @@ static int barrier_waiter_gets(void *arg)
 	return rc == *(const int *)arg ? 0 : 2;
 }
 
+/* Make a 3-party barrier and start a waiter that must get *want; return
+ * once it sleeps. */
+static pid_t sleeper_on_three(ipc_barrier **b, int *want)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_open(b, name, IPC_CREATE, 3), 0);
+	kid = t_spawn(barrier_waiter_gets, want);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(*b), 1);
+	return kid;
+}
+
 /* Start a waiter on a 3-party barrier, damage `field` with `value` while
  * it sleeps, and check that it returns `want`. */
 static void damage_under_a_sleeper(_Atomic uint32_t *(*field)(void *shm),
 				   uint32_t value, int want)
 {
 	ipc_barrier *b;
-	pid_t kid;
+	pid_t kid = sleeper_on_three(&b, &want);
 
-	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
-	kid = t_spawn(barrier_waiter_gets, &want);
-	cr_assert(t_blocked_in_futex(kid, 10000));
-	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
 	atomic_store(field(map_it()), value);
 	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0);
 	cr_assert(ipc_barrier_broken(b) || want == IPC_EBROKEN);
@@ -672,12 +681,8 @@ Test(corrupt, barrier_mutex_kind_damaged_under_a_sleeper_is_enotrecoverable)
 	int want = IPC_ENOTRECOVERABLE;
 	struct barrier_shm *shm;
 	ipc_barrier *b;
-	pid_t kid;
+	pid_t kid = sleeper_on_three(&b, &want);
 
-	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
-	kid = t_spawn(barrier_waiter_gets, &want);
-	cr_assert(t_blocked_in_futex(kid, 10000));
-	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
 	shm = map_it();
 	shm->b_mutex.__data.__kind = bad_kinds[0];
 	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0,
