@@ -363,14 +363,17 @@ IPC_API int ipc_cond_release(ipc_cond *c);
  * 0 | IPC_ETIMEDOUT | IPC_EAGAIN (IPC_NOWAIT) | IPC_EOWNERDEAD (notified or
  * timed out, and reacquiring found that a holder died with the lock; the
  * caller holds it, see IPC_OK) | IPC_EPERM (the caller does not hold the
- * lock; nothing happened). */
+ * lock; nothing happened) | IPC_ENOTRECOVERABLE (the lock's mutex was
+ * damaged: no call can use it any more). */
 IPC_API int ipc_cond_wait(ipc_cond *c, int timeout_ms);
 
 /* Wait until pred(arg) is true, evaluating it with the lock held: first
  * before any wait, then after each wake-up. 0 once it is true
  * | IPC_ETIMEDOUT (or IPC_EAGAIN) with it still false | IPC_EPERM | IPC_EINVAL
  * (NULL pred). IPC_EOWNERDEAD from a reacquire is returned at once, with the
- * lock held and pred not evaluated again (see IPC_OK). */
+ * lock held and pred not evaluated again (see IPC_OK); so is
+ * IPC_ENOTRECOVERABLE (the lock's mutex was damaged: no call can use it
+ * any more). */
 IPC_API int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
 			      int timeout_ms);
 
@@ -499,7 +502,8 @@ IPC_API int ipc_barrier_open_attr(ipc_barrier **b, const char *name, int flags,
  * or the internal lock stayed held for over a millisecond)
  * | IPC_ENOTRECOVERABLE (the shared count of waiting parties is out of
  * range, which only a damaged segment holds: the barrier is broken, its
- * count cleared, and reset() makes it usable again). The timeout covers
+ * count cleared, and reset() makes it usable again; or its internal lock
+ * was damaged, found also by a party already waiting). The timeout covers
  * the wait for the internal lock too. */
 IPC_API int ipc_barrier_wait(ipc_barrier *b, int timeout_ms);
 

@@ -345,13 +345,14 @@ static int barrier_trip_locked(ipc_barrier *b, uint32_t idx)
 	return (int)idx;
 }
 
-enum { LOCKED, DONE, GAVE_UP, SLEEP_AGAIN };
+enum { LOCKED, DONE, GAVE_UP, SLEEP_AGAIN, LOST };
 
 /* Lock b_mutex while holding our slot, unless our outcome arrives first
  * (see "Lock order" above) or dl passes: LOCKED (no outcome yet), DONE (an
- * outcome is in the slot), GAVE_UP, or SLEEP_AGAIN (b_mutex stayed held for
+ * outcome is in the slot), GAVE_UP, SLEEP_AGAIN (b_mutex stayed held for
  * a moment while the round is still on: the last arrival may be running its
- * action; sleep another slice on b_gen rather than retry at once). */
+ * action; sleep another slice on b_gen rather than retry at once), or LOST
+ * (b_mutex cannot be taken at all: -ENOTRECOVERABLE, damaged). */
 static int barrier_lock_unless_done(ipc_barrier *b, struct barrier_slot *slot,
 				    uint32_t gen,
 				    const struct ipc__deadline *dl)
@@ -360,8 +361,12 @@ static int barrier_lock_unless_done(ipc_barrier *b, struct barrier_slot *slot,
 
 	while (atomic_load_explicit(&slot->s_result, memory_order_acquire) ==
 	       SLOT_WAITING) {
+		int rc;
 		ipc__deadline_capped(&brief, dl, 1);
-		if (barrier_lock(b, &brief) != 0) {
+		rc = barrier_lock(b, &brief);
+		if (rc != 0 && rc != -ETIMEDOUT && rc != -EAGAIN)
+			return LOST;
+		if (rc != 0) {
 			if (ipc__deadline_passed(dl))
 				return GAVE_UP;
 			if (atomic_load_explicit(&b->shm->b_gen,
@@ -434,6 +439,9 @@ static int barrier_sleep(ipc_barrier *b, uint32_t idx, uint32_t gen,
 			 * it. Our slot, free now, breaks the round for the
 			 * others as a dead party's would. */
 			rc = -ETIMEDOUT;
+			goto out;
+		case LOST:
+			rc = -ENOTRECOVERABLE;
 			goto out;
 		}
 		rc = barrier_sleeper_check(b, idx, gen, dl);

@@ -327,7 +327,11 @@ int ipc_cond_wait_for(ipc_cond *c, bool (*pred)(void *arg), void *arg,
 		if (ipc__deadline_passed(&dl))
 			return ipc__deadline_error(&dl);
 		rc = cond_wait_until(c, &dl);
-		if (rc == -EOWNERDEAD)
+		/* A timeout leaves the lock held: look at pred once more.
+		 * -EOWNERDEAD leaves it held too, for the caller to repair;
+		 * any other error means the lock could not be released or
+		 * taken again (damaged), so pred must not run again. */
+		if (rc != 0 && rc != -ETIMEDOUT && rc != -EAGAIN)
 			return rc;
 	}
 	return 0;

@@ -353,6 +353,46 @@ Test(corrupt, cond_with_a_damaged_mutex_kind_is_enotrecoverable)
 	}
 }
 
+static bool never(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+/* Waits for a predicate that never holds; the lock is damaged while it
+ * sleeps, so reacquiring fails: wait_for must say so at once (the lock is
+ * not held), not go round again without the lock until its deadline. */
+static int cond_wait_for_loses_its_lock(void *arg)
+{
+	ipc_cond *c;
+
+	(void)arg;
+	T_CHECK(ipc_cond_open(&c, name, 0) == 0, 1);
+	T_CHECK(ipc_cond_acquire(c, 1000) == 0, 2);
+	T_CHECK(ipc_cond_wait_for(c, never, NULL, 20000) == IPC_ENOTRECOVERABLE,
+		3);
+	ipc_cond_close(c);
+	return 0;
+}
+
+Test(corrupt, cond_wait_for_whose_lock_is_damaged_while_it_sleeps_returns)
+{
+	ipc_cond *c;
+	struct cond_shm *shm;
+	pid_t kid;
+
+	cr_assert_eq(ipc_cond_open(&c, name, IPC_CREATE), 0);
+	shm = map_it();
+	kid = t_spawn(cond_wait_for_loses_its_lock, NULL);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_cond_acquire(c, 10000), 0, "the waiter released it");
+	shm->c_mutex.__data.__kind = bad_kinds[0];
+	cr_assert_eq(ipc_cond_notify(c, 1), 0);
+	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0,
+		     "wait_for must return IPC_ENOTRECOVERABLE, not time out");
+	ipc_cond_close(c);
+}
+
 /* ---- Semaphore --------------------------------------------------------- */
 
 static int sem_is_enotrecoverable(void *arg)
@@ -506,18 +546,27 @@ static int barrier_waiter_gets(void *arg)
 	return rc == *(const int *)arg ? 0 : 2;
 }
 
+/* Make a 3-party barrier and start a waiter that must get *want; return
+ * once it sleeps. */
+static pid_t sleeper_on_three(ipc_barrier **b, int *want)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_barrier_open(b, name, IPC_CREATE, 3), 0);
+	kid = t_spawn(barrier_waiter_gets, want);
+	cr_assert(t_blocked_in_futex(kid, 10000));
+	cr_assert_eq(ipc_barrier_n_waiting(*b), 1);
+	return kid;
+}
+
 /* Start a waiter on a 3-party barrier, damage `field` with `value` while
  * it sleeps, and check that it returns `want`. */
 static void damage_under_a_sleeper(_Atomic uint32_t *(*field)(void *shm),
 				   uint32_t value, int want)
 {
 	ipc_barrier *b;
-	pid_t kid;
+	pid_t kid = sleeper_on_three(&b, &want);
 
-	cr_assert_eq(ipc_barrier_open(&b, name, IPC_CREATE, 3), 0);
-	kid = t_spawn(barrier_waiter_gets, &want);
-	cr_assert(t_blocked_in_futex(kid, 10000));
-	cr_assert_eq(ipc_barrier_n_waiting(b), 1);
 	atomic_store(field(map_it()), value);
 	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0);
 	cr_assert(ipc_barrier_broken(b) || want == IPC_EBROKEN);
@@ -621,6 +670,24 @@ Test(corrupt, barrier_with_a_damaged_mutex_kind_is_enotrecoverable)
 		in_child(barrier_slot_is_enotrecoverable, NULL, "slot kind");
 		shm->b_slots[0].s_lock.__data.__kind = good;
 	}
+}
+
+/* b_mutex's kind damaged under a sleeper: its looks under b_mutex fail at
+ * once with IPC_ENOTRECOVERABLE, which it must return, as a wait that
+ * starts on such a barrier does, rather than sleep on until its deadline
+ * (IPC_ETIMEDOUT after 20 s; for ever without one). */
+Test(corrupt, barrier_mutex_kind_damaged_under_a_sleeper_is_enotrecoverable)
+{
+	int want = IPC_ENOTRECOVERABLE;
+	struct barrier_shm *shm;
+	ipc_barrier *b;
+	pid_t kid = sleeper_on_three(&b, &want);
+
+	shm = map_it();
+	shm->b_mutex.__data.__kind = bad_kinds[0];
+	cr_assert_eq(t_reap(kid, CHILD_TIMEOUT_MS), 0,
+		     "the sleeper must return IPC_ENOTRECOVERABLE");
+	ipc_barrier_close(b);
 }
 
 static int barrier_lock_held_by_a_ghost(void *arg)
