@@ -1258,8 +1258,11 @@ typedef struct ipc_wait_item {
  * | IPC_ENOTSUP (a queue that cannot be watched: a remote queue; or a
  * kernel before 5.16, without futex_waitv, when an event, queue or
  * connection is in the set) | IPC_ENOMEM (no memory or thread for the
- * helper) | another negative code from a queue's backend (its segment
- * damaged: IPC_ENOTRECOVERABLE). */
+ * helper) | IPC_EMFILE (no descriptor for the helper's eventfd)
+ * | another negative code from a queue's backend (its segment damaged:
+ * IPC_ENOTRECOVERABLE) or from the kernel's poll or futex_waitv (e.g.
+ * IPC_EINVAL for more fds than RLIMIT_NOFILE), returned at once rather
+ * than retried. */
 IPC_API int ipc_wait(ipc_wait_item *items, size_t n, int timeout_ms);
 
 /* ------------------------------------------------------------------------

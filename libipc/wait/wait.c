@@ -231,21 +231,31 @@ static int sleep_words(struct waiter *wt, unsigned n, const struct timespec *at)
 		return 0;
 	if (errno == ENOSYS)
 		return -ENOTSUP;
-	return 0; /* EAGAIN (a word moved), ETIMEDOUT, EINTR: look again */
+	if (errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
+		return 0; /* a word moved, the slice ended, a signal: look again
+			   */
+	/* Anything else would fail again at once: return it rather than
+	 * loop without sleeping until the deadline. */
+	return ipc__sys_error(errno);
 }
 
 struct helper {
 	struct pollfd *pfds;
 	nfds_t n; /* the last one is the eventfd */
 	_Atomic uint32_t word;
+	int err; /* poll's errno, or 0 */
 };
 
 static void *helper_main(void *arg)
 {
 	struct helper *h = arg;
 
-	while (poll(h->pfds, h->n, -1) < 0 && errno == EINTR)
-		;
+	while (poll(h->pfds, h->n, -1) < 0) {
+		if (errno != EINTR) {
+			h->err = errno; /* read after pthread_join */
+			break;
+		}
+	}
 	atomic_store(&h->word, 1);
 	ipc__futex_wake(&h->word, 1);
 	return NULL;
@@ -281,6 +291,8 @@ static int sleep_both(struct waiter *wt, const struct timespec *at)
 		;
 	pthread_join(th, NULL);
 	close(efd);
+	if (rc == 0 && h.err != 0)
+		return ipc__sys_error(h.err);
 	return rc;
 }
 
