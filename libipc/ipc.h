@@ -254,11 +254,13 @@ IPC_API int ipc_lock_acquire(ipc_lock *lk, int timeout_ms);
  *   | IPC_ENOTRECOVERABLE (as for acquire; the lock is left as it is). */
 IPC_API int ipc_lock_release(ipc_lock *lk);
 
-/* Python's Lock.locked(): 1 if some live thread holds the lock, 0 if it is
+/* Python's Lock.locked(): 1 if the lock's word names a holder, 0 if it is
  * free, at the moment it was looked at (a snapshot that may be stale by the
  * time the caller reads it; never use it to decide to release). A lock
- * whose holder died reads as free: the next acquirer takes it (with
- * IPC_EOWNERDEAD). | IPC_EINVAL (NULL lk) | IPC_ENOTRECOVERABLE (the
+ * whose holder died reads as free, once the kernel has marked it (at the
+ * holder's exit): the next acquirer takes it (with IPC_EOWNERDEAD). The
+ * holder named is not checked for being alive: a word damaged to name a
+ * thread that does not exist reads as held. | IPC_EINVAL (NULL lk) | IPC_ENOTRECOVERABLE (the
  * mutex's kind was damaged) | IPC_ENOTSUP (a C library other than glibc,
  * whose mutex does not name its owner). Takes no lock and never blocks. */
 IPC_API int ipc_lock_locked(ipc_lock *lk);
