@@ -260,9 +260,10 @@ IPC_API int ipc_lock_release(ipc_lock *lk);
  * whose holder died reads as free, once the kernel has marked it (at the
  * holder's exit): the next acquirer takes it (with IPC_EOWNERDEAD). The
  * holder named is not checked for being alive: a word damaged to name a
- * thread that does not exist reads as held. | IPC_EINVAL (NULL lk) | IPC_ENOTRECOVERABLE (the
- * mutex's kind was damaged) | IPC_ENOTSUP (a C library other than glibc,
- * whose mutex does not name its owner). Takes no lock and never blocks. */
+ * thread that does not exist reads as held. | IPC_EINVAL (NULL lk) |
+ * IPC_ENOTRECOVERABLE (the mutex's kind was damaged) | IPC_ENOTSUP (a C library
+ * other than glibc, whose mutex does not name its owner). Takes no lock and
+ * never blocks. */
 IPC_API int ipc_lock_locked(ipc_lock *lk);
 IPC_API void ipc_lock_close(ipc_lock *lk);
 

@@ -3,6 +3,7 @@
  * test_sem.c — Semaphore and BoundedSemaphore between processes.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <signal.h>
 
 #include "libipc/ipc.h"
@@ -275,6 +276,9 @@ Test(sem, release_n_wakes_n_sleeping_processes)
 {
 	pid_t kids[3];
 
+	/* Sleepers re-check only hourly (in the crash-point test build):
+	 * a missed wake-up hangs them, and the test fails. */
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
 	cr_assert_eq(ipc_sem_new(&rn_sem, 0, 0), 0);
 	for (int i = 0; i < 3; i++)
 		kids[i] = t_spawn(rn_take_one, NULL);

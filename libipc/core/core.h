@@ -59,7 +59,15 @@
  * state again on its own. Wake-ups never depend on it: it bounds the delay
  * that a waker killed between its state change and its FUTEX_WAKE can cause,
  * and how soon a Barrier notices a dead party. */
+#ifdef IPC_ENABLE_CRASHPOINTS
+/* The crash-point test build reads it from IPC_TEST_RECHECK_MS (default
+ * 100), so that a test can make it an hour and prove that a wake-up it
+ * checks does not depend on the re-check (crashpoint.c). */
+int ipc__recheck_ms(void);
+#define IPC__RECHECK_MS ipc__recheck_ms()
+#else
 #define IPC__RECHECK_MS 100
+#endif
 
 /* A system call's errno (positive; 0 gives 0) as a negative code of the
  * IPC_ERRORS table: the same value where the table has it, the closest code

@@ -42,6 +42,14 @@ void ipc__crashpoint(const char *name)
 	for (;;)
 		pause(); /* SIGKILL is delivered before kill() returns */
 }
+
+int ipc__recheck_ms(void)
+{
+	const char *v = getenv("IPC_TEST_RECHECK_MS");
+	long ms = v != NULL ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms <= 24L * 3600 * 1000 ? (int)ms : 100;
+}
 #else
 typedef int ipc__crashpoints_disabled; /* ISO C wants a declaration */
 #endif
