@@ -24,6 +24,7 @@
 
 #include "libipc/ipc.h"
 #include "tests/helpers.h"
+#include "tests/queue_helpers.h"
 
 static ipc_queue *q;
 
@@ -530,6 +531,70 @@ static int probe_puts(void *arg)
 	WITHIN(ipc_queue_put(q, buf, len, 300), IPC_ETIMEDOUT, 300, 3);
 	T_CHECK(ipc_queue_qsize(q) == 1, 4);
 	return 0;
+}
+
+static int get_one_forever(void *arg)
+{
+	char buf[8];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), IPC_FOREVER) == 1 ? 0 : 1;
+}
+
+/* Poll (10 s at most) until pid stops or exits: its waitpid status. */
+static int stopped_or_exited(pid_t pid)
+{
+	long t0 = t_now_ms();
+	int st = 0;
+
+	while (waitpid(pid, &st, WUNTRACED | WNOHANG) == 0) {
+		cr_assert(t_now_ms() - t0 < 10000, "child %d runs on", pid);
+		usleep(1000);
+	}
+	return st;
+}
+
+/* Two getters asleep, two puts. The first put clears the arm and wakes
+ * one; the second, made before that one runs again, finds nobody armed.
+ * The woken getter (stopped here right after its wake, so that the second
+ * put surely comes first) must pass the wake on when it takes its message
+ * and sees one more: the other getter is then woken (and stops at the
+ * same point) instead of sleeping beside its message until its re-check. */
+Test(crashq, a_woken_getter_passes_the_wake_to_a_second_sleeper)
+{
+	pid_t kid[2], first = -1, second = -1;
+	int st;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	for (int i = 0; i < 2; i++) {
+		kid[i] = t_spawn_at_point("queue.sleep.woken", NULL,
+					  get_one_forever, NULL);
+		cr_assert(tq_asleep(kid[i]), "getter %d asleep", i);
+	}
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert_eq(ipc_queue_put(q, "a", 1, 1000), 0);
+	for (long t0 = t_now_ms(); first < 0; usleep(1000)) {
+		cr_assert(t_now_ms() - t0 < 10000, "a getter was woken");
+		for (int i = 0; i < 2 && first < 0; i++)
+			if (waitpid(kid[i], &st, WUNTRACED | WNOHANG) ==
+			    kid[i]) {
+				cr_assert(WIFSTOPPED(st), "woken, not done");
+				first = kid[i];
+				second = kid[1 - i];
+			}
+	}
+	cr_assert_eq(ipc_queue_put(q, "b", 1, 1000), 0);
+	kill(first, SIGCONT);
+	st = stopped_or_exited(second);
+	cr_assert(WIFSTOPPED(st),
+		  "the second getter was woken, not left to "
+		  "its re-check (it %s)",
+		  WIFEXITED(st) ? "exited" : "died");
+	kill(second, SIGCONT);
+	cr_assert_eq(t_reap(first, 10000), 0, "the first getter got one");
+	cr_assert_eq(t_reap(second, 10000), 0, "the second getter got one");
+	expect_empty();
 }
 
 Test(crashq, puts_time_out_while_a_stopped_producer_holds_the_lock)
