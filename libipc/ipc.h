@@ -713,6 +713,8 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
  * the producers' or consumers' lock (it has no timeout). Calling it again,
  * or after ipc_queue_shutdown, drops what is queued now.
  * 0 | IPC_EINVAL (NULL q) | IPC_ENOTRECOVERABLE (broken)
+ * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
+ *   handle, which the drop would wait for: nothing was done)
  * | IPC_ENOTSUP (a remote queue whose server lacks it). */
 IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
 

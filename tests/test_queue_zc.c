@@ -117,6 +117,24 @@ Test(zc, bad_use_is_refused_and_loses_nothing)
 	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
 }
 
+/* The drop waits for the producers' lock, which the reservation holds:
+ * the reserving thread is refused, and nothing is shut down or dropped. */
+Test(zc, shutdown_immediate_under_ones_own_reservation_is_refused)
+{
+	void *buf;
+	char got[8];
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), 0);
+	cr_assert_eq(ipc_queue_shutdown_immediate(tq), IPC_EBUSY);
+	memcpy(buf, "y", 1);
+	cr_assert_eq(ipc_queue_commit(tq, 1), 0, "not shut down");
+	cr_assert_eq(ipc_queue_shutdown_immediate(tq), 0);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 0), IPC_ECLOSED,
+		     "both dropped");
+}
+
 Test(zc, reserve_waits_for_room_like_put)
 {
 	ipc_queue_attr attr = { .maxsize = 1 };
