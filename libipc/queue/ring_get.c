@@ -188,9 +188,12 @@ ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 		n = ring_try_get(r, g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
-			/* The CAS that took it is a locked RMW, ordered on x86
-			 * like an unlock (ipc__fence_after_unlock). */
-			if (!r->joinable)
+			/* A Queue's get frees the record's bytes, and every get
+			 * frees one item under an item limit (a JoinableQueue's
+			 * bytes wait for task_done). The CAS that took it, or
+			 * the unlock of q_cmutex, is a locked RMW, ordered on
+			 * x86 like an unlock (ipc__fence_after_unlock). */
+			if (!r->joinable || r->maxsize != 0)
 				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
 			break;
 		}
