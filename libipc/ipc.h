@@ -720,6 +720,8 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
  * the producers' or consumers' lock (it has no timeout). Calling it again,
  * or after ipc_queue_shutdown, drops what is queued now.
  * 0 | IPC_EINVAL (NULL q) | IPC_ENOTRECOVERABLE (broken)
+ * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
+ *   handle, which the drop would wait for: nothing was done)
  * | IPC_ENOTSUP (a remote queue whose server lacks it). */
 IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
 
@@ -811,7 +813,11 @@ IPC_API int ipc_queue_give_back(ipc_queue *q);
 
 /* Drop this handle. The unfinished tasks of every thread that consumed
  * through it (JoinableQueue) are queued again, as if they had died. A
- * zero-copy reservation of the calling thread is cancelled. */
+ * zero-copy reservation of the calling thread is cancelled. Closed while
+ * another live thread of the process is a consumer on it, the handle's
+ * mapping stays in place until the process exits (that thread's robust-
+ * mutex list runs through it), so close such handles from their last
+ * consumer thread, or after those threads exit, to free it. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

@@ -7,7 +7,9 @@
  * lend say IPC_ENOTSUP; a borrower that dies gives its task back.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,6 +117,24 @@ Test(zc, bad_use_is_refused_and_loses_nothing)
 	cr_assert_eq(ipc_queue_commit(tq, 10), 0, "still open: commits");
 	cr_assert_eq(ipc_queue_qsize(tq), 1);
 	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
+}
+
+/* The drop waits for the producers' lock, which the reservation holds:
+ * the reserving thread is refused, and nothing is shut down or dropped. */
+Test(zc, shutdown_immediate_under_ones_own_reservation_is_refused)
+{
+	void *buf;
+	char got[8];
+
+	open_small(false);
+	cr_assert_eq(ipc_queue_put(tq, "x", 1, 0), 0);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), 0);
+	cr_assert_eq(ipc_queue_shutdown_immediate(tq), IPC_EBUSY);
+	memcpy(buf, "y", 1);
+	cr_assert_eq(ipc_queue_commit(tq, 1), 0, "not shut down");
+	cr_assert_eq(ipc_queue_shutdown_immediate(tq), 0);
+	cr_assert_eq(ipc_queue_get(tq, got, sizeof(got), 0), IPC_ECLOSED,
+		     "both dropped");
 }
 
 Test(zc, reserve_waits_for_room_like_put)
@@ -267,4 +287,94 @@ Test(zc, a_dead_borrowers_task_is_queued_again)
 	cr_assert_eq(memcmp(got, "hello", 5), 0, "the same task, whole");
 	cr_assert_eq(ipc_queue_task_done(tq), 0);
 	cr_assert_eq(ipc_queue_join(tq, 1000), 0);
+}
+
+/* ---- threads sharing a handle ---------------------------------------------
+ */
+
+/* Two threads start at once on a handle that has not used zero copy yet;
+ * each borrows a task (JoinableQueue) or reserves (Queue), then gives it
+ * back or commits, and exits (before the handle closes, so that a
+ * consumer's slot is free again). */
+static pthread_barrier_t first_use;
+static bool first_use_borrows;
+static _Atomic int first_use_commits;
+
+static void *first_use_thread(void *arg)
+{
+	const void *msg;
+	void *buf;
+
+	(void)arg;
+	pthread_barrier_wait(&first_use);
+	if (first_use_borrows) {
+		if (ipc_queue_borrow(tq, &msg, 1000) == 1)
+			ipc_queue_give_back(tq);
+	} else if (ipc_queue_reserve(tq, 8, &buf, 1000) == 0) {
+		memcpy(buf, "01234567", 8);
+		if (ipc_queue_commit(tq, 8) == 0)
+			first_use_commits++;
+	}
+	return NULL;
+}
+
+/* Mappings of anonymous shared memory (an anonymous queue's segment and
+ * its views): not the threads' malloc arenas, which come and go. */
+static int maps_lines(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int n = 0;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, "/dev/zero") != NULL;
+	fclose(f);
+	return n;
+}
+
+/* One round of the race on a fresh queue holding three messages: false
+ * if the queue does not hold exactly those and the commits. */
+static bool first_use_round(bool joinable)
+{
+	pthread_t th[2];
+	char buf[16];
+	long want;
+	int got = 0;
+
+	open_small(joinable);
+	for (int k = 0; k < 3; k++)
+		cr_assert_eq(ipc_queue_put(tq, "zz", 2, 0), 0);
+	first_use_borrows = joinable;
+	first_use_commits = 0;
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(
+			pthread_create(&th[i], NULL, first_use_thread, NULL),
+			0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	want = joinable ? 1 : 3 + first_use_commits;
+	while (ipc_queue_get(tq, buf, sizeof(buf), 0) >= 0)
+		got++;
+	ipc_queue_close(tq);
+	tq = NULL;
+	return got == want;
+}
+
+/* The handle's zero-copy state is made once however many threads first
+ * use it together: no view leaks past close (the mappings do not grow),
+ * and no commit publishes a tail another thread's state held (every
+ * message and commit is there). The race is narrow, so it runs often. */
+Test(zc, threads_first_using_a_handle_at_once_share_one_state)
+{
+	int before = 0;
+
+	pthread_barrier_init(&first_use, NULL, 2);
+	for (int round = 0; round < 6000; round++) {
+		cr_assert(first_use_round(round % 2 == 0), "round %d", round);
+		if (round == 0)
+			before = maps_lines();
+	}
+	cr_assert_eq(maps_lines(), before, "no view left mapped");
+	pthread_barrier_destroy(&first_use);
 }

@@ -265,6 +265,55 @@ static void *get_hold_finish(void *arg)
 	return NULL;
 }
 
+/* A consumer thread keeps its slot's robust mutex locked, and so on its
+ * robust list, until it exits: another thread closing the handle cannot
+ * unlock it for it. That thread must be able to go on locking (here:
+ * another queue's locks) after the close. */
+static pthread_barrier_t closing;
+static atomic_int closing_fails;
+
+static void *consume_then_use_another_queue(void *arg)
+{
+	const ipc_queue_attr small = { .capacity = 4096 };
+	char buf[8];
+	ipc_queue *other;
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != 1)
+		closing_fails++;
+	pthread_barrier_wait(&closing); /* the main thread closes q */
+	pthread_barrier_wait(&closing);
+	/* A Queue of another size: not mapped where q was. */
+	if (ipc_queue_open(&other, NULL, 0, &small) != 0) {
+		closing_fails++;
+		return NULL;
+	}
+	if (ipc_queue_put(other, "y", 1, 0) != 0 ||
+	    ipc_queue_get(other, buf, sizeof(buf), 1000) != 1)
+		closing_fails++;
+	ipc_queue_close(other);
+	return NULL;
+}
+
+Test(threads, a_consumer_thread_goes_on_after_another_thread_closes_its_handle)
+{
+	pthread_t th;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_put(q, "x", 1, 0), 0);
+	pthread_barrier_init(&closing, NULL, 2);
+	cr_assert_eq(
+		pthread_create(&th, NULL, consume_then_use_another_queue, NULL),
+		0);
+	pthread_barrier_wait(&closing);
+	ipc_queue_close(q);
+	q = NULL;
+	pthread_barrier_wait(&closing);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&closing);
+	cr_assert_eq(closing_fails, 0);
+}
+
 Test(threads, a_joinable_queue_takes_1024_consumers_at_once)
 {
 	static pthread_t th[MANY];

@@ -179,6 +179,10 @@ int ipc_queue_shutdown_immediate(ipc_queue *q)
 		return -EINVAL;
 	if (q->ops->shutdown_immediate == NULL)
 		return -ENOTSUP;
+	/* The drop waits for the producers' lock, which our reservation
+	 * holds: refuse before shutting anything down. */
+	if (ipc__queue_check_reserver(q) != 0)
+		return -EBUSY;
 	return q->ops->shutdown_immediate(q->impl);
 }
 

@@ -184,7 +184,10 @@ struct ring {
 	 * harmlessly: it is a hint, never a bound on anything. */
 	_Atomic int spin[2];
 	int spin_max[2];
-	struct ring_zc *zc; /* zero-copy state (ring_zc.c), NULL until used */
+	/* Zero-copy state (ring_zc.c), NULL until used; published whole
+	 * with one CAS, since threads sharing the handle may race to make it.
+	 */
+	struct ring_zc *_Atomic zc;
 };
 
 static inline uint32_t w_pos(uint64_t w)
@@ -528,8 +531,10 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl);
 int ipc__ring_task_done(void *impl);
 int ipc__ring_join(void *impl, const struct ipc__deadline *dl);
-/* Requeue the tasks of every consumer thread of this handle (at close). */
-void ipc__ring_close_consumer(struct ring *r);
+/* Requeue the tasks of every consumer thread of this handle (at close):
+ * true if another thread of ours still holds a slot mutex in the segment,
+ * which must then stay mapped. */
+bool ipc__ring_close_consumer(struct ring *r);
 
 /* ---- ring_put.c, ring_get.c: the loops (ops put and get) --------------- */
 

@@ -164,10 +164,23 @@ ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
 	return ipc__ring_get_req(impl, &g, dl);
 }
 
+/* A getter woken from a sleep leaves: if a message is still there, pass
+ * the wake on. A waker clears the arm as it wakes one sleeper, so a put
+ * that comes before the woken one re-arms finds nobody armed and makes
+ * no call: without this, a second sleeper would sleep beside its message
+ * until its re-check (IPC__RECHECK_MS). The leaving sleeper re-armed for
+ * those still counted (ipc__ring_leave), so this wakes one of them. */
+static void ring_pass_wake(struct ring *r)
+{
+	if (ipc__ring_ready_to_get(r, 0))
+		ipc__ring_wake(&r->shm->q_get_seq, 1);
+}
+
 ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 			  const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
+	bool slept = false;
 	ssize_t n;
 	int rc;
 
@@ -175,16 +188,21 @@ ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 		n = ring_try_get(r, g, dl);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.get.published");
-			/* The CAS that took it is a locked RMW, ordered on x86
-			 * like an unlock (ipc__fence_after_unlock). */
-			if (!r->joinable)
+			/* A Queue's get frees the record's bytes, and every get
+			 * frees one item under an item limit (a JoinableQueue's
+			 * bytes wait for task_done). The CAS that took it, or
+			 * the unlock of q_cmutex, is a locked RMW, ordered on
+			 * x86 like an unlock (ipc__fence_after_unlock). */
+			if (!r->joinable || r->maxsize != 0)
 				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
-			return n;
+			break;
 		}
 		if (n != -EAGAIN)
-			return n;
-		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl))
-			return ipc__deadline_error(dl);
+			break;
+		if (dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl)) {
+			n = ipc__deadline_error(dl);
+			break;
+		}
 		if (ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
 					   0, dl))
 			continue;
@@ -192,5 +210,10 @@ ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 				     ipc__ring_ready_to_get, 0, dl);
 		if (rc != 0)
 			return rc;
+		slept = true;
 	}
+	if (slept &&
+	    atomic_load_explicit(&q->q_get_waiters, memory_order_relaxed) != 0)
+		ring_pass_wake(r);
+	return n;
 }

@@ -387,15 +387,22 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
  * it go back to the queue, as if they had died. The calling thread unlocks
  * its own slot's mutex; another thread's stays locked by that thread
  * until it exits or registers again (ring_register_locked), since only the
- * owner may unlock it. */
-void ipc__ring_close_consumer(struct ring *r)
+ * owner may unlock it. True if one does: that mutex is on the other
+ * thread's robust list, which glibc follows into the mutex's memory at
+ * that thread's next robust lock, so the caller must leave the segment
+ * mapped. True also when the consumers' lock cannot be had (broken):
+ * then nobody knows. */
+bool ipc__ring_close_consumer(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t requeued = 0;
 	int32_t pid = (int32_t)getpid();
+	bool held = false;
 
-	if (!r->joinable || ipc__ring_lock_consumers(r, &ipc__forever) != 0)
-		return;
+	if (!r->joinable)
+		return false;
+	if (ipc__ring_lock_consumers(r, &ipc__forever) != 0)
+		return true;
 	me_refresh();
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];
@@ -409,10 +416,13 @@ void ipc__ring_close_consumer(struct ring *r)
 			pthread_mutex_consistent(&s->s_reg);
 		if (rc == 0 || rc == EOWNERDEAD || rc == EDEADLK)
 			ipc__mutex_unlock(&s->s_reg);
+		else
+			held = true; /* EBUSY: another thread of ours */
 	}
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (requeued > 0)
 		ipc__ring_wake(&q->q_get_seq, (int)requeued);
+	return held;
 }
 
 /* ---- task_done and join ------------------------------------------------ */

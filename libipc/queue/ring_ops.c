@@ -5,6 +5,7 @@
  * together and holds the small read-only operations (qsize, full...).
  */
 #include <limits.h>
+#include <unistd.h>
 
 #include "libipc/queue/ring.h"
 
@@ -52,7 +53,15 @@ static void ring_close(void *impl)
 	struct ring *r = impl;
 
 	ipc__ring_bias_release(r);
-	ipc__ring_close_consumer(r);
+	if (ipc__ring_close_consumer(r)) {
+		/* Another thread's robust list runs through a slot mutex in
+		 * these pages: unmapped, its next lock of any robust mutex
+		 * would fault. The pages stay mapped (until the process
+		 * exits); the file, and with it our user slot, goes. */
+		if (r->seg.fd >= 0)
+			close(r->seg.fd);
+		r->seg.base = NULL;
+	}
 	ipc__ring_zc_close(r);
 	ipc__handle_free(r);
 }

@@ -111,6 +111,8 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
 		if (ipc__futex_wait(seq, s, &slice) == -ETIMEDOUT)
 			ipc__ring_reap(r);
+		else
+			IPC__CRASHPOINT("queue.sleep.woken");
 	}
 	ipc__ring_leave(seq, waiters, 1);
 	return rc;

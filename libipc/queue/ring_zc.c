@@ -40,40 +40,51 @@
 #include "libipc/queue/ring.h"
 
 struct ring_zc {
-	uint8_t *view; /* the data ring twice in a row, or NULL */
+	uint8_t *view; /* the data ring twice in a row */
 	uint64_t tail; /* the open reservation's tail */
 	uint32_t len;  /* and its length */
 };
 
 /* This handle's zero-copy state with its view, mapped on first use:
- * NULL when memory or address space runs out. */
+ * NULL when memory or address space runs out. Threads sharing the handle
+ * may get here at once: each builds a whole state, and one compare-and-
+ * swap publishes the first; the others drop theirs and use it. (Two
+ * states once made a commit publish the tail another thread's state
+ * held, and leaked a view.) */
 static struct ring_zc *ring_zc(struct ring *r)
 {
-	struct ring_zc *z = r->zc;
+	struct ring_zc *z = atomic_load_explicit(&r->zc, memory_order_acquire);
+	struct ring_zc *none = NULL;
 	uint8_t *area;
 
-	if (z == NULL) {
-		z = calloc(1, sizeof(*z));
-		if (z == NULL)
-			return NULL;
-		r->zc = z;
-	}
-	if (z->view != NULL)
+	if (z != NULL)
 		return z;
+	z = calloc(1, sizeof(*z));
+	if (z == NULL)
+		return NULL;
 	area = mmap(NULL, 2 * (size_t)r->cap, PROT_NONE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (area == MAP_FAILED)
-		return NULL;
+		goto fail;
 	for (int i = 0; i < 2; i++) {
 		void *at = area + (size_t)i * r->cap;
 		if (mremap(r->data, 0, r->cap, MREMAP_MAYMOVE | MREMAP_FIXED,
 			   at) != at) {
 			munmap(area, 2 * (size_t)r->cap);
-			return NULL;
+			goto fail;
 		}
 	}
 	z->view = area;
-	return z;
+	if (atomic_compare_exchange_strong_explicit(&r->zc, &none, z,
+						    memory_order_acq_rel,
+						    memory_order_acquire))
+		return z;
+	munmap(area, 2 * (size_t)r->cap); /* another thread's came first */
+	free(z);
+	return none;
+fail:
+	free(z);
+	return NULL;
 }
 
 /* The contiguous bytes of the record at pos. */
@@ -132,7 +143,7 @@ int ipc__ring_commit(void *impl, size_t len)
 {
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
-	struct ring_zc *z = r->zc;
+	struct ring_zc *z = atomic_load_explicit(&r->zc, memory_order_relaxed);
 	struct rec_hdr *h = rec_at(r, w_pos(z->tail));
 
 	h->r_len = (uint32_t)len;
@@ -186,10 +197,11 @@ int ipc__ring_give_back(void *impl)
 
 void ipc__ring_zc_close(struct ring *r)
 {
-	if (r->zc == NULL)
+	struct ring_zc *z = atomic_load(&r->zc);
+
+	if (z == NULL)
 		return;
-	if (r->zc->view != NULL)
-		munmap(r->zc->view, 2 * (size_t)r->cap);
-	free(r->zc);
-	r->zc = NULL;
+	munmap(z->view, 2 * (size_t)r->cap);
+	free(z);
+	atomic_store(&r->zc, NULL);
 }

@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "libipc/ipc.h"
 #include "tests/helpers.h"
+#include "tests/queue_helpers.h"
 
 static ipc_queue *q;
 
@@ -532,6 +534,105 @@ static int probe_puts(void *arg)
 	return 0;
 }
 
+static int get_one_forever(void *arg)
+{
+	char buf[8];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), IPC_FOREVER) == 1 ? 0 : 1;
+}
+
+/* Poll (10 s at most) until pid stops or exits: its waitpid status. */
+static int stopped_or_exited(pid_t pid)
+{
+	long t0 = t_now_ms();
+	int st = 0;
+
+	while (waitpid(pid, &st, WUNTRACED | WNOHANG) == 0) {
+		cr_assert(t_now_ms() - t0 < 10000, "child %d runs on", pid);
+		usleep(1000);
+	}
+	return st;
+}
+
+/* Two getters asleep, two puts. The first put clears the arm and wakes
+ * one; the second, made before that one runs again, finds nobody armed.
+ * The woken getter (stopped here right after its wake, so that the second
+ * put surely comes first) must pass the wake on when it takes its message
+ * and sees one more: the other getter is then woken (and stops at the
+ * same point) instead of sleeping beside its message until its re-check. */
+Test(crashq, a_woken_getter_passes_the_wake_to_a_second_sleeper)
+{
+	pid_t kid[2], first = -1, second = -1;
+	int st;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	for (int i = 0; i < 2; i++) {
+		kid[i] = t_spawn_at_point("queue.sleep.woken", NULL,
+					  get_one_forever, NULL);
+		cr_assert(tq_asleep(kid[i]), "getter %d asleep", i);
+	}
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert_eq(ipc_queue_put(q, "a", 1, 1000), 0);
+	for (long t0 = t_now_ms(); first < 0; usleep(1000)) {
+		cr_assert(t_now_ms() - t0 < 10000, "a getter was woken");
+		for (int i = 0; i < 2 && first < 0; i++)
+			if (waitpid(kid[i], &st, WUNTRACED | WNOHANG) ==
+			    kid[i]) {
+				cr_assert(WIFSTOPPED(st), "woken, not done");
+				first = kid[i];
+				second = kid[1 - i];
+			}
+	}
+	cr_assert_eq(ipc_queue_put(q, "b", 1, 1000), 0);
+	kill(first, SIGCONT);
+	st = stopped_or_exited(second);
+	cr_assert(WIFSTOPPED(st),
+		  "the second getter was woken, not left to "
+		  "its re-check (it %s)",
+		  WIFEXITED(st) ? "exited" : "died");
+	kill(second, SIGCONT);
+	cr_assert_eq(t_reap(first, 10000), 0, "the first getter got one");
+	cr_assert_eq(t_reap(second, 10000), 0, "the second getter got one");
+	expect_empty();
+}
+
+static int put_one_waiting(void *arg)
+{
+	(void)arg;
+	return ipc_queue_put(q, "b", 1, 10000) == 0 ? 0 : 1;
+}
+
+/* A JoinableQueue with an item limit: a get frees an item (task_done only
+ * frees the bytes), so it must wake the producer waiting for one, which
+ * then stops at the point a wake brings it to, instead of finding the
+ * room only at its re-check. */
+Test(crashq, a_joinable_get_wakes_a_producer_waiting_under_maxsize)
+{
+	char got[8];
+	pid_t kid;
+	int st;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 1), 0);
+	cr_assert_eq(ipc_queue_put(q, "a", 1, 0), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.sleep.woken", NULL, put_one_waiting,
+			       NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert(tq_asleep(kid), "the producer waits for room");
+	cr_assert_eq(ipc_queue_get(q, got, sizeof(got), 0), 1);
+	st = stopped_or_exited(kid);
+	cr_assert(WIFSTOPPED(st), "the producer was woken, not left to its "
+				  "re-check");
+	kill(kid, SIGCONT);
+	cr_assert_eq(t_reap(kid, 10000), 0, "its put went in");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_get(q, got, sizeof(got), 0), 1);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
 Test(crashq, puts_time_out_while_a_stopped_producer_holds_the_lock)
 {
 	pid_t kid;
@@ -542,6 +643,56 @@ Test(crashq, puts_time_out_while_a_stopped_producer_holds_the_lock)
 	probe_then_continue(kid, probe_puts);
 	cr_assert_eq(put_n(3), 0);
 	expect(1);
+	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+static int child_reserve_commit(void *arg)
+{
+	char buf[128];
+	size_t len = make_msg(buf, (int)(intptr_t)arg);
+	void *at;
+
+	if (ipc_queue_reserve(q, len, &at, 10000) != 0)
+		return 1;
+	memcpy(at, buf, len); /* stops before this, holding the lock */
+	return ipc_queue_commit(q, len) == 0 ? 0 : 2;
+}
+
+static int probe_producers_and_consumer(void *arg)
+{
+	char buf[128];
+	size_t len = make_msg(buf, 9);
+	struct iovec v = { buf, len };
+	void *at = &at;
+
+	(void)arg;
+	WITHIN(ipc_queue_put(q, buf, len, IPC_NOWAIT), IPC_EAGAIN, 0, 1);
+	WITHIN(ipc_queue_put(q, buf, len, 200), IPC_ETIMEDOUT, 200, 2);
+	WITHIN(ipc_queue_put_many(q, &v, 1, 200), IPC_ETIMEDOUT, 200, 3);
+	WITHIN(ipc_queue_reserve(q, len, &at, 200), IPC_ETIMEDOUT, 200, 4);
+	T_CHECK(at == NULL, 5);
+	/* The consumer side is not held up. */
+	T_CHECK(ipc_queue_get(q, buf, sizeof(buf), 1000) ==
+			(ssize_t)make_msg(buf + 64, 1),
+		6);
+	WITHIN(ipc_queue_get(q, buf, sizeof(buf), 200), IPC_ETIMEDOUT, 200, 7);
+	return 0;
+}
+
+/* A process stopped while it holds a reservation holds the producers'
+ * lock: other producers' timed calls return on time, consumers go on,
+ * and once it runs again its commit arrives whole. */
+Test(crashq, a_stopped_reservation_makes_no_timed_call_late)
+{
+	pid_t kid;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	kid = stop_at("queue.reserve.held", child_reserve_commit, (void *)2);
+	probe_then_continue(kid, probe_producers_and_consumer);
+	cr_assert_eq(put_n(3), 0);
 	expect(2);
 	expect(3);
 	expect_empty();
