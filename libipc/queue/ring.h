@@ -179,7 +179,8 @@ struct ring {
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
 	/* How long this handle spins before yielding (SPIN_GET, SPIN_PUT):
-	 * halved when a spin fails, doubled when one succeeds, 0 on a machine
+	 * halved when a spin fails (to at least spin_max / 64), doubled when
+	 * one succeeds, 0 on a machine
 	 * or affinity with one CPU. Threads sharing the handle race on it
 	 * harmlessly: it is a hint, never a bound on anything. */
 	_Atomic int spin[2];

@@ -123,8 +123,9 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
  * sooner than a sleep and a wake-up. A peer that cannot run — it shares
  * our CPU, or every CPU is busy — never answers a spin: then spinning
  * only burns the time it needs. So the spin is adaptive: its budget is
- * halved each time spinning fails and doubled (up to the maximum) each
- * time it succeeds, and is 0 where only one CPU is ours. Then the CPU is
+ * halved each time spinning fails (down to a floor of 1/64 of the
+ * maximum) and doubled (up to the maximum) each time it succeeds, and is
+ * 0 where only one CPU is ours. Then the CPU is
  * yielded a few times: a peer waiting for our CPU runs a whole time slice
  * (filling or draining the ring) and neither side sleeps or wakes. Only if
  * that does not help either does the caller sleep. Every yield checks dl,
@@ -145,7 +146,13 @@ bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
 		}
 		ipc__cpu_relax();
 	}
-	atomic_store_explicit(&r->spin[side], budget / 2, memory_order_relaxed);
+	/* Never below a floor (1/64 of the maximum, 0 with one CPU): a budget
+	 * of 0 could never see a spin succeed, and so never grow again. */
+	atomic_store_explicit(&r->spin[side],
+			      budget / 2 > r->spin_max[side] / 64
+				      ? budget / 2
+				      : r->spin_max[side] / 64,
+			      memory_order_relaxed);
 	for (int i = 0; i < RING_YIELDS; i++) {
 		if (ready(r, need))
 			return true;
