@@ -660,7 +660,7 @@ IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
  * | IPC_ETIMEDOUT (full) | IPC_EMSGSIZE (len > max_msg_size)
  * | IPC_ECLOSED (shut down) | IPC_EINVAL (NULL msg with len > 0)
  * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
- *   handle: see ipc_queue_reserve)
+ *   queue, through this or another handle: see ipc_queue_reserve)
  * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage"). */
 IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 			  int timeout_ms);
@@ -721,7 +721,8 @@ IPC_API int ipc_queue_shutdown(ipc_queue *q);
  * or after ipc_queue_shutdown, drops what is queued now.
  * 0 | IPC_EINVAL (NULL q) | IPC_ENOTRECOVERABLE (broken)
  * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
- *   handle, which the drop would wait for: nothing was done)
+ *   queue, through this or another handle, which the drop would wait for:
+ *   nothing was done)
  * | IPC_ENOTSUP (a remote queue whose server lacks it). */
 IPC_API int ipc_queue_shutdown_immediate(ipc_queue *q);
 

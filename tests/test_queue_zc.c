@@ -137,6 +137,36 @@ Test(zc, shutdown_immediate_under_ones_own_reservation_is_refused)
 		     "both dropped");
 }
 
+/* The reservation holds the queue's producers' lock: a put or a drop by
+ * the same thread through a second handle of the queue is refused with
+ * IPC_EBUSY too, never a deadlock or an undocumented code. */
+Test(zc, own_reservation_refuses_puts_through_another_handle_too)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 1500 };
+	ipc_queue *q2;
+	void *buf;
+	char got[8];
+
+	t_name(tq_name, sizeof(tq_name), "zc2"); /* unlinked by tq_teardown */
+	cr_assert_eq(ipc_queue_open(&tq, tq_name, IPC_CREATE, &attr), 0);
+	cr_assert_eq(ipc_queue_open(&q2, tq_name, 0, NULL), 0);
+	cr_assert_eq(ipc_queue_reserve(tq, 1, &buf, 0), 0);
+	cr_assert_eq(ipc_queue_put(q2, "z", 1, IPC_NOWAIT), IPC_EBUSY);
+	cr_assert_eq(ipc_queue_put(q2, "z", 1, 200), IPC_EBUSY);
+	cr_assert_eq(ipc_queue_shutdown_immediate(q2), IPC_EBUSY);
+	memcpy(buf, "y", 1);
+	cr_assert_eq(ipc_queue_commit(tq, 1), 0);
+	{
+		int prc = ipc_queue_put(q2, "z", 1, IPC_NOWAIT);
+		cr_assert_eq(prc, 0, "put after commit: %d", prc);
+	}
+	cr_assert_eq(ipc_queue_get(q2, got, sizeof(got), 0), 1);
+	cr_assert_eq(got[0], 'y');
+	cr_assert_eq(ipc_queue_get(q2, got, sizeof(got), 0), 1);
+	cr_assert_eq(got[0], 'z');
+	ipc_queue_close(q2);
+}
+
 Test(zc, reserve_waits_for_room_like_put)
 {
 	ipc_queue_attr attr = { .maxsize = 1 };

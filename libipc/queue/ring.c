@@ -348,5 +348,9 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl)
 {
-	return ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
+	int rc = ipc__ring_lock(&r->shm->q_pmutex, dl, ring_repair_producer, r);
+
+	/* The calling thread holds it already: a zero-copy reservation made
+	 * through another handle of this queue (ring_zc.c) is open. */
+	return rc == -EDEADLK ? -EBUSY : rc;
 }

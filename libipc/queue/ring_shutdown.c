@@ -22,6 +22,8 @@
  */
 #include <limits.h>
 
+#include <unistd.h>
+
 #include "libipc/queue/ring.h"
 
 /* Wait until no put can still publish: 0 or an error of the lock. */
@@ -63,6 +65,11 @@ int ipc__ring_shutdown_immediate(void *impl)
 
 	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
+	/* A reservation this thread made through another handle holds the
+	 * producers' lock, which the drop waits for: refuse before anything
+	 * changes (the owner field is exact for our own id). */
+	if (ipc__mutex_owner(&q->q_pmutex) == (int32_t)gettid())
+		return -EBUSY;
 	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
 	IPC__CRASHPOINT("queue.drop.flagged");
 	rc = ring_quiesce_producers(r);
