@@ -769,6 +769,7 @@ struct proxy {
 	int cuts_done;
 	_Atomic bool drop_replies; /* discard server -> client bytes */
 	_Atomic bool cut_now;	   /* cut the current connection */
+	_Atomic bool blackhole;	   /* deliver nothing: cut, refuse new ones */
 	_Atomic int up_reads;	   /* client -> server chunks forwarded */
 	_Atomic bool stop;
 	pthread_t thread;
@@ -798,6 +799,8 @@ static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
 				return;
 			if (i == 0)
 				atomic_fetch_add(&p->up_reads, 1);
+			if (atomic_load(&p->blackhole))
+				return; /* dropped, and the connection cut */
 			if (i == 1 && atomic_load(&p->drop_replies))
 				continue; /* swallowed: the stream is now torn
 					   */
@@ -830,6 +833,10 @@ static void *proxy_main(void *arg)
 		c = accept(p->listen_fd, NULL, NULL);
 		if (c < 0)
 			continue;
+		if (atomic_load(&p->blackhole)) {
+			close(c);
+			continue;
+		}
 		s = socket(AF_INET, SOCK_STREAM, 0);
 		if (s >= 0 &&
 		    connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
@@ -1014,53 +1021,89 @@ Test(net, lost_get_many_reply_is_redelivered_in_order)
 }
 
 /* A remote Lock acquire that succeeds on the server while its reply is
- * lost: the caller sees IPC_ETIMEDOUT and believes it holds nothing, so the
- * server must release the lock at the handle's next call. */
-Test(net, lost_acquire_reply_is_undone_at_the_next_call)
+ * lost: the caller sees IPC_ETIMEDOUT and believes it holds nothing. Sets
+ * that up through a proxy that drops replies, until the server holds the
+ * Lock for the remote handle. */
+struct lost_acquire {
+	ipc_lock *lk, *rlk;
+	struct proxy p;
+};
+
+static void lost_acquire_start(struct lost_acquire *la)
 {
 	ipc_net_attr a = keyed(key);
-	ipc_lock *lk = NULL, *rlk = NULL;
 	char purl[64];
-	struct proxy p;
 	int port;
 
-	a.lease_ms = 60000; /* renewals stay out of the way */
-	cr_assert_eq(ipc_lock_new(&lk), 0);
+	a.lease_ms = 60000; /* renewals and expiry stay out of the way */
+	cr_assert_eq(ipc_lock_new(&la->lk), 0);
 	cr_assert_eq(serve(&srv, &a), 0);
-	cr_assert_eq(ipc_server_add_lock(srv, "lk", lk), 0);
-	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_eq(ipc_server_add_lock(srv, "lk", la->lk), 0);
+	port = proxy_start(&la->p, atoi(strrchr(url, ':') + 1), 0);
 	cr_assert_gt(port, 0);
 	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
-	cr_assert_eq(ipc_lock_connect(&rlk, purl, "lk", &a), 0);
-	atomic_store(&p.drop_replies, true);
+	cr_assert_eq(ipc_lock_connect(&la->rlk, purl, "lk", &a), 0);
+	atomic_store(&la->p.drop_replies, true);
 	/* Retry until the server has acquired it for us (bounded): under
 	 * load an acquire may time out before its request was sent. */
 	for (int try = 0; try < 10; try++) {
 		int rc;
-		cr_assert_eq(ipc_lock_acquire(rlk, 600), IPC_ETIMEDOUT);
+		cr_assert_eq(ipc_lock_acquire(la->rlk, 600), IPC_ETIMEDOUT);
 		long t0 = t_now_ms();
-		while ((rc = ipc_lock_acquire(lk, IPC_NOWAIT)) == 0 &&
+		while ((rc = ipc_lock_acquire(la->lk, IPC_NOWAIT)) == 0 &&
 		       t_now_ms() - t0 < 2000) {
-			ipc_lock_release(lk);
+			ipc_lock_release(la->lk);
 			usleep(1000);
 		}
 		if (rc == IPC_EAGAIN)
 			break;
-		ipc_lock_release(lk);
+		ipc_lock_release(la->lk);
 	}
-	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), IPC_EAGAIN,
+	cr_assert_eq(ipc_lock_acquire(la->lk, IPC_NOWAIT), IPC_EAGAIN,
 		     "the server holds it for the remote handle");
-	atomic_store(&p.drop_replies, false);
-	atomic_store(&p.cut_now, true);
-	cr_assert_eq(ipc_lock_release(rlk), IPC_EPERM,
-		     "undone before this call ran");
-	cr_assert_eq(ipc_lock_acquire(lk, 10000), 0);
-	cr_assert_eq(ipc_lock_release(lk), 0);
-	ipc_lock_close(rlk);
-	proxy_stop(&p);
+}
+
+/* The local Lock is free again (the server released it); tear down. */
+static void lost_acquire_end(struct lost_acquire *la)
+{
+	cr_assert_eq(ipc_lock_acquire(la->lk, 10000), 0);
+	cr_assert_eq(ipc_lock_release(la->lk), 0);
+	ipc_lock_close(la->rlk);
+	proxy_stop(&la->p);
 	ipc_server_stop(srv);
 	srv = NULL;
-	ipc_lock_close(lk);
+	ipc_lock_close(la->lk);
+}
+
+/* The server must release the lock at the handle's next call. */
+Test(net, lost_acquire_reply_is_undone_at_the_next_call)
+{
+	struct lost_acquire la;
+
+	lost_acquire_start(&la);
+	atomic_store(&la.p.drop_replies, false);
+	atomic_store(&la.p.cut_now, true);
+	cr_assert_eq(ipc_lock_release(la.rlk), IPC_EPERM,
+		     "undone before this call ran");
+	lost_acquire_end(&la);
+}
+
+/* The same, and then the requests that report the reply lost never reach
+ * the server either (the link is down for two calls): the report must
+ * outlive them, or the server keeps the Lock for a handle that believes it
+ * holds nothing, and no one can take it until the lease ends. */
+Test(net, lost_acquire_reply_is_undone_after_its_report_is_lost_too)
+{
+	struct lost_acquire la;
+
+	lost_acquire_start(&la);
+	atomic_store(&la.p.blackhole, true);
+	atomic_store(&la.p.drop_replies, false);
+	cr_assert_lt(ipc_lock_acquire(la.rlk, 300), 0, "the link is down");
+	cr_assert_lt(ipc_lock_acquire(la.rlk, 300), 0, "the link is down");
+	atomic_store(&la.p.blackhole, false);
+	cr_assert_eq(ipc_lock_locked(la.rlk), 0, "undone before this call ran");
+	lost_acquire_end(&la);
 }
 
 struct forever_put {

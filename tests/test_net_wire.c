@@ -81,6 +81,17 @@ Test(wire, malformed_frames_are_eproto)
 	/* A body too short or with an unknown op. */
 	memcpy(copy, frame, len);
 	cr_assert_eq(ipc__body_decode(copy + IPC__NET_HDR, 15, &b), -EPROTO);
+	/* A run of lost replies only with PREV_LOST. */
+	copy[IPC__NET_HDR + 2] = 0x2;
+	cr_assert_eq(
+		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),
+		-EPROTO);
+	copy[IPC__NET_HDR + 2] = 0x5;
+	cr_assert_eq(
+		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),
+		0);
+	cr_assert_eq(b.flags >> IPC__BF_LOST_RUN_SHIFT, 2);
+	copy[IPC__NET_HDR + 2] = 0;
 	copy[IPC__NET_HDR] = 99;
 	cr_assert_eq(
 		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),
@@ -200,8 +211,12 @@ Test(wire, batches_decode_only_when_every_byte_is_accounted_for)
 	cr_assert_eq(ipc__op_kind(IPC__OP_Q_GET_MANY), IPC__NK_QUEUE);
 	cr_assert_eq(ipc__op_kind(IPC__OP_Q_GET_MANY + 1), IPC__NK_EVENT);
 	cr_assert_eq(ipc__op_kind(IPC__OP_EV_WAIT + 1), -1);
-	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_BROKEN), IPC__NK_BARRIER);
-	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_BROKEN + 1), -1);
+	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_TIMEOUT), IPC__NK_BARRIER);
+	cr_assert_eq(ipc__op_kind(IPC__OP_BAR_TIMEOUT + 1), -1);
+	cr_assert_eq(ipc__op_kind(IPC__OP_LK_LOCKED), IPC__NK_LOCK);
+	cr_assert_eq(ipc__op_kind(IPC__OP_LK_LOCKED + 1), -1);
+	cr_assert_eq(ipc__op_kind(IPC__OP_SEM_RELEASE_N), IPC__NK_SEM);
+	cr_assert_eq(ipc__op_kind(IPC__OP_SEM_RELEASE_N + 1), -1);
 	cr_assert_eq(ipc__op_kind(4), -1);
 	cr_assert_eq(ipc__op_kind(0), -1);
 	cr_assert_eq(ipc__op_kind(65535), -1);
