@@ -929,25 +929,23 @@ Test(net, connections_cut_mid_frame_keep_exactly_once)
 }
 
 /* A get whose reply is lost after the server took the message: the call
- * times out, and the message is not lost — the same consumer's next get
- * returns it. */
-Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+ * times out. Sets that up through a proxy that drops replies. */
+static void lost_get_start(struct proxy *p)
 {
 	ipc_net_attr a = keyed(key);
 	char purl[64], buf[16];
-	struct proxy p;
 	int port;
 
 	/* A lease long enough that the lease keeper's renewals, whose
 	 * answers the proxy would drop too, stay out of the way. */
 	a.lease_ms = 60000;
 	serve_queue(false, &a);
-	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	port = proxy_start(p, atoi(strrchr(url, ':') + 1), 0);
 	cr_assert_gt(port, 0);
 	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
 	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
 	cr_assert_eq(ipc_queue_put(local, "only", 4, 0), 0);
-	atomic_store(&p.drop_replies, true);
+	atomic_store(&p->drop_replies, true);
 	/* Each get times out, its reply dropped. Under load a get may time
 	 * out before its request was even sent (the handle was busy with a
 	 * lease renewal whose answer was dropped too), so try again until
@@ -961,8 +959,14 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 			usleep(1000);
 	}
 	cr_assert_eq(ipc_queue_qsize(local), 0, "the server had taken it");
-	atomic_store(&p.drop_replies, false);
-	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+}
+
+/* The message is not lost: the same consumer's next get returns it, once.
+ */
+static void lost_get_end(struct proxy *p)
+{
+	char buf[16];
+
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 20000), 4,
 		     "redelivered");
 	cr_assert_eq(memcmp(buf, "only", 4), 0);
@@ -970,7 +974,33 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 		     IPC_EAGAIN, "exactly once");
 	ipc_queue_close(remote);
 	remote = NULL;
-	proxy_stop(&p);
+	proxy_stop(p);
+}
+
+Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+{
+	struct proxy p;
+
+	lost_get_start(&p);
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+	lost_get_end(&p);
+}
+
+/* The same, and the next two gets never reach the server (the link is
+ * down): the message still comes with the first get that does. */
+Test(net, get_reply_lost_survives_lost_reports)
+{
+	char buf[16];
+	struct proxy p;
+
+	lost_get_start(&p);
+	atomic_store(&p.blackhole, true);
+	atomic_store(&p.drop_replies, false);
+	cr_assert_lt(ipc_queue_get(remote, buf, sizeof(buf), 300), 0);
+	cr_assert_lt(ipc_queue_get(remote, buf, sizeof(buf), 300), 0);
+	atomic_store(&p.blackhole, false);
+	lost_get_end(&p);
 }
 
 Test(net, lost_get_many_reply_is_redelivered_in_order)
