@@ -172,6 +172,23 @@ Test(net_sync, event_operations_keep_local_semantics)
 	cr_assert_eq(waiter_join(&w), 0);
 }
 
+/* ipc_wait sleeps on an event's word in this host's memory: a remote
+ * Event has none, so it is refused like a remote queue, not read. */
+Test(net_sync, remote_event_in_ipc_wait_is_enotsup)
+{
+	ipc_net_attr a = attr();
+	ipc_wait_item item = { .kind = IPC_WAIT_EVENT };
+
+	start(&a);
+	cr_assert_eq(ipc_event_new(&lev), 0);
+	cr_assert_eq(ipc_server_add_event(srv, "ev", lev), 0);
+	cr_assert_eq(ipc_event_connect(&rev, url, "ev", &a), 0);
+	cr_assert_eq(ipc_event_set(lev), 0);
+	item.event = rev;
+	cr_assert_eq(ipc_wait(&item, 1, IPC_NOWAIT), IPC_ENOTSUP);
+	cr_assert_not(item.ready);
+}
+
 /* ---- Lock -------------------------------------------------------------- */
 
 static void serve_lock(const ipc_net_attr *a)
