@@ -329,6 +329,37 @@ Test(net_sync, semaphore_operations_keep_local_semantics)
 	cr_assert_eq(ipc_sem_value(rsem), 3);
 }
 
+/* A handle's held units are its acquires less its releases, release_n
+ * counting n: closing gives back exactly the rest, never more. */
+Test(net_sync, closing_gives_back_acquires_less_release_n_exactly)
+{
+	ipc_net_attr a = attr();
+
+	start(&a);
+	cr_assert_eq(ipc_sem_new(&lsem, 3, 0), 0);
+	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_sem_release_n(rsem, 2), 0);
+	cr_assert_eq(ipc_sem_value(lsem), 2);
+	ipc_sem_close(rsem);
+	rsem = NULL;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_sem_acquire(lsem, 20000), 0,
+			     "the unit still held came back");
+	cr_assert_eq(ipc_sem_value(lsem), 0, "and only that one");
+	/* A handle that releases more than it acquired holds nothing. */
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_sem_release_n(rsem, 4), 0);
+	ipc_sem_close(rsem);
+	rsem = NULL;
+	ipc_server_stop(srv); /* every session has ended and given back */
+	srv = NULL;
+	cr_assert_eq(ipc_sem_value(lsem), 4, "nothing given back twice");
+}
+
 Test(net_sync, semaphore_units_of_closed_and_killed_clients_come_back)
 {
 	ipc_net_attr a = attr();
