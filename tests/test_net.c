@@ -1136,6 +1136,37 @@ Test(net, lost_acquire_reply_is_undone_after_its_report_is_lost_too)
 	lost_acquire_end(&la);
 }
 
+/* Closing a handle whose server stopped answering costs at most about a
+ * second (ipc_queue_close), also while the lease keeper's renewal is
+ * waiting for its answer: the renewal gives way, as it does to a call. */
+Test(net, close_does_not_wait_out_a_renewal_in_flight)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64];
+	struct proxy p;
+	long t0;
+	int port, reads;
+
+	a.lease_ms = 12000; /* a renewal after 4 s, waiting up to 4 s */
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	atomic_store(&p.blackhole, true);
+	reads = atomic_load(&p.up_reads);
+	t0 = t_now_ms();
+	while (atomic_load(&p.up_reads) == reads && t_now_ms() - t0 < 30000)
+		usleep(1000);
+	cr_assert_neq(atomic_load(&p.up_reads), reads, "a renewal went out");
+	t0 = t_now_ms();
+	ipc_queue_close(remote);
+	remote = NULL;
+	cr_assert_lt(t_now_ms() - t0, 2500, "closed in %ld ms",
+		     t_now_ms() - t0);
+	proxy_stop(&p);
+}
+
 struct forever_put {
 	ipc_queue *q;
 	_Atomic int rc;

@@ -753,7 +753,10 @@ static void rq_stop_heartbeat(struct ipc__conn *c)
 	c->hb_stop = true;
 	pthread_cond_signal(&c->hb_cv);
 	pthread_mutex_unlock(&c->hb_mu);
+	/* A renewal waiting for its answer gives way, as to a call. */
+	atomic_fetch_add(&c->waiters, 1);
 	pthread_join(c->hb, NULL);
+	atomic_fetch_sub(&c->waiters, 1);
 	c->hb_started = false;
 }
 
