@@ -200,6 +200,15 @@ static void serve_lock(const ipc_net_attr *a)
 	cr_assert_eq(ipc_lock_connect(&rlk2, url, "lk", a), 0);
 }
 
+/* A Semaphore of value and max served as "sem", and rsem on it (the
+ * server runs already). */
+static void add_sem(const ipc_net_attr *a, unsigned value, unsigned max)
+{
+	cr_assert_eq(ipc_sem_new(&lsem, value, max), 0);
+	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", a), 0);
+}
+
 Test(net_sync, lock_operations_keep_local_semantics)
 {
 	ipc_net_attr a = attr();
@@ -265,9 +274,7 @@ Test(net_sync, server_stop_releases_what_remote_clients_hold)
 	ipc_net_attr a = attr();
 
 	serve_lock(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 1, 0), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 1, 0);
 	cr_assert_eq(ipc_lock_acquire(rlk, IPC_NOWAIT), 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	ipc_server_stop(srv);
@@ -310,9 +317,7 @@ Test(net_sync, semaphore_operations_keep_local_semantics)
 	ipc_net_attr a = attr();
 
 	start(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 2, 3), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 2, 3);
 	cr_assert_eq(ipc_sem_value(rsem), 2);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, 1000), 0);
@@ -336,9 +341,7 @@ Test(net_sync, closing_gives_back_acquires_less_release_n_exactly)
 	ipc_net_attr a = attr();
 
 	start(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 3, 0), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 3, 0);
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	cr_assert_eq(ipc_sem_release_n(rsem, 2), 0);
@@ -367,9 +370,7 @@ Test(net_sync, semaphore_units_of_closed_and_killed_clients_come_back)
 	int fd;
 
 	start(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 2, 0), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 2, 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	ipc_sem_close(rsem);
 	rsem = NULL;
@@ -452,9 +453,7 @@ Test(net_sync, release_n_locked_and_default_timeout_work_remotely)
 	cr_assert_eq(ipc_lock_release(rlk), 0);
 	cr_assert_eq(ipc_lock_locked(rlk2), 0);
 
-	cr_assert_eq(ipc_sem_new(&lsem, 0, 5), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 0, 5);
 	cr_assert_eq(ipc_sem_release_n(rsem, 3), 0);
 	cr_assert_eq(ipc_sem_value(lsem), 3);
 	cr_assert_eq(ipc_sem_release_n(rsem, 3), IPC_EINVAL,
