@@ -13,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -479,6 +480,20 @@ Test(net_sync, default_timeout_of_a_remote_barrier_without_one_is_forever)
 
 	serve_barrier(&a, 2);
 	cr_assert_eq(ipc_barrier_default_timeout(rbar), IPC_FOREVER);
+}
+
+/* The longest default timeout crosses the wire without overflowing into
+ * an error code (it reads as one millisecond less). */
+Test(net_sync, longest_default_timeout_of_a_remote_barrier_is_not_an_error)
+{
+	ipc_net_attr a = attr();
+	ipc_barrier_attr ba = { .timeout_ms = INT_MAX };
+
+	start(&a);
+	cr_assert_eq(ipc_barrier_new_attr(&lbar, 2, &ba), 0);
+	cr_assert_eq(ipc_server_add_barrier(srv, "bar", lbar), 0);
+	cr_assert_eq(ipc_barrier_connect(&rbar, url, "bar", &a), 0);
+	cr_assert_eq(ipc_barrier_default_timeout(rbar), INT_MAX - 1);
 }
 
 Test(net_sync, long_remote_barrier_wait_keeps_its_lease)
