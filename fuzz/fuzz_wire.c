@@ -65,6 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (b.len > IPC__NET_MAX_MSG || b.op == 0 ||
 			    ipc__op_kind(b.op) < 0)
 				abort();
+			/* A run of lost replies comes only with PREV_LOST. */
+			if ((b.flags >> IPC__BF_LOST_RUN_SHIFT) != 0 &&
+			    !(b.flags & IPC__BF_PREV_LOST))
+				abort();
 			if (b.len > 0) /* ASan checks both ends are ours */
 				sink = b.data[0] + b.data[b.len - 1];
 			if (b.op == IPC__OP_Q_PUT_MANY)

@@ -1265,8 +1265,8 @@ typedef struct ipc_wait_item {
  * | IPC_ETIMEDOUT | IPC_EINVAL (NULL items, n 0 or over IPC_WAIT_MAX, an
  * unknown kind, a NULL object, a negative fd or an fd item with no events,
  * a bad timeout: nothing waited) | IPC_EPERM (a send-only connection)
- * | IPC_ENOTSUP (a queue that cannot be watched: a remote queue; or a
- * kernel before 5.16, without futex_waitv, when an event, queue or
+ * | IPC_ENOTSUP (a remote queue or a remote Event, which cannot be
+ * watched; or a kernel before 5.16, without futex_waitv, when an event, queue or
  * connection is in the set) | IPC_ENOMEM (no memory or thread for the
  * helper) | IPC_EMFILE (no descriptor for the helper's eventfd)
  * | another negative code from a queue's backend (its segment damaged:

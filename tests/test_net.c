@@ -769,6 +769,7 @@ struct proxy {
 	int cuts_done;
 	_Atomic bool drop_replies; /* discard server -> client bytes */
 	_Atomic bool cut_now;	   /* cut the current connection */
+	_Atomic bool blackhole;	   /* deliver nothing: cut, refuse new ones */
 	_Atomic int up_reads;	   /* client -> server chunks forwarded */
 	_Atomic bool stop;
 	pthread_t thread;
@@ -798,6 +799,8 @@ static void proxy_pipe(struct proxy *p, int a, int b, long budget, int dir)
 				return;
 			if (i == 0)
 				atomic_fetch_add(&p->up_reads, 1);
+			if (atomic_load(&p->blackhole))
+				return; /* dropped, and the connection cut */
 			if (i == 1 && atomic_load(&p->drop_replies))
 				continue; /* swallowed: the stream is now torn
 					   */
@@ -830,6 +833,10 @@ static void *proxy_main(void *arg)
 		c = accept(p->listen_fd, NULL, NULL);
 		if (c < 0)
 			continue;
+		if (atomic_load(&p->blackhole)) {
+			close(c);
+			continue;
+		}
 		s = socket(AF_INET, SOCK_STREAM, 0);
 		if (s >= 0 &&
 		    connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
@@ -922,25 +929,23 @@ Test(net, connections_cut_mid_frame_keep_exactly_once)
 }
 
 /* A get whose reply is lost after the server took the message: the call
- * times out, and the message is not lost — the same consumer's next get
- * returns it. */
-Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+ * times out. Sets that up through a proxy that drops replies. */
+static void lost_get_start(struct proxy *p)
 {
 	ipc_net_attr a = keyed(key);
 	char purl[64], buf[16];
-	struct proxy p;
 	int port;
 
 	/* A lease long enough that the lease keeper's renewals, whose
 	 * answers the proxy would drop too, stay out of the way. */
 	a.lease_ms = 60000;
 	serve_queue(false, &a);
-	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	port = proxy_start(p, atoi(strrchr(url, ':') + 1), 0);
 	cr_assert_gt(port, 0);
 	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
 	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
 	cr_assert_eq(ipc_queue_put(local, "only", 4, 0), 0);
-	atomic_store(&p.drop_replies, true);
+	atomic_store(&p->drop_replies, true);
 	/* Each get times out, its reply dropped. Under load a get may time
 	 * out before its request was even sent (the handle was busy with a
 	 * lease renewal whose answer was dropped too), so try again until
@@ -954,8 +959,14 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 			usleep(1000);
 	}
 	cr_assert_eq(ipc_queue_qsize(local), 0, "the server had taken it");
-	atomic_store(&p.drop_replies, false);
-	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+}
+
+/* The message is not lost: the same consumer's next get returns it, once.
+ */
+static void lost_get_end(struct proxy *p)
+{
+	char buf[16];
+
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 20000), 4,
 		     "redelivered");
 	cr_assert_eq(memcmp(buf, "only", 4), 0);
@@ -963,7 +974,33 @@ Test(net, get_reply_lost_is_redelivered_to_the_next_get)
 		     IPC_EAGAIN, "exactly once");
 	ipc_queue_close(remote);
 	remote = NULL;
-	proxy_stop(&p);
+	proxy_stop(p);
+}
+
+Test(net, get_reply_lost_is_redelivered_to_the_next_get)
+{
+	struct proxy p;
+
+	lost_get_start(&p);
+	atomic_store(&p.drop_replies, false);
+	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
+	lost_get_end(&p);
+}
+
+/* The same, and the next two gets never reach the server (the link is
+ * down): the message still comes with the first get that does. */
+Test(net, get_reply_lost_survives_lost_reports)
+{
+	char buf[16];
+	struct proxy p;
+
+	lost_get_start(&p);
+	atomic_store(&p.blackhole, true);
+	atomic_store(&p.drop_replies, false);
+	cr_assert_lt(ipc_queue_get(remote, buf, sizeof(buf), 300), 0);
+	cr_assert_lt(ipc_queue_get(remote, buf, sizeof(buf), 300), 0);
+	atomic_store(&p.blackhole, false);
+	lost_get_end(&p);
 }
 
 Test(net, lost_get_many_reply_is_redelivered_in_order)
@@ -1014,53 +1051,120 @@ Test(net, lost_get_many_reply_is_redelivered_in_order)
 }
 
 /* A remote Lock acquire that succeeds on the server while its reply is
- * lost: the caller sees IPC_ETIMEDOUT and believes it holds nothing, so the
- * server must release the lock at the handle's next call. */
-Test(net, lost_acquire_reply_is_undone_at_the_next_call)
+ * lost: the caller sees IPC_ETIMEDOUT and believes it holds nothing. Sets
+ * that up through a proxy that drops replies, until the server holds the
+ * Lock for the remote handle. */
+struct lost_acquire {
+	ipc_lock *lk, *rlk;
+	struct proxy p;
+};
+
+static void lost_acquire_start(struct lost_acquire *la)
 {
 	ipc_net_attr a = keyed(key);
-	ipc_lock *lk = NULL, *rlk = NULL;
 	char purl[64];
-	struct proxy p;
 	int port;
 
-	a.lease_ms = 60000; /* renewals stay out of the way */
-	cr_assert_eq(ipc_lock_new(&lk), 0);
+	a.lease_ms = 60000; /* renewals and expiry stay out of the way */
+	cr_assert_eq(ipc_lock_new(&la->lk), 0);
 	cr_assert_eq(serve(&srv, &a), 0);
-	cr_assert_eq(ipc_server_add_lock(srv, "lk", lk), 0);
-	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_eq(ipc_server_add_lock(srv, "lk", la->lk), 0);
+	port = proxy_start(&la->p, atoi(strrchr(url, ':') + 1), 0);
 	cr_assert_gt(port, 0);
 	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
-	cr_assert_eq(ipc_lock_connect(&rlk, purl, "lk", &a), 0);
-	atomic_store(&p.drop_replies, true);
+	cr_assert_eq(ipc_lock_connect(&la->rlk, purl, "lk", &a), 0);
+	atomic_store(&la->p.drop_replies, true);
 	/* Retry until the server has acquired it for us (bounded): under
 	 * load an acquire may time out before its request was sent. */
 	for (int try = 0; try < 10; try++) {
 		int rc;
-		cr_assert_eq(ipc_lock_acquire(rlk, 600), IPC_ETIMEDOUT);
+		cr_assert_eq(ipc_lock_acquire(la->rlk, 600), IPC_ETIMEDOUT);
 		long t0 = t_now_ms();
-		while ((rc = ipc_lock_acquire(lk, IPC_NOWAIT)) == 0 &&
+		while ((rc = ipc_lock_acquire(la->lk, IPC_NOWAIT)) == 0 &&
 		       t_now_ms() - t0 < 2000) {
-			ipc_lock_release(lk);
+			ipc_lock_release(la->lk);
 			usleep(1000);
 		}
 		if (rc == IPC_EAGAIN)
 			break;
-		ipc_lock_release(lk);
+		ipc_lock_release(la->lk);
 	}
-	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), IPC_EAGAIN,
+	cr_assert_eq(ipc_lock_acquire(la->lk, IPC_NOWAIT), IPC_EAGAIN,
 		     "the server holds it for the remote handle");
-	atomic_store(&p.drop_replies, false);
-	atomic_store(&p.cut_now, true);
-	cr_assert_eq(ipc_lock_release(rlk), IPC_EPERM,
-		     "undone before this call ran");
-	cr_assert_eq(ipc_lock_acquire(lk, 10000), 0);
-	cr_assert_eq(ipc_lock_release(lk), 0);
-	ipc_lock_close(rlk);
-	proxy_stop(&p);
+}
+
+/* The local Lock is free again (the server released it); tear down. */
+static void lost_acquire_end(struct lost_acquire *la)
+{
+	cr_assert_eq(ipc_lock_acquire(la->lk, 10000), 0);
+	cr_assert_eq(ipc_lock_release(la->lk), 0);
+	ipc_lock_close(la->rlk);
+	proxy_stop(&la->p);
 	ipc_server_stop(srv);
 	srv = NULL;
-	ipc_lock_close(lk);
+	ipc_lock_close(la->lk);
+}
+
+/* The server must release the lock at the handle's next call. */
+Test(net, lost_acquire_reply_is_undone_at_the_next_call)
+{
+	struct lost_acquire la;
+
+	lost_acquire_start(&la);
+	atomic_store(&la.p.drop_replies, false);
+	atomic_store(&la.p.cut_now, true);
+	cr_assert_eq(ipc_lock_release(la.rlk), IPC_EPERM,
+		     "undone before this call ran");
+	lost_acquire_end(&la);
+}
+
+/* The same, and then the requests that report the reply lost never reach
+ * the server either (the link is down for two calls): the report must
+ * outlive them, or the server keeps the Lock for a handle that believes it
+ * holds nothing, and no one can take it until the lease ends. */
+Test(net, lost_acquire_reply_is_undone_after_its_report_is_lost_too)
+{
+	struct lost_acquire la;
+
+	lost_acquire_start(&la);
+	atomic_store(&la.p.blackhole, true);
+	atomic_store(&la.p.drop_replies, false);
+	cr_assert_lt(ipc_lock_acquire(la.rlk, 300), 0, "the link is down");
+	cr_assert_lt(ipc_lock_acquire(la.rlk, 300), 0, "the link is down");
+	atomic_store(&la.p.blackhole, false);
+	cr_assert_eq(ipc_lock_locked(la.rlk), 0, "undone before this call ran");
+	lost_acquire_end(&la);
+}
+
+/* Closing a handle whose server stopped answering costs at most about a
+ * second (ipc_queue_close), also while the lease keeper's renewal is
+ * waiting for its answer: the renewal gives way, as it does to a call. */
+Test(net, close_does_not_wait_out_a_renewal_in_flight)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64];
+	struct proxy p;
+	long t0;
+	int port, reads;
+
+	a.lease_ms = 12000; /* a renewal after 4 s, waiting up to 4 s */
+	serve_queue(false, &a);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+	atomic_store(&p.blackhole, true);
+	reads = atomic_load(&p.up_reads);
+	t0 = t_now_ms();
+	while (atomic_load(&p.up_reads) == reads && t_now_ms() - t0 < 30000)
+		usleep(1000);
+	cr_assert_neq(atomic_load(&p.up_reads), reads, "a renewal went out");
+	t0 = t_now_ms();
+	ipc_queue_close(remote);
+	remote = NULL;
+	cr_assert_lt(t_now_ms() - t0, 2500, "closed in %ld ms",
+		     t_now_ms() - t0);
+	proxy_stop(&p);
 }
 
 struct forever_put {

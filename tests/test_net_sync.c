@@ -13,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -172,6 +173,23 @@ Test(net_sync, event_operations_keep_local_semantics)
 	cr_assert_eq(waiter_join(&w), 0);
 }
 
+/* ipc_wait sleeps on an event's word in this host's memory: a remote
+ * Event has none, so it is refused like a remote queue, not read. */
+Test(net_sync, remote_event_in_ipc_wait_is_enotsup)
+{
+	ipc_net_attr a = attr();
+	ipc_wait_item item = { .kind = IPC_WAIT_EVENT };
+
+	start(&a);
+	cr_assert_eq(ipc_event_new(&lev), 0);
+	cr_assert_eq(ipc_server_add_event(srv, "ev", lev), 0);
+	cr_assert_eq(ipc_event_connect(&rev, url, "ev", &a), 0);
+	cr_assert_eq(ipc_event_set(lev), 0);
+	item.event = rev;
+	cr_assert_eq(ipc_wait(&item, 1, IPC_NOWAIT), IPC_ENOTSUP);
+	cr_assert_not(item.ready);
+}
+
 /* ---- Lock -------------------------------------------------------------- */
 
 static void serve_lock(const ipc_net_attr *a)
@@ -181,6 +199,15 @@ static void serve_lock(const ipc_net_attr *a)
 	cr_assert_eq(ipc_server_add_lock(srv, "lk", llk), 0);
 	cr_assert_eq(ipc_lock_connect(&rlk, url, "lk", a), 0);
 	cr_assert_eq(ipc_lock_connect(&rlk2, url, "lk", a), 0);
+}
+
+/* A Semaphore of value and max served as "sem", and rsem on it (the
+ * server runs already). */
+static void add_sem(const ipc_net_attr *a, unsigned value, unsigned max)
+{
+	cr_assert_eq(ipc_sem_new(&lsem, value, max), 0);
+	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", a), 0);
 }
 
 Test(net_sync, lock_operations_keep_local_semantics)
@@ -248,9 +275,7 @@ Test(net_sync, server_stop_releases_what_remote_clients_hold)
 	ipc_net_attr a = attr();
 
 	serve_lock(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 1, 0), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 1, 0);
 	cr_assert_eq(ipc_lock_acquire(rlk, IPC_NOWAIT), 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	ipc_server_stop(srv);
@@ -293,9 +318,7 @@ Test(net_sync, semaphore_operations_keep_local_semantics)
 	ipc_net_attr a = attr();
 
 	start(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 2, 3), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 2, 3);
 	cr_assert_eq(ipc_sem_value(rsem), 2);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, 1000), 0);
@@ -312,6 +335,35 @@ Test(net_sync, semaphore_operations_keep_local_semantics)
 	cr_assert_eq(ipc_sem_value(rsem), 3);
 }
 
+/* A handle's held units are its acquires less its releases, release_n
+ * counting n: closing gives back exactly the rest, never more. */
+Test(net_sync, closing_gives_back_acquires_less_release_n_exactly)
+{
+	ipc_net_attr a = attr();
+
+	start(&a);
+	add_sem(&a, 3, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_sem_release_n(rsem, 2), 0);
+	cr_assert_eq(ipc_sem_value(lsem), 2);
+	ipc_sem_close(rsem);
+	rsem = NULL;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_sem_acquire(lsem, 20000), 0,
+			     "the unit still held came back");
+	cr_assert_eq(ipc_sem_value(lsem), 0, "and only that one");
+	/* A handle that releases more than it acquired holds nothing. */
+	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(ipc_sem_release_n(rsem, 4), 0);
+	ipc_sem_close(rsem);
+	rsem = NULL;
+	ipc_server_stop(srv); /* every session has ended and given back */
+	srv = NULL;
+	cr_assert_eq(ipc_sem_value(lsem), 4, "nothing given back twice");
+}
+
 Test(net_sync, semaphore_units_of_closed_and_killed_clients_come_back)
 {
 	ipc_net_attr a = attr();
@@ -319,9 +371,7 @@ Test(net_sync, semaphore_units_of_closed_and_killed_clients_come_back)
 	int fd;
 
 	start(&a);
-	cr_assert_eq(ipc_sem_new(&lsem, 2, 0), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 2, 0);
 	cr_assert_eq(ipc_sem_acquire(rsem, IPC_NOWAIT), 0);
 	ipc_sem_close(rsem);
 	rsem = NULL;
@@ -404,9 +454,7 @@ Test(net_sync, release_n_locked_and_default_timeout_work_remotely)
 	cr_assert_eq(ipc_lock_release(rlk), 0);
 	cr_assert_eq(ipc_lock_locked(rlk2), 0);
 
-	cr_assert_eq(ipc_sem_new(&lsem, 0, 5), 0);
-	cr_assert_eq(ipc_server_add_sem(srv, "sem", lsem), 0);
-	cr_assert_eq(ipc_sem_connect(&rsem, url, "sem", &a), 0);
+	add_sem(&a, 0, 5);
 	cr_assert_eq(ipc_sem_release_n(rsem, 3), 0);
 	cr_assert_eq(ipc_sem_value(lsem), 3);
 	cr_assert_eq(ipc_sem_release_n(rsem, 3), IPC_EINVAL,
@@ -432,6 +480,20 @@ Test(net_sync, default_timeout_of_a_remote_barrier_without_one_is_forever)
 
 	serve_barrier(&a, 2);
 	cr_assert_eq(ipc_barrier_default_timeout(rbar), IPC_FOREVER);
+}
+
+/* The longest default timeout crosses the wire without overflowing into
+ * an error code (it reads as one millisecond less). */
+Test(net_sync, longest_default_timeout_of_a_remote_barrier_is_not_an_error)
+{
+	ipc_net_attr a = attr();
+	ipc_barrier_attr ba = { .timeout_ms = INT_MAX };
+
+	start(&a);
+	cr_assert_eq(ipc_barrier_new_attr(&lbar, 2, &ba), 0);
+	cr_assert_eq(ipc_server_add_barrier(srv, "bar", lbar), 0);
+	cr_assert_eq(ipc_barrier_connect(&rbar, url, "bar", &a), 0);
+	cr_assert_eq(ipc_barrier_default_timeout(rbar), INT_MAX - 1);
 }
 
 Test(net_sync, long_remote_barrier_wait_keeps_its_lease)

@@ -81,6 +81,17 @@ Test(wire, malformed_frames_are_eproto)
 	/* A body too short or with an unknown op. */
 	memcpy(copy, frame, len);
 	cr_assert_eq(ipc__body_decode(copy + IPC__NET_HDR, 15, &b), -EPROTO);
+	/* A run of lost replies only with PREV_LOST. */
+	copy[IPC__NET_HDR + 2] = 0x2;
+	cr_assert_eq(
+		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),
+		-EPROTO);
+	copy[IPC__NET_HDR + 2] = 0x5;
+	cr_assert_eq(
+		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),
+		0);
+	cr_assert_eq(b.flags >> IPC__BF_LOST_RUN_SHIFT, 2);
+	copy[IPC__NET_HDR + 2] = 0;
 	copy[IPC__NET_HDR] = 99;
 	cr_assert_eq(
 		ipc__body_decode(copy + IPC__NET_HDR, len - IPC__NET_HDR, &b),

@@ -44,7 +44,9 @@ struct ipc__conn {
 	struct ipc__session_keys sk;
 	uint64_t seq;	    /* of the last request sent in this session */
 	bool prev_lost;	    /* we gave up on the reply to seq */
+	long lost_run;	    /* and on this many in a row, ending with seq */
 	uint16_t seq_flags; /* the flags seq was sent with */
+	long seq_run;	    /* the run of lost replies seq reported */
 	bool joinable;
 	size_t max_msg;
 	int lease_ms;
@@ -255,6 +257,7 @@ static int rq_handshake(struct ipc__conn *c, int64_t deadline_ms)
 		c->sid = f.sid;
 		c->seq = 0;
 		c->prev_lost = false;
+		c->lost_run = 0;
 		c->connected = true;
 	}
 	nn_freemsg(raw);
@@ -293,7 +296,14 @@ static int rq_call_locked(struct ipc__conn *c, struct ipc__body *b,
 				return rc;
 		}
 		if (!(resend && c->prev_lost && c->seq > 0)) {
-			c->seq_flags = c->prev_lost ? IPC__BF_PREV_LOST : 0;
+			long run = c->prev_lost ? c->lost_run : 0;
+			if (run > IPC__BF_LOST_RUN_MAX)
+				run = IPC__BF_LOST_RUN_MAX;
+			c->seq_run = run;
+			c->seq_flags =
+				run > 0 ? (uint16_t)(IPC__BF_PREV_LOST |
+						     run << IPC__BF_LOST_RUN_SHIFT)
+					: 0;
 			c->seq++;
 		}
 		b->flags = c->seq_flags;
@@ -301,17 +311,22 @@ static int rq_call_locked(struct ipc__conn *c, struct ipc__body *b,
 				      c->keys.keyed ? c->sk.c2s : NULL,
 				      IPC__DIR_C2S, c->sid, c->seq, b);
 		if (rc != 0) {
-			c->prev_lost =
-				true; /* seq may be resent, never reused */
+			/* seq may be resent, never reused */
+			c->prev_lost = true;
+			c->lost_run = c->seq_run + 1;
 			return rc;
 		}
 		rc = rq_exchange(c, frame, len, c->seq, deadline_ms, &raw, &f);
 		free(frame);
 		if (rc != 0) {
+			/* Lost too, if it was a report: the next request
+			 * reports the whole run. */
 			c->prev_lost = true;
+			c->lost_run = c->seq_run + 1;
 			return rc;
 		}
 		c->prev_lost = false;
+		c->lost_run = 0;
 		if (f.type == IPC__F_NOSESSION) {
 			nn_freemsg(raw);
 			rq_lose_session(c);
@@ -738,7 +753,10 @@ static void rq_stop_heartbeat(struct ipc__conn *c)
 	c->hb_stop = true;
 	pthread_cond_signal(&c->hb_cv);
 	pthread_mutex_unlock(&c->hb_mu);
+	/* A renewal waiting for its answer gives way, as to a call. */
+	atomic_fetch_add(&c->waiters, 1);
 	pthread_join(c->hb, NULL);
+	atomic_fetch_sub(&c->waiters, 1);
 	c->hb_started = false;
 }
 

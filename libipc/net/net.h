@@ -138,8 +138,14 @@ int ipc__batch_decode(const uint8_t *data, size_t len, size_t n,
  * (OPEN, PING, CLOSE); -1 for a number that is no op. */
 int ipc__op_kind(uint16_t op);
 
-/* Body flags in a request. */
-#define IPC__BF_PREV_LOST 0x1 /* the client gave up on the previous reply */
+/* Body flags in a request. PREV_LOST: the client gave up on the reply to
+ * the previous request; bits 1-15 then say how many requests in a row,
+ * ending with the previous one, it gave up on (0 reads as 1): a report
+ * that is itself lost — the link down for a few calls — is carried on by
+ * the next request instead of vanishing. */
+#define IPC__BF_PREV_LOST 0x1
+#define IPC__BF_LOST_RUN_SHIFT 1
+#define IPC__BF_LOST_RUN_MAX 0x7fff
 
 /* A request or reply body: op, flags, arg (a timeout in a request, the
  * status in a reply), val (a count or size), then data. */

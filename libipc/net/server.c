@@ -106,7 +106,10 @@ static void session_run_job(struct session *s, struct job *j)
 	uint8_t *frame;
 	size_t len;
 
-	if (j->lost_seq != 0 && s->last_seq == j->lost_seq)
+	/* The client received no reply from lost_from on: if the last one we
+	 * executed is among them, what it carried is recovered. */
+	if (j->lost_from != 0 && s->last_seq >= j->lost_from &&
+	    s->last_seq < j->seq)
 		ipc__session_recover_lost(s);
 	ipc__session_exec(s, &j->body, &r, &out);
 	if (ipc__frame_build(&frame, &len, IPC__F_REP, key, IPC__DIR_S2C,
@@ -445,7 +448,11 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 	s->used = true;
 	j.raw = raw;
 	j.seq = f->seq;
-	j.lost_seq = (j.body.flags & IPC__BF_PREV_LOST) ? f->seq - 1 : 0;
+	if (j.body.flags & IPC__BF_PREV_LOST) {
+		uint64_t run = j.body.flags >> IPC__BF_LOST_RUN_SHIFT;
+		run = run ? run : 1;
+		j.lost_from = f->seq > run ? f->seq - run : 1;
+	}
 	memcpy(j.ctrl, ctrl, SRV_CTRL);
 	pthread_mutex_lock(&s->mu);
 	s->last_ms = ipc__net_now_ms();
@@ -473,8 +480,9 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 	/* A newer request supersedes a queued one, never executed; a lost
 	 * reply that one reported is still lost, and is recovered when this
 	 * one runs. */
-	if (s->has_job && s->job.lost_seq != 0)
-		j.lost_seq = s->job.lost_seq;
+	if (s->has_job && s->job.lost_from != 0 &&
+	    (j.lost_from == 0 || s->job.lost_from < j.lost_from))
+		j.lost_from = s->job.lost_from;
 	job_free(&s->job);
 	s->job = j;
 	s->has_job = true;

@@ -32,10 +32,10 @@ struct job {
 	struct ipc__body body;
 	uint8_t *plain; /* the opened body (b->data points into it) */
 	uint64_t seq;
-	/* The client reports the reply to this seq lost (IPC__BF_PREV_LOST
-	 * on this request, or on a queued one this request superseded); 0:
-	 * none. */
-	uint64_t lost_seq;
+	/* The client reports the replies from this seq on lost (the run of
+	 * IPC__BF_PREV_LOST on this request, or on a queued one this request
+	 * superseded); 0: none. */
+	uint64_t lost_from;
 	uint8_t ctrl[SRV_CTRL]; /* routing header of the request */
 };
 

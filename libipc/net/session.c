@@ -87,7 +87,10 @@ static int32_t session_exec_sync(struct session *s, const struct ipc__body *b)
 	case IPC__OP_BAR_BROKEN:
 		return ipc_barrier_broken(s->obj) ? 1 : 0;
 	case IPC__OP_BAR_TIMEOUT:
+		/* + 1 without overflow: INT32_MAX ms reads as one less. */
 		rc = ipc_barrier_default_timeout(s->obj);
+		if (rc == INT32_MAX)
+			rc--;
 		return rc == IPC_FOREVER ? 0 : rc > 0 ? rc + 1 : IPC_EPROTO;
 	default:
 		return IPC_ENOTSUP;

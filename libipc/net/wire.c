@@ -92,7 +92,8 @@ int ipc__body_decode(const uint8_t *p, size_t plen, struct ipc__body *b)
 	b->flags = (uint16_t)(p[2] | p[3] << 8);
 	if (ipc__op_kind(b->op) < 0)
 		return -EPROTO;
-	if (b->flags & ~IPC__BF_PREV_LOST)
+	if ((b->flags >> IPC__BF_LOST_RUN_SHIFT) != 0 &&
+	    !(b->flags & IPC__BF_PREV_LOST))
 		return -EPROTO;
 	b->arg = (int32_t)ipc__get_le32(p + 4);
 	b->val = (int64_t)ipc__get_le64(p + 8);

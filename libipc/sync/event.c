@@ -157,6 +157,8 @@ int ipc__event_watch(ipc_event *ev, _Atomic uint32_t **word, uint32_t *val)
 {
 	if (ev == NULL)
 		return -EINVAL;
+	if (ev->remote != NULL)
+		return -ENOTSUP; /* its word is on another host */
 	*word = &ev->shm->e_word;
 	*val = atomic_load_explicit(*word, memory_order_acquire);
 	return (*val & EV_SET) != 0;
