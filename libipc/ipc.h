@@ -1266,8 +1266,8 @@ typedef struct ipc_wait_item {
  * unknown kind, a NULL object, a negative fd or an fd item with no events,
  * a bad timeout: nothing waited) | IPC_EPERM (a send-only connection)
  * | IPC_ENOTSUP (a remote queue or a remote Event, which cannot be
- * watched; or a kernel before 5.16, without futex_waitv, when an event, queue or
- * connection is in the set) | IPC_ENOMEM (no memory or thread for the
+ * watched; or a kernel before 5.16, without futex_waitv, when an event, queue
+ * or connection is in the set) | IPC_ENOMEM (no memory or thread for the
  * helper) | IPC_EMFILE (no descriptor for the helper's eventfd)
  * | another negative code from a queue's backend (its segment damaged:
  * IPC_ENOTRECOVERABLE) or from the kernel's poll or futex_waitv (e.g.
