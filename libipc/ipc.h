@@ -1630,10 +1630,10 @@ IPC_API int ipc_unlink_unused(const char *name);
  * the address). Calls that do not block locally (qsize, task_done,
  * shutdown, IPC_NOWAIT tries...) wait up to attr->timeout_ms for the
  * server's answer; a remote Barrier wait given IPC_DEFAULT_TIMEOUT first
- * asks the server for that default, which may take as long. The handle reconnects by itself when the server comes
- * back, also after a server restart; tasks leased in a session the server
- * lost were requeued by the server's side, and task_done for them returns 0
- * without effect.
+ * asks the server for that default, which may take as long. The handle
+ * reconnects by itself when the server comes back, also after a server restart;
+ * tasks leased in a session the server lost were requeued by the server's side,
+ * and task_done for them returns 0 without effect.
  *
  * Remote Event, Lock, Semaphore and Barrier. The server runs each call
  * on its local object for the client handle. A remote Lock's holder is the
