@@ -712,6 +712,15 @@ static void cond_check_notify(void)
 	phase_num = 2;
 	cr_assert_eq(ipc_cond_release(cond), 0);
 	cond_settle(&b, 10);
+	/* The three woken from their second wait record it only once they
+	 * have the lock back, and cond_settle holds it (a thread blocked on
+	 * the lock looks asleep too): let them have it, then settle again. */
+	cr_assert_eq(ipc_cond_release(cond), 0);
+	for (long end = t_now_ms() + LONG_MS; atomic_load(&n_results2) < 3;) {
+		cr_assert_lt(t_now_ms(), end, "the woken never recorded it");
+		usleep(200);
+	}
+	cond_settle(&b, 10);
 	cr_assert_eq(atomic_load(&n_results1), 5);
 	cr_assert_eq(atomic_load(&n_results2), 3);
 	cr_assert_eq(count_phase(results1, 5, 1), 3);
