@@ -86,6 +86,13 @@ const struct transport *bench_transport(const char *name);
 
 size_t bench_capacity(size_t msg_size); /* shared-memory storage per row */
 
+/* transports_shm.c: all n messages through ipc_queue_put_many on c->q
+ * (each call waits up to timeout_ms), and one ipc_queue_get_many. Shared
+ * by the shm and remote batch rows. */
+void bench_queue_put_all(struct channel *c, const struct iovec *msgs, size_t n,
+			 int timeout_ms);
+size_t bench_queue_get_many(struct channel *c, struct iovec *msgs, size_t n);
+
 /* ---- util.c ---------------------------------------------------------- */
 double bench_now(void);
 double bench_cpu_self(void); /* user + system seconds of this process */

@@ -325,23 +325,7 @@ static void remote_teardown(struct channel *c)
 static void remote_send_many(struct channel *c, const struct iovec *msgs,
 			     size_t n)
 {
-	while (n > 0) {
-		ssize_t put = ipc_queue_put_many(c->q, msgs, n, 30000);
-
-		if (put <= 0)
-			bench_die("remote ipc_queue_put_many");
-		msgs += put;
-		n -= (size_t)put;
-	}
-}
-
-static size_t remote_recv_many(struct channel *c, struct iovec *msgs, size_t n)
-{
-	ssize_t got = ipc_queue_get_many(c->q, msgs, n, IPC_FOREVER);
-
-	if (got <= 0)
-		bench_die("ipc_queue_get_many");
-	return (size_t)got;
+	bench_queue_put_all(c, msgs, n, 30000); /* a lost server fails it */
 }
 
 const struct transport tr_remote_batch = {
@@ -356,7 +340,7 @@ const struct transport tr_remote_batch = {
 	.detach = remote_detach,
 	.teardown = remote_teardown,
 	.send_many = remote_send_many,
-	.recv_many = remote_recv_many,
+	.recv_many = bench_queue_get_many,
 };
 
 const struct transport tr_remote = {

@@ -223,10 +223,11 @@ const struct transport tr_libipc_mq = {
 };
 
 /* Batches: ipc_queue_put_many / ipc_queue_get_many. */
-static void ipc_send_many(struct channel *c, const struct iovec *msgs, size_t n)
+void bench_queue_put_all(struct channel *c, const struct iovec *msgs, size_t n,
+			 int timeout_ms)
 {
 	while (n > 0) {
-		ssize_t put = ipc_queue_put_many(c->q, msgs, n, IPC_FOREVER);
+		ssize_t put = ipc_queue_put_many(c->q, msgs, n, timeout_ms);
 		if (put <= 0)
 			bench_die("ipc_queue_put_many");
 		msgs += put;
@@ -234,7 +235,12 @@ static void ipc_send_many(struct channel *c, const struct iovec *msgs, size_t n)
 	}
 }
 
-static size_t ipc_recv_many(struct channel *c, struct iovec *msgs, size_t n)
+static void ipc_send_many(struct channel *c, const struct iovec *msgs, size_t n)
+{
+	bench_queue_put_all(c, msgs, n, IPC_FOREVER);
+}
+
+size_t bench_queue_get_many(struct channel *c, struct iovec *msgs, size_t n)
 {
 	ssize_t got = ipc_queue_get_many(c->q, msgs, n, IPC_FOREVER);
 
@@ -253,7 +259,7 @@ const struct transport tr_libipc_batch = {
 	.recv = ipc_recv,
 	.teardown = ipc_teardown,
 	.send_many = ipc_send_many,
-	.recv_many = ipc_recv_many,
+	.recv_many = bench_queue_get_many,
 };
 
 /* Zero copy: the producer reserves room and writes the message in place
