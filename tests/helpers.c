@@ -147,16 +147,54 @@ bool t_blocked_in_futex(pid_t pid, int timeout_ms)
 	return t_blocked_in_syscall(pid, SYS_futex, timeout_ms);
 }
 
+/* The stamp in this process's names: its pid and its start time (clock
+ * ticks since boot, from /proc/self/stat). A pid alone is reused, and a
+ * segment left behind by an earlier process with the same pid (a run that
+ * was killed) must neither collide with this one's names nor count as its
+ * leak. */
+static void t_stamp(char *buf, size_t cap)
+{
+	static pid_t cached_pid;
+	static unsigned long long cached_start;
+	pid_t pid = getpid();
+
+	if (cached_pid != pid) {
+		char stat[1024];
+		unsigned long long start = 0;
+		FILE *f = fopen("/proc/self/stat", "r");
+		size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+		char *p;
+
+		if (f != NULL)
+			fclose(f);
+		stat[n] = '\0';
+		/* Field 22; the command name (field 2) may hold spaces, so
+		 * count from its closing parenthesis (field 3 follows). */
+		p = strrchr(stat, ')');
+		if (p != NULL) {
+			int field = 2;
+			for (p++; *p != '\0' && field < 22; p++)
+				if (*p == ' ')
+					field++;
+			start = strtoull(p, NULL, 10);
+		}
+		cached_start = start;
+		cached_pid = pid;
+	}
+	snprintf(buf, cap, "t%dx%llu", (int)pid, cached_start);
+}
+
 int t_leaked_segments(void)
 {
-	char prefix[64];
+	char prefix[64], stamp[48];
 	DIR *d = opendir("/dev/shm");
 	struct dirent *e;
 	int n = 0;
 
 	if (d == NULL)
 		return -1;
-	snprintf(prefix, sizeof(prefix), "libipc.t%d.", (int)getpid());
+	t_stamp(stamp, sizeof(stamp));
+	snprintf(prefix, sizeof(prefix), "libipc.%s.", stamp);
 	while ((e = readdir(d)) != NULL)
 		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 ||
 		    strncmp(e->d_name, "libipc..tmp.", 12) == 0)
@@ -206,7 +244,10 @@ bool t_wait_count(const volatile int *word, int want, int timeout_ms)
 
 void t_name(char *buf, size_t cap, const char *tag)
 {
-	snprintf(buf, cap, "t%d.%s", (int)getpid(), tag);
+	char stamp[48];
+
+	t_stamp(stamp, sizeof(stamp));
+	snprintf(buf, cap, "%s.%s", stamp, tag);
 }
 
 void *t_shared(size_t size)

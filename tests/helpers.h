@@ -61,7 +61,9 @@ bool t_has_exited(pid_t pid);
 /* Poll until *word reaches at least want, at most timeout_ms. */
 bool t_wait_count(const volatile int *word, int want, int timeout_ms);
 
-/* A name unique to this process and tag, e.g. "t4242.lock-named". */
+/* A name unique to this process and tag, e.g. "t4242x91733.lock-named":
+ * the pid and the process's start time, so a name left behind by an
+ * earlier process with the same pid never collides with it. */
 void t_name(char *buf, size_t cap, const char *tag);
 
 /* Zeroed memory shared with children forked later. */
