@@ -60,11 +60,12 @@
  *     A common pattern: the handler sets an Event, a thread waits on it.
  *
  * Requirements: Linux 5.3 or later (pidfds for Process and Pool; shared
- * futexes and robust mutexes for everything; the biased queue producer uses
- * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), Linux 4.16, and falls back
- * to locking without it), glibc 2.30 or later, a tmpfs /dev/shm for named
- * objects. Without pidfds ipc_process_start returns IPC_ENOTSUP. The
- * across-hosts calls use nanomsg and libsodium, linked into libipc.
+ * futexes and robust mutexes for everything; the biased queue producer is
+ * revoked with membarrier(MEMBARRIER_CMD_GLOBAL), which a kernel booted
+ * with nohz_full lacks, and queues fall back to locking without it), glibc 2.30
+ * or later, a tmpfs /dev/shm for named objects. Without pidfds
+ * ipc_process_start returns IPC_ENOTSUP. The across-hosts calls use nanomsg and
+ * libsodium, linked into libipc.
  *
  * Names: 1 to 200 characters of [A-Za-z0-9._-], with an optional leading
  * '/', not "." or "..". An object named "jobs" is the file

@@ -6,10 +6,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
 #include "tests/queue_helpers.h"
+
+#include <sys/syscall.h>
 
 ipc_queue *tq;
 char tq_name[128];
@@ -100,7 +103,14 @@ bool tq_asleep(pid_t pid)
 				state = 0;
 			fclose(f);
 		}
-		if (state == 'S')
+		/* Not in a nap or a barrier: a revoking producer's sleeps on
+		 * its way to the queue's sleep (a futex wait, or the mqueue
+		 * backend's receive or send) are not the sleep a test waits
+		 * for. */
+		if (state == 'S' &&
+		    !t_blocked_in_syscall(pid, SYS_nanosleep, 0) &&
+		    !t_blocked_in_syscall(pid, SYS_clock_nanosleep, 0) &&
+		    !t_blocked_in_syscall(pid, SYS_membarrier, 0))
 			return true;
 		usleep(1000);
 	} while (t_now_ms() < until);

@@ -44,7 +44,9 @@ void tq_expect_closed(void);
 void tq_die_at(const char *point, const char *skip, int (*fn)(void *),
 	       void *arg);
 
-/* Poll (10 s at most) until pid is asleep (state S in /proc). */
+/* Poll (10 s at most) until pid is asleep (state S in /proc) and not in a
+ * nanosleep or membarrier (a revoking producer's, on its way to the
+ * queue's sleep). */
 bool tq_asleep(pid_t pid);
 
 #endif

@@ -233,11 +233,11 @@ int32_t ipc__mutex_owner(pthread_mutex_t *m);
 int32_t ipc__tid(void);
 
 /* Asymmetric barriers (membarrier.c): the rare side of a Dekker pattern
- * calls ipc__membarrier() so that the hot side, in a process that called
- * ipc__membarrier_register(), needs only a compiler barrier. */
+ * calls ipc__membarrier() (slow: an RCU grace period) so that the hot side,
+ * in any process, needs only a compiler barrier. It returns false if the
+ * barrier could not be run (then nothing is ordered). */
 bool ipc__membarrier_available(void);
-int ipc__membarrier_register(void);
-void ipc__membarrier(void);
+bool ipc__membarrier(void);
 
 /* Incremented in every child at fork(); see fork.c. */
 unsigned ipc__fork_gen(void);
@@ -254,8 +254,9 @@ unsigned ipc__fork_gen(void);
  * process of another libipc version gets IPC_EPROTO at open instead of
  * misreading the segment. 2: the queue's armed-sleeper bit, watcher count,
  * biased producer's CPU and drop intent; the Condition's lock identity; the
- * Barrier's default timeout. */
-#define IPC__ABI_VERSION 2u
+ * Barrier's default timeout. 3: the biased producer is revoked with
+ * MEMBARRIER_CMD_GLOBAL (owners no longer register) and q_flags. */
+#define IPC__ABI_VERSION 3u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {

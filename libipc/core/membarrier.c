@@ -7,10 +7,13 @@
  * pending store to reach the cache — for a queue producer, the previous
  * message's cross-core transfer. membarrier(2) moves that cost to the rare
  * side: the hot path keeps only a compiler barrier, and the rare path runs
- * MEMBARRIER_CMD_GLOBAL_EXPEDITED, which makes every running thread of
- * every registered process execute a full barrier (a preempted thread has
- * passed one already, in its context switch). Processes that run such a hot
- * path register first with MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED.
+ * MEMBARRIER_CMD_GLOBAL, after which every thread on the system has passed
+ * through a state where its memory accesses match program order (a full
+ * barrier, or a context switch). It needs no registration, so the hot side
+ * makes no system call at all; in exchange it is slow (it waits for an RCU
+ * grace period, 10 to 30 ms here), which is why its one user, the revoking
+ * of a biased queue producer (ring_bias.c), runs it only when the owner
+ * does not answer a cheaper handshake.
  *
  * Support is probed once per process (the one cached fact); without it the
  * callers use their ordinary, fenced paths.
@@ -21,10 +24,6 @@
 #include <unistd.h>
 
 #include "libipc/core/core.h"
-
-#define NEEDED                             \
-	(MEMBARRIER_CMD_GLOBAL_EXPEDITED | \
-	 MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
 
 static long sys_membarrier(int cmd)
 {
@@ -38,23 +37,13 @@ bool ipc__membarrier_available(void)
 
 	if (s == 0) {
 		long mask = sys_membarrier(MEMBARRIER_CMD_QUERY);
-		s = mask >= 0 && (mask & NEEDED) == NEEDED ? 1 : 2;
+		s = mask >= 0 && (mask & MEMBARRIER_CMD_GLOBAL) != 0 ? 1 : 2;
 		atomic_store_explicit(&state, s, memory_order_relaxed);
 	}
 	return s == 1;
 }
 
-int ipc__membarrier_register(void)
+bool ipc__membarrier(void)
 {
-	if (!ipc__membarrier_available())
-		return -ENOTSUP;
-	return sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
-		       ? 0
-		       : ipc__sys_error(errno);
-}
-
-void ipc__membarrier(void)
-{
-	if (sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0)
-		atomic_thread_fence(memory_order_seq_cst); /* cannot happen */
+	return sys_membarrier(MEMBARRIER_CMD_GLOBAL) == 0;
 }

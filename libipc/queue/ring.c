@@ -158,6 +158,7 @@ static int ring_init(void *base, size_t size, const void *arg)
 	q->q_maxsize = g->maxsize;
 	q->q_joinable = g->joinable;
 	q->q_nslots = g->nslots;
+	q->q_flags = ipc__membarrier_available() ? RING_F_BIAS : 0;
 	ring_seg_size(g, &q->q_slots_off, &q->q_data_off);
 	(void)size;
 	rc = ipc__mutex_init(&q->q_pmutex, false);

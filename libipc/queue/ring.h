@@ -52,7 +52,13 @@
 #define PUT_SPINS 1000
 #define RING_YIELDS 8
 #define RING_NOWAIT_LOCK_MS 1 /* see ipc__ring_lock */
-#define REVOKE_SPINS 4096     /* see ring_bias_wait_idle */
+#define REVOKE_SPINS 4096     /* see ring_bias_nap */
+/* How long a revoker waits for the biased producer to answer before it
+ * runs the (slow) barrier instead; see ring_bias.c. */
+#define RING_HANDSHAKE_MS 2
+/* How long a getter about to sleep lets a biased producer's pending store
+ * arrive; see "Waking without a fence" in ring_bias.c. */
+#define RING_DRAIN_NS 10000
 /* What one watcher (ipc__queue_watch, ring_watch.c) adds to q_get_waiters:
  * a waker that sees a count this high wakes every sleeper on q_get_seq,
  * so that no watcher takes the one wake-up a blocked getter needed. */
@@ -70,6 +76,12 @@ enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
 enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
+/* q_flags. RING_F_BIAS: the creator's kernel has membarrier(2), so a
+ * producer may be biased (ring_bias.c). Probed by the creator, so that
+ * neither producer nor consumer makes the probe's system call. */
+enum { RING_F_BIAS = 1u };
+/* q_bias_revoke: none, posted, or posted and followed by a barrier. */
+enum { REVOKE_NONE = 0, REVOKE_POSTED = 1, REVOKE_FENCED = 2 };
 /* q_intent: the multi-word consumer operation in progress, rolled forward
  * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
  * (ipc__ring_drop_locked). */
@@ -112,7 +124,7 @@ struct ring_shm {
 	uint32_t q_maxsize; /* 0: no item limit */
 	uint32_t q_joinable;
 	uint32_t q_nslots;
-	uint32_t q_pad0;
+	uint32_t q_flags; /* RING_F_*, set by the creator */
 	uint64_t q_slots_off;
 	uint64_t q_data_off;
 
@@ -490,8 +502,10 @@ bool ipc__ring_wait_briefly(struct ring *r, int side, ring_ready_fn ready,
 			    uint32_t need, const struct ipc__deadline *dl);
 /* Arm seq before reading the state a sleep (or a watch) waits on: the
  * armed value to futex-wait on. Any waker that changes that state later
- * sees the arm and wakes (see ipc__ring_sleep). */
-uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq);
+ * sees the arm and wakes (see ipc__ring_sleep). On q_get_seq with a biased
+ * producer running elsewhere, that rests on a short wait for its pending
+ * store (RING_DRAIN_NS; *drained, if not NULL, says whether it ran). */
+uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq, bool *drained);
 /* A sleeper or watcher counted with `add` in waiters leaves: re-arm seq
  * for those still counted, so that the next change wakes them too. */
 void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,

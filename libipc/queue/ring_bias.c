@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring_bias.c — the queue's biased producer: puts without an atomic
- * read-modify-write while one producer has the queue to itself, revoked
- * with membarrier(2) when a second one appears. See the essay below and
- * docs/design.md, "The biased (fast) producer".
+ * read-modify-write or a system call while one producer has the queue to
+ * itself, revoked by a handshake (or, if the owner is idle, membarrier(2))
+ * when a second one appears. See the essay below and docs/design.md, "The
+ * biased (fast) producer".
  */
 #include <errno.h>
 #include <sched.h>
@@ -17,22 +18,41 @@
  * core. So the first producer of a queue becomes its *owner* and puts
  * without any atomic read-modify-write:
  *
- *   owner:    busy = 1; compiler barrier; if (revoke) -> slow path;
- *             write the record; publish q_tail; busy = 0 (release)
- *   revoker:  (another producer, holding q_pmutex) revoke = 1;
- *             membarrier (a full barrier on the owner's CPU);
- *             wait until busy == 0 or the owner is dead, or the
+ *   owner:    busy = 1; compiler barrier; if (revoke) -> give up q_bias_reg,
+ *             slow path; write the record; publish q_tail; busy = 0
+ *             (release)
+ *   revoker:  (another producer, holding q_pmutex) revoke = 1 (a full
+ *             barrier); then either the handshake: q_bias_reg becomes
+ *             free (the owner saw revoke and gave it up) or its owner
+ *             died; or, if the owner does not put again soon, the
+ *             barrier: membarrier (MEMBARRIER_CMD_GLOBAL: every thread
+ *             of the system has run a full barrier or a context switch),
+ *             then wait until busy == 0 or the owner is dead, or the
  *             revoker's deadline passes; state = OFF
  *
- * The membarrier makes the owner's compiler barrier a real one exactly when
+ * The handshake is a release (the owner's unlock, after its busy = 0) read
+ * by an acquire (our lock): all that put's stores are visible, and it will
+ * not put fast again. It answers within one put of a running owner, and
+ * costs no system call. An owner that is alive but not putting never
+ * answers; the barrier makes its compiler barrier a real one exactly when
  * a revoker needs it (Dekker's pattern, made asymmetric): either the owner
- * sees revoke and takes the locked path, or the revoker sees busy and waits
- * for that put to finish. From then on every producer takes q_pmutex. The
- * owner holds q_bias_reg while it owns, so a dead owner is seen by the
- * kernel (EOWNERDEAD) and the revoker does not wait for it; whatever a dead
- * owner wrote past q_tail is unpublished, exactly as for a locked put.
+ * saw revoke and takes the locked path, or the revoker sees busy and waits
+ * for that put to finish. The barrier needs no registration by the owner,
+ * so the owner never makes a system call, but it is slow (an RCU grace
+ * period: 10 to 30 ms here): it runs once per queue at most, when a second
+ * producer appears beside an idle first one, and it runs even when the
+ * revoker's deadline passed during the handshake, or a caller that never
+ * waits long could never revoke an idle owner. From then on every producer
+ * takes q_pmutex. The owner holds q_bias_reg while it owns, so a dead owner
+ * is seen by the kernel (EOWNERDEAD) and the revoker does not wait for it;
+ * whatever a dead owner wrote past q_tail is unpublished, exactly as for a
+ * locked put.
  *
- * Without membarrier(2) support, no producer is ever biased.
+ * Without membarrier(2) support, no producer is ever biased. The queue's
+ * creator probes it (RING_F_BIAS), so producers and consumers never make
+ * a membarrier call of their own unless they revoke. Should the barrier
+ * fail after all (a damaged flag), the revoker waits for the handshake
+ * alone.
  *
  * Waking without a fence. After publishing, the owner reads q_get_seq to
  * see whether a getter armed it (ring_wait.c), and x86 may perform that
@@ -41,15 +61,18 @@
  * for (Dekker's pattern, against the sleeper's arm). A fence per put would
  * close that, but a locked instruction on every put makes the owner wait
  * for each record's stores to cross to the consumer, which costs a 64-byte
- * stream most of its speed. A membarrier before every consumer sleep closes
- * it too, but is a system call per sleep. Instead, the getter runs the
- * membarrier only when the owner may be running right now:
+ * stream most of its speed. The window is the owner's store buffer: a
+ * store waits there only until its cache line arrives (well under a
+ * microsecond), and a context switch drains it. So the getter, after its
+ * arm and before its final look at the tail, lets any such store arrive,
+ * but only when the owner may be running right now on another CPU:
  *
  *   owner:   cpu = my CPU; if (q_bias_cpu != cpu) exchange q_bias_cpu, cpu
  *            (a full barrier: rare, only when it moved);
  *            put; read q_get_seq, wake if armed;
  *            if (my CPU != cpu) fence, read q_get_seq again, wake if armed
- *   getter:  arm q_get_seq; if (q_bias_cpu != my CPU) membarrier;
+ *   getter:  arm q_get_seq; if (q_bias_cpu != my CPU) spin RING_DRAIN_NS
+ *            (10 us, re-reading the tail: a message ends it at once);
  *            read the tail
  *
  * Why no wake is lost. Take a put whose read of q_get_seq missed the arm,
@@ -59,13 +82,18 @@
  * getter's read. If it ran on another CPU Y and began there, it exchanged
  * q_bias_cpu to Y before that read, so a getter that read X afterwards
  * read before the exchange, which precedes the put's read of q_get_seq —
- * after the arm, a contradiction. If it moved during the put, its second,
- * fenced read comes after its store is visible: before the getter's read
- * of the tail (which sees the message) or after the arm (which it sees).
- * On one CPU, or with the owner asleep or descheduled, no membarrier runs
- * at all; a getter and a running owner on different CPUs pay one per
- * sleep, as before. A damaged q_bias_cpu can only cost a wake-up until the
- * sleeper's next re-check (IPC__RECHECK_MS), never a message.
+ * after the arm, a contradiction; so the getter read Y and waited out the
+ * drain, after which the put's tail store (issued before the arm) has
+ * long been visible. If it moved during the put, its second, fenced read
+ * comes after its store is visible: before the getter's read of the tail
+ * (which sees the message) or after the arm (which it sees). That wait is
+ * the one place a timing bound stands in for a barrier, and only a
+ * wake-up rides on it: should a store ever take longer, the sleeper finds
+ * the message at its next re-check (IPC__RECHECK_MS; a watcher of such a
+ * queue is asked to re-check as often), never loses it. On one CPU, or
+ * with the owner asleep or descheduled, no wait runs at all; no system
+ * call is made for it anywhere. A damaged q_bias_cpu can likewise only
+ * cost a wake-up until the next re-check, never a message.
  */
 
 /* Become the owner (q_pmutex held, state NONE). */
@@ -74,7 +102,7 @@ void ipc__ring_bias_take(struct ring *r)
 	struct ring_shm *q = r->shm;
 	int rc;
 
-	if (ipc__membarrier_register() != 0) {
+	if ((q->q_flags & RING_F_BIAS) == 0) { /* no membarrier(2) */
 		atomic_store(&q->q_bias_state, BIAS_OFF);
 		return;
 	}
@@ -83,7 +111,7 @@ void ipc__ring_bias_take(struct ring *r)
 		pthread_mutex_consistent(&q->q_bias_reg);
 	else if (rc != 0)
 		return;
-	atomic_store(&q->q_bias_revoke, 0);
+	atomic_store(&q->q_bias_revoke, REVOKE_NONE);
 	atomic_store(&q->q_bias_busy, 0);
 	atomic_store(&q->q_bias_cpu, -1); /* the first put sets it */
 	r->bias_head = atomic_load(&q->q_head);
@@ -94,25 +122,62 @@ void ipc__ring_bias_take(struct ring *r)
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 
-/* Is the owner dead? Frees its registration if so. */
-static bool ring_bias_owner_dead(struct ring_shm *q)
+/* Has the owner let go of the fast path? True when q_bias_reg is free
+ * (the owner gave it up: it saw revoke, and its unlock publishes that its
+ * last put is finished) or its owner died (*dead; the registration is
+ * freed), or when the calling thread holds it itself (another handle of
+ * this thread owns: not mid-put, since we are here) or it is damaged. */
+static bool ring_bias_answered(struct ring_shm *q, bool *dead)
 {
 	int rc = ipc__mutex_trylock_sane(&q->q_bias_reg);
 
-	if (rc == EBUSY || rc == EDEADLK)
+	if (rc == EBUSY)
 		return false;
 	if (rc == EOWNERDEAD)
 		pthread_mutex_consistent(&q->q_bias_reg);
 	if (rc == 0 || rc == EOWNERDEAD)
 		ipc__mutex_unlock(&q->q_bias_reg);
+	*dead = rc == EOWNERDEAD || rc == ENOTRECOVERABLE;
 	return true;
 }
 
-/* Wait for the owner's put in progress to finish: true once it did (or
- * the owner died: *dead), false if dl passed first. An owner mid-put that
- * is running finishes within a microsecond; one that cannot run (stopped,
- * preempted, paging) may take any time, so after a short spin this sleeps
- * in growing steps up to 1 ms and checks the deadline at every step. */
+/* Nap before looking again: a short spin first (an owner running
+ * elsewhere answers within microseconds), then sleeps growing from 20 us
+ * to 1 ms, since an owner that cannot run (stopped, preempted, paging) may
+ * take any time. */
+static void ring_bias_nap(unsigned spins, long *nap_ns)
+{
+	if (spins < REVOKE_SPINS) {
+		ipc__cpu_relax();
+		return;
+	}
+	nanosleep(&(struct timespec){ 0, *nap_ns }, NULL);
+	if (*nap_ns < 1000000)
+		*nap_ns *= 2;
+}
+
+/* The handshake: true once the owner answered (or died: *dead); false when
+ * it did not by dl, or (brief) within about RING_HANDSHAKE_MS. */
+static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
+				const struct ipc__deadline *dl)
+{
+	struct ipc__deadline limit = *dl;
+	long nap_ns = 20000;
+
+	if (brief)
+		ipc__deadline_capped(&limit, dl, RING_HANDSHAKE_MS);
+	for (unsigned spins = 0;; spins++) {
+		if ((spins & 63) == 0 && ring_bias_answered(q, dead))
+			return true;
+		if (spins >= REVOKE_SPINS && ipc__deadline_passed(&limit))
+			return false;
+		ring_bias_nap(spins, &nap_ns);
+	}
+}
+
+/* After the barrier: wait until the owner's put in progress, if any,
+ * finished (or the owner answered or died: *dead); false if dl passed
+ * first. */
 static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 				const struct ipc__deadline *dl)
 {
@@ -121,21 +186,11 @@ static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 	for (unsigned spins = 0;
 	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
 	     spins++) {
-		if (spins < REVOKE_SPINS && (spins & 1023) != 0) {
-			ipc__cpu_relax();
-			continue;
-		}
-		if (ring_bias_owner_dead(q)) {
-			*dead = true;
+		if ((spins & 1023) == 0 && ring_bias_answered(q, dead))
 			return true;
-		}
-		if (spins < REVOKE_SPINS)
-			continue;
-		if (ipc__deadline_passed(dl))
+		if (spins >= REVOKE_SPINS && ipc__deadline_passed(dl))
 			return false;
-		nanosleep(&(struct timespec){ 0, nap_ns }, NULL);
-		if (nap_ns < 1000000)
-			nap_ns *= 2;
+		ring_bias_nap(spins, &nap_ns);
 	}
 	return true;
 }
@@ -143,25 +198,43 @@ static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 /* Take the fast path away from the owner (q_pmutex held, state OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. Then the
  * request stays posted (q_bias_revoke): the owner's next put sees it and
- * takes the locked path, and the next revoker finds it idle. */
+ * takes the locked path, and the next revoker finds it answered. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
-	bool dead = false;
+	bool dead = false, idle;
 
-	atomic_store(&q->q_bias_revoke, 1);
-	ipc__membarrier();
-	if (!ring_bias_wait_idle(q, &dead, dl))
+	/* REVOKE_FENCED: an earlier revoker's barrier ran after the request
+	 * was posted, so a put of the owner's either saw the request or is
+	 * visible as busy, and no second barrier is needed (a stopped owner
+	 * must not cost every later put one). */
+	if (atomic_load(&q->q_bias_revoke) == REVOKE_FENCED) {
+		idle = ring_bias_wait_idle(q, &dead, dl);
+	} else {
+		atomic_store(&q->q_bias_revoke,
+			     REVOKE_POSTED); /* a full barrier */
+		if (ring_bias_handshake(q, &dead, true, dl)) {
+			idle = true;
+		} else if (ipc__membarrier()) {
+			/* Alive and not putting, or stopped mid-put: the
+			 * barrier tells which. */
+			atomic_store(&q->q_bias_revoke, REVOKE_FENCED);
+			idle = ring_bias_wait_idle(q, &dead, dl);
+		} else { /* no barrier after all: the handshake alone */
+			idle = ring_bias_handshake(q, &dead, false, dl);
+		}
+	}
+	if (!idle)
 		return ipc__deadline_error(dl);
+	if (!dead) /* idle, but perhaps dead since */
+		ring_bias_answered(q, &dead);
 	IPC__CRASHPOINT("queue.bias.revoked");
-	/* A dead owner leaves the queue free for a new one; a live one was
-	 * contended, and the queue stays on the locked path. */
-	if (!dead)
-		dead = ring_bias_owner_dead(q);
 	/* The owner moved q_tail without these caches following: refresh
 	 * them, so that they are within a lap of the tail again. */
 	q->q_pc_head = atomic_load(&q->q_head);
 	q->q_pc_free = atomic_load(&q->q_free);
+	/* A dead owner leaves the queue free for a new one; a live one was
+	 * contended, and the queue stays on the locked path. */
 	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
 	return 0;
 }

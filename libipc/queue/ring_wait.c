@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <time.h>
 
 #include "libipc/queue/ring.h"
 
@@ -44,29 +45,42 @@ bool ipc__ring_ready_to_join(struct ring *r, uint32_t need)
 }
 
 /* A getter has armed q_get_seq and is about to read the state. A biased
- * producer checks the arm without a fence, so make sure it cannot miss
- * ours while its last put is still unseen: a membarrier, but only when the
- * owner may be running right now on another CPU (q_bias_cpu is not ours).
+ * producer checks the arm without a fence, so its last put's tail may
+ * still be on its way from its store buffer: when the owner may be running
+ * right now on another CPU (q_bias_cpu is not ours), let it arrive by
+ * spinning RING_DRAIN_NS, which a message ends at once. True if it waited.
  * The argument is "Waking without a fence" in ring_bias.c. */
-static void ring_sleep_barrier(struct ring *r)
+static bool ring_sleep_drain(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
+	struct timespec t0, t;
 	int cpu;
 
 	if (atomic_load(&q->q_bias_state) != BIAS_OWNED)
-		return;
+		return false;
 	cpu = ipc__cpu_now();
-	if (cpu < 0 ||
-	    atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != cpu)
-		ipc__membarrier();
+	if (cpu >= 0 &&
+	    atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) == cpu)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (ipc__ring_ready_to_get(r, 0))
+			break;
+		for (int i = 0; i < 16; i++)
+			ipc__cpu_relax();
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec <
+		 RING_DRAIN_NS);
+	return true;
 }
 
-uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq)
+uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq, bool *drained)
 {
 	uint32_t s = atomic_fetch_or(seq, SEQ_ARMED) | SEQ_ARMED;
+	bool d = seq == &r->shm->q_get_seq && ring_sleep_drain(r);
 
-	if (seq == &r->shm->q_get_seq)
-		ring_sleep_barrier(r);
+	if (drained != NULL)
+		*drained = d;
 	return s;
 }
 
@@ -95,7 +109,7 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 	atomic_fetch_add(waiters, 1);
 	for (;;) {
-		uint32_t s = ipc__ring_arm(r, seq);
+		uint32_t s = ipc__ring_arm(r, seq, NULL);
 		if (atomic_load_explicit(&r->shm->q_closed,
 					 memory_order_relaxed) &
 		    CLOSED_BROKEN) {

@@ -7,7 +7,7 @@
  * every change that can make a get succeed bumps: a put, a requeue of a
  * dead consumer's tasks, shutdown, "broken". It arms the word exactly as a
  * getter about to sleep does (ipc__ring_arm: the SEQ_ARMED bit, and the
- * biased producer's barrier rule), so a waker that changes the state after
+ * biased producer's drain rule), so a waker that changes the state after
  * the watcher's readiness test sees the arm, changes the word and wakes.
  * Producers that find nobody armed still make no system call.
  *
@@ -28,6 +28,7 @@ int ipc__ring_watch(void *impl, struct ipc__watch *w)
 {
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
+	bool drained;
 
 	atomic_fetch_add(&q->q_get_waiters, RING_WATCHER);
 	ipc__ring_reap(r); /* nothing on a plain Queue */
@@ -35,8 +36,10 @@ int ipc__ring_watch(void *impl, struct ipc__watch *w)
 	w->shared = true; /* every segment is MAP_SHARED, anonymous too */
 	w->fd = -1;
 	w->events = 0;
-	w->recheck_ms = r->joinable ? IPC__RECHECK_MS : 0;
-	w->val = ipc__ring_arm(r, &q->q_get_seq);
+	w->val = ipc__ring_arm(r, &q->q_get_seq, &drained);
+	/* A drained arm rests its wake-up on a timing bound (ring_bias.c):
+	 * look again that often, in case it ever failed. */
+	w->recheck_ms = r->joinable || drained ? IPC__RECHECK_MS : 0;
 	return ipc__ring_ready_to_get(r, 0) ? 1 : 0;
 }
 
