@@ -234,10 +234,15 @@ int32_t ipc__tid(void);
 
 /* Asymmetric barriers (membarrier.c): the rare side of a Dekker pattern
  * calls ipc__membarrier() (slow: an RCU grace period) so that the hot side,
- * in any process, needs only a compiler barrier. It returns false if the
- * barrier could not be run (then nothing is ordered). */
+ * in any process, needs only a compiler barrier; or, where the hot side's
+ * process called ipc__membarrier_register() (0, or -ENOTSUP / a system
+ * error), ipc__membarrier_expedited() (fast). Each returns false if the
+ * barrier could not be run (then nothing is ordered). Support is probed
+ * once per process. */
 bool ipc__membarrier_available(void);
 bool ipc__membarrier(void);
+int ipc__membarrier_register(void);
+bool ipc__membarrier_expedited(void);
 
 /* Incremented in every child at fork(); see fork.c. */
 unsigned ipc__fork_gen(void);

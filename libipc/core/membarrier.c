@@ -13,7 +13,11 @@
  * makes no system call at all; in exchange it is slow (it waits for an RCU
  * grace period, 10 to 30 ms here), which is why its one user, the revoking
  * of a biased queue producer (ring_bias.c), runs it only when the owner
- * does not answer a cheaper handshake.
+ * does not answer a cheaper handshake. A hot side that expects to be
+ * revoked often registers instead (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+ * one call per process), and the rare side then runs the fast
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED, which interrupts only the CPUs running
+ * registered processes.
  *
  * Support is probed once per process (the one cached fact); without it the
  * callers use their ordinary, fenced paths.
@@ -30,20 +34,44 @@ static long sys_membarrier(int cmd)
 	return syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+/* The commands this kernel supports (MEMBARRIER_CMD_QUERY), or 0. */
+static long membarrier_mask(void)
+{
+	static _Atomic long mask = -1; /* -1: not asked yet */
+	long m = atomic_load_explicit(&mask, memory_order_relaxed);
+
+	if (m < 0) {
+		m = sys_membarrier(MEMBARRIER_CMD_QUERY);
+		if (m < 0)
+			m = 0;
+		atomic_store_explicit(&mask, m, memory_order_relaxed);
+	}
+	return m;
+}
+
 bool ipc__membarrier_available(void)
 {
-	static _Atomic int state; /* 0 unknown, 1 yes, 2 no */
-	int s = atomic_load_explicit(&state, memory_order_relaxed);
-
-	if (s == 0) {
-		long mask = sys_membarrier(MEMBARRIER_CMD_QUERY);
-		s = mask >= 0 && (mask & MEMBARRIER_CMD_GLOBAL) != 0 ? 1 : 2;
-		atomic_store_explicit(&state, s, memory_order_relaxed);
-	}
-	return s == 1;
+	return (membarrier_mask() & MEMBARRIER_CMD_GLOBAL) != 0;
 }
 
 bool ipc__membarrier(void)
 {
 	return sys_membarrier(MEMBARRIER_CMD_GLOBAL) == 0;
+}
+
+int ipc__membarrier_register(void)
+{
+	const long need = MEMBARRIER_CMD_GLOBAL_EXPEDITED |
+			  MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
+
+	if ((membarrier_mask() & need) != need)
+		return -ENOTSUP;
+	return sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
+		       ? 0
+		       : ipc__sys_error(errno);
+}
+
+bool ipc__membarrier_expedited(void)
+{
+	return sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }

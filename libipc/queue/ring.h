@@ -142,11 +142,14 @@ struct ring_shm {
 	 * under q_pmutex; q_bias_busy and q_bias_cpu are the owner's,
 	 * q_bias_revoke a revoker's; q_bias_reg is held by the owner thread
 	 * while it owns. q_bias_cpu: the CPU the owner last put on, or -1
-	 * (see "Waking without a fence" in ring_bias.c). */
+	 * (see "Waking without a fence" in ring_bias.c). q_bias_exp: the
+	 * owner's process registered for the expedited barrier (set under
+	 * q_pmutex with the state). */
 	_Atomic uint32_t q_bias_state IPC__ALIGNED;
 	_Atomic uint32_t q_bias_busy;
 	_Atomic uint32_t q_bias_revoke;
 	_Atomic int32_t q_bias_cpu;
+	_Atomic uint32_t q_bias_exp;
 	pthread_mutex_t q_bias_reg IPC__ALIGNED;
 
 	/* Consumer side, under q_cmutex. */
@@ -523,8 +526,11 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* ---- ring_bias.c: the biased producer ----------------------------------- */
 
-/* Become the biased producer (q_pmutex held, state BIAS_NONE). */
-void ipc__ring_bias_take(struct ring *r);
+/* Become the biased producer (q_pmutex held, state BIAS_NONE). expedite:
+ * this queue has more than one producer, so revocations will be frequent:
+ * register for the fast barrier first (one system call), so that revoking
+ * us costs microseconds, not a grace period. */
+void ipc__ring_bias_take(struct ring *r, bool expedite);
 /* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);

@@ -43,8 +43,14 @@
  * producer appears beside an idle first one, and it runs even when the
  * revoker's deadline passed during the handshake, or a caller that never
  * waits long could never revoke an idle owner. From then on every producer
- * takes q_pmutex. The owner holds q_bias_reg while it owns, so a dead owner
- * is seen by the kernel (EOWNERDEAD) and the revoker does not wait for it;
+ * takes q_pmutex, unless one takes the fast path back (ipc__ring_bias_take
+ * with expedite): an owner that is one of several producers expects to be
+ * revoked often, so it registers first (MEMBARRIER_CMD_REGISTER_GLOBAL_
+ * EXPEDITED, one call per take; q_bias_exp), and its revoker runs
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED at once, which costs microseconds. A
+ * queue's first producer never registers. The owner holds q_bias_reg while
+ * it owns, so a dead owner is seen by the kernel (EOWNERDEAD) and the
+ * revoker does not wait for it;
  * whatever a dead owner wrote past q_tail is unpublished, exactly as for a
  * locked put.
  *
@@ -97,7 +103,7 @@
  */
 
 /* Become the owner (q_pmutex held, state NONE). */
-void ipc__ring_bias_take(struct ring *r)
+void ipc__ring_bias_take(struct ring *r, bool expedite)
 {
 	struct ring_shm *q = r->shm;
 	int rc;
@@ -111,6 +117,8 @@ void ipc__ring_bias_take(struct ring *r)
 		pthread_mutex_consistent(&q->q_bias_reg);
 	else if (rc != 0)
 		return;
+	atomic_store(&q->q_bias_exp,
+		     expedite && ipc__membarrier_register() == 0);
 	atomic_store(&q->q_bias_revoke, REVOKE_NONE);
 	atomic_store(&q->q_bias_busy, 0);
 	atomic_store(&q->q_bias_cpu, -1); /* the first put sets it */
@@ -213,7 +221,12 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 	} else {
 		atomic_store(&q->q_bias_revoke,
 			     REVOKE_POSTED); /* a full barrier */
-		if (ring_bias_handshake(q, &dead, true, dl)) {
+		if (atomic_load(&q->q_bias_exp) &&
+		    ipc__membarrier_expedited()) {
+			/* A registered owner: the fast barrier, at once. */
+			atomic_store(&q->q_bias_revoke, REVOKE_FENCED);
+			idle = ring_bias_wait_idle(q, &dead, dl);
+		} else if (ring_bias_handshake(q, &dead, true, dl)) {
 			idle = true;
 		} else if (ipc__membarrier()) {
 			/* Alive and not putting, or stopped mid-put: the

@@ -34,7 +34,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 		}
 		break;
 	case BIAS_NONE:
-		ipc__ring_bias_take(r); /* fast from the next put on */
+		ipc__ring_bias_take(r, false); /* fast from the next put on */
 		break;
 	}
 	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
