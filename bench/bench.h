@@ -24,6 +24,12 @@
 #include <libipc/ipc.h>
 
 #define BENCH_MAX_MSG ((size_t)1 << 20) /* the largest stream size */
+/* The bytes of a message that the workloads write and read: [0] MSG_DATA
+ * or MSG_END, [1] the producer's index, [4, 8) a sequence number and
+ * [8, 16) the sender's CLOCK_MONOTONIC stamp (the wake-up). A transport
+ * that does not copy whole messages through the caller's buffer (zero
+ * copy) must still carry these. */
+#define BENCH_HDR 16
 #define BENCH_MAX_PEERS 8
 
 enum bench_role { ROLE_SEND, ROLE_RECV };
@@ -158,21 +164,34 @@ struct result {
 	char metric[24];
 	double v[BENCH_MAX_REPS];
 	int n;
-	char note[128];
+	bool failed; /* a value was impossible: no figure is printed */
+	char note[192];
 };
 
 struct result *result_add(const char *workload, const char *transport,
 			  const char *param, const char *metric, double v);
 void result_note(const char *workload, const char *transport, const char *param,
 		 const char *note);
-/* The median of a record, or NaN when it was not measured. */
+/* Fail every record of (workload, transport, param): the reports print
+ * "failed" and the note, never a number. */
+void result_fail(const char *workload, const char *transport, const char *param,
+		 const char *note);
+bool result_failed(const char *workload, const char *transport,
+		   const char *param);
+/* The median of a record, or NaN when it was not measured or failed. */
 double result_get(const char *workload, const char *transport,
 		  const char *param, const char *metric);
 const char *result_note_of(const char *workload, const char *transport,
 			   const char *param);
 struct result *result_all(int *n);
-/* Any value of the workload (of that transport; NULL: of any). */
+/* Any value of the workload (of that transport; NULL: of any), or a cell
+ * of it that failed. */
 bool result_measured(const char *workload, const char *transport);
+
+/* ---- sanity.c -------------------------------------------------------- */
+/* Before any report: fail every cell holding a figure that cannot be
+ * true (see sanity.c); returns the number of cells failed. */
+int results_sanity(void);
 
 /* ---- workloads.c ----------------------------------------------------- */
 struct bench_opts {
@@ -180,7 +199,12 @@ struct bench_opts {
 	int reps;
 	double window; /* seconds per timed run */
 	const char *only;
+	/* How the run went, for the reports: the 1-minute load average at
+	 * its start and end, and where its time went. */
+	double load_start, load_end;
+	char took[256];
 };
+double bench_loadavg(void); /* 1-minute load average, NaN if unknown */
 void run_stream(const struct bench_opts *o, const struct transport *t,
 		size_t size);
 void run_pingpong(const struct bench_opts *o, const struct transport *t);
@@ -199,6 +223,16 @@ bool python_available(char *note);
  * a result of workload/transport/param. false on failure. */
 bool python_run(const char *workload, const char *transport, const char *param,
 		const char *args);
+/* The same for n measurements in one interpreter, in order. */
+struct py_job {
+	char workload[24], transport[24], param[24];
+	char args[96];
+};
+/* Append a job to jobs[*n] (cap entries at most). */
+void python_job(struct py_job *jobs, int *n, int cap, const char *workload,
+		const char *transport, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+void python_run_all(const struct py_job *jobs, int n);
 
 /* ---- report.c, plots.c ----------------------------------------------- */
 void report_terminal(FILE *out, const char *machine,

@@ -67,9 +67,13 @@ static const struct transport *row(const char *workload, const char *name,
 	return t;
 }
 
+#define PY_JOBS 16
+
 static void stream_all(const struct bench_opts *o, int rep)
 {
-	char args[96], p[24];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
+	char p[24];
 
 	for (int s = 0; s < bench_nsizes; s++) {
 		size_t size = bench_sizes[s];
@@ -86,19 +90,20 @@ static void stream_all(const struct bench_opts *o, int rep)
 		for (int k = 0; py_kinds[k] != NULL; k++) {
 			char name[24];
 			snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
-			bench_progress("[%d/%d] stream %zu B: %s", rep + 1,
-				       o->reps, size, name);
-			snprintf(args, sizeof(args), "stream %s %zu %.3f",
-				 py_kinds[k], size, o->window);
-			python_run("stream", name, p, args);
+			python_job(py, &npy, PY_JOBS, "stream", name, p,
+				   "stream %s %zu %.3f", py_kinds[k], size,
+				   o->window);
 		}
 	}
+	bench_progress("[%d/%d] stream: Python", rep + 1, o->reps);
+	python_run_all(py, npy);
 }
 
 static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 {
 	const char *w = wakeup ? "wakeup" : "latency";
-	char args[96];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
 
 	for (int i = 0; c_stream_rows[i] != NULL; i++) {
 		const struct transport *t = row(w, c_stream_rows[i], "64");
@@ -113,15 +118,16 @@ static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 	for (int k = 0; py_kinds[k] != NULL; k++) {
 		char name[24];
 		snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
-		bench_progress("[%d/%d] %s: %s", rep + 1, o->reps, w, name);
 		if (wakeup)
-			snprintf(args, sizeof(args), "wakeup %s %d",
-				 py_kinds[k], o->quick ? 200 : 1000);
+			python_job(py, &npy, PY_JOBS, w, name, "64",
+				   "wakeup %s %d", py_kinds[k],
+				   o->quick ? 200 : 1000);
 		else
-			snprintf(args, sizeof(args), "latency %s %.3f",
-				 py_kinds[k], o->window);
-		python_run(w, name, "64", args);
+			python_job(py, &npy, PY_JOBS, w, name, "64",
+				   "latency %s %.3f", py_kinds[k], o->window);
 	}
+	bench_progress("[%d/%d] %s: Python", rep + 1, o->reps, w);
+	python_run_all(py, npy);
 }
 
 static void grid_all(const struct bench_opts *o, int rep)
@@ -129,25 +135,28 @@ static void grid_all(const struct bench_opts *o, int rep)
 	static const int shape[][2] = {
 		{ 1, 1 }, { 1, 4 }, { 4, 1 }, { 4, 4 }
 	};
-	char args[64];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
 
 	for (int g = 0; g < 4; g++) {
 		for (int i = 0; grid_rows[i] != NULL; i++) {
-			bench_progress("[%d/%d] grid %s: %s", rep + 1, o->reps,
-				       grid_params[g], grid_rows[i]);
 			if (strcmp(grid_rows[i], "py-queue") == 0) {
-				snprintf(args, sizeof(args), "grid %d %d %.3f",
-					 shape[g][0], shape[g][1], o->window);
-				python_run("grid", "py-queue", grid_params[g],
-					   args);
+				python_job(py, &npy, PY_JOBS, "grid",
+					   "py-queue", grid_params[g],
+					   "grid %d %d %.3f", shape[g][0],
+					   shape[g][1], o->window);
 				continue;
 			}
+			bench_progress("[%d/%d] grid %s: %s", rep + 1, o->reps,
+				       grid_params[g], grid_rows[i]);
 			const struct transport *t =
 				row("grid", grid_rows[i], grid_params[g]);
 			if (t != NULL)
 				run_grid(o, t, shape[g][0], shape[g][1]);
 		}
 	}
+	bench_progress("[%d/%d] grid: Python", rep + 1, o->reps);
+	python_run_all(py, npy);
 }
 
 static void onecore_all(const struct bench_opts *o, int rep)
@@ -161,6 +170,58 @@ static void onecore_all(const struct bench_opts *o, int rep)
 			       t->name);
 		run_onecore(o, t);
 	}
+}
+
+static const char *const workloads[] = { "stream",  "latency", "wakeup", "grid",
+					 "onecore", "prim",    "pool" };
+#define NWORKLOADS ((int)(sizeof(workloads) / sizeof(workloads[0])))
+
+static void run_workload(const struct bench_opts *o, int w, int rep)
+{
+	switch (w) {
+	case 0:
+		stream_all(o, rep);
+		break;
+	case 1:
+		latency_all(o, rep, false);
+		break;
+	case 2:
+		latency_all(o, rep, true);
+		break;
+	case 3:
+		grid_all(o, rep);
+		break;
+	case 4:
+		onecore_all(o, rep);
+		break;
+	case 5:
+		bench_progress("[%d/%d] primitives", rep + 1, o->reps);
+		run_primitives(o);
+		break;
+	default:
+		run_pool(o);
+		break;
+	}
+}
+
+/* "took 96 s (stream 60.1, latency 6.0, ... s)" */
+static void describe_time(struct bench_opts *o, double total,
+			  const double *took)
+{
+	size_t len = (size_t)snprintf(o->took, sizeof(o->took), "took %.0f s (",
+				      total);
+	const char *sep = "";
+
+	for (int w = 0; w < NWORKLOADS && len < sizeof(o->took); w++) {
+		if (!want(o, workloads[w]))
+			continue;
+		len += (size_t)snprintf(o->took + len, sizeof(o->took) - len,
+					"%s%s %.1f", sep, workloads[w],
+					took[w]);
+		sep = ", ";
+	}
+	if (len < sizeof(o->took))
+		snprintf(o->took + len, sizeof(o->took) - len, " s)");
 }
 
 /* POSIX mq of large messages needs more than the default 800 KiB
@@ -236,25 +297,26 @@ int main(int argc, char **argv)
 	raise_mq_limit();
 	bench_machine(machine, sizeof(machine));
 
+	o.load_start = bench_loadavg();
+	double start = bench_now(), took[NWORKLOADS] = { 0 };
 	for (int rep = 0; rep < o.reps; rep++) {
-		if (want(&o, "stream"))
-			stream_all(&o, rep);
-		if (want(&o, "latency"))
-			latency_all(&o, rep, false);
-		if (want(&o, "wakeup"))
-			latency_all(&o, rep, true);
-		if (want(&o, "grid"))
-			grid_all(&o, rep);
-		if (want(&o, "onecore"))
-			onecore_all(&o, rep);
-		if (want(&o, "prim")) {
-			bench_progress("[%d/%d] primitives", rep + 1, o.reps);
-			run_primitives(&o);
+		for (int w = 0; w < NWORKLOADS; w++) {
+			if (!want(&o, workloads[w]))
+				continue;
+			double t0 = bench_now();
+			run_workload(&o, w, rep);
+			took[w] += bench_now() - t0;
 		}
-		if (want(&o, "pool"))
-			run_pool(&o);
 	}
 	bench_progress_end();
+	o.load_end = bench_loadavg();
+	describe_time(&o, bench_now() - start, took);
+	int failed = results_sanity();
+	if (failed > 0)
+		fprintf(stderr,
+			"ipc-bench: %d cells failed their sanity checks (see "
+			"the notes)\n",
+			failed);
 	report_terminal(stdout, machine, &o);
 	fflush(stdout);
 	if (csv != NULL && report_csv(csv) != 0)

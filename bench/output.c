@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Machine-readable output: CSV (one line per measured figure: its median,
- * then every repetition) and JSON (the same, with the machine, the command
- * line, the notes and the targets).
+ * then every repetition, and whether sanity.c failed its cell) and JSON (the
+ * same, with the machine, the command line, the notes and the targets).
  */
 #include "bench.h"
 #include "report.h"
@@ -31,7 +31,8 @@ int report_csv(const char *path)
 
 	if (f == NULL)
 		return -1;
-	fprintf(f, "workload,transport,param,metric,median,reps,values,note\n");
+	fprintf(f, "workload,transport,param,metric,median,reps,values,"
+		   "failed,note\n");
 	for (int i = 0; i < n; i++) {
 		fprintf(f, "%s,%s,%s,%s,", r[i].workload, r[i].transport,
 			r[i].param, r[i].metric);
@@ -40,7 +41,7 @@ int report_csv(const char *path)
 		fprintf(f, ",%d,", r[i].n);
 		for (int k = 0; k < r[i].n; k++)
 			fprintf(f, "%s%.6g", k ? " " : "", r[i].v[k]);
-		fputc(',', f);
+		fprintf(f, ",%d,", r[i].failed);
 		csv_quoted(f, r[i].note);
 		fputc('\n', f);
 	}
@@ -111,7 +112,7 @@ int report_json(const char *path, const char *machine, const char *cmdline)
 			fprintf(f, k ? ", " : "");
 			json_number(f, r[i].v[k]);
 		}
-		fprintf(f, "]}");
+		fprintf(f, "]%s}", r[i].failed ? ", \"failed\": true" : "");
 	}
 	fprintf(f, "\n  ],\n  \"notes\": [");
 	for (int i = 0, first = 1; i < n; i++) {

@@ -2,8 +2,8 @@
 /*
  * The targets of the speed issue, each a ratio (or a count) of medians
  * measured in this run. A target whose rows were not measured (a skipped
- * workload, a missing library, a call that does not exist yet) is "n/a",
- * never met.
+ * workload, a missing library, a call that does not exist yet) or whose
+ * cell failed (sanity.c) is "n/a", never met.
  */
 #include "bench.h"
 #include "report.h"
@@ -27,7 +27,8 @@ static void check(struct target *t, const char *name, double v, double thr,
 	t->value = v;
 	if (isnan(v)) {
 		t->met = -1;
-		snprintf(t->measured, sizeof(t->measured), "not measured");
+		snprintf(t->measured, sizeof(t->measured),
+			 "not measured, or a cell failed (see the notes)");
 		return;
 	}
 	t->met = at_most ? v <= thr : v >= thr;

@@ -305,12 +305,18 @@ static size_t remote_recv(struct channel *c, void *buf, size_t cap)
 	return (size_t)n;
 }
 
+/* A peer leaves its remote ends to its exit, which ends the server's
+ * threads and closes every socket. Closing them would cost each run up
+ * to two seconds measured in none of its figures: ipc_server_stop waits
+ * for the server thread's next poll (up to a second), and a client's
+ * close is a round trip to a server that the other peer may already have
+ * stopped (up to a second then). Nothing is lost: every put returned only
+ * once the server had stored it, and the receiver took every message
+ * before its loop ended. */
 static void remote_detach(struct channel *c, enum bench_role role)
 {
-	if (role == ROLE_RECV)
-		ipc_server_stop(c->srv);
-	else
-		ipc_queue_close(c->q);
+	(void)c;
+	(void)role;
 }
 
 static void remote_teardown(struct channel *c)
