@@ -60,6 +60,12 @@ struct channel {
 #define T_MPMC 0x1   /* several producers and consumers at once */
 #define T_SPINS 0x2  /* never sleeps: the wake-up row measures a spin */
 #define T_FRAMED 0x4 /* a byte stream: the reader knows the frame size */
+/* Every send returns once the receiving side has stored the message, and
+ * the receiving end must outlive every sending end's close (a server and
+ * its clients): each peer closes its sending ends of it as soon as its
+ * work is done, and receiving ends are detached only after every peer
+ * has (peers.c). */
+#define T_ACKED 0x8
 
 struct transport {
 	const char *name;
@@ -197,8 +203,9 @@ int results_sanity(void);
 struct bench_opts {
 	bool quick;
 	int reps;
-	double window; /* seconds per timed run */
-	const char *only;
+	double window;	  /* seconds per timed run */
+	const char *only; /* workloads to run (NULL: all) */
+	const char *rows; /* rows to run (NULL: all; prim and pool ignore it) */
 	/* How the run went, for the reports: the 1-minute load average at
 	 * its start and end, and where its time went. */
 	double load_start, load_end;

@@ -5,6 +5,7 @@
  *
  *   ipc-bench [--quick | --full] [--reps N] [--window SECONDS]
  *             [--only stream,latency,wakeup,grid,onecore,prim,pool]
+ *             [--rows ROW,...]
  *             [--csv FILE] [--json FILE] [--markdown FILE] [--plots DIR]
  *
  * Every transport (transports.c) runs through the same producer and
@@ -37,15 +38,16 @@ static const char *const c_stream_rows[] = {
 };
 static const char *const py_kinds[] = { "queue", "pipe", NULL };
 
-static bool want(const struct bench_opts *o, const char *workload)
+/* Is name in the comma-separated list (NULL: everything is)? */
+static bool listed(const char *list, const char *name)
 {
-	const char *p = o->only;
-	size_t n = strlen(workload);
+	const char *p = list;
+	size_t n = strlen(name);
 
 	if (p == NULL)
 		return true;
-	while ((p = strstr(p, workload)) != NULL) {
-		if ((p == o->only || p[-1] == ',') &&
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == list || p[-1] == ',') &&
 		    (p[n] == '\0' || p[n] == ','))
 			return true;
 		p += n;
@@ -53,13 +55,22 @@ static bool want(const struct bench_opts *o, const char *workload)
 	return false;
 }
 
-/* A row of the table that this build does not have (no ZeroMQ or Boost
- * at configure time) gets a note instead of numbers. */
-static const struct transport *row(const char *workload, const char *name,
+static bool want(const struct bench_opts *o, const char *workload)
+{
+	return listed(o->only, workload);
+}
+
+/* The transport of a row, or NULL: a row left out by --rows, or one this
+ * build does not have (no ZeroMQ or Boost at configure time), which gets
+ * a note instead of numbers. */
+static const struct transport *row(const struct bench_opts *o,
+				   const char *workload, const char *name,
 				   const char *param)
 {
 	const struct transport *t = bench_transport(name);
 
+	if (!listed(o->rows, name))
+		return NULL;
 	if (t == NULL)
 		result_note(workload, name, param,
 			    "not built: the library was not found at "
@@ -80,7 +91,7 @@ static void stream_all(const struct bench_opts *o, int rep)
 		snprintf(p, sizeof(p), "%zu", size);
 		for (int i = 0; c_stream_rows[i] != NULL; i++) {
 			const struct transport *t =
-				row("stream", c_stream_rows[i], p);
+				row(o, "stream", c_stream_rows[i], p);
 			if (t == NULL)
 				continue;
 			bench_progress("[%d/%d] stream %zu B: %s", rep + 1,
@@ -90,6 +101,8 @@ static void stream_all(const struct bench_opts *o, int rep)
 		for (int k = 0; py_kinds[k] != NULL; k++) {
 			char name[24];
 			snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
+			if (!listed(o->rows, name))
+				continue;
 			python_job(py, &npy, PY_JOBS, "stream", name, p,
 				   "stream %s %zu %.3f", py_kinds[k], size,
 				   o->window);
@@ -106,7 +119,7 @@ static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 	int npy = 0;
 
 	for (int i = 0; c_stream_rows[i] != NULL; i++) {
-		const struct transport *t = row(w, c_stream_rows[i], "64");
+		const struct transport *t = row(o, w, c_stream_rows[i], "64");
 		if (t == NULL || t->send_many != NULL)
 			continue; /* batches only stream */
 		bench_progress("[%d/%d] %s: %s", rep + 1, o->reps, w, t->name);
@@ -118,6 +131,8 @@ static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 	for (int k = 0; py_kinds[k] != NULL; k++) {
 		char name[24];
 		snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
+		if (!listed(o->rows, name))
+			continue;
 		if (wakeup)
 			python_job(py, &npy, PY_JOBS, w, name, "64",
 				   "wakeup %s %d", py_kinds[k],
@@ -140,7 +155,8 @@ static void grid_all(const struct bench_opts *o, int rep)
 
 	for (int g = 0; g < 4; g++) {
 		for (int i = 0; grid_rows[i] != NULL; i++) {
-			if (strcmp(grid_rows[i], "py-queue") == 0) {
+			if (strcmp(grid_rows[i], "py-queue") == 0 &&
+			    listed(o->rows, grid_rows[i])) {
 				python_job(py, &npy, PY_JOBS, "grid",
 					   "py-queue", grid_params[g],
 					   "grid %d %d %.3f", shape[g][0],
@@ -150,7 +166,7 @@ static void grid_all(const struct bench_opts *o, int rep)
 			bench_progress("[%d/%d] grid %s: %s", rep + 1, o->reps,
 				       grid_params[g], grid_rows[i]);
 			const struct transport *t =
-				row("grid", grid_rows[i], grid_params[g]);
+				row(o, "grid", grid_rows[i], grid_params[g]);
 			if (t != NULL)
 				run_grid(o, t, shape[g][0], shape[g][1]);
 		}
@@ -163,7 +179,7 @@ static void onecore_all(const struct bench_opts *o, int rep)
 {
 	for (int i = 0; onecore_rows[i] != NULL; i++) {
 		const struct transport *t =
-			row("onecore", onecore_rows[i], "64");
+			row(o, "onecore", onecore_rows[i], "64");
 		if (t == NULL)
 			continue;
 		bench_progress("[%d/%d] one core: %s", rep + 1, o->reps,
@@ -243,6 +259,8 @@ static void usage(const char *argv0)
 		"usage: %s [--quick | --full] [--reps N] [--window SECONDS]\n"
 		"          [--only stream,latency,wakeup,grid,onecore,prim,"
 		"pool]\n"
+		"          [--rows ROW,...] (the rows of the tables, e.g. "
+		"libipc,ring,py-queue)\n"
 		"          [--csv FILE] [--json FILE] [--markdown FILE] "
 		"[--plots DIR]\n",
 		argv0);
@@ -271,6 +289,8 @@ int main(int argc, char **argv)
 			window = atof(v);
 		} else if (v != NULL && strcmp(a, "--only") == 0) {
 			o.only = v;
+		} else if (v != NULL && strcmp(a, "--rows") == 0) {
+			o.rows = v;
 		} else if (v != NULL && strcmp(a, "--csv") == 0) {
 			csv = v;
 		} else if (v != NULL && strcmp(a, "--json") == 0) {

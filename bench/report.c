@@ -293,7 +293,7 @@ void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 		o->quick ? "quick" : "full", o->reps, o->window);
 	fprintf(rep, "load average %.2f at the start, %.2f at the end; %s\n",
 		o->load_start, o->load_end, o->took);
-	if (result_measured("stream", "libipc")) {
+	if (result_measured("stream", NULL)) {
 		stream_table("One-way stream, 1 producer -> 1 consumer, msgs/s",
 			     "msgs_per_s", false);
 		stream_table("... MB/s", "MB_per_s", false);
@@ -301,15 +301,15 @@ void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 			     "cpu_us_per_msg", false);
 		stream_table("... libipc / row (msgs/s)", "msgs_per_s", true);
 	}
-	if (result_measured("latency", "libipc"))
+	if (result_measured("latency", NULL))
 		latency_table("latency", "Ping-pong, 64 B, one-way latency "
 					 "(round trip / 2), both peers awake");
-	if (result_measured("wakeup", "libipc"))
+	if (result_measured("wakeup", NULL))
 		latency_table("wakeup", "Wake-up after 1 ms idle, 64 B, "
 					"send -> receive (ring: spins)");
-	if (result_measured("grid", "libipc"))
+	if (result_measured("grid", NULL))
 		grid_table();
-	if (result_measured("onecore", "libipc"))
+	if (result_measured("onecore", NULL))
 		onecore_table();
 	prim_table();
 	fprintf(rep, "\nTargets\n");

@@ -305,18 +305,17 @@ static size_t remote_recv(struct channel *c, void *buf, size_t cap)
 	return (size_t)n;
 }
 
-/* A peer leaves its remote ends to its exit, which ends the server's
- * threads and closes every socket. Closing them would cost each run up
- * to two seconds measured in none of its figures: ipc_server_stop waits
- * for the server thread's next poll (up to a second), and a client's
- * close is a round trip to a server that the other peer may already have
- * stopped (up to a second then). Nothing is lost: every put returned only
- * once the server had stored it, and the receiver took every message
- * before its loop ended. */
+/* The sending end closes its connection (a round trip: peers.c closes
+ * every T_ACKED sending end before any receiving end goes). The receiving
+ * end leaves its server to the peer's exit, which ends the server's
+ * threads and closes its socket: every client has closed by then and
+ * every put was acknowledged, so nothing is lost or left waiting, and
+ * ipc_server_stop would add up to a second (the server thread's next
+ * poll) to every run, measured in none of its figures. */
 static void remote_detach(struct channel *c, enum bench_role role)
 {
-	(void)c;
-	(void)role;
+	if (role == ROLE_SEND)
+		ipc_queue_close(c->q);
 }
 
 static void remote_teardown(struct channel *c)
@@ -345,6 +344,7 @@ const struct transport tr_remote_batch = {
 	.recv = remote_recv,
 	.detach = remote_detach,
 	.teardown = remote_teardown,
+	.flags = T_ACKED,
 	.send_many = remote_send_many,
 	.recv_many = bench_queue_get_many,
 };
@@ -360,4 +360,5 @@ const struct transport tr_remote = {
 	.recv = remote_recv,
 	.detach = remote_detach,
 	.teardown = remote_teardown,
+	.flags = T_ACKED,
 };
