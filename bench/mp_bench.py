@@ -211,6 +211,8 @@ def wake_receiver(a, res):
         t = now()
         if m[0] == END:
             break
+        if len(m) != 64:
+            sys.exit(6)
         s.append((t - float(m[8:].decode())) * 1e6)
     res.put(s[10:])
 
@@ -222,7 +224,8 @@ def run_wakeup(kind, rounds):
     p.start()
     for _ in range(rounds + 10):
         time.sleep(0.001)
-        a.send(bytes(8) + repr(now()).encode())
+        # 64 B, as the C rows: the stamp in text, padded with spaces
+        a.send((bytes(8) + repr(now()).encode()).ljust(64))
     a.send(bytes([END]) + bytes(63))
     s = sorted(res.get())
     p.join()

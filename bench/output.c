@@ -12,6 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+static bool cell_failed(const struct result *r)
+{
+	return r->failed || result_failed(r->workload, r->transport, r->param);
+}
+
 static void csv_quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -41,7 +46,7 @@ int report_csv(const char *path)
 		fprintf(f, ",%d,", r[i].n);
 		for (int k = 0; k < r[i].n; k++)
 			fprintf(f, "%s%.6g", k ? " " : "", r[i].v[k]);
-		fprintf(f, ",%d,", r[i].failed);
+		fprintf(f, ",%d,", cell_failed(&r[i]));
 		csv_quoted(f, r[i].note);
 		fputc('\n', f);
 	}
@@ -112,7 +117,8 @@ int report_json(const char *path, const char *machine, const char *cmdline)
 			fprintf(f, k ? ", " : "");
 			json_number(f, r[i].v[k]);
 		}
-		fprintf(f, "]%s}", r[i].failed ? ", \"failed\": true" : "");
+		fprintf(f, "]%s}",
+			cell_failed(&r[i]) ? ", \"failed\": true" : "");
 	}
 	fprintf(f, "\n  ],\n  \"notes\": [");
 	for (int i = 0, first = 1; i < n; i++) {

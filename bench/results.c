@@ -88,8 +88,12 @@ double result_get(const char *workload, const char *transport,
 {
 	struct result *r = find(workload, transport, param, metric, false);
 
-	return r == NULL || r->n == 0 || r->failed ? NAN
-						   : bench_median(r->v, r->n);
+	/* The cell's note record carries the verdict for metrics recorded
+	 * after it failed, too. */
+	if (r == NULL || r->n == 0 || r->failed ||
+	    result_failed(workload, transport, param))
+		return NAN;
+	return bench_median(r->v, r->n);
 }
 
 const char *result_note_of(const char *workload, const char *transport,
