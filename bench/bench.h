@@ -162,6 +162,9 @@ void syscount_finish(struct syscount *s, double out[3]);
 
 /* ---- results.c ------------------------------------------------------- */
 #define BENCH_MAX_REPS 9
+/* The 64 B stream rows that the targets compare get at least this many
+ * (the issue's "median of >= 5 interleaved runs"). */
+#define BENCH_TARGET_REPS 5
 
 struct result {
 	char workload[24];
@@ -187,6 +190,9 @@ bool result_failed(const char *workload, const char *transport,
 /* The median of a record, or NaN when it was not measured or failed. */
 double result_get(const char *workload, const char *transport,
 		  const char *param, const char *metric);
+/* The number of repetitions of a record (0: none). */
+int result_reps(const char *workload, const char *transport, const char *param,
+		const char *metric);
 const char *result_note_of(const char *workload, const char *transport,
 			   const char *param);
 struct result *result_all(int *n);

@@ -96,6 +96,14 @@ double result_get(const char *workload, const char *transport,
 	return bench_median(r->v, r->n);
 }
 
+int result_reps(const char *workload, const char *transport, const char *param,
+		const char *metric)
+{
+	struct result *r = find(workload, transport, param, metric, false);
+
+	return r == NULL ? 0 : r->n;
+}
+
 const char *result_note_of(const char *workload, const char *transport,
 			   const char *param)
 {
