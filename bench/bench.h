@@ -254,7 +254,8 @@ void report_terminal(FILE *out, const char *machine,
 int report_markdown(const char *path, const char *machine,
 		    const struct bench_opts *o, const char *cmdline);
 int report_csv(const char *path);
-int report_json(const char *path, const char *machine, const char *cmdline);
+int report_json(const char *path, const char *machine, const char *cmdline,
+		const struct bench_opts *o);
 int report_plots(const char *dir);
 
 extern const size_t bench_sizes[];

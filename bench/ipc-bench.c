@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (csv != NULL && report_csv(csv) != 0)
 		perror(csv);
-	if (json != NULL && report_json(json, machine, cmdline) != 0)
+	if (json != NULL && report_json(json, machine, cmdline, &o) != 0)
 		perror(json);
 	if (md != NULL && report_markdown(md, machine, &o, cmdline) != 0)
 		perror(md);

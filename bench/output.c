@@ -86,7 +86,8 @@ static void json_record_head(FILE *f, const struct result *r, bool first)
 	json_string(f, r->param);
 }
 
-int report_json(const char *path, const char *machine, const char *cmdline)
+int report_json(const char *path, const char *machine, const char *cmdline,
+		const struct bench_opts *o)
 {
 	FILE *f = fopen(path, "w");
 	struct target tg[TARGETS_MAX];
@@ -102,7 +103,13 @@ int report_json(const char *path, const char *machine, const char *cmdline)
 	json_string(f, machine);
 	fprintf(f, ",\n  \"command\": ");
 	json_string(f, cmdline);
-	fprintf(f, ",\n  \"date\": \"%s\",\n  \"results\": [", date);
+	fprintf(f, ",\n  \"date\": \"%s\",\n  \"load_start\": ", date);
+	json_number(f, o->load_start);
+	fprintf(f, ",\n  \"load_end\": ");
+	json_number(f, o->load_end);
+	fprintf(f, ",\n  \"took\": ");
+	json_string(f, o->took);
+	fprintf(f, ",\n  \"results\": [");
 	for (int i = 0, first = 1; i < n; i++) {
 		if (r[i].n == 0)
 			continue;
