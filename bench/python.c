@@ -32,6 +32,18 @@ static const char *script(void)
 	return env != NULL && env[0] != '\0' ? env : IPC_BENCH_PY;
 }
 
+#define PY_TIMEOUT "300" /* seconds for one batch */
+
+/* coreutils' timeout(1), to bound the helper. */
+static bool have_timeout(void)
+{
+	static int known = -1;
+
+	if (known < 0)
+		known = system("command -v timeout >/dev/null 2>&1") == 0;
+	return known;
+}
+
 bool python_available(char *note)
 {
 	static int known = -1;
@@ -83,8 +95,11 @@ void python_run_all(const struct py_job *jobs, int n)
 				    jobs[i].param, note);
 		goto out;
 	}
-	len = (size_t)snprintf(cmd, sizeof(cmd), "python3 '%s' batch",
-			       script());
+	/* A helper that hangs (a multiprocessing deadlock) is killed rather
+	 * than hanging the benchmark: its unfinished jobs fail. */
+	len = (size_t)snprintf(
+		cmd, sizeof(cmd), "%spython3 '%s' batch",
+		have_timeout() ? "timeout -k 5 " PY_TIMEOUT " " : "", script());
 	for (int i = 0; i < n && len < sizeof(cmd); i++)
 		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " '%s'",
 					jobs[i].args);
