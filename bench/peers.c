@@ -16,10 +16,11 @@
  * or ZeroMQ socket before the receiver has drained it could drop the tail.
  * Transports whose every send is acknowledged once stored (T_ACKED: the
  * remote queue) go the other way round: a server must outlive its
- * clients' closes (a close is a round trip) and the acknowledgement of
- * their last put, so every peer closes its sending ends of those as soon
- * as its work is done and counts them in shared memory, and a receiving
- * end is detached only once the count is complete.
+ * clients' closes (a close is a round trip, which waits a second for a
+ * server that has stopped) and the acknowledgement of their last put, so
+ * every peer closes its sending ends of those as soon as its work is done
+ * and counts them in shared memory, and a receiving end is detached only
+ * once the count is complete.
  * Every wait of the parent is bounded, and a stuck run is killed and
  * reported failed rather than hanging the benchmark.
  */
