@@ -24,6 +24,12 @@
 #include <libipc/ipc.h>
 
 #define BENCH_MAX_MSG ((size_t)1 << 20) /* the largest stream size */
+/* The bytes of a message that the workloads write and read: [0] MSG_DATA
+ * or MSG_END, [1] the producer's index, [4, 8) a sequence number and
+ * [8, 16) the sender's CLOCK_MONOTONIC stamp (the wake-up). A transport
+ * that does not copy whole messages through the caller's buffer (zero
+ * copy) must still carry these. */
+#define BENCH_HDR 16
 #define BENCH_MAX_PEERS 8
 
 enum bench_role { ROLE_SEND, ROLE_RECV };
@@ -54,6 +60,12 @@ struct channel {
 #define T_MPMC 0x1   /* several producers and consumers at once */
 #define T_SPINS 0x2  /* never sleeps: the wake-up row measures a spin */
 #define T_FRAMED 0x4 /* a byte stream: the reader knows the frame size */
+/* Every send returns once the receiving side has stored the message, and
+ * the receiving end must outlive every sending end's close (a server and
+ * its clients): each peer closes its sending ends of it as soon as its
+ * work is done, and receiving ends are detached only after every peer
+ * has (peers.c). */
+#define T_ACKED 0x8
 
 struct transport {
 	const char *name;
@@ -150,6 +162,9 @@ void syscount_finish(struct syscount *s, double out[3]);
 
 /* ---- results.c ------------------------------------------------------- */
 #define BENCH_MAX_REPS 9
+/* The 64 B stream rows that the targets compare get at least this many
+ * (the issue's "median of >= 5 interleaved runs"). */
+#define BENCH_TARGET_REPS 5
 
 struct result {
 	char workload[24];
@@ -158,29 +173,51 @@ struct result {
 	char metric[24];
 	double v[BENCH_MAX_REPS];
 	int n;
-	char note[128];
+	bool failed; /* a value was impossible: no figure is printed */
+	char note[192];
 };
 
 struct result *result_add(const char *workload, const char *transport,
 			  const char *param, const char *metric, double v);
 void result_note(const char *workload, const char *transport, const char *param,
 		 const char *note);
-/* The median of a record, or NaN when it was not measured. */
+/* Fail every record of (workload, transport, param): the reports print
+ * "failed" and the note, never a number. */
+void result_fail(const char *workload, const char *transport, const char *param,
+		 const char *note);
+bool result_failed(const char *workload, const char *transport,
+		   const char *param);
+/* The median of a record, or NaN when it was not measured or failed. */
 double result_get(const char *workload, const char *transport,
 		  const char *param, const char *metric);
+/* The number of repetitions of a record (0: none). */
+int result_reps(const char *workload, const char *transport, const char *param,
+		const char *metric);
 const char *result_note_of(const char *workload, const char *transport,
 			   const char *param);
 struct result *result_all(int *n);
-/* Any value of the workload (of that transport; NULL: of any). */
+/* Any value of the workload (of that transport; NULL: of any), or a cell
+ * of it that failed. */
 bool result_measured(const char *workload, const char *transport);
+
+/* ---- sanity.c -------------------------------------------------------- */
+/* Before any report: fail every cell holding a figure that cannot be
+ * true (see sanity.c); returns the number of cells failed. */
+int results_sanity(void);
 
 /* ---- workloads.c ----------------------------------------------------- */
 struct bench_opts {
 	bool quick;
 	int reps;
-	double window; /* seconds per timed run */
-	const char *only;
+	double window;	  /* seconds per timed run */
+	const char *only; /* workloads to run (NULL: all) */
+	const char *rows; /* rows to run (NULL: all; prim and pool ignore it) */
+	/* How the run went, for the reports: the 1-minute load average at
+	 * its start and end, and where its time went. */
+	double load_start, load_end;
+	char took[256];
 };
+double bench_loadavg(void); /* 1-minute load average, NaN if unknown */
 void run_stream(const struct bench_opts *o, const struct transport *t,
 		size_t size);
 void run_pingpong(const struct bench_opts *o, const struct transport *t);
@@ -199,6 +236,16 @@ bool python_available(char *note);
  * a result of workload/transport/param. false on failure. */
 bool python_run(const char *workload, const char *transport, const char *param,
 		const char *args);
+/* The same for n measurements in one interpreter, in order. */
+struct py_job {
+	char workload[24], transport[24], param[24];
+	char args[96];
+};
+/* Append a job to jobs[*n] (cap entries at most). */
+void python_job(struct py_job *jobs, int *n, int cap, const char *workload,
+		const char *transport, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+void python_run_all(const struct py_job *jobs, int n);
 
 /* ---- report.c, plots.c ----------------------------------------------- */
 void report_terminal(FILE *out, const char *machine,
@@ -207,7 +254,8 @@ void report_terminal(FILE *out, const char *machine,
 int report_markdown(const char *path, const char *machine,
 		    const struct bench_opts *o, const char *cmdline);
 int report_csv(const char *path);
-int report_json(const char *path, const char *machine, const char *cmdline);
+int report_json(const char *path, const char *machine, const char *cmdline,
+		const struct bench_opts *o);
 int report_plots(const char *dir);
 
 extern const size_t bench_sizes[];

@@ -5,6 +5,7 @@
  *
  *   ipc-bench [--quick | --full] [--reps N] [--window SECONDS]
  *             [--only stream,latency,wakeup,grid,onecore,prim,pool]
+ *             [--rows ROW,...]
  *             [--csv FILE] [--json FILE] [--markdown FILE] [--plots DIR]
  *
  * Every transport (transports.c) runs through the same producer and
@@ -37,15 +38,16 @@ static const char *const c_stream_rows[] = {
 };
 static const char *const py_kinds[] = { "queue", "pipe", NULL };
 
-static bool want(const struct bench_opts *o, const char *workload)
+/* Is name in the comma-separated list (NULL: everything is)? */
+static bool listed(const char *list, const char *name)
 {
-	const char *p = o->only;
-	size_t n = strlen(workload);
+	const char *p = list;
+	size_t n = strlen(name);
 
 	if (p == NULL)
 		return true;
-	while ((p = strstr(p, workload)) != NULL) {
-		if ((p == o->only || p[-1] == ',') &&
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == list || p[-1] == ',') &&
 		    (p[n] == '\0' || p[n] == ','))
 			return true;
 		p += n;
@@ -53,13 +55,22 @@ static bool want(const struct bench_opts *o, const char *workload)
 	return false;
 }
 
-/* A row of the table that this build does not have (no ZeroMQ or Boost
- * at configure time) gets a note instead of numbers. */
-static const struct transport *row(const char *workload, const char *name,
+static bool want(const struct bench_opts *o, const char *workload)
+{
+	return listed(o->only, workload);
+}
+
+/* The transport of a row, or NULL: a row left out by --rows, or one this
+ * build does not have (no ZeroMQ or Boost at configure time), which gets
+ * a note instead of numbers. */
+static const struct transport *row(const struct bench_opts *o,
+				   const char *workload, const char *name,
 				   const char *param)
 {
 	const struct transport *t = bench_transport(name);
 
+	if (!listed(o->rows, name))
+		return NULL;
 	if (t == NULL)
 		result_note(workload, name, param,
 			    "not built: the library was not found at "
@@ -67,16 +78,20 @@ static const struct transport *row(const char *workload, const char *name,
 	return t;
 }
 
+#define PY_JOBS 16
+
 static void stream_all(const struct bench_opts *o, int rep)
 {
-	char args[96], p[24];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
+	char p[24];
 
 	for (int s = 0; s < bench_nsizes; s++) {
 		size_t size = bench_sizes[s];
 		snprintf(p, sizeof(p), "%zu", size);
 		for (int i = 0; c_stream_rows[i] != NULL; i++) {
 			const struct transport *t =
-				row("stream", c_stream_rows[i], p);
+				row(o, "stream", c_stream_rows[i], p);
 			if (t == NULL)
 				continue;
 			bench_progress("[%d/%d] stream %zu B: %s", rep + 1,
@@ -86,22 +101,50 @@ static void stream_all(const struct bench_opts *o, int rep)
 		for (int k = 0; py_kinds[k] != NULL; k++) {
 			char name[24];
 			snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
-			bench_progress("[%d/%d] stream %zu B: %s", rep + 1,
-				       o->reps, size, name);
-			snprintf(args, sizeof(args), "stream %s %zu %.3f",
-				 py_kinds[k], size, o->window);
-			python_run("stream", name, p, args);
+			if (!listed(o->rows, name))
+				continue;
+			python_job(py, &npy, PY_JOBS, "stream", name, p,
+				   "stream %s %zu %.3f", py_kinds[k], size,
+				   o->window);
 		}
 	}
+	bench_progress("[%d/%d] stream: Python", rep + 1, o->reps);
+	python_run_all(py, npy);
+}
+
+/* The 64 B stream targets ask for the median of at least five interleaved
+ * runs: with fewer repetitions, their rows get the missing ones at 64 B
+ * only, still interleaved (every such row once, then again). */
+static const char *const target_rows[] = { "ring", "libipc", "mq", NULL };
+
+static void stream_targets(const struct bench_opts *o, int rep)
+{
+	struct py_job py[1];
+	int npy = 0;
+
+	for (int i = 0; target_rows[i] != NULL; i++) {
+		const struct transport *t =
+			row(o, "stream", target_rows[i], "64");
+		if (t == NULL)
+			continue;
+		bench_progress("[%d/%d] stream 64 B (targets): %s", rep + 1,
+			       BENCH_TARGET_REPS, t->name);
+		run_stream(o, t, 64);
+	}
+	if (listed(o->rows, "py-queue"))
+		python_job(py, &npy, 1, "stream", "py-queue", "64",
+			   "stream queue 64 %.3f", o->window);
+	python_run_all(py, npy);
 }
 
 static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 {
 	const char *w = wakeup ? "wakeup" : "latency";
-	char args[96];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
 
 	for (int i = 0; c_stream_rows[i] != NULL; i++) {
-		const struct transport *t = row(w, c_stream_rows[i], "64");
+		const struct transport *t = row(o, w, c_stream_rows[i], "64");
 		if (t == NULL || t->send_many != NULL)
 			continue; /* batches only stream */
 		bench_progress("[%d/%d] %s: %s", rep + 1, o->reps, w, t->name);
@@ -113,15 +156,18 @@ static void latency_all(const struct bench_opts *o, int rep, bool wakeup)
 	for (int k = 0; py_kinds[k] != NULL; k++) {
 		char name[24];
 		snprintf(name, sizeof(name), "py-%s", py_kinds[k]);
-		bench_progress("[%d/%d] %s: %s", rep + 1, o->reps, w, name);
+		if (!listed(o->rows, name))
+			continue;
 		if (wakeup)
-			snprintf(args, sizeof(args), "wakeup %s %d",
-				 py_kinds[k], o->quick ? 200 : 1000);
+			python_job(py, &npy, PY_JOBS, w, name, "64",
+				   "wakeup %s %d", py_kinds[k],
+				   o->quick ? 200 : 1000);
 		else
-			snprintf(args, sizeof(args), "latency %s %.3f",
-				 py_kinds[k], o->window);
-		python_run(w, name, "64", args);
+			python_job(py, &npy, PY_JOBS, w, name, "64",
+				   "latency %s %.3f", py_kinds[k], o->window);
 	}
+	bench_progress("[%d/%d] %s: Python", rep + 1, o->reps, w);
+	python_run_all(py, npy);
 }
 
 static void grid_all(const struct bench_opts *o, int rep)
@@ -129,38 +175,97 @@ static void grid_all(const struct bench_opts *o, int rep)
 	static const int shape[][2] = {
 		{ 1, 1 }, { 1, 4 }, { 4, 1 }, { 4, 4 }
 	};
-	char args[64];
+	struct py_job py[PY_JOBS];
+	int npy = 0;
 
 	for (int g = 0; g < 4; g++) {
 		for (int i = 0; grid_rows[i] != NULL; i++) {
-			bench_progress("[%d/%d] grid %s: %s", rep + 1, o->reps,
-				       grid_params[g], grid_rows[i]);
-			if (strcmp(grid_rows[i], "py-queue") == 0) {
-				snprintf(args, sizeof(args), "grid %d %d %.3f",
-					 shape[g][0], shape[g][1], o->window);
-				python_run("grid", "py-queue", grid_params[g],
-					   args);
+			if (strcmp(grid_rows[i], "py-queue") == 0 &&
+			    listed(o->rows, grid_rows[i])) {
+				python_job(py, &npy, PY_JOBS, "grid",
+					   "py-queue", grid_params[g],
+					   "grid %d %d %.3f", shape[g][0],
+					   shape[g][1], o->window);
 				continue;
 			}
+			bench_progress("[%d/%d] grid %s: %s", rep + 1, o->reps,
+				       grid_params[g], grid_rows[i]);
 			const struct transport *t =
-				row("grid", grid_rows[i], grid_params[g]);
+				row(o, "grid", grid_rows[i], grid_params[g]);
 			if (t != NULL)
 				run_grid(o, t, shape[g][0], shape[g][1]);
 		}
 	}
+	bench_progress("[%d/%d] grid: Python", rep + 1, o->reps);
+	python_run_all(py, npy);
 }
 
 static void onecore_all(const struct bench_opts *o, int rep)
 {
 	for (int i = 0; onecore_rows[i] != NULL; i++) {
 		const struct transport *t =
-			row("onecore", onecore_rows[i], "64");
+			row(o, "onecore", onecore_rows[i], "64");
 		if (t == NULL)
 			continue;
 		bench_progress("[%d/%d] one core: %s", rep + 1, o->reps,
 			       t->name);
 		run_onecore(o, t);
 	}
+}
+
+static const char *const workloads[] = { "stream",  "latency", "wakeup", "grid",
+					 "onecore", "prim",    "pool" };
+#define NWORKLOADS ((int)(sizeof(workloads) / sizeof(workloads[0])))
+
+static void run_workload(const struct bench_opts *o, int w, int rep)
+{
+	switch (w) {
+	case 0:
+		if (rep < o->reps)
+			stream_all(o, rep);
+		else
+			stream_targets(o, rep);
+		break;
+	case 1:
+		latency_all(o, rep, false);
+		break;
+	case 2:
+		latency_all(o, rep, true);
+		break;
+	case 3:
+		grid_all(o, rep);
+		break;
+	case 4:
+		onecore_all(o, rep);
+		break;
+	case 5:
+		bench_progress("[%d/%d] primitives", rep + 1, o->reps);
+		run_primitives(o);
+		break;
+	default:
+		run_pool(o);
+		break;
+	}
+}
+
+/* "took 96 s (stream 60.1, latency 6.0, ... s)" */
+static void describe_time(struct bench_opts *o, double total,
+			  const double *took)
+{
+	size_t len = (size_t)snprintf(o->took, sizeof(o->took), "took %.0f s (",
+				      total);
+	const char *sep = "";
+
+	for (int w = 0; w < NWORKLOADS && len < sizeof(o->took); w++) {
+		if (!want(o, workloads[w]))
+			continue;
+		len += (size_t)snprintf(o->took + len, sizeof(o->took) - len,
+					"%s%s %.1f", sep, workloads[w],
+					took[w]);
+		sep = ", ";
+	}
+	if (len < sizeof(o->took))
+		snprintf(o->took + len, sizeof(o->took) - len, " s)");
 }
 
 /* POSIX mq of large messages needs more than the default 800 KiB
@@ -182,6 +287,8 @@ static void usage(const char *argv0)
 		"usage: %s [--quick | --full] [--reps N] [--window SECONDS]\n"
 		"          [--only stream,latency,wakeup,grid,onecore,prim,"
 		"pool]\n"
+		"          [--rows ROW,...] (the rows of the tables, e.g. "
+		"libipc,ring,py-queue)\n"
 		"          [--csv FILE] [--json FILE] [--markdown FILE] "
 		"[--plots DIR]\n",
 		argv0);
@@ -210,6 +317,8 @@ int main(int argc, char **argv)
 			window = atof(v);
 		} else if (v != NULL && strcmp(a, "--only") == 0) {
 			o.only = v;
+		} else if (v != NULL && strcmp(a, "--rows") == 0) {
+			o.rows = v;
 		} else if (v != NULL && strcmp(a, "--csv") == 0) {
 			csv = v;
 		} else if (v != NULL && strcmp(a, "--json") == 0) {
@@ -236,30 +345,33 @@ int main(int argc, char **argv)
 	raise_mq_limit();
 	bench_machine(machine, sizeof(machine));
 
-	for (int rep = 0; rep < o.reps; rep++) {
-		if (want(&o, "stream"))
-			stream_all(&o, rep);
-		if (want(&o, "latency"))
-			latency_all(&o, rep, false);
-		if (want(&o, "wakeup"))
-			latency_all(&o, rep, true);
-		if (want(&o, "grid"))
-			grid_all(&o, rep);
-		if (want(&o, "onecore"))
-			onecore_all(&o, rep);
-		if (want(&o, "prim")) {
-			bench_progress("[%d/%d] primitives", rep + 1, o.reps);
-			run_primitives(&o);
+	o.load_start = bench_loadavg();
+	double start = bench_now(), took[NWORKLOADS] = { 0 };
+	int all_reps = o.reps > BENCH_TARGET_REPS ? o.reps : BENCH_TARGET_REPS;
+	for (int rep = 0; rep < all_reps; rep++) {
+		for (int w = 0; w < NWORKLOADS; w++) {
+			if (!want(&o, workloads[w]) ||
+			    (rep >= o.reps && w != 0))
+				continue;
+			double t0 = bench_now();
+			run_workload(&o, w, rep);
+			took[w] += bench_now() - t0;
 		}
-		if (want(&o, "pool"))
-			run_pool(&o);
 	}
 	bench_progress_end();
+	o.load_end = bench_loadavg();
+	describe_time(&o, bench_now() - start, took);
+	int failed = results_sanity();
+	if (failed > 0)
+		fprintf(stderr,
+			"ipc-bench: %d cells failed their sanity checks (see "
+			"the notes)\n",
+			failed);
 	report_terminal(stdout, machine, &o);
 	fflush(stdout);
 	if (csv != NULL && report_csv(csv) != 0)
 		perror(csv);
-	if (json != NULL && report_json(json, machine, cmdline) != 0)
+	if (json != NULL && report_json(json, machine, cmdline, &o) != 0)
 		perror(json);
 	if (md != NULL && report_markdown(md, machine, &o, cmdline) != 0)
 		perror(md);

@@ -14,6 +14,12 @@ getrusage of every process over its measured loop.
   mp_bench.py grid NP NC WINDOW
   mp_bench.py prim lock|lock2|event|sem|barrier|joinable WINDOW
   mp_bench.py pool N
+  mp_bench.py batch "COMMAND" "COMMAND" ...
+
+batch runs each COMMAND (one of the above) in turn in this one
+interpreter, so that a run of the benchmark does not pay for a Python
+start per measurement; it prints "#begin I" before command I's lines and
+"#end I SECONDS" after them (its wall clock), or "#fail I" when it failed.
 """
 import multiprocessing as mp
 import resource
@@ -40,7 +46,7 @@ def percentile(s, p):
 
 def emit(**kv):
     for k, v in kv.items():
-        print(f"{k}={v:.9g}")
+        print(f"{k}={v:.9g}", flush=True)
 
 
 # --- one-way channels: a Queue, or a one-way Pipe (send_bytes/recv_bytes) --
@@ -162,7 +168,7 @@ def run_stream(kind, size, window, np=1, nc=1):
     for r in out:
         if r[0] == "c":
             per = [a + b for a, b in zip(per, r[5])]
-    return got / (t1 - t0), cpu_s / got, per
+    return got / (t1 - t0), cpu_s / got, per, got, t1 - t0
 
 
 # --- latency --------------------------------------------------------------
@@ -205,6 +211,8 @@ def wake_receiver(a, res):
         t = now()
         if m[0] == END:
             break
+        if len(m) != 64:
+            sys.exit(6)
         s.append((t - float(m[8:].decode())) * 1e6)
     res.put(s[10:])
 
@@ -216,7 +224,8 @@ def run_wakeup(kind, rounds):
     p.start()
     for _ in range(rounds + 10):
         time.sleep(0.001)
-        a.send(bytes(8) + repr(now()).encode())
+        # 64 B, as the C rows: the stamp in text, padded with spaces
+        a.send((bytes(8) + repr(now()).encode()).ljust(64))
     a.send(bytes([END]) + bytes(63))
     s = sorted(res.get())
     p.join()
@@ -226,13 +235,15 @@ def run_wakeup(kind, rounds):
 
 # --- primitives across two processes --------------------------------------
 def lock_loop(lk, window, res):
-    n, stop = 0, now() + window
+    """As ipc-bench's: each process times its own loop."""
+    t0 = now()
+    n, stop = 0, t0 + window
     while now() < stop:
         for _ in range(100):
             lk.acquire()
             lk.release()
         n += 100
-    res.put(n)
+    res.put((n, now() - t0))
 
 
 def pingpong_peer(kind, x, y, stop):
@@ -272,16 +283,16 @@ def run_prim(name, window):
         lk, res = ctx.Lock(), ctx.SimpleQueue()
         procs = [ctx.Process(target=lock_loop, args=(lk, window, res))
                  for _ in range(1 if name == "lock" else 2)]
-        t0 = now()
         for p in procs:
             p.start()
-        n = sum(res.get() for _ in procs)
+        r = [res.get() for _ in procs]
         for p in procs:
             p.join()
+        n, dt = sum(x[0] for x in r), max(x[1] for x in r)
         if name == "lock":
-            emit(ns_per_op=window * 1e9 / n)
+            emit(ns_per_op=dt * 1e9 / n)
         else:
-            emit(ops_per_s=n / (now() - t0))
+            emit(ops_per_s=n / dt)
         return
     stop = ctx.Value("i", 0, lock=False)
     n = 0
@@ -349,19 +360,36 @@ def run_pool(n):
     emit(items_per_s=n / dt)
 
 
+def batch(cmds):
+    for i, cmd in enumerate(cmds):
+        # Flushed before any fork: a child flushes what it inherited.
+        print(f"#begin {i}", flush=True)
+        t0 = now()
+        try:
+            main(cmd.split())
+        except (SystemExit, Exception):  # noqa: BLE001 (reported, not hidden)
+            print(f"#fail {i}", flush=True)
+            continue
+        print(f"#end {i} {now() - t0:.9g}", flush=True)
+
+
 def main(a):
-    if a[0] == "stream":
-        rate, cpu_per, _ = run_stream(a[1], int(a[2]), float(a[3]))
+    if a[0] == "batch":
+        batch(a[1:])
+    elif a[0] == "stream":
+        rate, cpu_per, _, got, secs = run_stream(a[1], int(a[2]),
+                                                 float(a[3]))
         emit(msgs_per_s=rate, MB_per_s=rate * int(a[2]) / 1e6,
-             cpu_us_per_msg=cpu_per * 1e6)
+             cpu_us_per_msg=cpu_per * 1e6, msgs=got, seconds=secs)
     elif a[0] == "latency":
         run_latency(a[1], float(a[2]))
     elif a[0] == "wakeup":
         run_wakeup(a[1], int(a[2]))
     elif a[0] == "grid":
         np, nc = int(a[1]), int(a[2])
-        rate, _, per = run_stream("queue", 64, float(a[3]), np, nc)
-        emit(msgs_per_s=rate)
+        rate, _, per, got, secs = run_stream("queue", 64, float(a[3]), np,
+                                             nc)
+        emit(msgs_per_s=rate, msgs=got, seconds=secs)
         for i, c in enumerate(per):
             emit(**{f"producer{i}": c})
         emit(max_over_min=max(per) / min(per) if min(per) else float("inf"))

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Machine-readable output: CSV (one line per measured figure: its median,
- * then every repetition) and JSON (the same, with the machine, the command
- * line, the notes and the targets).
+ * then every repetition, and whether sanity.c failed its cell) and JSON (the
+ * same, with the machine, the command line, the notes and the targets).
  */
 #include "bench.h"
 #include "report.h"
@@ -11,6 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+static bool cell_failed(const struct result *r)
+{
+	return r->failed || result_failed(r->workload, r->transport, r->param);
+}
 
 static void csv_quoted(FILE *f, const char *s)
 {
@@ -31,7 +36,8 @@ int report_csv(const char *path)
 
 	if (f == NULL)
 		return -1;
-	fprintf(f, "workload,transport,param,metric,median,reps,values,note\n");
+	fprintf(f, "workload,transport,param,metric,median,reps,values,"
+		   "failed,note\n");
 	for (int i = 0; i < n; i++) {
 		fprintf(f, "%s,%s,%s,%s,", r[i].workload, r[i].transport,
 			r[i].param, r[i].metric);
@@ -40,7 +46,7 @@ int report_csv(const char *path)
 		fprintf(f, ",%d,", r[i].n);
 		for (int k = 0; k < r[i].n; k++)
 			fprintf(f, "%s%.6g", k ? " " : "", r[i].v[k]);
-		fputc(',', f);
+		fprintf(f, ",%d,", cell_failed(&r[i]));
 		csv_quoted(f, r[i].note);
 		fputc('\n', f);
 	}
@@ -80,7 +86,8 @@ static void json_record_head(FILE *f, const struct result *r, bool first)
 	json_string(f, r->param);
 }
 
-int report_json(const char *path, const char *machine, const char *cmdline)
+int report_json(const char *path, const char *machine, const char *cmdline,
+		const struct bench_opts *o)
 {
 	FILE *f = fopen(path, "w");
 	struct target tg[TARGETS_MAX];
@@ -96,7 +103,13 @@ int report_json(const char *path, const char *machine, const char *cmdline)
 	json_string(f, machine);
 	fprintf(f, ",\n  \"command\": ");
 	json_string(f, cmdline);
-	fprintf(f, ",\n  \"date\": \"%s\",\n  \"results\": [", date);
+	fprintf(f, ",\n  \"date\": \"%s\",\n  \"load_start\": ", date);
+	json_number(f, o->load_start);
+	fprintf(f, ",\n  \"load_end\": ");
+	json_number(f, o->load_end);
+	fprintf(f, ",\n  \"took\": ");
+	json_string(f, o->took);
+	fprintf(f, ",\n  \"results\": [");
 	for (int i = 0, first = 1; i < n; i++) {
 		if (r[i].n == 0)
 			continue;
@@ -111,7 +124,8 @@ int report_json(const char *path, const char *machine, const char *cmdline)
 			fprintf(f, k ? ", " : "");
 			json_number(f, r[i].v[k]);
 		}
-		fprintf(f, "]}");
+		fprintf(f, "]%s}",
+			cell_failed(&r[i]) ? ", \"failed\": true" : "");
 	}
 	fprintf(f, "\n  ],\n  \"notes\": [");
 	for (int i = 0, first = 1; i < n; i++) {

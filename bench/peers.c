@@ -14,6 +14,13 @@
  * The end: receivers exit once they have seen their end marker; then the
  * parent releases the senders, which detach only now — closing a nanomsg
  * or ZeroMQ socket before the receiver has drained it could drop the tail.
+ * Transports whose every send is acknowledged once stored (T_ACKED: the
+ * remote queue) go the other way round: a server must outlive its
+ * clients' closes (a close is a round trip, which waits a second for a
+ * server that has stopped) and the acknowledgement of their last put, so
+ * every peer closes its sending ends of those as soon as its work is done
+ * and counts them in shared memory, and a receiving end is detached only
+ * once the count is complete.
  * Every wait of the parent is bounded, and a stuck run is killed and
  * reported failed rather than hanging the benchmark.
  */
@@ -22,10 +29,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_SETUP_TIMEOUT_MS 30000
@@ -38,7 +47,12 @@ struct peer_set {
 	bool reaped[BENCH_MAX_PEERS * 2];
 	int status[BENCH_MAX_PEERS * 2];
 	int ready[2], phase[2], go[2], done[2];
+	/* T_ACKED sending ends closed, and how many there are. */
+	_Atomic int *acked_closed;
+	int acked_sends;
 };
+
+#define ACKED_CLOSE_TIMEOUT_S 30.0
 
 static void write_bytes(int fd, int n)
 {
@@ -84,12 +98,58 @@ static void attach_ends(struct peer_set *ps, bool sender, enum bench_role want)
 	}
 }
 
+/* In a peer: its peer set and side, for peer_wait_released. */
+static struct peer_set *peer_self;
+static bool peer_sender;
+static bool peer_acked_closed;
+
+static bool acked(const struct channel *c)
+{
+	return (c->t->flags & T_ACKED) != 0;
+}
+
+/* Close this peer's sending ends of T_ACKED transports (every message
+ * they carried has been acknowledged as stored), once, and count them. */
+static void close_acked_sends(void)
+{
+	struct peer_set *ps = peer_self;
+
+	if (ps == NULL || peer_acked_closed)
+		return;
+	peer_acked_closed = true;
+	for (int i = 0; i < ps->nch; i++) {
+		bool sends = (i == 0) == peer_sender;
+		if (sends && acked(&ps->c[i])) {
+			if (ps->c[i].t->detach != NULL)
+				ps->c[i].t->detach(&ps->c[i], ROLE_SEND);
+			atomic_fetch_add(ps->acked_closed, 1);
+		}
+	}
+}
+
+/* Until every peer has closed its T_ACKED sending ends; bounded (a peer
+ * that failed is killed by the parent). */
+static void wait_acked_closed(struct peer_set *ps)
+{
+	struct timespec ms = { 0, 1000000 };
+	double end = bench_now() + ACKED_CLOSE_TIMEOUT_S;
+
+	while (atomic_load(ps->acked_closed) < ps->acked_sends &&
+	       bench_now() < end)
+		nanosleep(&ms, NULL); /* the others are closing: let them run */
+}
+
 static void detach_ends(struct peer_set *ps, bool sender)
 {
+	close_acked_sends();
 	for (int i = 0; i < ps->nch; i++) {
 		enum bench_role r = (i == 0) == sender ? ROLE_SEND : ROLE_RECV;
-		if (ps->c[i].t->detach != NULL)
-			ps->c[i].t->detach(&ps->c[i], r);
+		if (ps->c[i].t->detach == NULL ||
+		    (r == ROLE_SEND && acked(&ps->c[i])))
+			continue; /* closed already */
+		if (r == ROLE_RECV && acked(&ps->c[i]))
+			wait_acked_closed(ps);
+		ps->c[i].t->detach(&ps->c[i], r);
 	}
 }
 
@@ -98,6 +158,7 @@ static int peer_done_fd = -1;
 
 void peer_wait_released(void)
 {
+	close_acked_sends(); /* the receivers wait for them before leaving */
 	if (peer_done_fd >= 0)
 		(void)read_byte(peer_done_fd, -1);
 	peer_done_fd = -1;
@@ -125,6 +186,8 @@ static void peer_main(struct peer_set *ps, bool sender, int index, peer_fn fn,
 	if (read_byte(ps->go[0], -1) != 0)
 		_exit(5);
 	peer_done_fd = sender ? ps->done[0] : -1;
+	peer_self = ps;
+	peer_sender = sender;
 	rc = fn(ps->c, index, arg);
 	peer_wait_released();
 	detach_ends(ps, sender);
@@ -211,6 +274,7 @@ static int finish_all(struct peer_set *ps, bool ok)
 			rc = -1;
 	close_pipes(ps);
 	teardown(ps);
+	bench_unshare(ps->acked_closed, sizeof(*ps->acked_closed));
 	free(ps);
 	return rc;
 }
@@ -226,6 +290,11 @@ struct peer_set *peers_start(struct channel *c, int nch, int nsend,
 	*ps = (struct peer_set){
 		.c = c, .nch = nch, .nsend = nsend, .nrecv = nrecv
 	};
+	ps->acked_closed = bench_shared(sizeof(*ps->acked_closed));
+	/* Channel 0's senders are the senders, the others' the receivers. */
+	for (int i = 0; i < nch; i++)
+		if (acked(&c[i]))
+			ps->acked_sends += i == 0 ? nsend : nrecv;
 	if (pipe(ps->ready) || pipe(ps->phase) || pipe(ps->go) ||
 	    pipe(ps->done))
 		bench_die("pipe");

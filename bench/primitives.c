@@ -197,14 +197,14 @@ static bool two(struct prim_sh *sh, peer_fn a, peer_fn b)
 	return peers_finish(ps) == 0;
 }
 
-static void prim_python(const struct bench_opts *o, const char *name)
+/* The Python twin of an exercise, run with the others once all of the
+ * repetition's libipc exercises are done. */
+static void prim_python(struct py_job *py, int *n, const struct bench_opts *o,
+			const char *name)
 {
-	char args[64];
-
-	snprintf(args, sizeof(args), "prim %s %.3f",
-		 strcmp(name, "lock-contended") == 0 ? "lock2" : name,
-		 o->window);
-	python_run("prim", "python", name, args);
+	python_job(py, n, 8, "prim", "python", name, "prim %s %.3f",
+		   strcmp(name, "lock-contended") == 0 ? "lock2" : name,
+		   o->window);
 }
 
 static void record(const char *name, const char *metric, bool ok, double v)
@@ -212,12 +212,14 @@ static void record(const char *name, const char *metric, bool ok, double v)
 	if (ok && isfinite(v))
 		result_add("prim", "libipc", name, metric, v);
 	else
-		result_note("prim", "libipc", name, "a process failed");
+		result_fail("prim", "libipc", name, "a process failed");
 }
 
 void run_primitives(const struct bench_opts *o)
 {
 	struct prim_sh *sh = bench_shared(sizeof(*sh));
+	struct py_job py[8];
+	int npy = 0;
 	bool ok;
 
 	sh->window = o->window;
@@ -230,20 +232,20 @@ void run_primitives(const struct bench_opts *o)
 	sh->n[1] = 0;
 	ok = two(sh, lock_loop, NULL);
 	record("lock", "ns_per_op", ok, sh->dt[0] * 1e9 / (double)sh->n[0]);
-	prim_python(o, "lock");
+	prim_python(py, &npy, o, "lock");
 
 	bench_progress("primitives: lock, contended");
 	ok = two(sh, lock_loop, lock_loop_second);
 	record("lock-contended", "ops_per_s", ok,
 	       (double)(sh->n[0] + sh->n[1]) / fmax(sh->dt[0], sh->dt[1]));
-	prim_python(o, "lock-contended");
+	prim_python(py, &npy, o, "lock-contended");
 
 	bench_progress("primitives: event");
 	atomic_store(&sh->stop, 0);
 	ok = two(sh, wake_first, wake_second);
 	record("event", "us_per_wake", ok,
 	       sh->dt[0] / (double)sh->n[0] / 2 * 1e6);
-	prim_python(o, "event");
+	prim_python(py, &npy, o, "event");
 
 	bench_progress("primitives: semaphore");
 	ipc_event_close(sh->ev[0]);
@@ -256,20 +258,20 @@ void run_primitives(const struct bench_opts *o)
 	ok = two(sh, wake_first, wake_second);
 	record("sem", "us_per_wake", ok,
 	       sh->dt[0] / (double)sh->n[0] / 2 * 1e6);
-	prim_python(o, "sem");
+	prim_python(py, &npy, o, "sem");
 
 	bench_progress("primitives: barrier");
 	atomic_store(&sh->stop, 0);
 	ok = two(sh, barrier_party, barrier_party_second);
 	record("barrier", "us_per_round", ok,
 	       sh->dt[0] / (double)sh->n[0] * 1e6);
-	prim_python(o, "barrier");
+	prim_python(py, &npy, o, "barrier");
 
 	bench_progress("primitives: joinable queue");
 	ok = two(sh, jq_producer, jq_consumer);
 	record("joinable", "us_per_cycle", ok,
 	       sh->dt[0] / (double)sh->n[0] * 1e6);
-	prim_python(o, "joinable");
+	prim_python(py, &npy, o, "joinable");
 
 	ipc_lock_close(sh->lock);
 	ipc_sem_close(sh->sem[0]);
@@ -277,6 +279,8 @@ void run_primitives(const struct bench_opts *o)
 	ipc_barrier_close(sh->bar);
 	ipc_queue_close(sh->jq);
 	bench_unshare(sh, sizeof(*sh));
+	bench_progress("primitives: Python");
+	python_run_all(py, npy);
 }
 
 /* ---- Pool.map ------------------------------------------------------------ */
@@ -320,7 +324,7 @@ void run_pool(const struct bench_opts *o)
 	bench_pin(-1);
 	double r = pool_libipc(n);
 	if (isnan(r))
-		result_note("pool", "libipc", "squares", "ipc_pool_map failed");
+		result_fail("pool", "libipc", "squares", "ipc_pool_map failed");
 	else
 		result_add("pool", "libipc", "squares", "items_per_s", r);
 	bench_progress("Pool.map: Python");

@@ -50,6 +50,48 @@ const char *fmt_num(char *buf, size_t cap, double v)
 	return buf;
 }
 
+/* A cell: "failed" when sanity.c failed it (the notes say why), "-" when
+ * it was not measured, else its median. */
+static const char *fig(char *b, size_t cap, const char *w, const char *t,
+		       const char *p, const char *metric)
+{
+	if (result_failed(w, t, p))
+		return snprintf(b, cap, "failed"), b;
+	return fmt_num(b, cap, result_get(w, t, p, metric));
+}
+
+/* The same with a fixed number of decimals and a suffix. */
+static const char *fig_fixed(char *b, size_t cap, const char *w, const char *t,
+			     const char *p, const char *metric, int prec,
+			     const char *suffix)
+{
+	double v = result_get(w, t, p, metric);
+
+	if (result_failed(w, t, p))
+		snprintf(b, cap, "failed");
+	else if (isnan(v))
+		snprintf(b, cap, "-");
+	else
+		snprintf(b, cap, "%.*f%s", prec, v, suffix);
+	return b;
+}
+
+/* A ratio of two cells' medians: "failed" when either cell failed. */
+static const char *ratio_cell(char *b, size_t cap, const char *w, const char *p,
+			      const char *metric, const char *a,
+			      const char *over)
+{
+	double v = result_get(w, a, p, metric) / result_get(w, over, p, metric);
+
+	if (result_failed(w, a, p) || result_failed(w, over, p))
+		snprintf(b, cap, "failed");
+	else if (isnan(v))
+		snprintf(b, cap, "-");
+	else
+		snprintf(b, cap, "%.2fx", v);
+	return b;
+}
+
 static void stream_table(const char *title, const char *metric, bool ratio)
 {
 	char b[32];
@@ -71,16 +113,12 @@ static void stream_table(const char *title, const char *metric, bool ratio)
 		for (int s = 0; s < bench_nsizes; s++) {
 			char p[24];
 			snprintf(p, sizeof(p), "%zu", bench_sizes[s]);
-			double v =
-				result_get("stream", stream_rows[t], p, metric);
-			if (ratio)
-				v = result_get("stream", "libipc", p, metric) /
-				    v;
 			fprintf(rep, "%10s",
-				ratio && !isnan(v)
-					? (snprintf(b, sizeof(b), "%.2fx", v),
-					   b)
-					: fmt_num(b, sizeof(b), v));
+				ratio ? ratio_cell(b, sizeof(b), "stream", p,
+						   metric, "libipc",
+						   stream_rows[t])
+				      : fig(b, sizeof(b), "stream",
+					    stream_rows[t], p, metric));
 		}
 		fprintf(rep, "\n");
 	}
@@ -101,17 +139,14 @@ static void latency_table(const char *workload, const char *title)
 		fprintf(rep, "%-20s", stream_rows[t]);
 		for (int i = 0; i < 4; i++)
 			fprintf(rep, "%10s",
-				fmt_num(b, sizeof(b),
-					result_get(workload, stream_rows[t],
-						   "64", m[i])));
+				fig(b, sizeof(b), workload, stream_rows[t],
+				    "64", m[i]));
 		fprintf(rep, "%10s",
-			fmt_num(b, sizeof(b),
-				result_get(workload, stream_rows[t], "64",
-					   "samples")));
-		double r =
-			result_get(workload, stream_rows[t], "64", "p50_us") /
-			result_get(workload, "libipc", "64", "p50_us");
-		fprintf(rep, "%13.2fx\n", r);
+			fig(b, sizeof(b), workload, stream_rows[t], "64",
+			    "samples"));
+		fprintf(rep, "%14s\n",
+			ratio_cell(b, sizeof(b), workload, "64", "p50_us",
+				   stream_rows[t], "libipc"));
 	}
 }
 
@@ -132,13 +167,19 @@ static void grid_table(void)
 		fprintf(rep, "%-14s", grid_rows[t]);
 		for (int g = 0; grid_params[g] != NULL; g++) {
 			char cell[40];
-			snprintf(cell, sizeof(cell), "%s (%.2f)",
-				 fmt_num(b, sizeof(b),
-					 result_get("grid", grid_rows[t],
-						    grid_params[g],
-						    "msgs_per_s")),
-				 result_get("grid", grid_rows[t],
-					    grid_params[g], "max_over_min"));
+			const char *p = grid_params[g];
+			if (result_failed("grid", grid_rows[t], p) ||
+			    isnan(result_get("grid", grid_rows[t], p,
+					     "msgs_per_s")))
+				snprintf(cell, sizeof(cell), "%s",
+					 fig(b, sizeof(b), "grid", grid_rows[t],
+					     p, "msgs_per_s"));
+			else
+				snprintf(cell, sizeof(cell), "%s (%.2f)",
+					 fig(b, sizeof(b), "grid", grid_rows[t],
+					     p, "msgs_per_s"),
+					 result_get("grid", grid_rows[t], p,
+						    "max_over_min"));
 			fprintf(rep, "%18s", cell);
 		}
 		fprintf(rep, "\n");
@@ -147,7 +188,7 @@ static void grid_table(void)
 
 static void onecore_table(void)
 {
-	char b[5][32];
+	char b[6][32];
 
 	fprintf(rep,
 		"\nOne core (producer and consumer pinned to one CPU), 64 B "
@@ -158,19 +199,16 @@ static void onecore_table(void)
 		const char *r = onecore_rows[t];
 		if (!result_measured("onecore", r))
 			continue;
-		fprintf(rep, "%-14s%10s%12s%14.4f%12.4f%12s%13.2fx\n", r,
-			fmt_num(b[0], 32,
-				result_get("onecore", r, "64", "msgs_per_s")),
-			fmt_num(b[1], 32,
-				result_get("onecore", r, "64",
-					   "cpu_us_per_msg")),
-			result_get("onecore", r, "64", "syscalls_per_msg"),
-			result_get("onecore", r, "64", "futex_per_msg"),
-			fmt_num(b[2], 32,
-				result_get("onecore", r, "64",
-					   "membarrier_calls")),
-			result_get("onecore", "libipc", "64", "msgs_per_s") /
-				result_get("onecore", r, "64", "msgs_per_s"));
+		fprintf(rep, "%-14s%10s%12s%14s%12s%12s%14s\n", r,
+			fig(b[0], 32, "onecore", r, "64", "msgs_per_s"),
+			fig(b[1], 32, "onecore", r, "64", "cpu_us_per_msg"),
+			fig_fixed(b[2], 32, "onecore", r, "64",
+				  "syscalls_per_msg", 4, ""),
+			fig_fixed(b[3], 32, "onecore", r, "64", "futex_per_msg",
+				  4, ""),
+			fig(b[4], 32, "onecore", r, "64", "membarrier_calls"),
+			ratio_cell(b[5], 32, "onecore", "64", "msgs_per_s",
+				   "libipc", r));
 	}
 	fprintf(rep,
 		"(syscalls: a second run of each row under strace -f -c, both "
@@ -187,10 +225,30 @@ static const char *prim_metric(const char *name)
 						     : "us_per_wake";
 }
 
+/* One line of the primitives: libipc, Python, and how many times better
+ * libipc is (more_is_better: a rate; else a time). */
+static void prim_line(const char *w, const char *label, const char *param,
+		      const char *m, bool more_is_better)
+{
+	char b[3][32];
+	double c = result_get(w, "libipc", param, m);
+	double p = result_get(w, "python", param, m);
+	double adv = more_is_better ? c / p : p / c;
+
+	if (result_failed(w, "libipc", param) ||
+	    result_failed(w, "python", param))
+		snprintf(b[2], 32, "failed");
+	else if (isnan(adv))
+		snprintf(b[2], 32, "-");
+	else
+		snprintf(b[2], 32, "%.1fx", adv);
+	fprintf(rep, "%-16s%-14s%10s%10s%12s\n", label, m,
+		fig(b[0], 32, w, "libipc", param, m),
+		fig(b[1], 32, w, "python", param, m), b[2]);
+}
+
 static void prim_table(void)
 {
-	char b[2][32];
-
 	if (!result_measured("prim", "libipc") &&
 	    !result_measured("pool", "libipc"))
 		return;
@@ -198,17 +256,10 @@ static void prim_table(void)
 		"", "unit", "libipc", "Python", "advantage");
 	for (int i = 0; prim_rows[i] != NULL; i++) {
 		const char *m = prim_metric(prim_rows[i]);
-		double c = result_get("prim", "libipc", prim_rows[i], m);
-		double p = result_get("prim", "python", prim_rows[i], m);
-		/* ops_per_s: more is better; the others are times */
-		double adv = strcmp(m, "ops_per_s") == 0 ? c / p : p / c;
-		fprintf(rep, "%-16s%-14s%10s%10s%11.1fx\n", prim_rows[i], m,
-			fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), adv);
+		prim_line("prim", prim_rows[i], prim_rows[i], m,
+			  strcmp(m, "ops_per_s") == 0);
 	}
-	double c = result_get("pool", "libipc", "squares", "items_per_s");
-	double p = result_get("pool", "python", "squares", "items_per_s");
-	fprintf(rep, "%-16s%-14s%10s%10s%11.1fx\n", "Pool.map", "items_per_s",
-		fmt_num(b[0], 32, c), fmt_num(b[1], 32, p), c / p);
+	prim_line("pool", "Pool.map", "squares", "items_per_s", true);
 }
 
 static void notes(void)
@@ -238,9 +289,14 @@ void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 	fprintf(rep, "ipc-bench: %s\n", machine);
 	fprintf(rep,
 		"%s profile: every figure the median of %d interleaved "
-		"repetitions, %.2f s windows, timed at the receiver\n",
-		o->quick ? "quick" : "full", o->reps, o->window);
-	if (result_measured("stream", "libipc")) {
+		"repetitions (the 64 B stream of ring, libipc, mq and "
+		"py-queue: %d), %.2f s windows, timed at the receiver\n",
+		o->quick ? "quick" : "full", o->reps,
+		o->reps > BENCH_TARGET_REPS ? o->reps : BENCH_TARGET_REPS,
+		o->window);
+	fprintf(rep, "load average %.2f at the start, %.2f at the end; %s\n",
+		o->load_start, o->load_end, o->took);
+	if (result_measured("stream", NULL)) {
 		stream_table("One-way stream, 1 producer -> 1 consumer, msgs/s",
 			     "msgs_per_s", false);
 		stream_table("... MB/s", "MB_per_s", false);
@@ -248,15 +304,15 @@ void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 			     "cpu_us_per_msg", false);
 		stream_table("... libipc / row (msgs/s)", "msgs_per_s", true);
 	}
-	if (result_measured("latency", "libipc"))
+	if (result_measured("latency", NULL))
 		latency_table("latency", "Ping-pong, 64 B, one-way latency "
 					 "(round trip / 2), both peers awake");
-	if (result_measured("wakeup", "libipc"))
+	if (result_measured("wakeup", NULL))
 		latency_table("wakeup", "Wake-up after 1 ms idle, 64 B, "
 					"send -> receive (ring: spins)");
-	if (result_measured("grid", "libipc"))
+	if (result_measured("grid", NULL))
 		grid_table();
-	if (result_measured("onecore", "libipc"))
+	if (result_measured("onecore", NULL))
 		onecore_table();
 	prim_table();
 	fprintf(rep, "\nTargets\n");

@@ -56,12 +56,52 @@ void result_note(const char *workload, const char *transport, const char *param,
 		snprintf(r->note, sizeof(r->note), "%s", note);
 }
 
+void result_fail(const char *workload, const char *transport, const char *param,
+		 const char *note)
+{
+	struct result *r = find(workload, transport, param, "note", true);
+
+	/* After any note already there (a repetition that failed earlier). */
+	if (r != NULL && r->note[0] != '\0' && strstr(r->note, note) == NULL) {
+		size_t len = strlen(r->note);
+		snprintf(r->note + len, sizeof(r->note) - len, "; %s", note);
+	} else if (r != NULL) {
+		snprintf(r->note, sizeof(r->note), "%s", note);
+	}
+	for (int i = 0; i < nresults; i++)
+		if (strcmp(results[i].workload, workload) == 0 &&
+		    strcmp(results[i].transport, transport) == 0 &&
+		    strcmp(results[i].param, param) == 0)
+			results[i].failed = true;
+}
+
+bool result_failed(const char *workload, const char *transport,
+		   const char *param)
+{
+	struct result *r = find(workload, transport, param, "note", false);
+
+	return r != NULL && r->failed;
+}
+
 double result_get(const char *workload, const char *transport,
 		  const char *param, const char *metric)
 {
 	struct result *r = find(workload, transport, param, metric, false);
 
-	return r == NULL || r->n == 0 ? NAN : bench_median(r->v, r->n);
+	/* The cell's note record carries the verdict for metrics recorded
+	 * after it failed, too. */
+	if (r == NULL || r->n == 0 || r->failed ||
+	    result_failed(workload, transport, param))
+		return NAN;
+	return bench_median(r->v, r->n);
+}
+
+int result_reps(const char *workload, const char *transport, const char *param,
+		const char *metric)
+{
+	struct result *r = find(workload, transport, param, metric, false);
+
+	return r == NULL ? 0 : r->n;
 }
 
 const char *result_note_of(const char *workload, const char *transport,
@@ -81,7 +121,7 @@ struct result *result_all(int *n)
 bool result_measured(const char *workload, const char *transport)
 {
 	for (int i = 0; i < nresults; i++)
-		if (results[i].n > 0 &&
+		if ((results[i].n > 0 || results[i].failed) &&
 		    strcmp(results[i].workload, workload) == 0 &&
 		    (transport == NULL ||
 		     strcmp(results[i].transport, transport) == 0))

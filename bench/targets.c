@@ -2,8 +2,8 @@
 /*
  * The targets of the speed issue, each a ratio (or a count) of medians
  * measured in this run. A target whose rows were not measured (a skipped
- * workload, a missing library, a call that does not exist yet) is "n/a",
- * never met.
+ * workload, a missing library, a call that does not exist yet) or whose
+ * cell failed (sanity.c) is "n/a", never met.
  */
 #include "bench.h"
 #include "report.h"
@@ -27,7 +27,8 @@ static void check(struct target *t, const char *name, double v, double thr,
 	t->value = v;
 	if (isnan(v)) {
 		t->met = -1;
-		snprintf(t->measured, sizeof(t->measured), "not measured");
+		snprintf(t->measured, sizeof(t->measured),
+			 "not measured, or a cell failed (see the notes)");
 		return;
 	}
 	t->met = at_most ? v <= thr : v >= thr;
@@ -35,20 +36,38 @@ static void check(struct target *t, const char *name, double v, double thr,
 		 suf);
 }
 
+/* A target on the 64 B stream ratio of a to b, which the issue defines
+ * over the median of at least BENCH_TARGET_REPS interleaved runs: with
+ * fewer (a workload cut short, --reps with --only), no verdict. */
+static void check_stream64(struct target *t, const char *name, const char *a,
+			   const char *b, double thr, int prec)
+{
+	int ra = result_reps("stream", a, "64", "msgs_per_s");
+	int rb = result_reps("stream", b, "64", "msgs_per_s");
+	int reps = ra < rb ? ra : rb;
+
+	check(t, name, ratio("stream", a, b, "64", "msgs_per_s"), thr, false,
+	      prec, "", "x");
+	if (t->met >= 0 && reps < BENCH_TARGET_REPS) {
+		t->met = -1;
+		snprintf(t->measured, sizeof(t->measured),
+			 "%.*fx from %d repetitions (the target asks for %d)",
+			 prec, t->value, reps, BENCH_TARGET_REPS);
+	}
+}
+
 int targets_check(struct target *out)
 {
 	int n = 0;
 	double v, v2;
 
-	check(&out[n++], "64 B stream: libipc >= 0.5x the spinning ring",
-	      ratio("stream", "libipc", "ring", "64", "msgs_per_s"), 0.5, false,
-	      2, "", "x");
-	check(&out[n++], "64 B stream: libipc >= 100x Python mp.Queue",
-	      ratio("stream", "libipc", "py-queue", "64", "msgs_per_s"), 100,
-	      false, 1, "", "x");
-	check(&out[n++], "64 B stream: libipc >= 10x POSIX mq",
-	      ratio("stream", "libipc", "mq", "64", "msgs_per_s"), 10, false, 1,
-	      "", "x");
+	check_stream64(&out[n++],
+		       "64 B stream: libipc >= 0.5x the spinning ring",
+		       "libipc", "ring", 0.5, 2);
+	check_stream64(&out[n++], "64 B stream: libipc >= 100x Python mp.Queue",
+		       "libipc", "py-queue", 100, 1);
+	check_stream64(&out[n++], "64 B stream: libipc >= 10x POSIX mq",
+		       "libipc", "mq", 10, 1);
 	check(&out[n++], "one core: libipc >= 1x Boost message_queue",
 	      ratio("onecore", "libipc", "boost-mq", "64", "msgs_per_s"), 1,
 	      false, 2, "", "x");

@@ -166,6 +166,19 @@ void bench_machine(char *out, size_t cap)
 		 bench_ncpu(), u.release, u.machine, gnu_get_libc_version());
 }
 
+double bench_loadavg(void)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double load = NAN;
+
+	if (f != NULL) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = NAN;
+		fclose(f);
+	}
+	return load;
+}
+
 /* The attach of transports whose parent-made setup is all a peer needs. */
 int bench_attach_nothing(struct channel *c, enum bench_role role)
 {

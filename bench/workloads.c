@@ -192,6 +192,8 @@ static int stream_consumer(struct channel *c, int k, void *arg)
 
 struct stream_out {
 	double rate, cpu_per_msg;
+	double seconds; /* the receivers' clock: first start to last end */
+	double wall;	/* the parent's clock: the go to every peer's exit */
 	long msgs;
 	long per_producer[BENCH_MAX_PEERS];
 	int warmup;
@@ -232,7 +234,7 @@ static bool stream_once(const struct transport *t, size_t size, int np, int nc,
 	ps = peers_start(&c, 1, np, stream_producer, nc, stream_consumer, sh,
 			 pin);
 	if (ps == NULL) {
-		result_note(workload, t->name, param,
+		result_fail(workload, t->name, param,
 			    "a peer failed to attach");
 		goto close_ack;
 	}
@@ -243,9 +245,12 @@ static bool stream_once(const struct transport *t, size_t size, int np, int nc,
 		if (!counting)
 			result_note(workload, t->name, param, note);
 	}
+	double go = bench_now();
 	peers_go(ps);
-	if (peers_finish(ps) != 0) {
-		result_note(workload, t->name, param,
+	int finished = peers_finish(ps);
+	out->wall = bench_now() - go;
+	if (finished != 0) {
+		result_fail(workload, t->name, param,
 			    "a peer failed (wrong message, or a call failed)");
 		if (counting)
 			syscount_finish(&sc, out->sys);
@@ -268,10 +273,11 @@ static bool stream_once(const struct transport *t, size_t size, int np, int nc,
 	for (int i = 0; i < np + nc; i++)
 		cpu += sh->cpu[i];
 	if (out->msgs != sent || out->msgs == 0 || t1 <= t0) {
-		result_note(workload, t->name, param, "messages lost");
+		result_fail(workload, t->name, param, "messages lost");
 		goto close_ack;
 	}
-	out->rate = (double)out->msgs / (t1 - t0);
+	out->seconds = t1 - t0;
+	out->rate = (double)out->msgs / out->seconds;
 	out->cpu_per_msg = cpu / (double)out->msgs;
 	ok = true;
 close_ack:
@@ -285,6 +291,17 @@ out:
 static void size_param(char *p, size_t cap, size_t size)
 {
 	snprintf(p, cap, "%zu", size);
+}
+
+/* What sanity.c checks a run's figures against: its message count, the
+ * receivers' and the parent's clocks, and the producers' window. */
+static void add_run(const char *workload, const char *name, const char *param,
+		    const struct stream_out *r, double window)
+{
+	result_add(workload, name, param, "msgs", (double)r->msgs);
+	result_add(workload, name, param, "seconds", r->seconds);
+	result_add(workload, name, param, "wall_s", r->wall);
+	result_add(workload, name, param, "window_s", window);
 }
 
 void run_stream(const struct bench_opts *o, const struct transport *t,
@@ -302,6 +319,7 @@ void run_stream(const struct bench_opts *o, const struct transport *t,
 		   r.rate * (double)size / 1e6);
 	result_add("stream", t->name, param, "cpu_us_per_msg",
 		   r.cpu_per_msg * 1e6);
+	add_run("stream", t->name, param, &r, o->window);
 }
 
 void run_grid(const struct bench_opts *o, const struct transport *t, int np,
@@ -316,6 +334,7 @@ void run_grid(const struct bench_opts *o, const struct transport *t, int np,
 			 param, &r))
 		return;
 	result_add("grid", t->name, param, "msgs_per_s", r.rate);
+	add_run("grid", t->name, param, &r, o->window);
 	for (int p = 0; p < np; p++) {
 		snprintf(metric, sizeof(metric), "producer%d", p);
 		result_add("grid", t->name, param, metric,
@@ -339,6 +358,7 @@ void run_onecore(const struct bench_opts *o, const struct transport *t)
 	result_add("onecore", t->name, "64", "msgs_per_s", r.rate);
 	result_add("onecore", t->name, "64", "cpu_us_per_msg",
 		   r.cpu_per_msg * 1e6);
+	add_run("onecore", t->name, "64", &r, o->window);
 	if (!stream_once(t, 64, 1, 1, o->window, PIN_ONE, true, "onecore", "64",
 			 &r) ||
 	    r.sys[SC_ALL] < 0)
@@ -364,7 +384,9 @@ void run_onecore(const struct bench_opts *o, const struct transport *t)
 
 struct latency_sh {
 	double window;
-	int rounds; /* wake-up: samples wanted */
+	int rounds;   /* wake-up: samples wanted */
+	double t_go;  /* the parent's clock just before the go */
+	char why[96]; /* a peer's reason for failing the run */
 	long n;
 	double p50, p99, p999, max;
 	long hist[HIST_BINS];
@@ -466,14 +488,19 @@ static void latency_run(const struct bench_opts *o, const struct transport *t,
 	}
 	ps = peers_start(c, nch, 1, first, 1, second, sh, PIN_SPREAD);
 	if (ps == NULL) {
-		result_note(workload, t->name, "64", "a peer failed to attach");
+		result_fail(workload, t->name, "64", "a peer failed to attach");
 		goto out;
 	}
+	sh->t_go = bench_now();
 	peers_go(ps);
-	if (peers_finish(ps) != 0)
-		result_note(workload, t->name, "64", "a peer failed");
-	else
+	if (peers_finish(ps) != 0) {
+		result_fail(workload, t->name, "64",
+			    sh->why[0] ? sh->why : "a peer failed");
+	} else {
 		add_latency(workload, t->name, sh);
+		result_add(workload, t->name, "64", "wall_s",
+			   bench_now() - sh->t_go);
+	}
 out:
 	bench_unshare(sh, sizeof(*sh));
 }
@@ -496,9 +523,10 @@ static int wake_sender(struct channel *c, int index, void *arg)
 	struct timespec ms = { 0, 1000000 };
 
 	(void)index;
-	for (int i = 0; i < sh->rounds + WAKE_WARMUP; i++) {
+	for (uint32_t i = 0; i < (uint32_t)sh->rounds + WAKE_WARMUP; i++) {
 		nanosleep(&ms, NULL);
 		double t = bench_now();
+		memcpy(buf + 4, &i, sizeof(i));
 		memcpy(buf + 8, &t, sizeof(t));
 		c->t->send(c, buf, PP_SIZE);
 	}
@@ -507,20 +535,42 @@ static int wake_sender(struct channel *c, int index, void *arg)
 	return 0;
 }
 
+/* Every message must carry its sequence number and a stamp taken after
+ * the go and before its arrival: a transport that lost the stamp (or a
+ * clock that is not the sender's) fails the run instead of measuring the
+ * time since boot. */
 static int wake_receiver(struct channel *c, int index, void *arg)
 {
 	struct latency_sh *sh = arg;
-	unsigned char buf[PP_SIZE];
+	unsigned char buf[PP_SIZE] = { 0 };
 	long n = 0;
 
 	(void)index;
-	for (int i = 0;; i++) {
+	for (uint32_t i = 0;; i++) {
+		uint32_t seq;
+		double t;
+		memset(buf, 0xff, sizeof(buf)); /* no stamp of the last one */
 		if (c->t->recv(c, buf, PP_SIZE) != PP_SIZE)
 			return 6;
-		double now = bench_now(), t;
+		double now = bench_now();
 		if (buf[0] == MSG_END)
 			break;
+		memcpy(&seq, buf + 4, sizeof(seq));
 		memcpy(&t, buf + 8, sizeof(t));
+		if (seq != i) {
+			snprintf(sh->why, sizeof(sh->why),
+				 "message %u carried sequence number %u: the "
+				 "stamp did not travel",
+				 i, seq);
+			return 6;
+		}
+		if (!(t >= sh->t_go && t <= now)) {
+			snprintf(sh->why, sizeof(sh->why),
+				 "message %u stamped %.6f s, outside the run "
+				 "(%.6f .. %.6f s)",
+				 i, t, sh->t_go, now);
+			return 6;
+		}
 		if (i >= WAKE_WARMUP && n < 1100)
 			sh->samples[n++] = (now - t) * 1e6;
 	}
