@@ -1344,7 +1344,8 @@ Test(net, lost_get_reply_survives_superseded_requests)
 		usleep(10000);
 	cr_assert(atomic_load(&g.done), "the get ends within its timeout");
 	pthread_join(t, NULL);
-	cr_assert_eq(atomic_load(&g.rc), IPC_ETIMEDOUT);
+	cr_assert_eq(atomic_load(&g.rc), IPC_ETIMEDOUT, "the get gave %ld (%s)",
+		     atomic_load(&g.rc), ipc_err_name((int)atomic_load(&g.rc)));
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
 		     IPC_ETIMEDOUT);
 	cr_assert_eq(ipc_queue_get(remote, buf, sizeof(buf), 300),
