@@ -114,6 +114,24 @@ static long current_syscall(pid_t pid)
 	return nr;
 }
 
+bool t_stop(pid_t pid, int timeout_ms)
+{
+	long end = t_now_ms() + timeout_ms;
+	int st;
+
+	if (kill(pid, SIGSTOP) != 0)
+		return false;
+	do {
+		pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
+		if (w == pid)
+			return WIFSTOPPED(st);
+		if (w < 0)
+			return false;
+		usleep(200);
+	} while (t_now_ms() < end);
+	return false;
+}
+
 bool t_has_exited(pid_t pid)
 {
 	char path[64];

@@ -55,6 +55,11 @@ int t_leaked_segments(void);
 /* Children of this process that are zombies (exited, never reaped). */
 int t_zombie_children(void);
 
+/* Stop child pid (SIGSTOP) and wait, at most timeout_ms, until every one
+ * of its threads has stopped: kill() returns before a thread running on
+ * another CPU has, and it may run on meanwhile. */
+bool t_stop(pid_t pid, int timeout_ms);
+
 /* True if pid has exited but is not reaped yet (a zombie). */
 bool t_has_exited(pid_t pid);
 

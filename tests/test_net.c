@@ -1337,7 +1337,7 @@ Test(net, lost_get_reply_survives_superseded_requests)
 	cr_assert_eq(pthread_create(&t, NULL, timed_getter, &g), 0);
 	cr_assert(waits_on_queue(server, qname, 20000),
 		  "the server's session waits in the local get");
-	cr_assert_eq(kill(server, SIGSTOP), 0);
+	cr_assert(t_stop(server, 10000), "ipc-serve stopped");
 	cr_assert_eq(ipc_queue_put(local, "M", 1, 0), 0);
 	until = t_now_ms() + 30000;
 	while (!atomic_load(&g.done) && t_now_ms() < until)
