@@ -214,6 +214,36 @@ Test(queue, wraps_around_a_small_ring_without_corruption)
 	}
 }
 
+/* Small messages are copied inline, not by memcpy (ring.h, ring_copy):
+ * every length from 0 to 200 arrives byte for byte, and the get writes
+ * exactly that many bytes into the caller's buffer, not one past them,
+ * also when the record wraps around the ring's end. */
+Test(queue, every_small_length_copies_exactly_its_bytes)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 256 };
+	unsigned char out[256], in[256 + 16];
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int lap = 0; lap < 40; lap++) {
+		for (size_t len = 0; len <= 200; len++) {
+			for (size_t k = 0; k < len; k++)
+				out[k] =
+					(unsigned char)(lap * 7 + len + k * 13);
+			memset(in, 0xA5, sizeof(in));
+			cr_assert_eq(ipc_queue_put(q, out, len, IPC_NOWAIT), 0);
+			cr_assert_eq(ipc_queue_get(q, in, len, IPC_NOWAIT),
+				     (ssize_t)len, "lap %d length %zu", lap,
+				     len);
+			cr_assert_eq(memcmp(in, out, len), 0,
+				     "lap %d length %zu", lap, len);
+			for (size_t k = len; k < sizeof(in); k++)
+				cr_assert_eq(in[k], 0xA5,
+					     "length %zu wrote byte %zu", len,
+					     k);
+		}
+	}
+}
+
 /* ---- Between processes ------------------------------------------------- */
 
 #define PRODUCERS 2

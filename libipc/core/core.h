@@ -89,8 +89,25 @@ struct ipc__deadline {
 /* A deadline that never passes, for waits that must not time out. */
 extern const struct ipc__deadline ipc__forever;
 
-/* -EINVAL for timeout_ms < -1. */
-int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms);
+/* A positive timeout_ms from now (deadline.c; -EINVAL for timeout_ms
+ * < -1). Callers use ipc__deadline_init. */
+int ipc__deadline_start(struct ipc__deadline *dl, int timeout_ms);
+
+/* dl from a timeout_ms argument: 0, or -EINVAL for timeout_ms < -1.
+ * Inline, because every put and get starts with it: IPC_FOREVER and
+ * IPC_NOWAIT cost no call and no clock read. */
+static inline int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
+{
+	if (timeout_ms == IPC_FOREVER) {
+		dl->kind = IPC__DL_FOREVER;
+		return 0;
+	}
+	if (timeout_ms == IPC_NOWAIT) {
+		dl->kind = IPC__DL_NOWAIT;
+		return 0;
+	}
+	return ipc__deadline_start(dl, timeout_ms);
+}
 
 /* True once an IPC__DL_AT deadline has passed; always for NOWAIT, never for
  * FOREVER. */
@@ -166,6 +183,36 @@ static inline void ipc__cpu_relax(void)
 #define IPC__TLS_FAST
 #endif
 
+/* For a function on a slower path beside a hot one: kept out of line, so
+ * that the hot path's code stays short and keeps its registers.
+ * IPC__COLD also says the path is rare (laid out apart, tuned for size). */
+#if defined(__GNUC__)
+#define IPC__NOINLINE __attribute__((noinline))
+#define IPC__COLD __attribute__((noinline, cold))
+#else
+#define IPC__NOINLINE
+#define IPC__COLD
+#endif
+
+/* For data defined in one file of the library and read inline by others:
+ * a direct load, not one through the global offset table. */
+#if defined(__GNUC__)
+#define IPC__INTERNAL __attribute__((visibility("hidden")))
+#else
+#define IPC__INTERNAL
+#endif
+
+/* The calling thread among the live threads of its process, like
+ * pthread_self() but without a call: the address of a thread-local byte
+ * (fork.c). Like a pthread_t, a thread created after this one exits may
+ * get the same value, and a forked child's thread has the value of the
+ * thread that forked: callers compare the fork generation too. */
+extern _Thread_local char ipc__thread_tag IPC__TLS_FAST IPC__INTERNAL;
+static inline const void *ipc__thread_self(void)
+{
+	return &ipc__thread_tag;
+}
+
 /* The CPU the calling thread was running on a moment ago, or a negative
  * number if unknown. glibc's registered rseq area makes this one load (the
  * kernel updates it before the thread returns to user space on a new CPU);
@@ -239,8 +286,15 @@ bool ipc__membarrier_available(void);
 int ipc__membarrier_register(void);
 void ipc__membarrier(void);
 
-/* Incremented in every child at fork(); see fork.c. */
-unsigned ipc__fork_gen(void);
+/* Incremented in every child at fork() by a handler installed when the
+ * library is loaded; see fork.c. Inline: the hot paths compare it with a
+ * saved generation on every call. */
+extern _Atomic unsigned ipc__fork_generation IPC__INTERNAL;
+static inline unsigned ipc__fork_gen(void)
+{
+	return atomic_load_explicit(&ipc__fork_generation,
+				    memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------------------
  * Shared-memory segments.

@@ -34,18 +34,12 @@ static int timespec_cmp(const struct timespec *a, const struct timespec *b)
 
 const struct ipc__deadline ipc__forever = { .kind = IPC__DL_FOREVER };
 
-int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
+int ipc__deadline_start(struct ipc__deadline *dl, int timeout_ms)
 {
-	if (timeout_ms < IPC_FOREVER)
-		return -EINVAL;
-	if (timeout_ms == IPC_FOREVER) {
-		dl->kind = IPC__DL_FOREVER;
-		return 0;
-	}
-	if (timeout_ms == IPC_NOWAIT) {
-		dl->kind = IPC__DL_NOWAIT;
-		return 0;
-	}
+	if (timeout_ms <= 0)
+		return timeout_ms < IPC_FOREVER
+			       ? -EINVAL
+			       : ipc__deadline_init(dl, timeout_ms);
 	dl->kind = IPC__DL_AT;
 	clock_gettime(CLOCK_MONOTONIC, &dl->at);
 	timespec_add_ms(&dl->at, timeout_ms);

@@ -22,6 +22,7 @@ int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops, void *impl)
 	}
 	(*q)->ops = ops;
 	(*q)->impl = impl;
+	(*q)->max_msg = ops->max_msg_fixed ? ops->max_msg_size(impl) : 0;
 	return 0;
 }
 
@@ -92,7 +93,7 @@ int ipc_queue_put(ipc_queue *q, const void *msg, size_t len, int timeout_ms)
 	rc = ipc__deadline_init(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
-	if (len > q->ops->max_msg_size(q->impl))
+	if (ipc__queue_too_long(q, len))
 		return -EMSGSIZE;
 	rc = ipc__queue_check_reserver(q);
 	if (rc != 0)
