@@ -79,10 +79,16 @@ int ipc__sys_error(int e);
  * Deadlines: a timeout_ms argument turned into one absolute point on
  * CLOCK_MONOTONIC, so that loops that wake and sleep again never stretch it.
  */
-enum ipc__dl_kind { IPC__DL_NOWAIT, IPC__DL_FOREVER, IPC__DL_AT };
+enum ipc__dl_kind {
+	IPC__DL_NOWAIT,
+	IPC__DL_FOREVER,
+	IPC__DL_AT,
+	IPC__DL_LATER, /* ms from the first look: see ipc__deadline_later */
+};
 
 struct ipc__deadline {
 	enum ipc__dl_kind kind;
+	int ms;		    /* IPC__DL_LATER: the timeout, not yet started */
 	struct timespec at; /* CLOCK_MONOTONIC, for IPC__DL_AT */
 };
 
@@ -109,8 +115,37 @@ static inline int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
 	return ipc__deadline_start(dl, timeout_ms);
 }
 
-/* True once an IPC__DL_AT deadline has passed; always for NOWAIT, never for
- * FOREVER. */
+/* As ipc__deadline_init, but a positive timeout starts only when a
+ * deadline function first looks at dl (ipc__deadline_passed, _ms,
+ * _capped, a futex wait or a timed lock): a call that finds what it wants
+ * at once never reads the clock. The wait then ends timeout_ms after that
+ * first look, which comes after the call's first attempt; that attempt
+ * does not wait (a wait looks first), so the timeout is stretched by the
+ * attempt's own running time only. For the calls whose first attempt is
+ * short and usually succeeds: the queue's put and get. dl must stay with
+ * the thread that made it (the first look writes it). */
+static inline int ipc__deadline_later(struct ipc__deadline *dl, int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return ipc__deadline_init(dl, timeout_ms);
+	dl->kind = IPC__DL_LATER;
+	dl->ms = timeout_ms;
+	return 0;
+}
+
+/* Start an IPC__DL_LATER deadline now (it becomes IPC__DL_AT); nothing
+ * for the others. Every reader of dl->at calls it first. dl is written
+ * through the const pointer: a LATER deadline is never a const object
+ * (only ipc__deadline_later makes one, in its caller's variable). */
+void ipc__deadline_start_later(const struct ipc__deadline *dl);
+static inline void ipc__deadline_anchor(const struct ipc__deadline *dl)
+{
+	if (dl->kind == IPC__DL_LATER)
+		ipc__deadline_start_later(dl);
+}
+
+/* True once an IPC__DL_AT (or LATER) deadline has passed; always for
+ * NOWAIT, never for FOREVER. */
 bool ipc__deadline_passed(const struct ipc__deadline *dl);
 
 /* The error a wait that ran out of time returns: -EAGAIN for IPC_NOWAIT,

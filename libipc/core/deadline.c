@@ -46,16 +46,27 @@ int ipc__deadline_start(struct ipc__deadline *dl, int timeout_ms)
 	return 0;
 }
 
+void ipc__deadline_start_later(const struct ipc__deadline *dl)
+{
+	/* Not a const object (see core.h): the cast only undoes the const of
+	 * the pointer every reader is given. */
+	struct ipc__deadline *w = (struct ipc__deadline *)(uintptr_t)dl;
+
+	ipc__deadline_start(w, w->ms > 0 ? w->ms : 1);
+}
+
 bool ipc__deadline_passed(const struct ipc__deadline *dl)
 {
 	struct timespec now;
 
+	ipc__deadline_anchor(dl);
 	switch (dl->kind) {
 	case IPC__DL_NOWAIT:
 		return true;
 	case IPC__DL_FOREVER:
 		return false;
 	case IPC__DL_AT:
+	case IPC__DL_LATER: /* anchored above: not reached */
 		break;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -70,6 +81,7 @@ int ipc__deadline_error(const struct ipc__deadline *dl)
 void ipc__deadline_capped(struct ipc__deadline *out,
 			  const struct ipc__deadline *dl, int ms)
 {
+	ipc__deadline_anchor(dl);
 	out->kind = IPC__DL_AT;
 	clock_gettime(CLOCK_MONOTONIC, &out->at);
 	timespec_add_ms(&out->at, ms);
@@ -88,6 +100,7 @@ int ipc__deadline_ms(const struct ipc__deadline *dl)
 		return -1;
 	if (dl->kind == IPC__DL_NOWAIT)
 		return 0;
+	ipc__deadline_anchor(dl);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (long long)(dl->at.tv_sec - now.tv_sec) * 1000 +
 	     (dl->at.tv_nsec - now.tv_nsec + 999999) / 1000000;

@@ -4,7 +4,9 @@
  *
  * Every public queue call lands here first: NULL handles and bad arguments
  * are refused with IPC_EINVAL before any backend runs, timeouts become one
- * absolute deadline, and the call is dispatched through the handle's
+ * absolute deadline (for put and get, started only when the call first
+ * has to wait: ipc__deadline_later), and the call is dispatched through
+ * the handle's
  * backend table. Backends therefore never see a bad argument, and new ones
  * (POSIX mqueue, remote over nanomsg) plug in without touching callers.
  */
@@ -90,7 +92,8 @@ int ipc_queue_put(ipc_queue *q, const void *msg, size_t len, int timeout_ms)
 
 	if (q == NULL || (msg == NULL && len > 0))
 		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = ipc__deadline_later(&dl,
+				 timeout_ms); /* no clock unless it waits */
 	if (rc != 0)
 		return rc;
 	if (ipc__queue_too_long(q, len))
@@ -108,7 +111,7 @@ ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap, int timeout_ms)
 
 	if (q == NULL || (buf == NULL && cap > 0))
 		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = ipc__deadline_later(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
 	return q->ops->get(q->impl, buf, cap, NULL, &dl);
@@ -121,7 +124,9 @@ ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms)
 
 	if (msg != NULL)
 		*msg = NULL;
-	rc = ipc__queue_begin(q, msg != NULL, timeout_ms, &dl);
+	if (q == NULL || msg == NULL)
+		return -EINVAL;
+	rc = ipc__deadline_later(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
 	return q->ops->get(q->impl, NULL, 0, msg, &dl);
