@@ -69,18 +69,17 @@ out:
 	return rc;
 }
 
-int ipc__ring_put(void *impl, const void *msg, size_t len,
-		  const struct ipc__deadline *dl)
+/* The put loop after a first attempt that returned rc (not 0): the locked
+ * path, waiting for room, and the attempts after each. Out of line, so
+ * that the biased producer's put that succeeds at once runs a short
+ * path. */
+static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
+				       uint32_t len,
+				       const struct ipc__deadline *dl, int rc)
 {
-	struct ring *r = impl;
-	int rc;
-
 	for (;;) {
-		rc = -ESTALE;
-		if (ipc__ring_bias_mine(r)) /* it wakes a getter itself */
-			rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
 		if (rc == -ESTALE) {
-			rc = ring_try_put(r, msg, (uint32_t)len, dl);
+			rc = ring_try_put(r, msg, len, dl);
 			if (rc == 0) {
 				IPC__CRASHPOINT("queue.put.published");
 				/* The unlock of q_pmutex orders the store of
@@ -90,8 +89,27 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		rc = ipc__ring_wait_room(r, rec_size((uint32_t)len), dl);
+		rc = ipc__ring_wait_room(r, rec_size(len), dl);
 		if (rc != 0)
 			return rc;
+		rc = -ESTALE;
+		if (ipc__ring_bias_mine(r)) /* it wakes a getter itself */
+			rc = ipc__ring_put_fast(r, msg, len);
+		if (rc == 0)
+			return 0;
 	}
+}
+
+int ipc__ring_put(void *impl, const void *msg, size_t len,
+		  const struct ipc__deadline *dl)
+{
+	struct ring *r = impl;
+	int rc = -ESTALE;
+
+	if (ipc__ring_bias_mine(r)) { /* it wakes a getter itself */
+		rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
+		if (rc == 0)
+			return 0;
+	}
+	return ring_put_loop(r, msg, (uint32_t)len, dl, rc);
 }
