@@ -3,8 +3,10 @@
  * deadline.c — relative timeouts turned into absolute CLOCK_MONOTONIC
  * deadlines.
  *
- * Every blocking call converts its timeout_ms once, on entry. Loops that
- * wake up and sleep again (spurious futex wake-ups, lost races, the periodic
+ * Every blocking call converts its timeout_ms once, on entry (or, for the
+ * queue's put and get, at the first look: IPC__DL_LATER, see core.h, so
+ * that a call that never waits never reads the clock). Loops that wake up
+ * and sleep again (spurious futex wake-ups, lost races, the periodic
  * re-check) then all aim at the same point in time, so a timeout never
  * stretches however often a waiter wakes. The monotonic clock does not jump
  * when the wall clock is set.
