@@ -564,7 +564,10 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  * it even while a peer that holds the queue's lock or is mid-put is
  * stopped (SIGSTOP, a debugger). IPC_NOWAIT then waits at most about 1 ms
  * for the peer before returning IPC_EAGAIN. A blocked call sleeps in the
- * kernel; it does not spin.
+ * kernel; it does not spin. The timeout of ipc_queue_put, ipc_queue_get
+ * and ipc_queue_get_alloc starts when the call first has to wait (after
+ * its first attempt, which does not wait): a call that finds room or a
+ * message at once never reads the clock.
  *
  * Damage: a process that maps a queue can write anything into it. libipc
  * bounds-checks every index and length it reads from the segment before

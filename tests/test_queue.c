@@ -214,6 +214,108 @@ Test(queue, wraps_around_a_small_ring_without_corruption)
 	}
 }
 
+/* Small messages are copied inline, not by memcpy (ring.h, ring_copy):
+ * every length from 0 to 200 arrives byte for byte, and the get writes
+ * exactly that many bytes into the caller's buffer, not one past them,
+ * also when the record wraps around the ring's end. */
+Test(queue, every_small_length_copies_exactly_its_bytes)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 256 };
+	unsigned char out[256], in[256 + 16];
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int lap = 0; lap < 40; lap++) {
+		for (size_t len = 0; len <= 200; len++) {
+			for (size_t k = 0; k < len; k++)
+				out[k] =
+					(unsigned char)(lap * 7 + len + k * 13);
+			memset(in, 0xA5, sizeof(in));
+			cr_assert_eq(ipc_queue_put(q, out, len, IPC_NOWAIT), 0);
+			cr_assert_eq(ipc_queue_get(q, in, len, IPC_NOWAIT),
+				     (ssize_t)len, "lap %d length %zu", lap,
+				     len);
+			cr_assert_eq(memcmp(in, out, len), 0,
+				     "lap %d length %zu", lap, len);
+			for (size_t k = len; k < sizeof(in); k++)
+				cr_assert_eq(in[k], 0xA5,
+					     "length %zu wrote byte %zu", len,
+					     k);
+		}
+	}
+}
+
+/* A timed put or get starts its clock only when it first has to wait
+ * (ipc__deadline_later): each way of waiting must still start it and end
+ * the call with IPC_ETIMEDOUT no sooner than the timeout after the call
+ * began. A deadline never started would sleep for ever (the suite's
+ * timeout fails it); one read before it started would end at once. */
+struct lock_hold {
+	volatile int held, done;
+};
+static struct lock_hold *pm_hold;
+
+static int hold_producers_lock(void *arg)
+{
+	void *buf;
+
+	(void)arg;
+	/* An open reservation holds the producers' lock (ring_zc.c). */
+	T_CHECK(ipc_queue_reserve(q, 8, &buf, 10000) == 0, 1);
+	__atomic_store_n(&pm_hold->held, 1, __ATOMIC_SEQ_CST);
+	T_CHECK(t_wait_count(&pm_hold->done, 1, 20000), 2);
+	T_CHECK(ipc_queue_cancel(q) == 0, 3);
+	return 0;
+}
+
+static void assert_times_out(long t0, ssize_t rc, const char *what)
+{
+	cr_assert_eq(rc, IPC_ETIMEDOUT, "%s", what);
+	cr_assert_geq(t_now_ms() - t0, 100, "%s ended early", what);
+}
+
+Test(queue, timed_put_and_get_time_out_on_every_way_of_waiting)
+{
+	ipc_queue *jq;
+	char buf[8];
+	pid_t kid;
+	long t0;
+
+	/* A get that sleeps on an empty Queue, and on an empty
+	 * JoinableQueue (whose get first takes the consumers' lock). */
+	cr_assert_eq(ipc_queue_new(&q, 1), 0);
+	t0 = t_now_ms();
+	assert_times_out(t0, ipc_queue_get(q, buf, sizeof(buf), 100),
+			 "get, empty Queue");
+	cr_assert_eq(ipc_joinable_queue_new(&jq, 0), 0);
+	t0 = t_now_ms();
+	assert_times_out(t0, ipc_queue_get(jq, buf, sizeof(buf), 100),
+			 "get, empty JoinableQueue");
+	ipc_queue_close(jq);
+
+	/* A put that waits for room: the first put made this process the
+	 * queue's biased producer, so the second one is a fast put that
+	 * finds the queue full (maxsize 1) and sleeps. */
+	cr_assert_eq(ipc_queue_put(q, "a", 1, 100), 0);
+	t0 = t_now_ms();
+	assert_times_out(t0, ipc_queue_put(q, "b", 1, 100), "put, full");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 100), 1);
+	cr_assert_eq(buf[0], 'a');
+	ipc_queue_close(q);
+
+	/* A put that waits for the producers' lock, held by another
+	 * process: a timed lock, not a futex sleep. */
+	pm_hold = t_shared(sizeof(*pm_hold));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = t_spawn(hold_producers_lock, NULL);
+	cr_assert(t_wait_count(&pm_hold->held, 1, 10000));
+	t0 = t_now_ms();
+	assert_times_out(t0, ipc_queue_put(q, "c", 1, 100),
+			 "put, producers' lock held");
+	pm_hold->done = 1;
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0, "nothing put");
+}
+
 /* ---- Between processes ------------------------------------------------- */
 
 #define PRODUCERS 2

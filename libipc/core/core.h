@@ -79,21 +79,73 @@ int ipc__sys_error(int e);
  * Deadlines: a timeout_ms argument turned into one absolute point on
  * CLOCK_MONOTONIC, so that loops that wake and sleep again never stretch it.
  */
-enum ipc__dl_kind { IPC__DL_NOWAIT, IPC__DL_FOREVER, IPC__DL_AT };
+enum ipc__dl_kind {
+	IPC__DL_NOWAIT,
+	IPC__DL_FOREVER,
+	IPC__DL_AT,
+	IPC__DL_LATER, /* ms from the first look: see ipc__deadline_later */
+};
 
 struct ipc__deadline {
 	enum ipc__dl_kind kind;
+	int ms;		    /* IPC__DL_LATER: the timeout, not yet started */
 	struct timespec at; /* CLOCK_MONOTONIC, for IPC__DL_AT */
 };
 
 /* A deadline that never passes, for waits that must not time out. */
 extern const struct ipc__deadline ipc__forever;
 
-/* -EINVAL for timeout_ms < -1. */
-int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms);
+/* A positive timeout_ms from now (deadline.c; -EINVAL for timeout_ms
+ * < -1). Callers use ipc__deadline_init. */
+int ipc__deadline_start(struct ipc__deadline *dl, int timeout_ms);
 
-/* True once an IPC__DL_AT deadline has passed; always for NOWAIT, never for
- * FOREVER. */
+/* dl from a timeout_ms argument: 0, or -EINVAL for timeout_ms < -1.
+ * Inline, because every put and get starts with it: IPC_FOREVER and
+ * IPC_NOWAIT cost no call and no clock read. */
+static inline int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
+{
+	if (timeout_ms == IPC_FOREVER) {
+		dl->kind = IPC__DL_FOREVER;
+		return 0;
+	}
+	if (timeout_ms == IPC_NOWAIT) {
+		dl->kind = IPC__DL_NOWAIT;
+		return 0;
+	}
+	return ipc__deadline_start(dl, timeout_ms);
+}
+
+/* As ipc__deadline_init, but a positive timeout starts only when a
+ * deadline function first looks at dl (ipc__deadline_passed, _ms,
+ * _capped, a futex wait or a timed lock): a call that finds what it wants
+ * at once never reads the clock. The wait then ends timeout_ms after that
+ * first look, which comes after the call's first attempt; that attempt
+ * does not wait (a wait looks first), so the timeout is stretched by the
+ * attempt's own running time only. For the calls whose first attempt is
+ * short and usually succeeds: the queue's put and get. dl must stay with
+ * the thread that made it (the first look writes it). */
+static inline int ipc__deadline_later(struct ipc__deadline *dl, int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return ipc__deadline_init(dl, timeout_ms);
+	dl->kind = IPC__DL_LATER;
+	dl->ms = timeout_ms;
+	return 0;
+}
+
+/* Start an IPC__DL_LATER deadline now (it becomes IPC__DL_AT); nothing
+ * for the others. Every reader of dl->at calls it first. dl is written
+ * through the const pointer: a LATER deadline is never a const object
+ * (only ipc__deadline_later makes one, in its caller's variable). */
+void ipc__deadline_start_later(const struct ipc__deadline *dl);
+static inline void ipc__deadline_anchor(const struct ipc__deadline *dl)
+{
+	if (dl->kind == IPC__DL_LATER)
+		ipc__deadline_start_later(dl);
+}
+
+/* True once an IPC__DL_AT (or LATER) deadline has passed; always for
+ * NOWAIT, never for FOREVER. */
 bool ipc__deadline_passed(const struct ipc__deadline *dl);
 
 /* The error a wait that ran out of time returns: -EAGAIN for IPC_NOWAIT,
@@ -165,6 +217,36 @@ static inline void ipc__cpu_relax(void)
 #else
 #define IPC__TLS_FAST
 #endif
+
+/* For a function on a slower path beside a hot one: kept out of line, so
+ * that the hot path's code stays short and keeps its registers.
+ * IPC__COLD also says the path is rare (laid out apart, tuned for size). */
+#if defined(__GNUC__)
+#define IPC__NOINLINE __attribute__((noinline))
+#define IPC__COLD __attribute__((noinline, cold))
+#else
+#define IPC__NOINLINE
+#define IPC__COLD
+#endif
+
+/* For data defined in one file of the library and read inline by others:
+ * a direct load, not one through the global offset table. */
+#if defined(__GNUC__)
+#define IPC__INTERNAL __attribute__((visibility("hidden")))
+#else
+#define IPC__INTERNAL
+#endif
+
+/* The calling thread among the live threads of its process, like
+ * pthread_self() but without a call: the address of a thread-local byte
+ * (fork.c). Like a pthread_t, a thread created after this one exits may
+ * get the same value, and a forked child's thread has the value of the
+ * thread that forked: callers compare the fork generation too. */
+extern _Thread_local char ipc__thread_tag IPC__TLS_FAST IPC__INTERNAL;
+static inline const void *ipc__thread_self(void)
+{
+	return &ipc__thread_tag;
+}
 
 /* The CPU the calling thread was running on a moment ago, or a negative
  * number if unknown. glibc's registered rseq area makes this one load (the
@@ -244,8 +326,15 @@ bool ipc__membarrier(void);
 int ipc__membarrier_register(void);
 bool ipc__membarrier_expedited(void);
 
-/* Incremented in every child at fork(); see fork.c. */
-unsigned ipc__fork_gen(void);
+/* Incremented in every child at fork() by a handler installed when the
+ * library is loaded; see fork.c. Inline: the hot paths compare it with a
+ * saved generation on every call. */
+extern _Atomic unsigned ipc__fork_generation IPC__INTERNAL;
+static inline unsigned ipc__fork_gen(void)
+{
+	return atomic_load_explicit(&ipc__fork_generation,
+				    memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------------------
  * Shared-memory segments.

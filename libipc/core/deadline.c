@@ -3,8 +3,10 @@
  * deadline.c — relative timeouts turned into absolute CLOCK_MONOTONIC
  * deadlines.
  *
- * Every blocking call converts its timeout_ms once, on entry. Loops that
- * wake up and sleep again (spurious futex wake-ups, lost races, the periodic
+ * Every blocking call converts its timeout_ms once, on entry (or, for the
+ * queue's put and get, at the first look: IPC__DL_LATER, see core.h, so
+ * that a call that never waits never reads the clock). Loops that wake up
+ * and sleep again (spurious futex wake-ups, lost races, the periodic
  * re-check) then all aim at the same point in time, so a timeout never
  * stretches however often a waiter wakes. The monotonic clock does not jump
  * when the wall clock is set.
@@ -34,34 +36,39 @@ static int timespec_cmp(const struct timespec *a, const struct timespec *b)
 
 const struct ipc__deadline ipc__forever = { .kind = IPC__DL_FOREVER };
 
-int ipc__deadline_init(struct ipc__deadline *dl, int timeout_ms)
+int ipc__deadline_start(struct ipc__deadline *dl, int timeout_ms)
 {
-	if (timeout_ms < IPC_FOREVER)
-		return -EINVAL;
-	if (timeout_ms == IPC_FOREVER) {
-		dl->kind = IPC__DL_FOREVER;
-		return 0;
-	}
-	if (timeout_ms == IPC_NOWAIT) {
-		dl->kind = IPC__DL_NOWAIT;
-		return 0;
-	}
+	if (timeout_ms <= 0)
+		return timeout_ms < IPC_FOREVER
+			       ? -EINVAL
+			       : ipc__deadline_init(dl, timeout_ms);
 	dl->kind = IPC__DL_AT;
 	clock_gettime(CLOCK_MONOTONIC, &dl->at);
 	timespec_add_ms(&dl->at, timeout_ms);
 	return 0;
 }
 
+void ipc__deadline_start_later(const struct ipc__deadline *dl)
+{
+	/* Not a const object (see core.h): the cast only undoes the const of
+	 * the pointer every reader is given. */
+	struct ipc__deadline *w = (struct ipc__deadline *)(uintptr_t)dl;
+
+	ipc__deadline_start(w, w->ms > 0 ? w->ms : 1);
+}
+
 bool ipc__deadline_passed(const struct ipc__deadline *dl)
 {
 	struct timespec now;
 
+	ipc__deadline_anchor(dl);
 	switch (dl->kind) {
 	case IPC__DL_NOWAIT:
 		return true;
 	case IPC__DL_FOREVER:
 		return false;
 	case IPC__DL_AT:
+	case IPC__DL_LATER: /* anchored above: not reached */
 		break;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -76,6 +83,7 @@ int ipc__deadline_error(const struct ipc__deadline *dl)
 void ipc__deadline_capped(struct ipc__deadline *out,
 			  const struct ipc__deadline *dl, int ms)
 {
+	ipc__deadline_anchor(dl);
 	out->kind = IPC__DL_AT;
 	clock_gettime(CLOCK_MONOTONIC, &out->at);
 	timespec_add_ms(&out->at, ms);
@@ -94,6 +102,7 @@ int ipc__deadline_ms(const struct ipc__deadline *dl)
 		return -1;
 	if (dl->kind == IPC__DL_NOWAIT)
 		return 0;
+	ipc__deadline_anchor(dl);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (long long)(dl->at.tv_sec - now.tv_sec) * 1000 +
 	     (dl->at.tv_nsec - now.tv_nsec + 999999) / 1000000;

@@ -1,33 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fork.c — a process-wide fork generation.
+ * fork.c — a process-wide fork generation, and the calling thread's tag.
  *
  * A handle inherited across fork() may carry per-process registrations that
  * belong to the parent (a JoinableQueue consumer slot is held by a thread of
  * the parent). Comparing a saved generation with the current one tells a
  * handle, without a system call, that it now runs in a child and must
  * register afresh. The counter is the one piece of process-global state in
- * libipc; it is bumped by a pthread_atfork child handler installed once.
+ * libipc; it is bumped by a pthread_atfork child handler installed when the
+ * library is loaded (a constructor, so that reading the counter, inline on
+ * every put and get, needs no once-check; glibc removes the handler if the
+ * library is unloaded).
  */
 #include <pthread.h>
 
 #include "libipc/core/core.h"
 
-static _Atomic unsigned fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+_Atomic unsigned ipc__fork_generation;
+_Thread_local char ipc__thread_tag IPC__TLS_FAST;
 
 static void fork_child(void)
 {
-	atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ipc__fork_generation, 1,
+				  memory_order_relaxed);
 }
 
-static void fork_install(void)
+__attribute__((constructor)) static void fork_install(void)
 {
 	pthread_atfork(NULL, NULL, fork_child);
-}
-
-unsigned ipc__fork_gen(void)
-{
-	pthread_once(&fork_once, fork_install);
-	return atomic_load_explicit(&fork_generation, memory_order_relaxed);
 }

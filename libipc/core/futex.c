@@ -39,6 +39,7 @@ int ipc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 
 	if (dl->kind == IPC__DL_NOWAIT)
 		return -ETIMEDOUT;
+	ipc__deadline_anchor(dl);
 	if (dl->kind == IPC__DL_AT)
 		ts = &dl->at;
 	rc = sys_futex(word, FUTEX_WAIT_BITSET, expected, ts, NULL,

@@ -137,6 +137,7 @@ static int mutex_timedlock_realtime(pthread_mutex_t *m,
 
 static int mutex_timedlock(pthread_mutex_t *m, const struct ipc__deadline *dl)
 {
+	ipc__deadline_anchor(dl);
 #if IPC__TSAN
 	return mutex_timedlock_realtime(m, dl);
 #elif defined(HAVE_PTHREAD_MUTEX_CLOCKLOCK)

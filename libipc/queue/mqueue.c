@@ -520,6 +520,7 @@ const struct ipc__queue_ops ipc__mq_ops = {
 	.close = mq_close_handle,
 	.joinable = mq_joinable,
 	.max_msg_size = mq_max_msg_size,
+	.max_msg_fixed = true,
 	.shutdown_immediate = mq_shutdown_immediate,
 	.watch = mq_watch,
 	.unwatch = mq_unwatch,

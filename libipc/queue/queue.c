@@ -4,7 +4,9 @@
  *
  * Every public queue call lands here first: NULL handles and bad arguments
  * are refused with IPC_EINVAL before any backend runs, timeouts become one
- * absolute deadline, and the call is dispatched through the handle's
+ * absolute deadline (for put and get, started only when the call first
+ * has to wait: ipc__deadline_later), and the call is dispatched through
+ * the handle's
  * backend table. Backends therefore never see a bad argument, and new ones
  * (POSIX mqueue, remote over nanomsg) plug in without touching callers.
  */
@@ -22,6 +24,7 @@ int ipc__queue_wrap(ipc_queue **q, const struct ipc__queue_ops *ops, void *impl)
 	}
 	(*q)->ops = ops;
 	(*q)->impl = impl;
+	(*q)->max_msg = ops->max_msg_fixed ? ops->max_msg_size(impl) : 0;
 	return 0;
 }
 
@@ -89,10 +92,11 @@ int ipc_queue_put(ipc_queue *q, const void *msg, size_t len, int timeout_ms)
 
 	if (q == NULL || (msg == NULL && len > 0))
 		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = ipc__deadline_later(&dl,
+				 timeout_ms); /* no clock unless it waits */
 	if (rc != 0)
 		return rc;
-	if (len > q->ops->max_msg_size(q->impl))
+	if (ipc__queue_too_long(q, len))
 		return -EMSGSIZE;
 	rc = ipc__queue_check_reserver(q);
 	if (rc != 0)
@@ -107,7 +111,7 @@ ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap, int timeout_ms)
 
 	if (q == NULL || (buf == NULL && cap > 0))
 		return -EINVAL;
-	rc = ipc__deadline_init(&dl, timeout_ms);
+	rc = ipc__deadline_later(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
 	return q->ops->get(q->impl, buf, cap, NULL, &dl);
@@ -120,7 +124,9 @@ ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms)
 
 	if (msg != NULL)
 		*msg = NULL;
-	rc = ipc__queue_begin(q, msg != NULL, timeout_ms, &dl);
+	if (q == NULL || msg == NULL)
+		return -EINVAL;
+	rc = ipc__deadline_later(&dl, timeout_ms);
 	if (rc != 0)
 		return rc;
 	return q->ops->get(q->impl, NULL, 0, msg, &dl);

@@ -51,6 +51,10 @@ struct ipc__queue_ops {
 	void (*close)(void *impl);
 	bool (*joinable)(void *impl);
 	size_t (*max_msg_size)(void *impl);
+	/* max_msg_size never changes for a handle: the facade reads it once,
+	 * at wrap, instead of calling it on every put (a remote queue's limit
+	 * comes from the server and may change when it reconnects). */
+	bool max_msg_fixed;
 	/* A second, independent handle on the same queue (its own consumer
 	 * identity), or NULL when the backend cannot make one. */
 	int (*dup)(void *impl, void **out);
@@ -96,10 +100,21 @@ struct ipc_queue {
 	 * long it is. While it is open, that thread's puts on this handle are
 	 * refused (its space is the next record's). */
 	_Atomic bool reserved; /* set last (release), read first (acquire) */
-	pthread_t reserver;
+	const void *reserver;  /* its ipc__thread_self() */
 	unsigned reserver_gen; /* fork generation: a child holds none */
 	size_t reserved_len;
+	/* ops->max_msg_size(impl) when ops->max_msg_fixed, else 0 (ask it):
+	 * see ipc__queue_too_long. */
+	size_t max_msg;
 };
+
+/* Is len over q's largest message? One compare when the backend's limit
+ * is fixed; the backend is asked only for lengths above the cached one
+ * (all but 0 when it is not fixed). */
+static inline bool ipc__queue_too_long(ipc_queue *q, size_t len)
+{
+	return len > q->max_msg && len > q->ops->max_msg_size(q->impl);
+}
 
 /* The checks of a call with an out-pointer and a timeout, then its
  * deadline: -EINVAL for a NULL q or out (out_ok false), else 0 or the
@@ -112,8 +127,18 @@ static inline int ipc__queue_begin(ipc_queue *q, bool out_ok, int timeout_ms,
 	return ipc__deadline_init(dl, timeout_ms);
 }
 
-/* queue_zc.c: IPC_EBUSY if the calling thread holds a reservation on q. */
-int ipc__queue_check_reserver(ipc_queue *q);
+/* IPC_EBUSY if the calling thread holds a reservation on q (queue_zc.c),
+ * else 0. Inline: every put asks, and almost always the first load says
+ * no. A child forked while its parent held a reservation inherits the flag
+ * but not the lock behind it (the parent's thread holds that). */
+static inline int ipc__queue_check_reserver(ipc_queue *q)
+{
+	return atomic_load_explicit(&q->reserved, memory_order_acquire) &&
+			       q->reserver_gen == ipc__fork_gen() &&
+			       q->reserver == ipc__thread_self()
+		       ? -EBUSY
+		       : 0;
+}
 
 /* Registration hook for backends that live above queue/ (the remote one in
  * net/): wrap impl in a public handle. On failure impl is closed through

@@ -10,17 +10,6 @@
 
 #include "libipc/queue/queue.h"
 
-int ipc__queue_check_reserver(ipc_queue *q)
-{
-	/* A child forked while its parent held a reservation inherits the
-	 * flag but not the lock behind it (the parent's thread holds that). */
-	return atomic_load_explicit(&q->reserved, memory_order_acquire) &&
-			       q->reserver_gen == ipc__fork_gen() &&
-			       pthread_equal(q->reserver, pthread_self())
-		       ? -EBUSY
-		       : 0;
-}
-
 /* The calling thread's open reservation on q: 0, or -EINVAL. */
 static int holds_reservation(ipc_queue *q)
 {
@@ -39,14 +28,14 @@ int ipc_queue_reserve(ipc_queue *q, size_t len, void **buf, int timeout_ms)
 		return rc;
 	if (q->ops->reserve == NULL)
 		return -ENOTSUP;
-	if (len > q->ops->max_msg_size(q->impl))
+	if (ipc__queue_too_long(q, len))
 		return -EMSGSIZE;
 	if (atomic_load(&q->reserved) && q->reserver_gen == ipc__fork_gen())
 		return -EBUSY; /* one reservation per handle */
 	rc = q->ops->reserve(q->impl, len, buf, &dl);
 	if (rc != 0)
 		return rc;
-	q->reserver = pthread_self();
+	q->reserver = ipc__thread_self();
 	q->reserver_gen = ipc__fork_gen();
 	q->reserved_len = len;
 	atomic_store_explicit(&q->reserved, true, memory_order_release);

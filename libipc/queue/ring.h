@@ -187,10 +187,10 @@ struct ring {
 	 * the segment's copy, never these. */
 	uint32_t cap, mask, max_msg, maxsize, nslots;
 	bool joinable;
-	bool bias_owner;   /* we are the queue's biased producer */
-	unsigned bias_gen; /* fork generation we became it in */
-	pthread_t bias_thread;
-	uint64_t bias_head; /* the owner's earlier q_head and q_free */
+	bool bias_owner;	 /* we are the queue's biased producer */
+	unsigned bias_gen;	 /* fork generation we became it in */
+	const void *bias_thread; /* ipc__thread_self() of the owner */
+	uint64_t bias_head;	 /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
 	/* How long this handle spins before yielding (SPIN_GET, SPIN_PUT):
@@ -285,6 +285,37 @@ static inline uint32_t ring_unfinished(struct ring *r)
 
 /* ---- Hot-path helpers, inline: every put and get uses them ----------- */
 
+/* memcpy(dst, src, len) for 1 <= len, dst and src apart. Most messages
+ * are small, and for them the call into the C library's memcpy costs more
+ * than the copy: up to 64 bytes move as two fixed-size copies that overlap
+ * in the middle (the compiler makes each a few loads and stores); the
+ * rest goes to memcpy. */
+static inline void ring_copy(void *dst, const void *src, size_t len)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (len > 64) {
+		memcpy(d, s, len);
+	} else if (len >= 32) {
+		memcpy(d, s, 32);
+		memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len >= 16) {
+		memcpy(d, s, 16);
+		memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + len - 8, s + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + len - 4, s + len - 4, 4);
+	} else {
+		d[0] = s[0];
+		d[len - 1] = s[len - 1];
+		d[len / 2] = s[len / 2];
+	}
+}
+
 /* Copy len bytes into / out of the ring at pos, wrapping at the end. A
  * 0-byte message may come from NULL or go into NULL (ipc.h allows both),
  * and memcpy may not be given NULL even for 0 bytes: no copy then. */
@@ -296,7 +327,7 @@ static inline void ring_write(struct ring *r, uint32_t pos, const void *src,
 	if (len == 0)
 		return;
 	if (len <= first) {
-		memcpy(r->data + off, src, len);
+		ring_copy(r->data + off, src, len);
 	} else {
 		memcpy(r->data + off, src, first);
 		memcpy(r->data, (const uint8_t *)src + first, len - first);
@@ -311,7 +342,7 @@ static inline void ipc__ring_read(struct ring *r, uint32_t pos, void *dst,
 	if (len == 0)
 		return;
 	if (len <= first) {
-		memcpy(dst, r->data + off, len);
+		ring_copy(dst, r->data + off, len);
 	} else {
 		memcpy(dst, r->data + off, first);
 		memcpy((uint8_t *)dst + first, r->data, len - first);
@@ -430,7 +461,7 @@ static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
 static inline bool ipc__ring_bias_mine(struct ring *r)
 {
 	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
-	       pthread_equal(r->bias_thread, pthread_self());
+	       r->bias_thread == ipc__thread_self();
 }
 
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
@@ -535,12 +566,10 @@ void ipc__ring_bias_take(struct ring *r, bool expedite);
  * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
 /* The owner's lock-free put: 0, -EAGAIN (no room), a closed error, or
- * -ESTALE (revoked: use the locked path). *cpu is where it began, for
- * ipc__ring_bias_wake. */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu);
-/* After a fast put that began on cpu: wake a sleeping getter if one armed
- * q_get_seq, without a fence in the common case (see ring_bias.c). */
-void ipc__ring_bias_wake(struct ring *r, int cpu);
+ * -ESTALE (revoked: use the locked path). After a put, it wakes a
+ * sleeping getter if one armed q_get_seq, without a fence in the common
+ * case (see ring_bias.c). */
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
 /* Give the fast path up at close. */
 void ipc__ring_bias_release(struct ring *r);
 

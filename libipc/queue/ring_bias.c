@@ -126,7 +126,7 @@ void ipc__ring_bias_take(struct ring *r, bool expedite)
 	r->bias_free = atomic_load(&q->q_free);
 	r->bias_owner = true;
 	r->bias_gen = ipc__fork_gen();
-	r->bias_thread = pthread_self();
+	r->bias_thread = ipc__thread_self();
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 
@@ -252,47 +252,71 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 	return 0;
 }
 
-/* The owner's put: 0, -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked:
- * use the locked path). */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu)
+/* See "Waking without a fence" above. */
+static inline void ring_bias_wake(struct ring *r, int cpu)
+{
+	struct ring_shm *q = r->shm;
+
+	ipc__ring_wake_unlocked(&q->q_get_seq, 1); /* no fence: see above */
+	if (cpu < 0 || ipc__cpu_now() != cpu)
+		ipc__ring_wake(&q->q_get_seq, 1); /* moved: fenced */
+}
+
+/* The owner's put found q_bias_revoke set: give the registration up now
+ * and let the caller take the locked path. A robust mutex left held stays
+ * on this thread's robust list, and once the segment is unmapped the
+ * thread's next robust lock writes into the unmapped page. */
+static IPC__COLD int ring_bias_revoked(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+
+	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+	r->bias_owner = false;
+	ipc__mutex_unlock(&q->q_bias_reg);
+	return -ESTALE;
+}
+
+/* The owner's earlier q_head and q_free say no room for need bytes at
+ * tail: read them afresh. 0 (room now), -EAGAIN, or -ENOTRECOVERABLE. */
+static IPC__COLD int ring_bias_refresh(struct ring *r, uint64_t tail,
+				       uint32_t need)
+{
+	struct ring_shm *q = r->shm;
+
+	r->bias_free = atomic_load_explicit(&q->q_free, memory_order_acquire);
+	r->bias_head = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	/* The owner alone moves the tail while it owns. */
+	if (!ring_words_sane(r, tail, r->bias_head, r->bias_free))
+		return ipc__ring_broken(r);
+	if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free, need))
+		return -EAGAIN;
+	return 0;
+}
+
+/* The owner's put, and on success the wake of a sleeping getter: 0,
+ * -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked: use the locked
+ * path). The rare cases are out of line, so that the common one stays
+ * short. */
+int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t need = rec_size(len), closed;
 	uint64_t tail;
-	int rc = 0;
+	int rc = 0, cpu;
 
-	*cpu = ipc__cpu_now();
-	if (atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != *cpu)
-		atomic_exchange(&q->q_bias_cpu, *cpu); /* a full barrier */
+	cpu = ipc__cpu_now();
+	if (atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != cpu)
+		atomic_exchange(&q->q_bias_cpu, cpu); /* a full barrier */
 	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
-	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed)) {
-		atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
-		/* Revoked: give the registration up now. A robust mutex left
-		 * held stays on this thread's robust list, and once the
-		 * segment is unmapped the thread's next robust lock writes
-		 * into the unmapped page. */
-		r->bias_owner = false;
-		ipc__mutex_unlock(&q->q_bias_reg);
-		return -ESTALE;
-	}
+	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed))
+		return ring_bias_revoked(r);
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
-	if (closed) {
+	if (closed)
 		rc = ring_closed_error(closed);
-	} else if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free,
-				       need)) {
-		r->bias_free =
-			atomic_load_explicit(&q->q_free, memory_order_acquire);
-		r->bias_head =
-			atomic_load_explicit(&q->q_head, memory_order_acquire);
-		/* The owner alone moves the tail while it owns. */
-		if (!ring_words_sane(r, tail, r->bias_head, r->bias_free))
-			rc = ipc__ring_broken(r);
-		else if (!ipc__ring_has_room(r, tail, r->bias_head,
-					     r->bias_free, need))
-			rc = -EAGAIN;
-	}
+	else if (!ipc__ring_has_room(r, tail, r->bias_head, r->bias_free, need))
+		rc = ring_bias_refresh(r, tail, need);
 	if (rc == 0) {
 		ipc__ring_put_record(r, tail, msg, len);
 		IPC__CRASHPOINT("queue.put.fast_written");
@@ -302,17 +326,11 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu)
 			memory_order_release);
 	}
 	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+	if (rc == 0) {
+		IPC__CRASHPOINT("queue.put.published");
+		ring_bias_wake(r, cpu);
+	}
 	return rc;
-}
-
-/* See "Waking without a fence" above. */
-void ipc__ring_bias_wake(struct ring *r, int cpu)
-{
-	struct ring_shm *q = r->shm;
-
-	ipc__ring_wake_unlocked(&q->q_get_seq, 1); /* no fence: see above */
-	if (cpu < 0 || ipc__cpu_now() != cpu)
-		ipc__ring_wake(&q->q_get_seq, 1); /* moved: fenced */
 }
 
 /* The owner closes its handle: give the fast path up, so that the next

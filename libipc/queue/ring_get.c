@@ -15,33 +15,31 @@
 
 /* The tail a Queue consumer may use against `head`, without reading the
  * producers' hot q_tail line on every get. Each thread remembers the last
- * queue it got from, a head it saw there and a tail it read *after* seeing
- * that head — so that tail was at or past that head. While q_head still
- * equals that head (the whole packed 64-bit word: no other consumer moved
- * it; the same no-ABA assumption the CAS below makes), the remembered tail
- * is at or past it too, and every record in between is published. After
- * our own CAS the new head is ours to remember. Anything else reads the
- * real tail. The entry is per thread, so threads sharing a handle never
- * race on it; it holds no resource. IPC__TLS_FAST: every get reads it. */
+ * handle it got from (by its id, unique in the process for ever, so a
+ * handle closed and another opened at the same address never match), a
+ * head it saw there and a tail it read *after* seeing that head — so that
+ * tail was at or past that head. While q_head still equals that head (the
+ * whole packed 64-bit word: no other consumer moved it; the same no-ABA
+ * assumption the CAS below makes), the remembered tail is at or past it
+ * too, and every record in between is published. After our own CAS the
+ * new head is ours to remember. Anything else reads the real tail. The
+ * entry is per thread, so threads sharing a handle never race on it; it
+ * holds no resource. IPC__TLS_FAST: every get reads it. id 0 is never a
+ * handle's (ipc__ring_new_id), so the empty entry matches none. */
 static _Thread_local struct {
-	const void *queue;
-	uint64_t created;
+	uint64_t id;
 	uint64_t head, tail;
 } tail_cache IPC__TLS_FAST;
 
-static uint64_t ring_tail_for(struct ring *r, uint64_t head)
+static inline uint64_t ring_tail_for(struct ring *r, uint64_t head)
 {
-	struct ring_shm *q = r->shm;
-
-	if (tail_cache.queue == q &&
-	    tail_cache.created == q->hdr.h_created_ns &&
-	    tail_cache.head == head && w_pos(tail_cache.tail) != w_pos(head))
+	if (tail_cache.id == r->id && tail_cache.head == head &&
+	    w_pos(tail_cache.tail) != w_pos(head))
 		return tail_cache.tail;
-	tail_cache.queue = q;
-	tail_cache.created = q->hdr.h_created_ns;
+	tail_cache.id = r->id;
 	tail_cache.head = head;
 	tail_cache.tail =
-		atomic_load_explicit(&q->q_tail, memory_order_acquire);
+		atomic_load_explicit(&r->shm->q_tail, memory_order_acquire);
 	return tail_cache.tail;
 }
 
@@ -50,7 +48,7 @@ static uint64_t ring_tail_for(struct ring *r, uint64_t head)
  * or the record are damaged. With q_head unchanged, [head, tail) holds
  * only published records, each written whole before the tail passed it,
  * so a fresh tail and length that still disagree prove damage. */
-static int ring_head_moved(struct ring *r, uint64_t *head)
+static IPC__COLD int ring_head_moved(struct ring *r, uint64_t *head)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
@@ -69,7 +67,7 @@ static int ring_head_moved(struct ring *r, uint64_t *head)
 	if (avail == 0 ||
 	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail &&
 	     ring_aligned(w_pos(now)))) {
-		tail_cache.queue = NULL; /* the cached tail was stale */
+		tail_cache.id = 0; /* the cached tail was stale */
 		return 0;
 	}
 	return ipc__ring_broken(r);
@@ -156,14 +154,6 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g,
 	return n;
 }
 
-ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
-		      const struct ipc__deadline *dl)
-{
-	struct get_req g = { buf, cap, alloc, NULL };
-
-	return ipc__ring_get_req(impl, &g, dl);
-}
-
 /* A getter woken from a sleep leaves: if a message is still there, pass
  * the wake on. A waker clears the arm as it wakes one sleeper, so a put
  * that comes before the woken one re-arms finds nobody armed and makes
@@ -176,25 +166,33 @@ static void ring_pass_wake(struct ring *r)
 		ipc__ring_wake(&r->shm->q_get_seq, 1);
 }
 
-ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
-			  const struct ipc__deadline *dl)
+/* A get took a message (n >= 0). A Queue's get frees the record's bytes,
+ * and every get frees one item under an item limit (a JoinableQueue's
+ * bytes wait for task_done): wake a sleeping putter. The CAS that took it,
+ * or the unlock of q_cmutex, is a locked RMW, ordered on x86 like an
+ * unlock (ipc__fence_after_unlock). */
+static inline ssize_t ring_got(struct ring *r, ssize_t n)
+{
+	IPC__CRASHPOINT("queue.get.published");
+	if (!r->joinable || r->maxsize != 0)
+		ipc__ring_wake_unlocked(&r->shm->q_put_seq, INT_MAX);
+	return n;
+}
+
+/* The rest of a get whose first attempt returned n < 0: the deadline,
+ * spinning, sleeping and the attempts after each. Out of line, so that a
+ * get that finds a message at once runs a short path. */
+static IPC__NOINLINE ssize_t ring_get_wait(struct ring *r, struct get_req *g,
+					   const struct ipc__deadline *dl,
+					   ssize_t n)
 {
 	struct ring_shm *q = r->shm;
 	bool slept = false;
-	ssize_t n;
 	int rc;
 
 	for (;;) {
-		n = ring_try_get(r, g, dl);
 		if (n >= 0) {
-			IPC__CRASHPOINT("queue.get.published");
-			/* A Queue's get frees the record's bytes, and every get
-			 * frees one item under an item limit (a JoinableQueue's
-			 * bytes wait for task_done). The CAS that took it, or
-			 * the unlock of q_cmutex, is a locked RMW, ordered on
-			 * x86 like an unlock (ipc__fence_after_unlock). */
-			if (!r->joinable || r->maxsize != 0)
-				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
+			n = ring_got(r, n);
 			break;
 		}
 		if (n != -EAGAIN)
@@ -203,17 +201,42 @@ ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 			n = ipc__deadline_error(dl);
 			break;
 		}
-		if (ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
-					   0, dl))
-			continue;
-		rc = ipc__ring_sleep(r, &q->q_get_seq, &q->q_get_waiters,
-				     ipc__ring_ready_to_get, 0, dl);
-		if (rc != 0)
-			return rc;
-		slept = true;
+		if (!ipc__ring_wait_briefly(r, SPIN_GET, ipc__ring_ready_to_get,
+					    0, dl)) {
+			rc = ipc__ring_sleep(r, &q->q_get_seq,
+					     &q->q_get_waiters,
+					     ipc__ring_ready_to_get, 0, dl);
+			if (rc != 0)
+				return rc;
+			slept = true;
+		}
+		n = ring_try_get(r, g, dl);
 	}
 	if (slept &&
 	    atomic_load_explicit(&q->q_get_waiters, memory_order_relaxed) != 0)
 		ring_pass_wake(r);
 	return n;
+}
+
+/* A get: one attempt, and the slow path only if it found nothing. */
+static inline ssize_t ring_get_loop(struct ring *r, struct get_req *g,
+				    const struct ipc__deadline *dl)
+{
+	ssize_t n = ring_try_get(r, g, dl);
+
+	return n >= 0 ? ring_got(r, n) : ring_get_wait(r, g, dl, n);
+}
+
+ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
+			  const struct ipc__deadline *dl)
+{
+	return ring_get_loop(r, g, dl);
+}
+
+ssize_t ipc__ring_get(void *impl, void *buf, size_t cap, void **alloc,
+		      const struct ipc__deadline *dl)
+{
+	struct get_req g = { buf, cap, alloc, NULL };
+
+	return ring_get_loop(impl, &g, dl);
 }

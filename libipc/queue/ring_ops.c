@@ -89,6 +89,7 @@ const struct ipc__queue_ops ipc__ring_ops = {
 	.close = ring_close,
 	.joinable = ring_joinable,
 	.max_msg_size = ring_max_msg,
+	.max_msg_fixed = true,
 	.dup = ipc__ring_dup,
 	.shutdown_immediate = ipc__ring_shutdown_immediate,
 	.put_many = ipc__ring_put_many,

@@ -69,40 +69,47 @@ out:
 	return rc;
 }
 
+/* The put loop after a first attempt that returned rc (not 0): the locked
+ * path, waiting for room, and the attempts after each. Out of line, so
+ * that the biased producer's put that succeeds at once runs a short
+ * path. */
+static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
+				       uint32_t len,
+				       const struct ipc__deadline *dl, int rc)
+{
+	for (;;) {
+		if (rc == -ESTALE) {
+			rc = ring_try_put(r, msg, len, dl);
+			if (rc == 0) {
+				IPC__CRASHPOINT("queue.put.published");
+				/* The unlock of q_pmutex orders the store of
+				 * the tail before the read of the arm. */
+				ipc__ring_wake_unlocked(&r->shm->q_get_seq, 1);
+			}
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		rc = ipc__ring_wait_room(r, rec_size(len), dl);
+		if (rc != 0)
+			return rc;
+		rc = -ESTALE;
+		if (ipc__ring_bias_mine(r)) /* it wakes a getter itself */
+			rc = ipc__ring_put_fast(r, msg, len);
+		if (rc == 0)
+			return 0;
+	}
+}
+
 int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl)
 {
 	struct ring *r = impl;
-	struct ring_shm *q = r->shm;
-	uint32_t need = rec_size((uint32_t)len);
-	int rc;
+	int rc = -ESTALE;
 
-	for (;;) {
-		int cpu = -1;
-		bool fast = false;
-
-		rc = -ESTALE;
-		if (ipc__ring_bias_mine(r)) {
-			rc = ipc__ring_put_fast(r, msg, (uint32_t)len, &cpu);
-			fast = rc != -ESTALE;
-		}
-		if (rc == -ESTALE)
-			rc = ring_try_put(r, msg, (uint32_t)len, dl);
-		if (rc == 0) {
-			IPC__CRASHPOINT("queue.put.published");
-			/* The locked path's unlock orders its store before the
-			 * read of the arm; the fast path has no such barrier.
-			 */
-			if (fast)
-				ipc__ring_bias_wake(r, cpu);
-			else
-				ipc__ring_wake_unlocked(&q->q_get_seq, 1);
+	if (ipc__ring_bias_mine(r)) { /* it wakes a getter itself */
+		rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
+		if (rc == 0)
 			return 0;
-		}
-		if (rc != -EAGAIN)
-			return rc;
-		rc = ipc__ring_wait_room(r, need, dl);
-		if (rc != 0)
-			return rc;
 	}
+	return ring_put_loop(r, msg, (uint32_t)len, dl, rc);
 }
