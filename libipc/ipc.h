@@ -1608,9 +1608,14 @@ IPC_API int ipc_unlink_unused(const char *name);
  * Delivery. A put that returns 0 is stored exactly once while the server
  * runs: the client retries lost frames with the same sequence number (a call
  * with IPC_FOREVER keeps resending that same request until the server answers
- * it) and the server executes each number once. The table of executed numbers
- * is in the server's memory, so after a server is killed and restarted, the put
- * each producer handle had in flight at the kill may be stored twice (at most
+ * it) and the server executes each number once — also when the client was cut
+ * off for longer than lease_ms and the server ended its session: a resend of
+ * the put last executed there gets that put's reply (the server remembers the
+ * last request of the newest 256 sessions whose lease expired; a resend that
+ * arrives only after 256 more leases expired is stored again). The table of
+ * executed numbers is in the server's memory, so after a server is killed and
+ * restarted, the put each producer handle had in flight at the kill may be
+ * stored twice (at most
  * one put, or one ipc_queue_put_many request of up to 4096 messages, per
  * handle; none was seen in the tests). A put that fails with
  * IPC_ETIMEDOUT because the network or the server went away may or may not have

@@ -10,6 +10,11 @@
  *                                on stdout, then wait to be killed
  *   net_peer put URL NAME KEY N  put N messages "m<i>" (timeout 10 s each),
  *                                print the number acknowledged
+ *   net_peer stream URL NAME KEY STOPFILE  put "m0", "m1"... (timeout 10 s
+ *                                each) until the file STOPFILE exists,
+ *                                printing the number acknowledged after
+ *                                every 100 puts and at the end "total
+ *                                <acknowledged> <tried>"
  *   net_peer drain URL NAME KEY  get and task_done until 2 s of silence,
  *                                print the count and how many distinct
  *                                "m<i>" messages were among them
@@ -121,6 +126,20 @@ int main(int argc, char **argv)
 				ok++;
 		}
 		printf("%ld\n", ok);
+		ipc_queue_close(q);
+		return 0;
+	}
+	if (strcmp(argv[1], "stream") == 0 && argc > 5) {
+		long i, ok = 0;
+		for (i = 0; access(argv[5], F_OK) != 0; i++) {
+			int len = snprintf(buf, sizeof(buf), "m%ld", i);
+			if (ipc_queue_put(q, buf, (size_t)len, 10000) == 0 &&
+			    ++ok % 100 == 0) {
+				printf("%ld\n", ok);
+				fflush(stdout);
+			}
+		}
+		printf("total %ld %ld\n", ok, i);
 		ipc_queue_close(q);
 		return 0;
 	}

@@ -1167,19 +1167,53 @@ Test(net, close_does_not_wait_out_a_renewal_in_flight)
 	proxy_stop(&p);
 }
 
-struct forever_put {
+/* A call in a thread of its own, whose result the test waits for. */
+struct bg_call {
 	ipc_queue *q;
-	_Atomic int rc;
+	ipc_lock *lk;
+	int timeout_ms;
+	char buf[16];
+	_Atomic long rc;
 	_Atomic bool done;
 };
 
-static void *forever_putter(void *arg)
+static void *bg_put(void *arg)
 {
-	struct forever_put *fp = arg;
+	struct bg_call *bc = arg;
 
-	atomic_store(&fp->rc, ipc_queue_put(fp->q, "once", 4, IPC_FOREVER));
-	atomic_store(&fp->done, true);
+	atomic_store(&bc->rc, ipc_queue_put(bc->q, "once", 4, bc->timeout_ms));
+	atomic_store(&bc->done, true);
 	return NULL;
+}
+
+static void *bg_get(void *arg)
+{
+	struct bg_call *bc = arg;
+
+	atomic_store(&bc->rc,
+		     (long)ipc_queue_get(bc->q, bc->buf, sizeof(bc->buf),
+					 bc->timeout_ms));
+	atomic_store(&bc->done, true);
+	return NULL;
+}
+
+static void *bg_acquire(void *arg)
+{
+	struct bg_call *bc = arg;
+
+	atomic_store(&bc->rc, ipc_lock_acquire(bc->lk, bc->timeout_ms));
+	atomic_store(&bc->done, true);
+	return NULL;
+}
+
+static void bg_join(pthread_t t, struct bg_call *bc)
+{
+	long until = t_now_ms() + 30000;
+
+	while (!atomic_load(&bc->done) && t_now_ms() < until)
+		usleep(10000);
+	cr_assert(atomic_load(&bc->done), "the call returned");
+	pthread_join(t, NULL);
 }
 
 /* A put(IPC_FOREVER) whose reply is lost: the client gives up on the
@@ -1190,7 +1224,7 @@ Test(net, forever_put_with_lost_replies_is_stored_once)
 {
 	ipc_net_attr a = keyed(key);
 	char purl[64], buf[16];
-	struct forever_put fp = { 0 };
+	struct bg_call bc = { .timeout_ms = IPC_FOREVER };
 	struct proxy p;
 	pthread_t t;
 	long until;
@@ -1205,8 +1239,8 @@ Test(net, forever_put_with_lost_replies_is_stored_once)
 	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
 	atomic_store(&p.drop_replies, true);
 	base = atomic_load(&p.up_reads);
-	fp.q = remote;
-	cr_assert_eq(pthread_create(&t, NULL, forever_putter, &fp), 0);
+	bc.q = remote;
+	cr_assert_eq(pthread_create(&t, NULL, bg_put, &bc), 0);
 	/* Stored by the first request, and the client's retry (after it gave
 	 * up on the reply) has reached the server. */
 	until = t_now_ms() + 30000;
@@ -1218,17 +1252,163 @@ Test(net, forever_put_with_lost_replies_is_stored_once)
 		      "the client retried twice");
 	atomic_store(&p.drop_replies, false);
 	atomic_store(&p.cut_now, true); /* resync: a fresh connection */
-	until = t_now_ms() + 30000;
-	while (!atomic_load(&fp.done) && t_now_ms() < until)
-		usleep(10000);
-	cr_assert(atomic_load(&fp.done), "the put returned once replies flow");
-	pthread_join(t, NULL);
-	cr_assert_eq(atomic_load(&fp.rc), 0);
+	bg_join(t, &bc);		/* the put returns once replies flow */
+	cr_assert_eq(atomic_load(&bc.rc), 0);
 	cr_assert_eq(ipc_queue_qsize(local), 1, "stored exactly once");
 	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), IPC_NOWAIT), 4);
 	ipc_queue_close(remote);
 	remote = NULL;
 	proxy_stop(&p);
+}
+
+/* ---- A session that ends while its last reply is lost -------------------- */
+
+static _Atomic int leases_expired;
+
+static void count_expired_leases(void *arg, const char *msg)
+{
+	(void)arg;
+	if (strstr(msg, "lease expired") != NULL)
+		atomic_fetch_add(&leases_expired, 1);
+}
+
+/* A queue served with a short lease, and a remote handle on it through a
+ * fault proxy. */
+static void lease_proxy_start(struct proxy *p)
+{
+	ipc_net_attr a = keyed(key);
+	char purl[64];
+	int port;
+
+	a.log = count_expired_leases;
+	serve_queue(false, &a);
+	port = proxy_start(p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_queue_connect(&remote, purl, "jobs", &a), 0);
+}
+
+/* The request in flight has run on the server and its reply was dropped:
+ * now cut the client off until the server expires the session's lease,
+ * then let it through again. nanomsg reconnects and resends the request
+ * under its old session, which the server no longer has. */
+static void lease_proxy_expire(struct proxy *p)
+{
+	int base = atomic_load(&leases_expired);
+	long until = t_now_ms() + 30000;
+
+	atomic_store(&p->blackhole, true);
+	while (atomic_load(&leases_expired) == base && t_now_ms() < until)
+		usleep(10000);
+	cr_assert_gt(atomic_load(&leases_expired), base, "the lease expired");
+	atomic_store(&p->drop_replies, false);
+	atomic_store(&p->blackhole, false);
+}
+
+/* Run call (a bg_put or bg_get on the remote handle) with its reply
+ * dropped until the local queue holds `ran` messages (the call ran on the
+ * server), expire the session, and wait for the call to return. */
+static void lease_proxy_call(struct proxy *p, struct bg_call *bc,
+			     void *(*call)(void *), long ran)
+{
+	long until = t_now_ms() + 30000;
+	pthread_t t;
+
+	atomic_store(&p->drop_replies, true);
+	bc->q = remote;
+	bc->timeout_ms = 30000;
+	cr_assert_eq(pthread_create(&t, NULL, call, bc), 0);
+	while (ipc_queue_qsize(local) != ran && t_now_ms() < until)
+		usleep(1000);
+	cr_assert_eq(ipc_queue_qsize(local), ran, "the call ran on the server");
+	lease_proxy_expire(p);
+	bg_join(t, bc);
+	ipc_queue_close(remote);
+	remote = NULL;
+	proxy_stop(p);
+}
+
+/* A put stored on the server whose reply is lost, and the session's lease
+ * expires before the client is heard again: the resend of that put, under
+ * the ended session, must be answered with the put's reply, not with
+ * NOSESSION — the client would store it again in a new session. */
+Test(net, put_whose_reply_is_lost_when_its_session_expires_is_stored_once)
+{
+	struct bg_call bc = { 0 };
+	struct proxy p;
+	char buf[16];
+
+	lease_proxy_start(&p);
+	lease_proxy_call(&p, &bc, bg_put, 1);
+	cr_assert_eq(atomic_load(&bc.rc), 0, "the put was acknowledged");
+	cr_assert_eq(ipc_queue_qsize(local), 1, "stored exactly once");
+	cr_assert_eq(ipc_queue_get(local, buf, sizeof(buf), IPC_NOWAIT), 4);
+}
+
+/* The same for a get: the ended session put the message back (nobody
+ * confirmed that the reply arrived), so the resend is not answered from
+ * the reply: the client gets the message again in a new session, and it
+ * is delivered once, not once from the reply and once from the queue. */
+Test(net, get_whose_reply_is_lost_when_its_session_expires_is_delivered_once)
+{
+	struct bg_call bc = { 0 };
+	struct proxy p;
+
+	lease_proxy_start(&p);
+	cr_assert_eq(ipc_queue_put(local, "only", 4, 0), 0);
+	lease_proxy_call(&p, &bc, bg_get, 0);
+	cr_assert_eq(atomic_load(&bc.rc), 4, "the get returned the message");
+	cr_assert_eq(memcmp(bc.buf, "only", 4), 0);
+	cr_assert_eq(ipc_queue_qsize(local), 0, "delivered once");
+}
+
+/* The same for a Lock acquire: the ended session released the Lock, so
+ * the resend is not told that it holds it; the client acquires it again in
+ * a new session, and then it does hold it. */
+Test(net, acquire_whose_reply_is_lost_when_its_session_expires_holds_the_lock)
+{
+	ipc_net_attr a = keyed(key);
+	struct bg_call bc = { .timeout_ms = 30000 };
+	ipc_lock *lk, *rlk;
+	struct proxy p;
+	char purl[64];
+	pthread_t t;
+	long until;
+	int port, rc;
+
+	a.log = count_expired_leases;
+	cr_assert_eq(ipc_lock_new(&lk), 0);
+	cr_assert_eq(serve(&srv, &a), 0);
+	cr_assert_eq(ipc_server_add_lock(srv, "lk", lk), 0);
+	port = proxy_start(&p, atoi(strrchr(url, ':') + 1), 0);
+	cr_assert_gt(port, 0);
+	snprintf(purl, sizeof(purl), "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(ipc_lock_connect(&rlk, purl, "lk", &a), 0);
+	atomic_store(&p.drop_replies, true);
+	bc.lk = rlk;
+	cr_assert_eq(pthread_create(&t, NULL, bg_acquire, &bc), 0);
+	/* Until the server holds it for the remote handle (a local try that
+	 * wins gives it straight back). */
+	until = t_now_ms() + 30000;
+	while ((rc = ipc_lock_acquire(lk, IPC_NOWAIT)) == 0 &&
+	       t_now_ms() < until) {
+		ipc_lock_release(lk);
+		usleep(1000);
+	}
+	cr_assert_eq(rc, IPC_EAGAIN, "the acquire ran on the server");
+	lease_proxy_expire(&p);
+	bg_join(t, &bc);
+	cr_assert_eq(atomic_load(&bc.rc), 0, "acquired");
+	cr_assert_eq(ipc_lock_acquire(lk, IPC_NOWAIT), IPC_EAGAIN,
+		     "and the server holds it for the remote handle");
+	cr_assert_eq(ipc_lock_release(rlk), 0);
+	cr_assert_eq(ipc_lock_acquire(lk, 10000), 0);
+	cr_assert_eq(ipc_lock_release(lk), 0);
+	ipc_lock_close(rlk);
+	proxy_stop(&p);
+	ipc_server_stop(srv);
+	srv = NULL;
+	ipc_lock_close(lk);
 }
 
 /* Some thread of process pid waits in a futex inside the shared memory of

@@ -11,7 +11,9 @@
  * and resends the pending request; when the server answers that it does
  * not know the session (it restarted, or expired our lease while we were
  * cut off) the handle runs the handshake again and repeats the request in
- * the new session.
+ * the new session. (A server that expired the session answers a resend of
+ * the request it ran last there with that request's reply, so what is
+ * repeated never ran.)
  *
  * Blocking calls are cut into server-side waits of at most a slice
  * (IPC__NET_SLICE_MS), each a request of its own, until the caller's

@@ -29,9 +29,12 @@
  * sequence number it executed and the reply it sent, so a resent request
  * (the client's retry, nanomsg's own resend after a reconnect, or an
  * attacker's replay) is answered from that cache and never executed twice;
- * an older number is dropped. A reply to a get that the client reports lost
- * (IPC__BF_PREV_LOST on its next request) is kept and handed to that
- * client's next get, so a timed-out wait never loses a message.
+ * an older number is dropped. When a session's lease expires, its last
+ * reply outlives it (struct ended): the client may have been cut off with
+ * that reply lost, and its resend must not be told NOSESSION, which would
+ * make it run the request again in a new session. A reply to a get that the
+ * client reports lost (IPC__BF_PREV_LOST on its next request) is kept and
+ * handed to that client's next get, so a timed-out wait never loses a message.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -197,6 +200,58 @@ static int session_slot(struct ipc_server *srv, uint64_t sid)
 
 static void session_end(struct ipc_server *srv, int i, const char *why);
 
+/* ---- Ended sessions (receiving thread) ----------------------------------- */
+
+static struct ended *ended_find(struct ipc_server *srv, uint64_t sid)
+{
+	for (int i = 0; i < SRV_MAX_ENDED; i++)
+		if (srv->ended[i].sid == sid && sid != 0)
+			return &srv->ended[i];
+	return NULL;
+}
+
+/* Session s ends idle because its client's lease expired: keep its last
+ * reply for a resend still on its way, in the oldest slot. (A session
+ * ended by CLOSE has no resend to come: its client is done with it.) */
+static void ended_keep(struct ipc_server *srv, struct session *s)
+{
+	struct ended *e = &srv->ended[srv->ended_next];
+
+	pthread_mutex_lock(&s->mu);
+	if (s->last_seq > 0 && s->last_reply != NULL &&
+	    s->last_reply_len <= sizeof(e->reply) &&
+	    ipc__session_reply_outlives_end(s)) {
+		e->sid = s->sid;
+		e->last_seq = s->last_seq;
+		memcpy(e->c2s, s->sk.c2s, sizeof(e->c2s));
+		memcpy(e->reply, s->last_reply, s->last_reply_len);
+		e->reply_len = (uint16_t)s->last_reply_len;
+		srv->ended_next = (srv->ended_next + 1) % SRV_MAX_ENDED;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* A request under the id of an ended session. An authentic resend of its
+ * last request gets the reply it was sent, an older one nothing (as in a
+ * live session); anything else NOSESSION: the client starts a new session
+ * and runs the request there, which is right, since it never ran. */
+static void ended_answer(struct ipc_server *srv, const struct ended *e,
+			 const struct ipc__frame *f, const uint8_t *raw,
+			 const uint8_t *ctrl)
+{
+	struct ipc__body b;
+	uint8_t *plain = NULL;
+	int rc = ipc__frame_open(f, raw, srv->keys.keyed ? e->c2s : NULL,
+				 IPC__DIR_C2S, &plain, &b);
+
+	free(plain);
+	if (rc == 0 && f->seq == e->last_seq)
+		srv_send(srv, ctrl, e->reply, e->reply_len);
+	else if (rc != 0 || f->seq > e->last_seq)
+		srv_send_plain(srv, ctrl, IPC__F_NOSESSION, f->sid, f->seq,
+			       NULL, 0);
+}
+
 static struct session *session_new(struct ipc_server *srv,
 				   const struct ipc__hello *h)
 {
@@ -233,7 +288,8 @@ static struct session *session_new(struct ipc_server *srv,
 	s->srv = srv;
 	do
 		ipc__random(&s->sid, sizeof(s->sid));
-	while (s->sid == 0 || session_slot(srv, s->sid) >= 0);
+	while (s->sid == 0 || session_slot(srv, s->sid) >= 0 ||
+	       ended_find(srv, s->sid) != NULL);
 	memcpy(s->client_id, h->client_id, IPC__NET_ID);
 	memcpy(s->nonce_c, h->nonce, IPC__NET_NONCE);
 	s->kind = h->kind;
@@ -427,8 +483,13 @@ static void on_request(struct ipc_server *srv, const struct ipc__frame *f,
 	int rc;
 
 	if (s == NULL || !s->active) {
-		srv_send_plain(srv, ctrl, IPC__F_NOSESSION, f->sid, f->seq,
-			       NULL, 0);
+		const struct ended *e =
+			s == NULL ? ended_find(srv, f->sid) : NULL;
+		if (e != NULL)
+			ended_answer(srv, e, f, raw, ctrl);
+		else
+			srv_send_plain(srv, ctrl, IPC__F_NOSESSION, f->sid,
+				       f->seq, NULL, 0);
 		nn_freemsg(raw);
 		return;
 	}
@@ -527,6 +588,8 @@ static void sweep(struct ipc_server *srv, bool all)
 				all ? "server stopping" : "lease expired");
 			(void)ipc_barrier_abort(s->obj);
 		}
+		if (!all && !closing && expired)
+			ended_keep(srv, s);
 		if (all)
 			session_end(srv, i, "server stopping");
 		else if (closing)
@@ -742,5 +805,6 @@ void ipc_server_stop(ipc_server *srv)
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
 	ipc__keys_wipe(&srv->keys);
+	sodium_memzero(srv->ended, sizeof(srv->ended));
 	free(srv);
 }

@@ -19,6 +19,11 @@
  * fill the table and lock out a client that holds the key. */
 #define SRV_MAX_PENDING 32
 #define SRV_TICK_MS 50 /* receive timeout: how often leases are swept */
+/* Sessions whose lease expired and whose last reply the server still
+ * answers resends with (struct ended): the newest this many. */
+#define SRV_MAX_ENDED 256
+/* The largest reply kept for an ended session: one without data. */
+#define SRV_ENDED_REPLY (IPC__NET_HDR + IPC__NET_BODY_HDR + IPC__NET_TAG)
 
 struct served {
 	char name[IPC__NET_NAME_MAX + 1];
@@ -84,6 +89,23 @@ struct session {
 	size_t und_len, und_off, und_n;
 };
 
+/* What the server keeps of an ended session (receiving thread only): the
+ * last request it executed and the reply it sent. nanomsg resends a
+ * request until an answer arrives, also across a reconnect, and may hand
+ * the client the last of several answers to it; a resend that reaches the
+ * server after the lease expired must get that reply again, not
+ * NOSESSION, or the client, told that its session is gone, repeats in a
+ * new session a request that has run (a put stored twice). Only a reply
+ * that the session's end leaves true is kept (see
+ * ipc__session_reply_outlives_end). */
+struct ended {
+	uint64_t sid; /* 0: an empty slot */
+	uint64_t last_seq;
+	uint8_t c2s[32]; /* the session's request key: resends authenticate */
+	uint8_t reply[SRV_ENDED_REPLY]; /* the frame sent for last_seq */
+	uint16_t reply_len;
+};
+
 struct ipc_server {
 	int sock;
 	struct ipc__keys keys;
@@ -98,6 +120,8 @@ struct ipc_server {
 	int nobjs;
 	int live_threads;
 	struct session *sessions[SRV_MAX_SESSIONS]; /* receiving thread only */
+	struct ended ended[SRV_MAX_ENDED];	    /* receiving thread only */
+	int ended_next;				    /* the slot to fill next */
 	int64_t last_sweep_ms;
 };
 
@@ -112,6 +136,11 @@ void ipc__session_exec(struct session *s, const struct ipc__body *b,
 /* The client reports the reply to the last request lost: keep a got
  * message for its next get, undo an acquire it believes failed. */
 void ipc__session_recover_lost(struct session *s);
+/* The reply to the last request still holds once the session has ended
+ * and given back what it holds: false for a get that carried messages (a
+ * plain Queue gets them back, a JoinableQueue requeues them) and for an
+ * acquire that succeeded (released). The session is idle; s->mu held. */
+bool ipc__session_reply_outlives_end(const struct session *s);
 /* The session ends: give back what it holds (a Lock, Semaphore units) and,
  * for a plain Queue, put back the messages whose reply was lost. */
 void ipc__session_give_back(struct session *s);

@@ -5,7 +5,9 @@
  * carried (a got message goes to the client's next get; an acquire the
  * client believes failed is undone), and give back what the session holds
  * when it ends. Only the session's own thread calls these, so the fields
- * they use without s->mu (und*, lock_held, sem_held) are that thread's.
+ * they use without s->mu (und*, lock_held, sem_held) are that thread's;
+ * ipc__session_reply_outlives_end, the receiving thread's, reads only
+ * fields under s->mu.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -408,6 +410,22 @@ void ipc__session_recover_lost(struct session *s)
 		return;
 	session_keep_lost(s, &b);
 	free(plain);
+}
+
+bool ipc__session_reply_outlives_end(const struct session *s)
+{
+	switch (s->last_op) {
+	case IPC__OP_Q_GET:
+		return s->last_status < 0;
+	case IPC__OP_Q_GET_MANY:
+		return s->last_status <= 0;
+	case IPC__OP_LK_ACQUIRE:
+		return !IPC_OK(s->last_status);
+	case IPC__OP_SEM_ACQUIRE:
+		return s->last_status != 0;
+	default:
+		return true;
+	}
 }
 
 void ipc__session_give_back(struct session *s)
