@@ -194,7 +194,7 @@ ssize_t ipc__ring_get_req(struct ring *r, struct get_req *g,
 			 * the unlock of q_cmutex, is a locked RMW, ordered on
 			 * x86 like an unlock (ipc__fence_after_unlock). */
 			if (!r->joinable || r->maxsize != 0)
-				ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
+				ipc__ring_wake_room(r);
 			break;
 		}
 		if (n != -EAGAIN)

@@ -348,7 +348,7 @@ int ipc__ring_task_done(void *impl)
 	freed = ipc__ring_advance_free(r);
 	ipc__mutex_unlock(&q->q_cmutex);
 	if (freed)
-		ipc__ring_wake(&q->q_put_seq, INT_MAX);
+		ipc__ring_wake_room_fenced(r);
 	if (ring_unfinished(r) == 0)
 		ipc__ring_wake(&q->q_join_seq, INT_MAX);
 	return 0;
