@@ -481,11 +481,9 @@ void ipc__ring_wake(_Atomic uint32_t *seq, int n);
  * producers sleeping for room if one armed q_put_seq and either one of
  * them waits for its own record alone (q_put_urgent) or a batch of room is
  * free (an eighth of the ring: see ipc__ring_wait_room). Otherwise the arm
- * stays set for the next freeing call. The caller's publishing store is
- * ordered as for ipc__ring_wake_unlocked (a locked RMW since it); the
- * _fenced variant fences itself. */
+ * stays set for the next freeing call. The caller's publishing store must
+ * be ordered as for ipc__ring_wake_unlocked (a locked RMW since it). */
 void ipc__ring_wake_room(struct ring *r);
-void ipc__ring_wake_room_fenced(struct ring *r);
 /* Set a new handle's spin budgets (ring.c, at open and dup). */
 void ipc__ring_spin_init(struct ring *r);
 /* A handle id never used before in this process (struct ring.id). */

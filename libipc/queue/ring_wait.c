@@ -103,12 +103,6 @@ void ipc__ring_wake_room(struct ring *r)
 				ring_wake_count(&q->q_put_seq, INT_MAX));
 }
 
-void ipc__ring_wake_room_fenced(struct ring *r)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	ipc__ring_wake_room(r);
-}
-
 bool ipc__ring_ready_to_join(struct ring *r, uint32_t need)
 {
 	(void)need;
