@@ -547,6 +547,55 @@ Test(queue, second_producer_revokes_a_live_fast_producer_and_nothing_is_lost)
 	cr_assert_eq(ipc_queue_qsize(q), 0);
 }
 
+/* Producers that take turns, each putting a long streak alone: every
+ * streak takes the fast path back from the producer before it (a
+ * revocation, then RING_REBIAS_PUTS locked puts, then the biased path). */
+#define TURNS 6
+#define STREAK 1000
+static volatile int *turn;
+
+static int streak_producer(void *arg)
+{
+	uint32_t p = (uint32_t)(uintptr_t)arg, seq = 0;
+
+	for (int t = (int)p; t < TURNS; t += 2) {
+		T_CHECK(t_wait_count(turn, t, 20000), 1);
+		for (int i = 0; i < STREAK; i++, seq++) {
+			struct msg m = { p, seq, p * 2654435761u ^ seq };
+			T_CHECK(ipc_queue_put(q, &m, sizeof(m), 10000) == 0, 2);
+		}
+		__atomic_store_n(turn, t + 1, __ATOMIC_SEQ_CST);
+	}
+	return 0;
+}
+
+Test(queue, producers_taking_turns_in_long_streaks_lose_nothing)
+{
+	uint32_t next[2] = { 0, 0 };
+	pid_t kids[2];
+	struct msg m;
+
+	turn = t_shared(sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (uintptr_t p = 0; p < 2; p++)
+		kids[p] = t_spawn(streak_producer, (void *)p);
+	for (int p = 0; p < 2; p++)
+		cr_assert_eq(t_reap(kids[p], 40000), 0, "producer %d", p);
+	for (int k = 0; k < TURNS * STREAK; k++) {
+		cr_assert_eq(ipc_queue_get(q, &m, sizeof(m), IPC_NOWAIT),
+			     sizeof(m));
+		cr_assert(m.producer < 2);
+		cr_assert_eq(m.seq, next[m.producer], "in order per producer");
+		cr_assert_eq(m.check, m.producer * 2654435761u ^ m.seq);
+		cr_assert_eq(m.seq / STREAK * 2 + m.producer,
+			     (uint32_t)(k / STREAK), "streaks in turn");
+		next[m.producer]++;
+	}
+	cr_assert_eq(next[0], TURNS / 2 * STREAK);
+	cr_assert_eq(next[1], TURNS / 2 * STREAK);
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
 /* ---- JoinableQueue ------------------------------------------------------ */
 
 Test(queue, task_done_counts_and_join_waits_for_all)
@@ -823,6 +872,57 @@ Test(queue, put_forever_sleeps_in_the_kernel_until_there_is_room)
 		;
 	cr_assert_eq(n, 1000, "the big message came last");
 	cr_assert_eq(buf[999], 'B');
+}
+
+static int put_56(void *arg)
+{
+	char buf[56];
+	int timeout = (int)(intptr_t)arg;
+
+	memset(buf, 'L', sizeof(buf));
+	return ipc_queue_put(q, buf, sizeof(buf), timeout) == 0 ? 0 : 1;
+}
+
+/* A put asleep for room first waits for a batch of it (an eighth of the
+ * ring, here 512 bytes: see ring_wait.c), but a single freed record is
+ * enough for it in the end, with or without a timeout. */
+static void one_freed_record_is_enough(bool joinable, int timeout_ms)
+{
+	char buf[64];
+	pid_t kid;
+
+	fill_then_free_two(joinable);
+	memset(buf, 'f', sizeof(buf));
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(ipc_queue_put(q, buf, 56, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_queue_put(q, buf, 56, IPC_NOWAIT), IPC_EAGAIN);
+	kid = t_spawn(put_56, (void *)(intptr_t)timeout_ms);
+	cr_assert(t_blocked_in_futex(kid, 10000), "the put sleeps");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 56);
+	if (joinable)
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(t_reap(kid, 10000), 0, "the put got the one record");
+	cr_assert_eq(ipc_queue_qsize(q), 4096 / 64);
+	for (int i = 0; i < 4096 / 64 - 1; i++)
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+			     56);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 56);
+	cr_assert_eq(buf[0], 'L', "the waiting put came last");
+}
+
+Test(queue, put_asleep_for_room_takes_a_single_freed_record)
+{
+	one_freed_record_is_enough(false, IPC_FOREVER);
+}
+
+Test(queue, timed_put_asleep_for_room_takes_a_single_freed_record)
+{
+	one_freed_record_is_enough(false, 5000);
+}
+
+Test(queue, joinable_put_asleep_for_room_takes_a_single_done_record)
+{
+	one_freed_record_is_enough(true, IPC_FOREVER);
 }
 
 static int put_once(void *arg)

@@ -59,6 +59,15 @@
 /* How long a getter about to sleep lets a biased producer's pending store
  * arrive; see "Waking without a fence" in ring_bias.c. */
 #define RING_DRAIN_NS 10000
+/* Locked puts in a row by one producer after which it takes the biased
+ * (fast) path back (see ring_put.c, "Taking the fast path back"). */
+#define RING_REBIAS_PUTS 256
+/* Waiting for room (ipc__ring_wait_room): a sleeping producer first waits
+ * for an eighth of the ring to be free (RING_ROOM_BATCH_DIV), for at most
+ * RING_ROOM_BATCH_MS, before it waits for room for its own record alone.
+ */
+#define RING_ROOM_BATCH_DIV 8
+#define RING_ROOM_BATCH_MS 2
 /* What one watcher (ipc__queue_watch, ring_watch.c) adds to q_get_waiters:
  * a waker that sees a count this high wakes every sleeper on q_get_seq,
  * so that no watcher takes the one wake-up a blocked getter needed. */
@@ -134,6 +143,12 @@ struct ring_shm {
 	pthread_mutex_t q_pmutex IPC__ALIGNED;
 	uint64_t q_pc_head;
 	uint32_t q_pc_free;
+	/* The last locked put's producer (its thread id << 32 | its handle
+	 * id) and how many locked puts it made in a row: when one producer
+	 * is alone again, it takes the fast path back. A hint only: a damaged
+	 * value costs a revocation at worst. */
+	uint32_t q_pc_streak;
+	uint64_t q_pc_putter;
 
 	/* Written by producers (release), read by everyone (acquire). */
 	_Atomic uint64_t q_tail IPC__ALIGNED;
@@ -172,10 +187,19 @@ struct ring_shm {
 	_Atomic uint32_t q_get_waiters; /* getters + RING_WATCHER * watchers */
 	_Atomic uint32_t q_put_seq IPC__ALIGNED;
 	_Atomic uint32_t q_put_waiters;
+	/* Producers asleep waiting for room for their own record, not for a
+	 * batch of room (see ipc__ring_wake_room). A stale count from a dead
+	 * one only makes wakers wake for every freed record, as they would
+	 * without batching. */
+	_Atomic uint32_t q_put_urgent;
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
 	_Atomic uint32_t q_join_waiters;
 	_Atomic uint32_t q_closed; /* CLOSED_* bits */
 };
+
+_Static_assert(offsetof(struct ring_shm, q_tail) ==
+		       offsetof(struct ring_shm, q_pmutex) + IPC__CACHELINE,
+	       "the producers' lock and the fields it guards fill one line");
 
 /* A process's handle. */
 struct ring {
@@ -499,6 +523,13 @@ bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
  * ipc__ring_wake_unlocked relies on a locked RMW since the store (a robust
  * mutex unlock, a CAS, a seq_cst store: ipc__fence_after_unlock). */
 void ipc__ring_wake(_Atomic uint32_t *seq, int n);
+/* Room was freed (a get moved q_head, a task_done moved q_free): wake the
+ * producers sleeping for room if one armed q_put_seq and either one of
+ * them waits for its own record alone (q_put_urgent) or a batch of room is
+ * free (an eighth of the ring: see ipc__ring_wait_room). Otherwise the arm
+ * stays set for the next freeing call. The caller's publishing store must
+ * be ordered as for ipc__ring_wake_unlocked (a locked RMW since it). */
+void ipc__ring_wake_room(struct ring *r);
 /* Set a new handle's spin budgets (ring.c, at open and dup). */
 void ipc__ring_spin_init(struct ring *r);
 /* A handle id never used before in this process (struct ring.id). */

@@ -199,7 +199,6 @@ static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n)
  * none was taken. */
 static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n)
 {
-	struct ring_shm *q = r->shm;
 	size_t got = 0;
 
 	while (got < n) {
@@ -211,7 +210,7 @@ static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n)
 			break;
 	}
 	if (got > 0) /* the CAS ordered the take, as for a single get */
-		ipc__ring_wake_unlocked(&q->q_put_seq, INT_MAX);
+		ipc__ring_wake_room(r);
 	return (ssize_t)got;
 }
 

@@ -174,8 +174,15 @@ static void ring_pass_wake(struct ring *r)
 static inline ssize_t ring_got(struct ring *r, ssize_t n)
 {
 	IPC__CRASHPOINT("queue.get.published");
-	if (!r->joinable || r->maxsize != 0)
-		ipc__ring_wake_unlocked(&r->shm->q_put_seq, INT_MAX);
+	if (!r->joinable || r->maxsize != 0) {
+		/* The call only when a producer sleeps (armed): it then
+		 * decides whether the room is worth a wake (ring_wait.c). */
+		ipc__fence_after_unlock();
+		if (atomic_load_explicit(&r->shm->q_put_seq,
+					 memory_order_relaxed) &
+		    SEQ_ARMED)
+			ipc__ring_wake_room(r);
+	}
 	return n;
 }
 

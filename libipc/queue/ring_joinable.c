@@ -336,21 +336,35 @@ int ipc__ring_task_done(void *impl)
 		return rc;
 	}
 	/* Two stores (the record's state, the count) under an intent record,
-	 * which the repair rolls forward. */
+	 * which the repair rolls forward. Only their program order matters:
+	 * the repair runs after the kernel found us dead, when every store we
+	 * made is visible, so release stores (plain moves on x86) behind
+	 * compiler barriers do; a fence each cost a JoinableQueue consumer
+	 * two of its eight full barriers per message. Joiners read q_done
+	 * without the lock: release publishes it. */
 	q->q_intent_pos = f.pos;
 	q->q_intent_done = atomic_load(&q->q_done);
 	q->q_intent = INTENT_TASK_DONE;
-	atomic_store(&rec_at(r, f.pos)->r_state, REC_DONE);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&rec_at(r, f.pos)->r_state, REC_DONE,
+			      memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
 	IPC__CRASHPOINT("queue.task_done.marked");
-	atomic_store(&q->q_done, q->q_intent_done + 1);
+	atomic_store_explicit(&q->q_done, q->q_intent_done + 1,
+			      memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
 	q->q_intent = INTENT_NONE;
 	IPC__CRASHPOINT("queue.task_done.counted");
 	freed = ipc__ring_advance_free(r);
-	ipc__mutex_unlock(&q->q_cmutex);
+	/* The unlock is a locked read-modify-write after the stores of q_free
+	 * and q_done, which orders them before the wakes' reads of the arms
+	 * (as for a get); a damaged mutex is not unlocked, so fence then. */
+	if (ipc__mutex_unlock(&q->q_cmutex) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
 	if (freed)
-		ipc__ring_wake(&q->q_put_seq, INT_MAX);
+		ipc__ring_wake_room(r);
 	if (ring_unfinished(r) == 0)
-		ipc__ring_wake(&q->q_join_seq, INT_MAX);
+		ipc__ring_wake_unlocked(&q->q_join_seq, INT_MAX);
 	return 0;
 }
 

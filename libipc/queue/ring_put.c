@@ -4,12 +4,55 @@
  * the first producer the biased one, or revokes a biased producer for a
  * second), and the put loop that tries the biased fast path first, then
  * the locked one, spinning and sleeping while the ring is full.
+ *
+ * Taking the fast path back. A second producer revokes the biased one
+ * (ring_bias.c) and from then on every put takes q_pmutex, whose lock and
+ * unlock each wait for the previous record's stores to reach the
+ * consumer: with 4 producers that was a third of all CPU time (perf: the
+ * exchange in pthread_mutex_unlock and the CAS in trylock). Yet producers
+ * sharing few CPUs mostly run one at a time, a time slice each. So the
+ * locked path counts how many locked puts in a row one producer (thread
+ * and handle) made; after RING_REBIAS_PUTS it makes the queue biased-free
+ * (BIAS_NONE) and takes the fast path itself, exactly as the first
+ * producer of a queue does, except that it registers for the expedited
+ * barrier first, so that the next other producer's revocation costs one
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED (microseconds), not a grace period. If the
+ * revoked owner still holds its registration (it has not put since, so it has
+ * not seen the revocation), the take fails and the queue stays on the locked
+ * path until the next streak. A producer killed between the two steps leaves
+ * BIAS_NONE under a repaired q_pmutex: the next put takes the fast path, as on
+ * a new queue.
  */
 #include <errno.h>
 
 #include "libipc/queue/ring.h"
 
 /* ---- put --------------------------------------------------------------- */
+
+/* q_pmutex held, the fast path revoked (BIAS_OFF): count this put in
+ * its producer's streak and take the fast path back after
+ * RING_REBIAS_PUTS. The lock word holds our thread id while we hold it, so
+ * the identity costs no system call. */
+static void ring_count_streak(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t me = (uint64_t)(uint32_t)ipc__mutex_owner(&q->q_pmutex) << 32 |
+		      (uint32_t)r->id;
+
+	if (q->q_pc_putter != me) {
+		q->q_pc_putter = me;
+		q->q_pc_streak = 0;
+		return;
+	}
+	if (++q->q_pc_streak < RING_REBIAS_PUTS)
+		return;
+	q->q_pc_streak = 0;
+	atomic_store(&q->q_bias_state, BIAS_NONE);
+	IPC__CRASHPOINT("queue.put.rebias");
+	ipc__ring_bias_take(r, true); /* expect to be revoked: register */
+	if (atomic_load(&q->q_bias_state) == BIAS_NONE)
+		atomic_store(&q->q_bias_state, BIAS_OFF); /* not free yet */
+}
 
 /* One attempt under q_pmutex: 0, -EAGAIN (no room, or IPC_NOWAIT and a
  * peer holds the lock), -ETIMEDOUT (dl passed waiting for the lock or the
@@ -35,6 +78,9 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 		break;
 	case BIAS_NONE:
 		ipc__ring_bias_take(r, false); /* fast from the next put on */
+		break;
+	case BIAS_OFF:
+		ring_count_streak(r);
 		break;
 	}
 	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);

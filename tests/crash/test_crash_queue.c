@@ -188,6 +188,98 @@ Test(crashq, revoker_killed_mid_revocation_leaves_a_consistent_queue)
 	expect_empty();
 }
 
+/* After a revocation, a producer that puts alone takes the fast path back
+ * (ring_put.c): this one puts 2, 3, ... on the locked path until that
+ * happens, and dies between the two steps. The parent owns the fast path
+ * and stays alive, so the child's revocation leaves the queue locked. */
+static int put_until_it_takes_the_fast_path_back(void *arg)
+{
+	(void)arg;
+	for (int i = 2; i < 100000; i++)
+		if (put_n(i) != 0)
+			return 1;
+	return 2; /* never took it back */
+}
+
+Test(crashq,
+     producer_killed_taking_the_fast_path_back_leaves_a_consistent_queue)
+{
+	char buf[128], ref[128];
+	int next = 2;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0, "we own the fast path");
+	die_at("queue.put.rebias", put_until_it_takes_the_fast_path_back, NULL);
+	cr_assert_eq(put_n(100000), 0, "producers' lock repaired");
+	cr_assert_eq(put_n(100001), 0, "fast again");
+	expect(1);
+	for (;;) {
+		ssize_t n = ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT);
+		cr_assert_gt(n, 0);
+		if (strncmp(buf, "m100000:", 8) == 0)
+			break;
+		cr_assert_eq(n, (ssize_t)make_msg(ref, next));
+		cr_assert_eq(memcmp(buf, ref, (size_t)n), 0,
+			     "message %d intact, in order", next);
+		next++;
+	}
+	cr_assert_gt(next, 2, "the child put on the locked path first");
+	expect(100001);
+	expect_empty();
+}
+
+/* A 4 KiB ring filled with 56-byte messages numbered 1..64. */
+static void fill_small_ring(void)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 56 };
+	char buf[128];
+	int n = 0;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	memset(buf, 'f', 56);
+	while (ipc_queue_put(q, buf, 56, IPC_NOWAIT) == 0)
+		n++;
+	cr_assert_eq(n, 4096 / 64);
+}
+
+static int put_56_forever(void *arg)
+{
+	char buf[56];
+
+	memset(buf, (int)(intptr_t)arg, sizeof(buf));
+	return ipc_queue_put(q, buf, sizeof(buf), IPC_FOREVER) == 0 ? 0 : 1;
+}
+
+/* A producer killed asleep for room (in its batch wait or after it,
+ * counted among the urgent sleepers: see ring_wait.c) leaves a count no
+ * live process will drop. The next blocked producer must still be woken
+ * by a single freed record, and the dead one's message is not there. */
+Test(crashq, producer_killed_asleep_for_room_strands_no_other_producer)
+{
+	char buf[128];
+	pid_t a, b;
+
+	fill_small_ring();
+	a = t_spawn(put_56_forever, (void *)'a');
+	cr_assert(t_blocked_in_futex(a, 10000));
+	usleep(50 *
+	       1000); /* past its batch wait, most likely: either will do */
+	cr_assert(t_blocked_in_futex(a, 10000));
+	cr_assert_eq(t_kill(a), -SIGKILL);
+	b = t_spawn(put_56_forever, (void *)'b');
+	cr_assert(t_blocked_in_futex(b, 10000));
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 56);
+	cr_assert_eq(t_reap(b, 10000), 0, "woken by one freed record");
+	for (int i = 0; i < 4096 / 64 - 1; i++) {
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+			     56);
+		cr_assert_eq(buf[0], 'f');
+	}
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 56);
+	cr_assert_eq(buf[0], 'b', "the live producer's message came last");
+	expect_empty();
+}
+
 /* ---- get ---------------------------------------------------------------- */
 
 Test(crashq, get_copied_but_unpublished_leaves_the_message_queued)
