@@ -119,6 +119,7 @@ void ipc__ring_bias_take(struct ring *r)
 	r->bias_owner = true;
 	r->bias_gen = ipc__fork_gen();
 	r->bias_thread = pthread_self();
+	r->bias_tid = ipc__tid();
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 

@@ -14,6 +14,7 @@
  * and check that nothing was lost.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -185,6 +186,65 @@ Test(crashq, revoker_killed_mid_revocation_leaves_a_consistent_queue)
 	expect(1);
 	expect(3);
 	expect(5);
+	expect_empty();
+}
+
+static pthread_t first_thread;
+
+static void *thread_put(void *arg)
+{
+	return put_n((int)(intptr_t)arg) == 0 ? NULL : arg;
+}
+
+/* Thread 1 becomes the owner and exits; thread 2 (glibc hands it thread
+ * 1's pthread_t, from its stack cache) puts 2 through the same handle. */
+static int owner_thread_exits_then_a_new_thread_puts(void *arg)
+{
+	pthread_t t2;
+	void *res;
+
+	(void)arg;
+	if (pthread_create(&first_thread, NULL, thread_put, (void *)1) != 0 ||
+	    pthread_join(first_thread, &res) != 0 || res != NULL)
+		return 1;
+	if (pthread_create(&t2, NULL, thread_put, (void *)2) != 0 ||
+	    pthread_join(t2, &res) != 0 || res != NULL)
+		return 2;
+	return pthread_equal(first_thread, t2) ? 0 : 10;
+}
+
+Test(crashq, a_new_thread_with_a_dead_owners_pthread_t_does_not_put_fast)
+{
+	long t0 = t_now_ms();
+	pid_t kid;
+	int st = 0, rc;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	/* Thread 2 is no owner: if it took the fast path, stop it in there,
+	 * where we would revoke the dead thread 1 and write over its
+	 * record. */
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.put.fast_written", NULL,
+			       owner_thread_exits_then_a_new_thread_puts, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	if (WIFSTOPPED(st)) {
+		rc = put_n(3);
+		kill(kid, SIGCONT);
+		cr_assert_eq(t_reap(kid, 10000), 0);
+		cr_assert_eq(rc, 0);
+	} else {
+		cr_assert(WIFEXITED(st), "the child finished");
+		if (WEXITSTATUS(st) == 10)
+			cr_skip_test("this libc gave thread 2 a new pthread_t");
+		cr_assert_eq(WEXITSTATUS(st), 0);
+		cr_assert_eq(put_n(3), 0);
+	}
+	expect(1);
+	expect(2);
+	expect(3);
 	expect_empty();
 }
 
