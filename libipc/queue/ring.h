@@ -542,8 +542,9 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len, int *cpu);
 /* After a fast put that began on cpu: wake a sleeping getter if one armed
  * q_get_seq, without a fence in the common case (see ring_bias.c). */
 void ipc__ring_bias_wake(struct ring *r, int cpu);
-/* Give the fast path up at close. */
-void ipc__ring_bias_release(struct ring *r);
+/* Give the fast path up at close: true if another thread of ours owns it
+ * through this handle, and the segment must then stay mapped. */
+bool ipc__ring_bias_release(struct ring *r);
 
 /* ---- ring_joinable.c: the JoinableQueue consumer ----------------------- */
 

@@ -304,19 +304,32 @@ void ipc__ring_bias_wake(struct ring *r, int cpu)
 }
 
 /* The owner closes its handle: give the fast path up, so that the next
- * producer may take it. */
-void ipc__ring_bias_release(struct ring *r)
+ * producer may take it. True if the handle's owner is another live thread
+ * of ours, which holds q_bias_reg: it will not put through this handle
+ * again (close is its last call), so the fast path is turned off, but
+ * its robust list runs through the mutex, so the segment must stay
+ * mapped. */
+bool ipc__ring_bias_release(struct ring *r)
 {
+	bool other = !ipc__ring_bias_mine(r) && r->bias_owner &&
+		     r->bias_gen == ipc__fork_gen() &&
+		     ipc__mutex_owner(&r->shm->q_bias_reg) == r->bias_tid;
+
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
-	if (!ipc__ring_bias_mine(r) ||
+	if ((!other && !ipc__ring_bias_mine(r)) ||
 	    ipc__ring_lock_producers(r, &ipc__forever) != 0)
-		return;
+		return other;
 	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		atomic_store(&r->shm->q_bias_state, BIAS_NONE);
-	/* Ours whatever the state: a revoker turns the state OFF but leaves
-	 * the registration with us (see ring_put_fast on a leaked one). */
-	r->bias_owner = false;
-	ipc__mutex_unlock(&r->shm->q_bias_reg);
+		atomic_store(&r->shm->q_bias_state,
+			     other ? BIAS_OFF : BIAS_NONE);
+	if (!other) {
+		/* Ours whatever the state: a revoker turns the state OFF but
+		 * leaves the registration with us (see ring_put_fast on a
+		 * leaked one). */
+		r->bias_owner = false;
+		ipc__mutex_unlock(&r->shm->q_bias_reg);
+	}
 	ipc__mutex_unlock(&r->shm->q_pmutex);
+	return other;
 }
