@@ -145,7 +145,8 @@ static bool ring_bias_answered(struct ring_shm *q, bool *dead)
 /* Nap before looking again: a short spin first (an owner running
  * elsewhere answers within microseconds), then sleeps growing from 20 us
  * to 1 ms, since an owner that cannot run (stopped, preempted, paging) may
- * take any time. */
+ * take any time. The callers look at the registration between every two
+ * sleeps, so that an owner killed meanwhile is seen within one. */
 static void ring_bias_nap(unsigned spins, long *nap_ns)
 {
 	if (spins < REVOKE_SPINS) {
@@ -168,7 +169,8 @@ static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
 	if (brief)
 		ipc__deadline_capped(&limit, dl, RING_HANDSHAKE_MS);
 	for (unsigned spins = 0;; spins++) {
-		if ((spins & 63) == 0 && ring_bias_answered(q, dead))
+		if (((spins & 63) == 0 || spins >= REVOKE_SPINS) &&
+		    ring_bias_answered(q, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(&limit))
 			return false;
@@ -187,7 +189,8 @@ static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 	for (unsigned spins = 0;
 	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
 	     spins++) {
-		if ((spins & 1023) == 0 && ring_bias_answered(q, dead))
+		if (((spins & 1023) == 0 || spins >= REVOKE_SPINS) &&
+		    ring_bias_answered(q, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(dl))
 			return false;

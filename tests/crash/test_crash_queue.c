@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,10 +55,15 @@ static size_t make_msg(char *buf, int n)
 	return len;
 }
 
-static int put_n(int n)
+static int put_n_within(int n, int timeout_ms)
 {
 	char buf[128];
-	return ipc_queue_put(q, buf, make_msg(buf, n), 1000);
+	return ipc_queue_put(q, buf, make_msg(buf, n), timeout_ms);
+}
+
+static int put_n(int n)
+{
+	return put_n_within(n, 1000);
 }
 
 /* Get one message; it must be intact and numbered `want`. */
@@ -787,6 +793,33 @@ Test(crashq, puts_time_out_while_the_biased_producer_is_stopped_mid_put)
 	probe_then_continue(kid, probe_puts_and_get);
 	cr_assert_eq(put_n(3), 0, "the dead owner's bias is revoked");
 	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+/* A put with a timeout under a second: a revoker that looked at the
+ * owner's registration only every 1024 naps (about a second) missed it. */
+static int put_3_within_700_ms(void *arg)
+{
+	(void)arg;
+	return put_n_within(3, 700) == 0 ? 0 : 1;
+}
+
+Test(crashq, a_revoker_waiting_for_a_stopped_owner_sees_it_killed_at_once)
+{
+	pid_t kid, revoker;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.put.fast_written", owner_put_twice, NULL);
+	/* The first revoker runs the barrier (REVOKE_FENCED) and gives up,
+	 * so the next one only waits for the owner's put to end. */
+	cr_assert_eq(put_n_within(9, IPC_NOWAIT), IPC_EAGAIN);
+	revoker = t_spawn(put_3_within_700_ms, NULL);
+	/* Asleep between looks at the stopped owner: kill it there. */
+	cr_assert(t_blocked_in_syscall(revoker, SYS_clock_nanosleep, 10000));
+	cr_assert_eq(t_kill(kid), -SIGKILL);
+	cr_assert_eq(t_reap(revoker, 10000), 0, "the put went through");
+	expect(1);
 	expect(3);
 	expect_empty();
 }
