@@ -823,10 +823,12 @@ IPC_API int ipc_queue_give_back(ipc_queue *q);
 /* Drop this handle. The unfinished tasks of every thread that consumed
  * through it (JoinableQueue) are queued again, as if they had died. A
  * zero-copy reservation of the calling thread is cancelled. Closed while
- * another live thread of the process is a consumer on it, the handle's
- * mapping stays in place until the process exits (that thread's robust-
- * mutex list runs through it), so close such handles from their last
- * consumer thread, or after those threads exit, to free it. */
+ * another live thread of the process is a consumer on it, or is the
+ * queue's fast producer through it (the first thread to put, until a
+ * second producer appears), the handle's mapping stays in place until the
+ * process exits (that thread's robust-mutex list runs through it), so
+ * close such handles from their last consumer or producer thread, or after
+ * those threads exit, to free it. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

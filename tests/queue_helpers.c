@@ -12,8 +12,6 @@
 #include "tests/helpers.h"
 #include "tests/queue_helpers.h"
 
-#include <sys/syscall.h>
-
 ipc_queue *tq;
 char tq_name[128];
 

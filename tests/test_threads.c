@@ -272,18 +272,16 @@ static void *get_hold_finish(void *arg)
 static pthread_barrier_t closing;
 static atomic_int closing_fails;
 
-static void *consume_then_use_another_queue(void *arg)
+/* Wait while the main thread closes q, then lock a fresh queue's robust
+ * mutexes: a Queue of another size, not mapped where q was. */
+static void *use_another_queue_after_the_close(void)
 {
 	const ipc_queue_attr small = { .capacity = 4096 };
 	char buf[8];
 	ipc_queue *other;
 
-	(void)arg;
-	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != 1)
-		closing_fails++;
 	pthread_barrier_wait(&closing); /* the main thread closes q */
 	pthread_barrier_wait(&closing);
-	/* A Queue of another size: not mapped where q was. */
 	if (ipc_queue_open(&other, NULL, 0, &small) != 0) {
 		closing_fails++;
 		return NULL;
@@ -295,16 +293,24 @@ static void *consume_then_use_another_queue(void *arg)
 	return NULL;
 }
 
-Test(threads, a_consumer_thread_goes_on_after_another_thread_closes_its_handle)
+static void *consume_then_use_another_queue(void *arg)
+{
+	char buf[8];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != 1)
+		closing_fails++;
+	return use_another_queue_after_the_close();
+}
+
+/* Start fn in a thread, close q from this one while it waits, and let it
+ * go on. */
+static void close_q_beside(void *(*fn)(void *))
 {
 	pthread_t th;
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	cr_assert_eq(ipc_queue_put(q, "x", 1, 0), 0);
 	pthread_barrier_init(&closing, NULL, 2);
-	cr_assert_eq(
-		pthread_create(&th, NULL, consume_then_use_another_queue, NULL),
-		0);
+	cr_assert_eq(pthread_create(&th, NULL, fn, NULL), 0);
 	pthread_barrier_wait(&closing);
 	ipc_queue_close(q);
 	q = NULL;
@@ -312,6 +318,44 @@ Test(threads, a_consumer_thread_goes_on_after_another_thread_closes_its_handle)
 	pthread_join(th, NULL);
 	pthread_barrier_destroy(&closing);
 	cr_assert_eq(closing_fails, 0);
+}
+
+Test(threads, a_consumer_thread_goes_on_after_another_thread_closes_its_handle)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_put(q, "x", 1, 0), 0);
+	close_q_beside(consume_then_use_another_queue);
+}
+
+/* The same for the queue's biased producer: the first thread to put
+ * holds the registration robust mutex while it owns the fast path. */
+static void *produce_then_use_another_queue(void *arg)
+{
+	(void)arg;
+	if (ipc_queue_put(q, "a", 1, 1000) != 0 ||
+	    ipc_queue_put(q, "b", 1, 1000) != 0) /* the second one fast */
+		closing_fails++;
+	return use_another_queue_after_the_close();
+}
+
+Test(threads, a_producer_thread_goes_on_after_another_thread_closes_its_handle)
+{
+	ipc_queue *again;
+	char name[128], buf[8];
+
+	t_name(name, sizeof(name), "threads-closed-owner");
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&again, name, 0, NULL), 0);
+	close_q_beside(produce_then_use_another_queue);
+	/* The closed handle's owner is gone: the next producer does not
+	 * wait for it. */
+	cr_assert_eq(ipc_queue_put(again, "c", 1, 1000), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ipc_queue_get(again, buf, sizeof(buf), 1000), 1);
+		cr_assert_eq(buf[0], "abc"[i]);
+	}
+	ipc_queue_close(again);
+	ipc_unlink(name);
 }
 
 Test(threads, a_joinable_queue_takes_1024_consumers_at_once)

@@ -214,7 +214,8 @@ struct ring {
 	bool bias_owner;	 /* we are the queue's biased producer */
 	unsigned bias_gen;	 /* fork generation we became it in */
 	const void *bias_thread; /* ipc__thread_self() of the owner */
-	uint64_t bias_head;	 /* the owner's earlier q_head and q_free */
+	int32_t bias_tid; /* its id: in q_bias_reg's lock word while it lives */
+	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
 	/* How long this handle spins before yielding (SPIN_GET, SPIN_PUT):
@@ -482,10 +483,16 @@ static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
 		ipc__futex_wake(seq, ring_wake_count(seq, n));
 }
 
+/* Is the calling thread this handle's biased producer? A thread that
+ * exits while it owns leaves r->bias_owner set, and a later thread of the
+ * process may get its pthread_t; but the kernel marked q_bias_reg's lock
+ * word FUTEX_OWNER_DIED at that exit (a revoker may then have freed it and
+ * a new owner taken it), so the word must still name our thread's id. */
 static inline bool ipc__ring_bias_mine(struct ring *r)
 {
 	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
-	       r->bias_thread == ipc__thread_self();
+	       r->bias_thread == ipc__thread_self() &&
+	       ipc__mutex_owner(&r->shm->q_bias_reg) == r->bias_tid;
 }
 
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
@@ -601,8 +608,9 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
  * sleeping getter if one armed q_get_seq, without a fence in the common
  * case (see ring_bias.c). */
 int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
-/* Give the fast path up at close. */
-void ipc__ring_bias_release(struct ring *r);
+/* Give the fast path up at close: true if another thread of ours owns it
+ * through this handle, and the segment must then stay mapped. */
+bool ipc__ring_bias_release(struct ring *r);
 
 /* ---- ring_joinable.c: the JoinableQueue consumer ----------------------- */
 

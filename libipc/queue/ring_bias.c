@@ -127,6 +127,7 @@ void ipc__ring_bias_take(struct ring *r, bool expedite)
 	r->bias_owner = true;
 	r->bias_gen = ipc__fork_gen();
 	r->bias_thread = ipc__thread_self();
+	r->bias_tid = ipc__tid();
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 
@@ -152,7 +153,8 @@ static bool ring_bias_answered(struct ring_shm *q, bool *dead)
 /* Nap before looking again: a short spin first (an owner running
  * elsewhere answers within microseconds), then sleeps growing from 20 us
  * to 1 ms, since an owner that cannot run (stopped, preempted, paging) may
- * take any time. */
+ * take any time. The callers look at the registration between every two
+ * sleeps, so that an owner killed meanwhile is seen within one. */
 static void ring_bias_nap(unsigned spins, long *nap_ns)
 {
 	if (spins < REVOKE_SPINS) {
@@ -175,7 +177,8 @@ static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
 	if (brief)
 		ipc__deadline_capped(&limit, dl, RING_HANDSHAKE_MS);
 	for (unsigned spins = 0;; spins++) {
-		if ((spins & 63) == 0 && ring_bias_answered(q, dead))
+		if (((spins & 63) == 0 || spins >= REVOKE_SPINS) &&
+		    ring_bias_answered(q, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(&limit))
 			return false;
@@ -194,7 +197,8 @@ static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 	for (unsigned spins = 0;
 	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
 	     spins++) {
-		if ((spins & 1023) == 0 && ring_bias_answered(q, dead))
+		if (((spins & 1023) == 0 || spins >= REVOKE_SPINS) &&
+		    ring_bias_answered(q, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(dl))
 			return false;
@@ -334,19 +338,32 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 }
 
 /* The owner closes its handle: give the fast path up, so that the next
- * producer may take it. */
-void ipc__ring_bias_release(struct ring *r)
+ * producer may take it. True if the handle's owner is another live thread
+ * of ours, which holds q_bias_reg: it will not put through this handle
+ * again (close is its last call), so the fast path is turned off, but
+ * its robust list runs through the mutex, so the segment must stay
+ * mapped. */
+bool ipc__ring_bias_release(struct ring *r)
 {
+	bool other = !ipc__ring_bias_mine(r) && r->bias_owner &&
+		     r->bias_gen == ipc__fork_gen() &&
+		     ipc__mutex_owner(&r->shm->q_bias_reg) == r->bias_tid;
+
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
-	if (!ipc__ring_bias_mine(r) ||
+	if ((!other && !ipc__ring_bias_mine(r)) ||
 	    ipc__ring_lock_producers(r, &ipc__forever) != 0)
-		return;
+		return other;
 	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		atomic_store(&r->shm->q_bias_state, BIAS_NONE);
-	/* Ours whatever the state: a revoker turns the state OFF but leaves
-	 * the registration with us (see ring_put_fast on a leaked one). */
-	r->bias_owner = false;
-	ipc__mutex_unlock(&r->shm->q_bias_reg);
+		atomic_store(&r->shm->q_bias_state,
+			     other ? BIAS_OFF : BIAS_NONE);
+	if (!other) {
+		/* Ours whatever the state: a revoker turns the state OFF but
+		 * leaves the registration with us (see ring_put_fast on a
+		 * leaked one). */
+		r->bias_owner = false;
+		ipc__mutex_unlock(&r->shm->q_bias_reg);
+	}
 	ipc__mutex_unlock(&r->shm->q_pmutex);
+	return other;
 }

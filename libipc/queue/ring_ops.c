@@ -51,13 +51,14 @@ static int ring_shutdown(void *impl)
 static void ring_close(void *impl)
 {
 	struct ring *r = impl;
+	bool keep = ipc__ring_bias_release(r);
 
-	ipc__ring_bias_release(r);
-	if (ipc__ring_close_consumer(r)) {
-		/* Another thread's robust list runs through a slot mutex in
-		 * these pages: unmapped, its next lock of any robust mutex
-		 * would fault. The pages stay mapped (until the process
-		 * exits); the file, and with it our user slot, goes. */
+	if (ipc__ring_close_consumer(r) || keep) {
+		/* Another thread's robust list runs through a slot mutex (or
+		 * the biased producer's registration) in these pages: unmapped,
+		 * its next lock of any robust mutex would fault. The pages stay
+		 * mapped (until the process exits); the file, and with it our
+		 * user slot, goes. */
 		if (r->seg.fd >= 0)
 			close(r->seg.fd);
 		r->seg.base = NULL;

@@ -387,6 +387,40 @@ Test(corruptq, queue_bias_registration_mutex_kind_damaged_is_no_crash)
 	}
 }
 
+/* Without RING_F_BIAS (the creator's kernel lacks membarrier(2), or the
+ * flag was cleared) no producer is ever biased: every put takes the
+ * producers' lock, and a second producer has nothing to revoke. */
+static int put_3_locked(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	T_CHECK(ipc_queue_put(q, buf, make_msg(buf, 3), 1000) == 0, 1);
+	T_CHECK(atomic_load(&shm->q_bias_state) == BIAS_OFF, 2);
+	return 0;
+}
+
+Test(corruptq, queue_without_the_bias_flag_never_biases_a_producer)
+{
+	char buf[64], ref[64];
+
+	make_queue(false, 0, 0);
+	shm->q_flags &= ~(uint32_t)RING_F_BIAS;
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(ipc_queue_put(q, buf, make_msg(buf, i), 0), 0);
+	cr_assert_eq(atomic_load(&shm->q_bias_state), BIAS_OFF);
+	cr_assert_eq(pthread_mutex_trylock(&shm->q_bias_reg), 0,
+		     "no owner registered");
+	pthread_mutex_unlock(&shm->q_bias_reg);
+	in_child(put_3_locked);
+	for (int i = 1; i <= 3; i++) {
+		size_t len = make_msg(ref, i);
+		cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0),
+			     (ssize_t)len);
+		cr_assert_eq(memcmp(buf, ref, len), 0);
+	}
+}
+
 Test(corruptq, joinable_slot_mutex_kinds_damaged_are_no_crash)
 {
 	struct ring_slot *slots;

@@ -14,11 +14,13 @@
  * and check that nothing was lost.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,10 +55,15 @@ static size_t make_msg(char *buf, int n)
 	return len;
 }
 
-static int put_n(int n)
+static int put_n_within(int n, int timeout_ms)
 {
 	char buf[128];
-	return ipc_queue_put(q, buf, make_msg(buf, n), 1000);
+	return ipc_queue_put(q, buf, make_msg(buf, n), timeout_ms);
+}
+
+static int put_n(int n)
+{
+	return put_n_within(n, 1000);
 }
 
 /* Get one message; it must be intact and numbered `want`. */
@@ -277,6 +284,65 @@ Test(crashq, producer_killed_asleep_for_room_strands_no_other_producer)
 	}
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT), 56);
 	cr_assert_eq(buf[0], 'b', "the live producer's message came last");
+	expect_empty();
+}
+
+static pthread_t first_thread;
+
+static void *thread_put(void *arg)
+{
+	return put_n((int)(intptr_t)arg) == 0 ? NULL : arg;
+}
+
+/* Thread 1 becomes the owner and exits; thread 2 (glibc hands it thread
+ * 1's pthread_t, from its stack cache) puts 2 through the same handle. */
+static int owner_thread_exits_then_a_new_thread_puts(void *arg)
+{
+	pthread_t t2;
+	void *res;
+
+	(void)arg;
+	if (pthread_create(&first_thread, NULL, thread_put, (void *)1) != 0 ||
+	    pthread_join(first_thread, &res) != 0 || res != NULL)
+		return 1;
+	if (pthread_create(&t2, NULL, thread_put, (void *)2) != 0 ||
+	    pthread_join(t2, &res) != 0 || res != NULL)
+		return 2;
+	return pthread_equal(first_thread, t2) ? 0 : 10;
+}
+
+Test(crashq, a_new_thread_with_a_dead_owners_pthread_t_does_not_put_fast)
+{
+	long t0 = t_now_ms();
+	pid_t kid;
+	int st = 0, rc;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	/* Thread 2 is no owner: if it took the fast path, stop it in there,
+	 * where we would revoke the dead thread 1 and write over its
+	 * record. */
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.put.fast_written", NULL,
+			       owner_thread_exits_then_a_new_thread_puts, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	if (WIFSTOPPED(st)) {
+		rc = put_n(3);
+		kill(kid, SIGCONT);
+		cr_assert_eq(t_reap(kid, 10000), 0);
+		cr_assert_eq(rc, 0);
+	} else {
+		cr_assert(WIFEXITED(st), "the child finished");
+		if (WEXITSTATUS(st) == 10)
+			cr_skip_test("this libc gave thread 2 a new pthread_t");
+		cr_assert_eq(WEXITSTATUS(st), 0);
+		cr_assert_eq(put_n(3), 0);
+	}
+	expect(1);
+	expect(2);
+	expect(3);
 	expect_empty();
 }
 
@@ -819,6 +885,33 @@ Test(crashq, puts_time_out_while_the_biased_producer_is_stopped_mid_put)
 	probe_then_continue(kid, probe_puts_and_get);
 	cr_assert_eq(put_n(3), 0, "the dead owner's bias is revoked");
 	expect(2);
+	expect(3);
+	expect_empty();
+}
+
+/* A put with a timeout under a second: a revoker that looked at the
+ * owner's registration only every 1024 naps (about a second) missed it. */
+static int put_3_within_700_ms(void *arg)
+{
+	(void)arg;
+	return put_n_within(3, 700) == 0 ? 0 : 1;
+}
+
+Test(crashq, a_revoker_waiting_for_a_stopped_owner_sees_it_killed_at_once)
+{
+	pid_t kid, revoker;
+
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.put.fast_written", owner_put_twice, NULL);
+	/* The first revoker runs the barrier (REVOKE_FENCED) and gives up,
+	 * so the next one only waits for the owner's put to end. */
+	cr_assert_eq(put_n_within(9, IPC_NOWAIT), IPC_EAGAIN);
+	revoker = t_spawn(put_3_within_700_ms, NULL);
+	/* Asleep between looks at the stopped owner: kill it there. */
+	cr_assert(t_blocked_in_syscall(revoker, SYS_clock_nanosleep, 10000));
+	cr_assert_eq(t_kill(kid), -SIGKILL);
+	cr_assert_eq(t_reap(revoker, 10000), 0, "the put went through");
+	expect(1);
 	expect(3);
 	expect_empty();
 }
