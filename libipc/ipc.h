@@ -62,7 +62,10 @@
  * Requirements: Linux 5.3 or later (pidfds for Process and Pool; shared
  * futexes and robust mutexes for everything; the biased queue producer is
  * revoked with membarrier(MEMBARRIER_CMD_GLOBAL), which a kernel booted
- * with nohz_full lacks, and queues fall back to locking without it), glibc 2.30
+ * with nohz_full lacks, and queues fall back to locking without it; a
+ * process whose seccomp filter denies membarrier and that becomes a
+ * queue's second producer waits, in its put, until the first producer
+ * puts again, closes or dies), glibc 2.30
  * or later, a tmpfs /dev/shm for named objects. Without pidfds
  * ipc_process_start returns IPC_ENOTSUP. The across-hosts calls use nanomsg and
  * libsodium, linked into libipc.
