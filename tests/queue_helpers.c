@@ -87,29 +87,40 @@ void tq_die_at(const char *point, const char *skip, int (*fn)(void *),
 		     -SIGKILL, "child did not die at %s", point);
 }
 
+/* pid's state letter in /proc (0 if it cannot be read). */
+static char proc_state(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f != NULL) {
+		if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+			state = 0;
+		fclose(f);
+	}
+	return state;
+}
+
 bool tq_asleep(pid_t pid)
 {
+	/* The system calls a queue sleeps in: a futex wait (shm), or the
+	 * mqueue backend's timed receive or send. Other sleeps on the way
+	 * there (a revoking producer's naps, its membarrier) are not the
+	 * sleep a test waits for. The call is read before and after the
+	 * state, so that a process passing through is not taken for one
+	 * that sleeps. */
+	static const long nrs[] = { SYS_futex, SYS_mq_timedreceive,
+				    SYS_mq_timedsend };
 	long until = t_now_ms() + 10000;
 
 	do {
-		char path[64], state = 0;
-		FILE *f;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		f = fopen(path, "re");
-		if (f != NULL) {
-			if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
-				state = 0;
-			fclose(f);
-		}
-		/* Not in a nap or a barrier: a revoking producer's sleeps on
-		 * its way to the queue's sleep (a futex wait, or the mqueue
-		 * backend's receive or send) are not the sleep a test waits
-		 * for. */
-		if (state == 'S' &&
-		    !t_blocked_in_syscall(pid, SYS_nanosleep, 0) &&
-		    !t_blocked_in_syscall(pid, SYS_clock_nanosleep, 0) &&
-		    !t_blocked_in_syscall(pid, SYS_membarrier, 0))
-			return true;
+		for (size_t i = 0; i < sizeof(nrs) / sizeof(nrs[0]); i++)
+			if (t_blocked_in_syscall(pid, nrs[i], 0) &&
+			    proc_state(pid) == 'S' &&
+			    t_blocked_in_syscall(pid, nrs[i], 0))
+				return true;
 		usleep(1000);
 	} while (t_now_ms() < until);
 	return false;

@@ -44,9 +44,9 @@ void tq_expect_closed(void);
 void tq_die_at(const char *point, const char *skip, int (*fn)(void *),
 	       void *arg);
 
-/* Poll (10 s at most) until pid is asleep (state S in /proc) and not in a
- * nanosleep or membarrier (a revoking producer's, on its way to the
- * queue's sleep). */
+/* Poll (10 s at most) until pid is asleep (state S in /proc) in the system
+ * call a queue sleeps in: a futex wait, or mq_timedreceive / mq_timedsend
+ * (the mqueue backend). */
 bool tq_asleep(pid_t pid);
 
 #endif
