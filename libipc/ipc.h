@@ -566,10 +566,15 @@ IPC_API void ipc_barrier_close(ipc_barrier *b);
  * Timeouts hold whatever a peer does: a call with a timeout returns within
  * it even while a peer that holds the queue's lock or is mid-put is
  * stopped (SIGSTOP, a debugger). IPC_NOWAIT then waits at most about 1 ms
- * for the peer before returning IPC_EAGAIN. A blocked call sleeps in the
- * kernel; it does not spin. The timeout of ipc_queue_put, ipc_queue_get
- * and ipc_queue_get_alloc starts when the call first has to wait (after
- * its first attempt, which does not wait): a call that finds room or a
+ * for the peer before returning IPC_EAGAIN. One exception: the put that
+ * takes the fast path away from a first producer which does not answer
+ * within about 2 ms (idle, or stopped mid-put) runs one
+ * membarrier(MEMBARRIER_CMD_GLOBAL), an RCU grace period (10 to 30 ms
+ * measured), whatever its timeout, IPC_NOWAIT included; that happens once
+ * per revocation, and the puts after it keep their timeouts. A blocked call
+ * sleeps in the kernel; it does not spin. The timeout of ipc_queue_put,
+ * ipc_queue_get and ipc_queue_get_alloc starts when the call first has to wait
+ * (after its first attempt, which does not wait): a call that finds room or a
  * message at once never reads the clock.
  *
  * Damage: a process that maps a queue can write anything into it. libipc

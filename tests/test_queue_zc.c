@@ -408,3 +408,67 @@ Test(zc, threads_first_using_a_handle_at_once_share_one_state)
 	cr_assert_eq(maps_lines(), before, "no view left mapped");
 	pthread_barrier_destroy(&first_use);
 }
+
+/* A thread that exits holding a reservation leaves it to no one: a later
+ * thread of the process (glibc gives it the dead one's stack, thread-local
+ * storage and pthread_t) is not its holder. Its puts through the handle
+ * are not refused (the next producer repairs the producer side, ipc.h),
+ * its commit and cancel are IPC_EINVAL, and it may reserve anew. */
+static void *reserve_and_exit(void *arg)
+{
+	void *buf;
+
+	(void)arg;
+	if (ipc_queue_reserve(tq, 8, &buf, 1000) != 0)
+		return (void *)1;
+	memcpy(buf, "deadbeef", 8);
+	return NULL;
+}
+
+struct later_thread {
+	int put, commit, cancel, reserve, commit2;
+};
+
+static void *later_thread_uses_the_handle(void *arg)
+{
+	struct later_thread *lt = arg;
+	void *buf;
+
+	lt->commit = ipc_queue_commit(tq, 8);
+	lt->cancel = ipc_queue_cancel(tq);
+	lt->put = ipc_queue_put(tq, "x", 1, 1000);
+	lt->reserve = ipc_queue_reserve(tq, 4, &buf, 1000);
+	if (lt->reserve == 0) {
+		memcpy(buf, "yz", 2);
+		lt->commit2 = ipc_queue_commit(tq, 2);
+	}
+	return NULL;
+}
+
+Test(zc, a_thread_reusing_a_dead_reservers_storage_holds_no_reservation)
+{
+	struct later_thread lt = { -1, -1, -1, -1, -1 };
+	pthread_t t1, t2;
+	void *res;
+	char buf[16];
+
+	open_small(false);
+	cr_assert_eq(pthread_create(&t1, NULL, reserve_and_exit, NULL), 0);
+	cr_assert_eq(pthread_join(t1, &res), 0);
+	cr_assert_null(res);
+	cr_assert_eq(
+		pthread_create(&t2, NULL, later_thread_uses_the_handle, &lt),
+		0);
+	cr_assert_eq(pthread_join(t2, NULL), 0);
+	cr_assert(pthread_equal(t1, t2), "glibc reused the dead thread's");
+	cr_assert_eq(lt.commit, IPC_EINVAL);
+	cr_assert_eq(lt.cancel, IPC_EINVAL);
+	cr_assert_eq(lt.put, 0);
+	cr_assert_eq(lt.reserve, 0);
+	cr_assert_eq(lt.commit2, 0);
+	cr_assert_eq(ipc_queue_get(tq, buf, sizeof(buf), 1000), 1);
+	cr_assert_eq(buf[0], 'x');
+	cr_assert_eq(ipc_queue_get(tq, buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(memcmp(buf, "yz", 2), 0);
+	cr_assert_eq(ipc_queue_qsize(tq), 0);
+}

@@ -518,3 +518,79 @@ Test(threads, an_event_set_publishes_what_the_setter_wrote_before_it)
 	cr_assert(ok, "every handoff saw its value");
 	cr_assert_eq(atomic_load(&errors), 0);
 }
+
+/* Short-lived producer threads on one handle, two at a time, each putting
+ * more than RING_REBIAS_PUTS: the fast path changes hands between threads
+ * of the handle again and again (revoked, taken back after a streak, left
+ * by a thread that exits). A thread that took its own stale owner fields
+ * for the new owner's put fast beside it, and two producers wrote one
+ * record: every put that returned 0 must be got exactly once. */
+static _Atomic uint32_t turns_next;
+static _Atomic int turns_bad;
+
+static void *put_turns(void *arg)
+{
+	int n = (int)(intptr_t)arg;
+
+	for (int i = 0; i < n; i++) {
+		uint32_t v = atomic_fetch_add(&turns_next, 1);
+		if (ipc_queue_put(q, &v, sizeof(v), 10000) != 0)
+			atomic_fetch_add(&turns_bad, 1);
+	}
+	return NULL;
+}
+
+#define TURNS_MAX (1u << 22)
+static uint8_t turns_seen[TURNS_MAX];
+
+static void *get_turns(void *arg)
+{
+	long *turns_got = arg;
+	uint32_t v;
+
+	for (;;) {
+		ssize_t n = ipc_queue_get(q, &v, sizeof(v), 3000);
+		if (n == IPC_ETIMEDOUT)
+			return NULL;
+		if (n != (ssize_t)sizeof(v) || v >= TURNS_MAX ||
+		    turns_seen[v]++)
+			atomic_fetch_add(&turns_bad, 1);
+		(*turns_got)++;
+	}
+}
+
+Test(threads, producer_threads_passing_the_fast_path_on_lose_nothing)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .max_msg_size = 64 };
+	pthread_t getter;
+	long n_got = 0;
+	uint32_t missing = 0;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	cr_assert_eq(pthread_create(&getter, NULL, get_turns, &n_got), 0);
+	for (int round = 0; round < 6000; round++) {
+		pthread_t a, b;
+		cr_assert_eq(pthread_create(
+				     &a, NULL, put_turns,
+				     (void *)(intptr_t)(round % 7 ? 300 : 600)),
+			     0);
+		cr_assert_eq(
+			pthread_create(&b, NULL, put_turns,
+				       (void *)(intptr_t)(round % 3 ? 300 : 5)),
+			0);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		if (round % 11 == 0) { /* alone, in a dead owner's storage */
+			cr_assert_eq(pthread_create(&a, NULL, put_turns,
+						    (void *)(intptr_t)1),
+				     0);
+			pthread_join(a, NULL);
+		}
+	}
+	pthread_join(getter, NULL);
+	for (uint32_t v = 0; v < turns_next; v++)
+		missing += turns_seen[v] == 0;
+	cr_assert_eq(turns_bad, 0, "failed puts, torn or doubled messages");
+	cr_assert_eq(missing, 0, "%u of %u messages lost", missing, turns_next);
+	cr_assert_eq(n_got, (long)turns_next);
+}

@@ -336,6 +336,18 @@ static inline unsigned ipc__fork_gen(void)
 				    memory_order_relaxed);
 }
 
+/* The calling thread's kernel id, as ipc__tid() but read from a
+ * thread-local cache after the first call: a new thread's starts at 0,
+ * and fork.c's child handler clears the forking thread's (the child's
+ * thread has another id). */
+extern _Thread_local int32_t ipc__tid_cached IPC__TLS_FAST IPC__INTERNAL;
+static inline int32_t ipc__tid_self(void)
+{
+	if (ipc__tid_cached == 0)
+		ipc__tid_cached = ipc__tid();
+	return ipc__tid_cached;
+}
+
 /* ------------------------------------------------------------------------
  * Shared-memory segments.
  *

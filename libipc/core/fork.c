@@ -18,9 +18,11 @@
 
 _Atomic unsigned ipc__fork_generation;
 _Thread_local char ipc__thread_tag IPC__TLS_FAST;
+_Thread_local int32_t ipc__tid_cached IPC__TLS_FAST;
 
 static void fork_child(void)
 {
+	ipc__tid_cached = 0; /* the child's thread has an id of its own */
 	atomic_fetch_add_explicit(&ipc__fork_generation, 1,
 				  memory_order_relaxed);
 }

@@ -101,6 +101,9 @@ struct ipc_queue {
 	 * refused (its space is the next record's). */
 	_Atomic bool reserved; /* set last (release), read first (acquire) */
 	const void *reserver;  /* its ipc__thread_self() */
+	/* And its thread id: a thread made after the reserver exited may
+	 * get its thread-local storage, so its address alone names it. */
+	int32_t reserver_tid;
 	unsigned reserver_gen; /* fork generation: a child holds none */
 	size_t reserved_len;
 	/* ops->max_msg_size(impl) when ops->max_msg_fixed, else 0 (ask it):
@@ -130,12 +133,16 @@ static inline int ipc__queue_begin(ipc_queue *q, bool out_ok, int timeout_ms,
 /* IPC_EBUSY if the calling thread holds a reservation on q (queue_zc.c),
  * else 0. Inline: every put asks, and almost always the first load says
  * no. A child forked while its parent held a reservation inherits the flag
- * but not the lock behind it (the parent's thread holds that). */
+ * but not the lock behind it (the parent's thread holds that). A thread
+ * that exited holding one leaves the flag, and a later thread may get its
+ * thread-local byte: the thread id tells them apart (a system call, made
+ * only when the address matches). */
 static inline int ipc__queue_check_reserver(ipc_queue *q)
 {
 	return atomic_load_explicit(&q->reserved, memory_order_acquire) &&
 			       q->reserver_gen == ipc__fork_gen() &&
-			       q->reserver == ipc__thread_self()
+			       q->reserver == ipc__thread_self() &&
+			       q->reserver_tid == ipc__tid()
 		       ? -EBUSY
 		       : 0;
 }

@@ -7,8 +7,23 @@
  * lend their storage (mqueue, remote) have no such operations: IPC_ENOTSUP.
  */
 #include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "libipc/queue/queue.h"
+
+/* Is q's reservation open? Its thread may have exited holding it: then
+ * the kernel freed the producers' lock it was (the next producer repairs
+ * what it left), and the handle may reserve again. */
+static bool reservation_open(ipc_queue *q)
+{
+	if (!atomic_load(&q->reserved) || q->reserver_gen != ipc__fork_gen())
+		return false;
+	return syscall(SYS_tgkill, (int)getpid(), (int)q->reserver_tid, 0) ==
+		       0 ||
+	       errno != ESRCH;
+}
 
 /* The calling thread's open reservation on q: 0, or -EINVAL. */
 static int holds_reservation(ipc_queue *q)
@@ -30,12 +45,13 @@ int ipc_queue_reserve(ipc_queue *q, size_t len, void **buf, int timeout_ms)
 		return -ENOTSUP;
 	if (ipc__queue_too_long(q, len))
 		return -EMSGSIZE;
-	if (atomic_load(&q->reserved) && q->reserver_gen == ipc__fork_gen())
+	if (reservation_open(q))
 		return -EBUSY; /* one reservation per handle */
 	rc = q->ops->reserve(q->impl, len, buf, &dl);
 	if (rc != 0)
 		return rc;
 	q->reserver = ipc__thread_self();
+	q->reserver_tid = ipc__tid();
 	q->reserver_gen = ipc__fork_gen();
 	q->reserved_len = len;
 	atomic_store_explicit(&q->reserved, true, memory_order_release);

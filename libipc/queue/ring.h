@@ -485,14 +485,20 @@ static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
 
 /* Is the calling thread this handle's biased producer? A thread that
  * exits while it owns leaves r->bias_owner set, and a later thread of the
- * process may get its pthread_t; but the kernel marked q_bias_reg's lock
- * word FUTEX_OWNER_DIED at that exit (a revoker may then have freed it and
- * a new owner taken it), so the word must still name our thread's id. */
+ * process may get its thread-local storage; but the kernel cleared the id
+ * in q_bias_reg's lock word at that exit (a revoker may then have freed it
+ * and a new owner taken it), so the word must name our own thread's id.
+ * Our own id, not r->bias_tid: threads sharing the handle read the bias_
+ * fields while a new owner's ipc__ring_bias_take rewrites them, and a
+ * thread that read its own stale bias_thread and then the new owner's
+ * bias_tid, equal to the word, put fast beside that owner (a lost
+ * message). Only the holder of q_bias_reg writes those fields, so once
+ * the word names us, none changes under us. */
 static inline bool ipc__ring_bias_mine(struct ring *r)
 {
 	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
 	       r->bias_thread == ipc__thread_self() &&
-	       ipc__mutex_owner(&r->shm->q_bias_reg) == r->bias_tid;
+	       ipc__mutex_owner(&r->shm->q_bias_reg) == ipc__tid_self();
 }
 
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
