@@ -211,10 +211,13 @@ struct ring {
 	 * the segment's copy, never these. */
 	uint32_t cap, mask, max_msg, maxsize, nslots;
 	bool joinable;
-	bool bias_owner;	 /* we are the queue's biased producer */
-	unsigned bias_gen;	 /* fork generation we became it in */
-	const void *bias_thread; /* ipc__thread_self() of the owner */
-	int32_t bias_tid; /* its id: in q_bias_reg's lock word while it lives */
+	/* The bias_ fields are written by the holder of q_bias_reg and read
+	 * by every thread that puts through the handle: atomics, relaxed
+	 * (ipc__ring_bias_mine says why that is enough). */
+	_Atomic bool bias_owner;   /* we are the queue's biased producer */
+	_Atomic unsigned bias_gen; /* fork generation we became it in */
+	const void *_Atomic bias_thread; /* ipc__thread_self() of the owner */
+	_Atomic int32_t bias_tid;	 /* its id: in q_bias_reg's lock word */
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
@@ -496,8 +499,11 @@ static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
  * the word names us, none changes under us. */
 static inline bool ipc__ring_bias_mine(struct ring *r)
 {
-	return r->bias_owner && r->bias_gen == ipc__fork_gen() &&
-	       r->bias_thread == ipc__thread_self() &&
+	return atomic_load_explicit(&r->bias_owner, memory_order_relaxed) &&
+	       atomic_load_explicit(&r->bias_gen, memory_order_relaxed) ==
+		       ipc__fork_gen() &&
+	       atomic_load_explicit(&r->bias_thread, memory_order_relaxed) ==
+		       ipc__thread_self() &&
 	       ipc__mutex_owner(&r->shm->q_bias_reg) == ipc__tid_self();
 }
 

@@ -124,10 +124,12 @@ void ipc__ring_bias_take(struct ring *r, bool expedite)
 	atomic_store(&q->q_bias_cpu, -1); /* the first put sets it */
 	r->bias_head = atomic_load(&q->q_head);
 	r->bias_free = atomic_load(&q->q_free);
-	r->bias_owner = true;
-	r->bias_gen = ipc__fork_gen();
-	r->bias_thread = ipc__thread_self();
-	r->bias_tid = ipc__tid();
+	atomic_store_explicit(&r->bias_gen, ipc__fork_gen(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&r->bias_thread, ipc__thread_self(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&r->bias_tid, ipc__tid(), memory_order_relaxed);
+	atomic_store_explicit(&r->bias_owner, true, memory_order_relaxed);
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 
@@ -275,7 +277,7 @@ static IPC__COLD int ring_bias_revoked(struct ring *r)
 	struct ring_shm *q = r->shm;
 
 	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
-	r->bias_owner = false;
+	atomic_store_explicit(&r->bias_owner, false, memory_order_relaxed);
 	ipc__mutex_unlock(&q->q_bias_reg);
 	return -ESTALE;
 }
@@ -345,9 +347,14 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
  * mapped. */
 bool ipc__ring_bias_release(struct ring *r)
 {
-	bool other = !ipc__ring_bias_mine(r) && r->bias_owner &&
-		     r->bias_gen == ipc__fork_gen() &&
-		     ipc__mutex_owner(&r->shm->q_bias_reg) == r->bias_tid;
+	bool other =
+		!ipc__ring_bias_mine(r) &&
+		atomic_load_explicit(&r->bias_owner, memory_order_relaxed) &&
+		atomic_load_explicit(&r->bias_gen, memory_order_relaxed) ==
+			ipc__fork_gen() &&
+		ipc__mutex_owner(&r->shm->q_bias_reg) ==
+			atomic_load_explicit(&r->bias_tid,
+					     memory_order_relaxed);
 
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
@@ -361,7 +368,8 @@ bool ipc__ring_bias_release(struct ring *r)
 		/* Ours whatever the state: a revoker turns the state OFF but
 		 * leaves the registration with us (see ring_put_fast on a
 		 * leaked one). */
-		r->bias_owner = false;
+		atomic_store_explicit(&r->bias_owner, false,
+				      memory_order_relaxed);
 		ipc__mutex_unlock(&r->shm->q_bias_reg);
 	}
 	ipc__mutex_unlock(&r->shm->q_pmutex);
