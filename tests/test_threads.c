@@ -303,14 +303,16 @@ static void *consume_then_use_another_queue(void *arg)
 	return use_another_queue_after_the_close();
 }
 
-/* Start fn in a thread, close q from this one while it waits, and let it
- * go on. */
-static void close_q_beside(void *(*fn)(void *))
+/* Start fn in a thread, run meanwhile (unless NULL) in this one, close q
+ * from this one while fn waits, and let it go on. */
+static void close_q_beside_after(void *(*fn)(void *), void (*meanwhile)(void))
 {
 	pthread_t th;
 
 	pthread_barrier_init(&closing, NULL, 2);
 	cr_assert_eq(pthread_create(&th, NULL, fn, NULL), 0);
+	if (meanwhile != NULL)
+		meanwhile();
 	pthread_barrier_wait(&closing);
 	ipc_queue_close(q);
 	q = NULL;
@@ -318,6 +320,11 @@ static void close_q_beside(void *(*fn)(void *))
 	pthread_join(th, NULL);
 	pthread_barrier_destroy(&closing);
 	cr_assert_eq(closing_fails, 0);
+}
+
+static void close_q_beside(void *(*fn)(void *))
+{
+	close_q_beside_after(fn, NULL);
 }
 
 Test(threads, a_consumer_thread_goes_on_after_another_thread_closes_its_handle)
@@ -353,6 +360,52 @@ Test(threads, a_producer_thread_goes_on_after_another_thread_closes_its_handle)
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(ipc_queue_get(again, buf, sizeof(buf), 1000), 1);
 		cr_assert_eq(buf[0], "abc"[i]);
+	}
+	ipc_queue_close(again);
+	ipc_unlink(name);
+}
+
+/* A thread that owned the fast path through this handle and was revoked
+ * keeps its registration (a robust mutex) until it puts again. Meanwhile
+ * the main thread revokes it, takes the fast path back through another
+ * registration (more than RING_REBIAS_PUTS locked puts in a row: 300) and
+ * closes the handle: the first thread's robust list still runs through its
+ * registration in the handle's pages, so they must stay mapped. */
+static pthread_barrier_t owned;
+
+static void *own_then_use_another_queue(void *arg)
+{
+	(void)arg;
+	if (ipc_queue_put(q, "a", 1, 1000) != 0 ||
+	    ipc_queue_put(q, "b", 1, 1000) != 0) /* the second one fast */
+		closing_fails++;
+	pthread_barrier_wait(&owned);
+	return use_another_queue_after_the_close();
+}
+
+/* The main thread, once the other owns: revoke it, take over. */
+static void revoke_and_take_over(void)
+{
+	pthread_barrier_wait(&owned);
+	for (int i = 0; i < 300; i++)
+		cr_assert_eq(ipc_queue_put(q, "c", 1, 10000), 0);
+}
+
+Test(threads,
+     a_revoked_owner_thread_goes_on_after_another_takes_over_and_closes)
+{
+	ipc_queue *again;
+	char name[128], buf[8];
+
+	t_name(name, sizeof(name), "threads-revoked-owner");
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&again, name, 0, NULL), 0);
+	pthread_barrier_init(&owned, NULL, 2);
+	close_q_beside_after(own_then_use_another_queue, revoke_and_take_over);
+	pthread_barrier_destroy(&owned);
+	for (int i = 0; i < 302; i++) {
+		cr_assert_eq(ipc_queue_get(again, buf, sizeof(buf), 1000), 1);
+		cr_assert_eq(buf[0], i < 2 ? "ab"[i] : 'c');
 	}
 	ipc_queue_close(again);
 	ipc_unlink(name);

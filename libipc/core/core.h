@@ -362,7 +362,7 @@ static inline int32_t ipc__tid_self(void)
  * biased producer's CPU and drop intent; the Condition's lock identity; the
  * Barrier's default timeout. 3: the biased producer is revoked with
  * MEMBARRIER_CMD_GLOBAL (owners no longer register) and q_flags. */
-#define IPC__ABI_VERSION 3u
+#define IPC__ABI_VERSION 4u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {

@@ -164,8 +164,8 @@ static int ring_init(void *base, size_t size, const void *arg)
 	rc = ipc__mutex_init(&q->q_pmutex, false);
 	if (rc == 0)
 		rc = ipc__mutex_init(&q->q_cmutex, false);
-	if (rc == 0)
-		rc = ipc__mutex_init(&q->q_bias_reg, false);
+	for (uint32_t i = 0; rc == 0 && i < RING_BIAS_SLOTS; i++)
+		rc = ipc__mutex_init(&q->q_bias[i].b_reg, false);
 	slots = (struct ring_slot *)((uint8_t *)base + q->q_slots_off);
 	for (uint32_t i = 0; rc == 0 && i < g->nslots; i++)
 		rc = ipc__mutex_init(&slots[i].s_reg, false);

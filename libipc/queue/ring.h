@@ -62,6 +62,9 @@
 /* Locked puts in a row by one producer after which it takes the biased
  * (fast) path back (see ring_put.c, "Taking the fast path back"). */
 #define RING_REBIAS_PUTS 256
+/* Registrations of the biased producer (struct ring_bias): how many
+ * revoked owners may still hold theirs while a new owner takes one. */
+#define RING_BIAS_SLOTS 8
 /* Waiting for room (ipc__ring_wait_room): a sleeping producer first waits
  * for an eighth of the ring to be free (RING_ROOM_BATCH_DIV), for at most
  * RING_ROOM_BATCH_MS, before it waits for room for its own record alone.
@@ -89,7 +92,7 @@ enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
  * producer may be biased (ring_bias.c). Probed by the creator, so that
  * neither producer nor consumer makes the probe's system call. */
 enum { RING_F_BIAS = 1u };
-/* q_bias_revoke: none, posted, or posted and followed by a barrier. */
+/* b_revoke: none, posted, or posted and followed by a barrier. */
 enum { REVOKE_NONE = 0, REVOKE_POSTED = 1, REVOKE_FENCED = 2 };
 /* q_intent: the multi-word consumer operation in progress, rolled forward
  * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
@@ -124,6 +127,24 @@ _Static_assert(sizeof(struct ring_slot) == IPC__CACHELINE,
 _Static_assert(IPC_QUEUE_MAX_CONSUMERS <= REC_TAKEN,
 	       "a slot number fits below the TAKEN bit of a record state");
 
+/* A registration of the biased producer (ring_bias.c). b_reg is held by
+ * the owner thread while it owns through this registration, and until it
+ * notices a revocation; b_busy and b_cpu are the owner's, b_revoke a
+ * revoker's. b_cpu: the CPU the owner last put on, or -1 (see "Waking
+ * without a fence" in ring_bias.c). b_exp: the owner's process registered
+ * for the expedited barrier (set under q_pmutex when it took this slot).
+ * Several exist so that a new owner need not wait for a revoked one that
+ * has not run since (its registration stays held until it does). */
+struct ring_bias {
+	pthread_mutex_t b_reg;
+	_Atomic uint32_t b_busy;
+	_Atomic uint32_t b_revoke;
+	_Atomic int32_t b_cpu;
+	_Atomic uint32_t b_exp;
+} IPC__ALIGNED;
+_Static_assert(sizeof(struct ring_bias) == IPC__CACHELINE,
+	       "a registration is one cache line");
+
 struct ring_shm {
 	struct ipc__seg_hdr hdr;
 
@@ -153,19 +174,12 @@ struct ring_shm {
 	/* Written by producers (release), read by everyone (acquire). */
 	_Atomic uint64_t q_tail IPC__ALIGNED;
 
-	/* The biased producer (see "Fast producer"). q_bias_state changes
-	 * under q_pmutex; q_bias_busy and q_bias_cpu are the owner's,
-	 * q_bias_revoke a revoker's; q_bias_reg is held by the owner thread
-	 * while it owns. q_bias_cpu: the CPU the owner last put on, or -1
-	 * (see "Waking without a fence" in ring_bias.c). q_bias_exp: the
-	 * owner's process registered for the expedited barrier (set under
-	 * q_pmutex with the state). */
+	/* The biased producer (see "Fast producer" and ring_bias.c).
+	 * q_bias_state and q_bias_slot (the owner's registration while
+	 * OWNED) change under q_pmutex. */
 	_Atomic uint32_t q_bias_state IPC__ALIGNED;
-	_Atomic uint32_t q_bias_busy;
-	_Atomic uint32_t q_bias_revoke;
-	_Atomic int32_t q_bias_cpu;
-	_Atomic uint32_t q_bias_exp;
-	pthread_mutex_t q_bias_reg IPC__ALIGNED;
+	_Atomic uint32_t q_bias_slot;
+	struct ring_bias q_bias[RING_BIAS_SLOTS];
 
 	/* Consumer side, under q_cmutex. */
 	pthread_mutex_t q_cmutex IPC__ALIGNED;
@@ -211,13 +225,17 @@ struct ring {
 	 * the segment's copy, never these. */
 	uint32_t cap, mask, max_msg, maxsize, nslots;
 	bool joinable;
-	/* The bias_ fields are written by the holder of q_bias_reg and read
-	 * by every thread that puts through the handle: atomics, relaxed
-	 * (ipc__ring_bias_mine says why that is enough). */
-	_Atomic bool bias_owner;   /* we are the queue's biased producer */
-	_Atomic unsigned bias_gen; /* fork generation we became it in */
+	/* The bias_ fields are written by the holder of a registration
+	 * taken through this handle and read by every thread that puts
+	 * through it: atomics, relaxed (ipc__ring_bias_mine says why that is
+	 * enough). bias_key: the registration (slot + 1) this handle's owner
+	 * thread put through, 0 for none. bias_holder[s]: the thread of ours
+	 * that took registration s through this handle, or 0 (at close, the
+	 * registrations still held, see ipc__ring_bias_release). */
+	_Atomic uint32_t bias_key;
+	_Atomic unsigned bias_gen;	 /* fork generation we became it in */
 	const void *_Atomic bias_thread; /* ipc__thread_self() of the owner */
-	_Atomic int32_t bias_tid;	 /* its id: in q_bias_reg's lock word */
+	_Atomic int32_t bias_holder[RING_BIAS_SLOTS];
 	uint64_t bias_head; /* the owner's earlier q_head and q_free */
 	uint32_t bias_free;
 	uint64_t id; /* unique among this process's handles, ever */
@@ -486,25 +504,47 @@ static inline void ipc__ring_wake_unlocked(_Atomic uint32_t *seq, int n)
 		ipc__futex_wake(seq, ring_wake_count(seq, n));
 }
 
-/* Is the calling thread this handle's biased producer? A thread that
- * exits while it owns leaves r->bias_owner set, and a later thread of the
- * process may get its thread-local storage; but the kernel cleared the id
- * in q_bias_reg's lock word at that exit (a revoker may then have freed it
- * and a new owner taken it), so the word must name our own thread's id.
- * Our own id, not r->bias_tid: threads sharing the handle read the bias_
+/* The registration through which the calling thread is this handle's
+ * biased producer, or NULL. A thread that exits while it owns leaves
+ * r->bias_key set, and a later thread of the process may get its
+ * thread-local storage; but the kernel cleared the id in b_reg's lock
+ * word at that exit (a revoker may then have freed it and a new owner
+ * taken it), so the word must name our own thread's id. Our own id, not
+ * one the handle remembers: threads sharing the handle read the bias_
  * fields while a new owner's ipc__ring_bias_take rewrites them, and a
- * thread that read its own stale bias_thread and then the new owner's
- * bias_tid, equal to the word, put fast beside that owner (a lost
- * message). Only the holder of q_bias_reg writes those fields, so once
- * the word names us, none changes under us. */
-static inline bool ipc__ring_bias_mine(struct ring *r)
+ * thread that read its own stale bias_thread and then the new owner's id,
+ * equal to the word, put fast beside that owner (a lost message). The
+ * registration returned is the one the word was checked in: re-reading
+ * bias_key could name a newer owner's. Only the holder of a registration
+ * writes the fields of that ownership, so once the word names us, the
+ * registration is ours until we give it up; it may be a revoked one
+ * (whose b_revoke says so: ipc__ring_put_fast gives it up), so a caller
+ * that holds q_pmutex compares it with q_bias_slot
+ * (ipc__ring_bias_current). */
+static inline struct ring_bias *ipc__ring_bias_mine(struct ring *r)
 {
-	return atomic_load_explicit(&r->bias_owner, memory_order_relaxed) &&
-	       atomic_load_explicit(&r->bias_gen, memory_order_relaxed) ==
-		       ipc__fork_gen() &&
-	       atomic_load_explicit(&r->bias_thread, memory_order_relaxed) ==
-		       ipc__thread_self() &&
-	       ipc__mutex_owner(&r->shm->q_bias_reg) == ipc__tid_self();
+	uint32_t key = atomic_load_explicit(&r->bias_key, memory_order_relaxed);
+	struct ring_bias *b;
+
+	if (key == 0 ||
+	    atomic_load_explicit(&r->bias_gen, memory_order_relaxed) !=
+		    ipc__fork_gen() ||
+	    atomic_load_explicit(&r->bias_thread, memory_order_relaxed) !=
+		    ipc__thread_self())
+		return NULL;
+	b = &r->shm->q_bias[(key - 1) % RING_BIAS_SLOTS];
+	return ipc__mutex_owner(&b->b_reg) == ipc__tid_self() ? b : NULL;
+}
+
+/* q_pmutex held, state BIAS_OWNED: is the calling thread the owner, through
+ * the queue's current registration? */
+static inline bool ipc__ring_bias_current(struct ring *r)
+{
+	struct ring_bias *b = ipc__ring_bias_mine(r);
+
+	return b != NULL &&
+	       b == &r->shm->q_bias[atomic_load(&r->shm->q_bias_slot) %
+				    RING_BIAS_SLOTS];
 }
 
 /* What a sleeper waits for (ring_wait.c). `need` is the record size a
@@ -607,21 +647,26 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 
 /* ---- ring_bias.c: the biased producer ----------------------------------- */
 
-/* Become the biased producer (q_pmutex held, state BIAS_NONE). expedite:
- * this queue has more than one producer, so revocations will be frequent:
- * register for the fast barrier first (one system call), so that revoking
- * us costs microseconds, not a grace period. */
+/* Become the biased producer (q_pmutex held, state BIAS_NONE) through a
+ * free registration, or one this thread still holds through this handle;
+ * with none, the state stays NONE. expedite: this queue has more than one
+ * producer, so revocations will be frequent: register for the fast barrier
+ * first (one system call), so that revoking us costs microseconds, not a
+ * grace period. */
 void ipc__ring_bias_take(struct ring *r, bool expedite);
 /* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);
-/* The owner's lock-free put: 0, -EAGAIN (no room), a closed error, or
+/* The owner's lock-free put through its registration b (from
+ * ipc__ring_bias_mine): 0, -EAGAIN (no room), a closed error, or
  * -ESTALE (revoked: use the locked path). After a put, it wakes a
  * sleeping getter if one armed q_get_seq, without a fence in the common
  * case (see ring_bias.c). */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len);
-/* Give the fast path up at close: true if another thread of ours owns it
- * through this handle, and the segment must then stay mapped. */
+int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
+		       uint32_t len);
+/* Give the fast path up at close (every registration the calling thread
+ * took through this handle): true if another thread of ours still holds
+ * one taken through it, and the segment must then stay mapped. */
 bool ipc__ring_bias_release(struct ring *r);
 
 /* ---- ring_joinable.c: the JoinableQueue consumer ----------------------- */

@@ -18,11 +18,11 @@
  * core. So the first producer of a queue becomes its *owner* and puts
  * without any atomic read-modify-write:
  *
- *   owner:    busy = 1; compiler barrier; if (revoke) -> give up q_bias_reg,
+ *   owner:    busy = 1; compiler barrier; if (revoke) -> give up its b_reg,
  *             slow path; write the record; publish q_tail; busy = 0
  *             (release)
  *   revoker:  (another producer, holding q_pmutex) revoke = 1 (a full
- *             barrier); then either the handshake: q_bias_reg becomes
+ *             barrier); then either the handshake: b_reg becomes
  *             free (the owner saw revoke and gave it up) or its owner
  *             died; or, if the owner does not put again soon, the
  *             barrier: membarrier (MEMBARRIER_CMD_GLOBAL: every thread
@@ -46,13 +46,35 @@
  * takes q_pmutex, unless one takes the fast path back (ipc__ring_bias_take
  * with expedite): an owner that is one of several producers expects to be
  * revoked often, so it registers first (MEMBARRIER_CMD_REGISTER_GLOBAL_
- * EXPEDITED, one call per take; q_bias_exp), and its revoker runs
+ * EXPEDITED, one call per take; b_exp), and its revoker runs
  * MEMBARRIER_CMD_GLOBAL_EXPEDITED at once, which costs microseconds. A
- * queue's first producer never registers. The owner holds q_bias_reg while
- * it owns, so a dead owner is seen by the kernel (EOWNERDEAD) and the
- * revoker does not wait for it;
+ * queue's first producer never registers. The owner holds its
+ * registration's robust mutex (b_reg) while it owns, so a dead owner is
+ * seen by the kernel (EOWNERDEAD) and the revoker does not wait for it;
  * whatever a dead owner wrote past q_tail is unpublished, exactly as for a
  * locked put.
+ *
+ * Revoking on the owner's CPU. When producers outnumber CPUs they mostly
+ * take turns on one: the owner is preempted, and the next producer to run
+ * finds it owning. The owner's last put began on a CPU it recorded
+ * (b_cpu, below); a revoker that runs on that very CPU knows the owner is
+ * not running now, and a thread that is not running has no store in
+ * flight: the context switch drained them. So after posting its request
+ * (a full barrier) it needs neither the handshake nor a barrier: busy
+ * tells whether a put is in progress, and every later put sees the
+ * request. A later put on another CPU first exchanges b_cpu (a full
+ * barrier), after our read of b_cpu, so it too sees the request: it is
+ * Dekker's pattern with a fence on both sides. An owner preempted mid-put
+ * is waited for asleep (spinning would keep it off this CPU).
+ *
+ * Registrations. A revoked owner gives its registration up only when it
+ * runs again, and a preempted one may not run for many milliseconds: with
+ * one registration, the producer running meanwhile could not take the
+ * fast path back. So there are RING_BIAS_SLOTS, each a cache line of its
+ * own (struct ring_bias); q_bias_slot says which one the owner uses, and
+ * a new owner takes any free one (or one it still holds itself: revoked,
+ * and not noticed yet). With all of them held by revoked owners not run
+ * since, the queue stays on the locked path until one answers.
  *
  * Without membarrier(2) support, no producer is ever biased. The queue's
  * creator probes it (RING_F_BIAS), so producers and consumers never make
@@ -73,11 +95,11 @@
  * arm and before its final look at the tail, lets any such store arrive,
  * but only when the owner may be running right now on another CPU:
  *
- *   owner:   cpu = my CPU; if (q_bias_cpu != cpu) exchange q_bias_cpu, cpu
+ *   owner:   cpu = my CPU; if (b_cpu != cpu) exchange b_cpu, cpu
  *            (a full barrier: rare, only when it moved);
  *            put; read q_get_seq, wake if armed;
  *            if (my CPU != cpu) fence, read q_get_seq again, wake if armed
- *   getter:  arm q_get_seq; if (q_bias_cpu != my CPU) spin RING_DRAIN_NS
+ *   getter:  arm q_get_seq; if (b_cpu != my CPU) spin RING_DRAIN_NS
  *            (10 us, re-reading the tail: a message ends it at once);
  *            read the tail
  *
@@ -86,7 +108,7 @@
  * the owner was switched out of X before the getter ran there, and a
  * context switch drains the store buffer: its tail is visible to the
  * getter's read. If it ran on another CPU Y and began there, it exchanged
- * q_bias_cpu to Y before that read, so a getter that read X afterwards
+ * b_cpu to Y before that read, so a getter that read X afterwards
  * read before the exchange, which precedes the put's read of q_get_seq —
  * after the arm, a contradiction; so the getter read Y and waited out the
  * drain, after which the put's tail store (issued before the arm) has
@@ -98,56 +120,84 @@
  * the message at its next re-check (IPC__RECHECK_MS; a watcher of such a
  * queue is asked to re-check as often), never loses it. On one CPU, or
  * with the owner asleep or descheduled, no wait runs at all; no system
- * call is made for it anywhere. A damaged q_bias_cpu can likewise only
+ * call is made for it anywhere. A damaged b_cpu can likewise only
  * cost a wake-up until the next re-check, never a message.
  */
+
+/* A registration this thread took through this handle and still holds
+ * (revoked, and not noticed yet: we are not mid-put, since we are here),
+ * or NULL. */
+static struct ring_bias *ring_bias_held(struct ring *r, int32_t me)
+{
+	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++)
+		if (atomic_load_explicit(&r->bias_holder[s],
+					 memory_order_relaxed) == me &&
+		    ipc__mutex_owner(&r->shm->q_bias[s].b_reg) == me)
+			return &r->shm->q_bias[s];
+	return NULL;
+}
 
 /* Become the owner (q_pmutex held, state NONE). */
 void ipc__ring_bias_take(struct ring *r, bool expedite)
 {
 	struct ring_shm *q = r->shm;
+	int32_t me = ipc__tid_self();
+	struct ring_bias *b;
+	uint32_t s;
 	int rc;
 
 	if ((q->q_flags & RING_F_BIAS) == 0) { /* no membarrier(2) */
 		atomic_store(&q->q_bias_state, BIAS_OFF);
 		return;
 	}
-	rc = ipc__mutex_trylock_sane(&q->q_bias_reg);
-	if (rc == EOWNERDEAD)
-		pthread_mutex_consistent(&q->q_bias_reg);
-	else if (rc != 0)
+	if (atomic_load_explicit(&r->bias_gen, memory_order_relaxed) !=
+	    ipc__fork_gen()) /* what the handle remembers is the parent's */
+		for (s = 0; s < RING_BIAS_SLOTS; s++)
+			atomic_store_explicit(&r->bias_holder[s], 0,
+					      memory_order_relaxed);
+	b = ring_bias_held(r, me);
+	for (uint32_t i = 0; b == NULL && i < RING_BIAS_SLOTS; i++) {
+		s = (atomic_load(&q->q_bias_slot) + 1 + i) % RING_BIAS_SLOTS;
+		rc = ipc__mutex_trylock_sane(&q->q_bias[s].b_reg);
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&q->q_bias[s].b_reg);
+		if (rc == 0 || rc == EOWNERDEAD)
+			b = &q->q_bias[s];
+	}
+	if (b == NULL) /* every one held by a revoked owner not run since */
 		return;
-	atomic_store(&q->q_bias_exp,
-		     expedite && ipc__membarrier_register() == 0);
-	atomic_store(&q->q_bias_revoke, REVOKE_NONE);
-	atomic_store(&q->q_bias_busy, 0);
-	atomic_store(&q->q_bias_cpu, -1); /* the first put sets it */
+	s = (uint32_t)(b - q->q_bias);
+	atomic_store(&b->b_exp, expedite && ipc__membarrier_register() == 0);
+	atomic_store(&b->b_revoke, REVOKE_NONE);
+	atomic_store(&b->b_busy, 0);
+	atomic_store(&b->b_cpu, -1); /* the first put sets it */
 	r->bias_head = atomic_load(&q->q_head);
 	r->bias_free = atomic_load(&q->q_free);
 	atomic_store_explicit(&r->bias_gen, ipc__fork_gen(),
 			      memory_order_relaxed);
 	atomic_store_explicit(&r->bias_thread, ipc__thread_self(),
 			      memory_order_relaxed);
-	atomic_store_explicit(&r->bias_tid, ipc__tid(), memory_order_relaxed);
-	atomic_store_explicit(&r->bias_owner, true, memory_order_relaxed);
+	atomic_store_explicit(&r->bias_holder[s], me, memory_order_relaxed);
+	atomic_store_explicit(&r->bias_key, s + 1, memory_order_relaxed);
+	atomic_store(&q->q_bias_slot, s);
 	atomic_store(&q->q_bias_state, BIAS_OWNED);
 }
 
-/* Has the owner let go of the fast path? True when q_bias_reg is free
+/* Has the owner let go of registration b? True when its b_reg is free
  * (the owner gave it up: it saw revoke, and its unlock publishes that its
  * last put is finished) or its owner died (*dead; the registration is
  * freed), or when the calling thread holds it itself (another handle of
  * this thread owns: not mid-put, since we are here) or it is damaged. */
-static bool ring_bias_answered(struct ring_shm *q, bool *dead)
+static bool ring_bias_answered(struct ring_bias *b, bool *dead)
 {
-	int rc = ipc__mutex_trylock_sane(&q->q_bias_reg);
+	int rc = ipc__mutex_trylock_sane(&b->b_reg);
 
 	if (rc == EBUSY)
 		return false;
 	if (rc == EOWNERDEAD)
-		pthread_mutex_consistent(&q->q_bias_reg);
+		pthread_mutex_consistent(&b->b_reg);
 	if (rc == 0 || rc == EOWNERDEAD)
-		ipc__mutex_unlock(&q->q_bias_reg);
+		ipc__mutex_unlock(&b->b_reg);
 	*dead = rc == EOWNERDEAD || rc == ENOTRECOVERABLE;
 	return true;
 }
@@ -170,7 +220,7 @@ static void ring_bias_nap(unsigned spins, long *nap_ns)
 
 /* The handshake: true once the owner answered (or died: *dead); false when
  * it did not by dl, or (brief) within about RING_HANDSHAKE_MS. */
-static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
+static bool ring_bias_handshake(struct ring_bias *b, bool *dead, bool brief,
 				const struct ipc__deadline *dl)
 {
 	struct ipc__deadline limit = *dl;
@@ -180,7 +230,7 @@ static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
 		ipc__deadline_capped(&limit, dl, RING_HANDSHAKE_MS);
 	for (unsigned spins = 0;; spins++) {
 		if (((spins & 63) == 0 || spins >= REVOKE_SPINS) &&
-		    ring_bias_answered(q, dead))
+		    ring_bias_answered(b, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(&limit))
 			return false;
@@ -190,17 +240,17 @@ static bool ring_bias_handshake(struct ring_shm *q, bool *dead, bool brief,
 
 /* After the barrier: wait until the owner's put in progress, if any,
  * finished (or the owner answered or died: *dead); false if dl passed
- * first. */
-static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
+ * first. here: the owner cannot be running (see "Revoking on the owner's
+ * CPU"), so spinning would only keep it off this CPU: sleep at once. */
+static bool ring_bias_wait_idle(struct ring_bias *b, bool *dead, bool here,
 				const struct ipc__deadline *dl)
 {
 	long nap_ns = 20000;
 
-	for (unsigned spins = 0;
-	     atomic_load_explicit(&q->q_bias_busy, memory_order_acquire);
-	     spins++) {
+	for (unsigned spins = here ? REVOKE_SPINS : 0;
+	     atomic_load_explicit(&b->b_busy, memory_order_acquire); spins++) {
 		if (((spins & 1023) == 0 || spins >= REVOKE_SPINS) &&
-		    ring_bias_answered(q, dead))
+		    ring_bias_answered(b, dead))
 			return true;
 		if (spins >= REVOKE_SPINS && ipc__deadline_passed(dl))
 			return false;
@@ -211,42 +261,55 @@ static bool ring_bias_wait_idle(struct ring_shm *q, bool *dead,
 
 /* Take the fast path away from the owner (q_pmutex held, state OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. Then the
- * request stays posted (q_bias_revoke): the owner's next put sees it and
+ * request stays posted (b_revoke): the owner's next put sees it and
  * takes the locked path, and the next revoker finds it answered. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
+	uint32_t slot = atomic_load(&q->q_bias_slot);
+	struct ring_bias *b;
 	bool dead = false, idle;
+	int cpu;
 
+	if (slot >= RING_BIAS_SLOTS) /* only we write it, under q_pmutex */
+		return ipc__ring_broken(r);
+	b = &q->q_bias[slot];
 	/* REVOKE_FENCED: an earlier revoker's barrier ran after the request
 	 * was posted, so a put of the owner's either saw the request or is
 	 * visible as busy, and no second barrier is needed (a stopped owner
 	 * must not cost every later put one). */
-	if (atomic_load(&q->q_bias_revoke) == REVOKE_FENCED) {
-		idle = ring_bias_wait_idle(q, &dead, dl);
+	if (atomic_load(&b->b_revoke) == REVOKE_FENCED) {
+		idle = ring_bias_wait_idle(b, &dead, false, dl);
 	} else {
-		atomic_store(&q->q_bias_revoke,
-			     REVOKE_POSTED); /* a full barrier */
-		if (atomic_load(&q->q_bias_exp) &&
-		    ipc__membarrier_expedited()) {
+		atomic_store(&b->b_revoke, REVOKE_POSTED); /* a full barrier */
+		cpu = ipc__cpu_now();
+		if (cpu >= 0 &&
+		    atomic_load_explicit(&b->b_cpu, memory_order_relaxed) ==
+			    cpu) {
+			/* Its last put began on the CPU we run on: it is not
+			 * running, and no barrier is needed. */
+			atomic_store(&b->b_revoke, REVOKE_FENCED);
+			idle = ring_bias_wait_idle(b, &dead, true, dl);
+		} else if (atomic_load(&b->b_exp) &&
+			   ipc__membarrier_expedited()) {
 			/* A registered owner: the fast barrier, at once. */
-			atomic_store(&q->q_bias_revoke, REVOKE_FENCED);
-			idle = ring_bias_wait_idle(q, &dead, dl);
-		} else if (ring_bias_handshake(q, &dead, true, dl)) {
+			atomic_store(&b->b_revoke, REVOKE_FENCED);
+			idle = ring_bias_wait_idle(b, &dead, false, dl);
+		} else if (ring_bias_handshake(b, &dead, true, dl)) {
 			idle = true;
 		} else if (ipc__membarrier()) {
 			/* Alive and not putting, or stopped mid-put: the
 			 * barrier tells which. */
-			atomic_store(&q->q_bias_revoke, REVOKE_FENCED);
-			idle = ring_bias_wait_idle(q, &dead, dl);
+			atomic_store(&b->b_revoke, REVOKE_FENCED);
+			idle = ring_bias_wait_idle(b, &dead, false, dl);
 		} else { /* no barrier after all: the handshake alone */
-			idle = ring_bias_handshake(q, &dead, false, dl);
+			idle = ring_bias_handshake(b, &dead, false, dl);
 		}
 	}
 	if (!idle)
 		return ipc__deadline_error(dl);
 	if (!dead) /* idle, but perhaps dead since */
-		ring_bias_answered(q, &dead);
+		ring_bias_answered(b, &dead);
 	IPC__CRASHPOINT("queue.bias.revoked");
 	/* The owner moved q_tail without these caches following: refresh
 	 * them, so that they are within a lap of the tail again. */
@@ -268,17 +331,23 @@ static inline void ring_bias_wake(struct ring *r, int cpu)
 		ipc__ring_wake(&q->q_get_seq, 1); /* moved: fenced */
 }
 
-/* The owner's put found q_bias_revoke set: give the registration up now
- * and let the caller take the locked path. A robust mutex left held stays
- * on this thread's robust list, and once the segment is unmapped the
- * thread's next robust lock writes into the unmapped page. */
-static IPC__COLD int ring_bias_revoked(struct ring *r)
+/* The owner's put found b_revoke set: give the registration up now and
+ * let the caller take the locked path. A robust mutex left held stays on
+ * this thread's robust list, and once the segment is unmapped the
+ * thread's next robust lock writes into the unmapped page. The handle
+ * forgets the ownership only if it is still this one (another thread of
+ * ours may own through a newer registration). */
+static IPC__COLD int ring_bias_revoked(struct ring *r, struct ring_bias *b)
 {
-	struct ring_shm *q = r->shm;
+	uint32_t key = (uint32_t)(b - r->shm->q_bias) + 1;
 
-	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
-	atomic_store_explicit(&r->bias_owner, false, memory_order_relaxed);
-	ipc__mutex_unlock(&q->q_bias_reg);
+	atomic_store_explicit(&b->b_busy, 0, memory_order_release);
+	atomic_store_explicit(&r->bias_holder[key - 1], 0,
+			      memory_order_relaxed);
+	atomic_compare_exchange_strong_explicit(&r->bias_key, &key, 0,
+						memory_order_relaxed,
+						memory_order_relaxed);
+	ipc__mutex_unlock(&b->b_reg);
 	return -ESTALE;
 }
 
@@ -303,7 +372,8 @@ static IPC__COLD int ring_bias_refresh(struct ring *r, uint64_t tail,
  * -EAGAIN (no room), -ECLOSED, or -ESTALE (revoked: use the locked
  * path). The rare cases are out of line, so that the common one stays
  * short. */
-int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
+int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
+		       uint32_t len)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t need = rec_size(len), closed;
@@ -311,12 +381,12 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 	int rc = 0, cpu;
 
 	cpu = ipc__cpu_now();
-	if (atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) != cpu)
-		atomic_exchange(&q->q_bias_cpu, cpu); /* a full barrier */
-	atomic_store_explicit(&q->q_bias_busy, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&b->b_cpu, memory_order_relaxed) != cpu)
+		atomic_exchange(&b->b_cpu, cpu); /* a full barrier */
+	atomic_store_explicit(&b->b_busy, 1, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
-	if (atomic_load_explicit(&q->q_bias_revoke, memory_order_relaxed))
-		return ring_bias_revoked(r);
+	if (atomic_load_explicit(&b->b_revoke, memory_order_relaxed))
+		return ring_bias_revoked(r, b);
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	closed = atomic_load_explicit(&q->q_closed, memory_order_relaxed);
 	if (closed)
@@ -331,7 +401,7 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 			w_make(w_items(tail) + 1, w_pos(tail) + need),
 			memory_order_release);
 	}
-	atomic_store_explicit(&q->q_bias_busy, 0, memory_order_release);
+	atomic_store_explicit(&b->b_busy, 0, memory_order_release);
 	if (rc == 0) {
 		IPC__CRASHPOINT("queue.put.published");
 		ring_bias_wake(r, cpu);
@@ -339,39 +409,59 @@ int ipc__ring_put_fast(struct ring *r, const void *msg, uint32_t len)
 	return rc;
 }
 
-/* The owner closes its handle: give the fast path up, so that the next
- * producer may take it. True if the handle's owner is another live thread
- * of ours, which holds q_bias_reg: it will not put through this handle
- * again (close is its last call), so the fast path is turned off, but
- * its robust list runs through the mutex, so the segment must stay
- * mapped. */
+/* The handle closes: give up every registration the calling thread took
+ * through it, so that the next producer may take one. Another live thread
+ * of ours may hold one taken through this handle (the current one: it
+ * will not put through this handle again, close being its last call, so
+ * the fast path is turned off; or a revoked one it has not noticed): its
+ * robust list runs through that mutex, so the segment must stay mapped
+ * (true). Registrations are given up even when q_pmutex is damaged: a
+ * robust mutex left held in pages about to be unmapped is worse than a
+ * state a revoker then finds answered. */
 bool ipc__ring_bias_release(struct ring *r)
 {
-	bool other =
-		!ipc__ring_bias_mine(r) &&
-		atomic_load_explicit(&r->bias_owner, memory_order_relaxed) &&
-		atomic_load_explicit(&r->bias_gen, memory_order_relaxed) ==
-			ipc__fork_gen() &&
-		ipc__mutex_owner(&r->shm->q_bias_reg) ==
-			atomic_load_explicit(&r->bias_tid,
-					     memory_order_relaxed);
+	struct ring_shm *q = r->shm;
+	int32_t me = ipc__tid_self(), h;
+	bool other = false, mine = false, locked;
+	uint32_t cur;
 
+	if (atomic_load_explicit(&r->bias_gen, memory_order_relaxed) !=
+	    ipc__fork_gen())
+		return false; /* whatever it remembers is the parent's */
+	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++) {
+		h = atomic_load_explicit(&r->bias_holder[s],
+					 memory_order_relaxed);
+		if (h == 0 || ipc__mutex_owner(&q->q_bias[s].b_reg) != h)
+			continue; /* given up, or its thread exited */
+		if (h == me)
+			mine = true;
+		else
+			other = true;
+	}
+	if (!mine && !other)
+		return false;
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
-	if ((!other && !ipc__ring_bias_mine(r)) ||
-	    ipc__ring_lock_producers(r, &ipc__forever) != 0)
-		return other;
-	if (atomic_load(&r->shm->q_bias_state) == BIAS_OWNED)
-		atomic_store(&r->shm->q_bias_state,
-			     other ? BIAS_OFF : BIAS_NONE);
-	if (!other) {
-		/* Ours whatever the state: a revoker turns the state OFF but
-		 * leaves the registration with us (see ring_put_fast on a
-		 * leaked one). */
-		atomic_store_explicit(&r->bias_owner, false,
-				      memory_order_relaxed);
-		ipc__mutex_unlock(&r->shm->q_bias_reg);
+	locked = ipc__ring_lock_producers(r, &ipc__forever) == 0;
+	cur = atomic_load(&q->q_bias_slot);
+	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++) {
+		h = atomic_load_explicit(&r->bias_holder[s],
+					 memory_order_relaxed);
+		if (h == 0 || ipc__mutex_owner(&q->q_bias[s].b_reg) != h)
+			continue;
+		if (locked && s == cur &&
+		    atomic_load(&q->q_bias_state) == BIAS_OWNED)
+			atomic_store(&q->q_bias_state,
+				     h == me ? BIAS_NONE : BIAS_OFF);
+		if (h == me) {
+			atomic_store_explicit(&r->bias_holder[s], 0,
+					      memory_order_relaxed);
+			ipc__mutex_unlock(&q->q_bias[s].b_reg);
+		}
 	}
-	ipc__mutex_unlock(&r->shm->q_pmutex);
+	if (mine)
+		atomic_store_explicit(&r->bias_key, 0, memory_order_relaxed);
+	if (locked)
+		ipc__mutex_unlock(&q->q_pmutex);
 	return other;
 }

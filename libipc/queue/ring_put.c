@@ -70,7 +70,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 		return rc;
 	switch (atomic_load(&q->q_bias_state)) {
 	case BIAS_OWNED:
-		if (!ipc__ring_bias_mine(r)) {
+		if (!ipc__ring_bias_current(r)) {
 			rc = ipc__ring_bias_revoke(r, dl);
 			if (rc != 0)
 				goto out;
@@ -123,6 +123,8 @@ static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
 				       uint32_t len,
 				       const struct ipc__deadline *dl, int rc)
 {
+	struct ring_bias *b;
+
 	for (;;) {
 		if (rc == -ESTALE) {
 			rc = ring_try_put(r, msg, len, dl);
@@ -139,8 +141,9 @@ static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
 		if (rc != 0)
 			return rc;
 		rc = -ESTALE;
-		if (ipc__ring_bias_mine(r)) /* it wakes a getter itself */
-			rc = ipc__ring_put_fast(r, msg, len);
+		b = ipc__ring_bias_mine(r);
+		if (b != NULL) /* it wakes a getter itself */
+			rc = ipc__ring_put_fast(r, b, msg, len);
 		if (rc == 0)
 			return 0;
 	}
@@ -150,10 +153,11 @@ int ipc__ring_put(void *impl, const void *msg, size_t len,
 		  const struct ipc__deadline *dl)
 {
 	struct ring *r = impl;
+	struct ring_bias *b = ipc__ring_bias_mine(r);
 	int rc = -ESTALE;
 
-	if (ipc__ring_bias_mine(r)) { /* it wakes a getter itself */
-		rc = ipc__ring_put_fast(r, msg, (uint32_t)len);
+	if (b != NULL) { /* it wakes a getter itself */
+		rc = ipc__ring_put_fast(r, b, msg, (uint32_t)len);
 		if (rc == 0)
 			return 0;
 	}

@@ -115,20 +115,23 @@ bool ipc__ring_ready_to_join(struct ring *r, uint32_t need)
 /* A getter has armed q_get_seq and is about to read the state. A biased
  * producer checks the arm without a fence, so its last put's tail may
  * still be on its way from its store buffer: when the owner may be running
- * right now on another CPU (q_bias_cpu is not ours), let it arrive by
- * spinning RING_DRAIN_NS, which a message ends at once. True if it waited.
- * The argument is "Waking without a fence" in ring_bias.c. */
+ * right now on another CPU (its registration's b_cpu is not ours), let it
+ * arrive by spinning RING_DRAIN_NS, which a message ends at once. True if it
+ * waited. The argument is "Waking without a fence" in ring_bias.c. */
 static bool ring_sleep_drain(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
 	struct timespec t0, t;
+	uint32_t slot;
 	int cpu;
 
 	if (atomic_load(&q->q_bias_state) != BIAS_OWNED)
 		return false;
 	cpu = ipc__cpu_now();
-	if (cpu >= 0 &&
-	    atomic_load_explicit(&q->q_bias_cpu, memory_order_relaxed) == cpu)
+	slot = atomic_load_explicit(&q->q_bias_slot, memory_order_relaxed);
+	if (cpu >= 0 && slot < RING_BIAS_SLOTS &&
+	    atomic_load_explicit(&q->q_bias[slot].b_cpu,
+				 memory_order_relaxed) == cpu)
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {

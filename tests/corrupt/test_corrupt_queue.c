@@ -382,7 +382,8 @@ Test(corruptq, queue_bias_registration_mutex_kind_damaged_is_no_crash)
 {
 	make_queue(false, 0, 0); /* no put yet: the first one tries it */
 	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++) {
-		shm->q_bias_reg.__data.__kind = bad_kinds[i];
+		for (int s = 0; s < RING_BIAS_SLOTS; s++)
+			shm->q_bias[s].b_reg.__data.__kind = bad_kinds[i];
 		in_child(put_get_close_keep_codes);
 	}
 }
@@ -409,9 +410,11 @@ Test(corruptq, queue_without_the_bias_flag_never_biases_a_producer)
 	for (int i = 1; i <= 2; i++)
 		cr_assert_eq(ipc_queue_put(q, buf, make_msg(buf, i), 0), 0);
 	cr_assert_eq(atomic_load(&shm->q_bias_state), BIAS_OFF);
-	cr_assert_eq(pthread_mutex_trylock(&shm->q_bias_reg), 0,
-		     "no owner registered");
-	pthread_mutex_unlock(&shm->q_bias_reg);
+	for (int s = 0; s < RING_BIAS_SLOTS; s++) {
+		cr_assert_eq(pthread_mutex_trylock(&shm->q_bias[s].b_reg), 0,
+			     "no owner registered");
+		pthread_mutex_unlock(&shm->q_bias[s].b_reg);
+	}
 	in_child(put_3_locked);
 	for (int i = 1; i <= 3; i++) {
 		size_t len = make_msg(ref, i);
