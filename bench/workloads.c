@@ -5,8 +5,9 @@
  * stream (with a second, strace'd run for syscall counts), ping-pong
  * latency and wake-up latency after 1 ms idle.
  *
- * Streams are time-bounded: each producer sends until its window ends,
- * then the last producer to finish sends one end marker per consumer.
+ * Streams are time-bounded: every producer sends until one window after
+ * the first producer started (stream_stop), then the last producer to
+ * finish sends one end marker per consumer.
  * Every queue here is FIFO, so each consumer sees its marker only after
  * every data message has been taken. Throughput is timed at the receivers:
  * from the earliest producer start to the last consumer's marker, all
@@ -56,6 +57,7 @@ struct stream_sh {
 	int warmup, np, nc;
 	int ack[2]; /* consumer -> producer: warm-up taken */
 	_Atomic int producers_done;
+	_Atomic double stop; /* every producer's end: see stream_stop */
 	double t_start[BENCH_MAX_PEERS], t_end[BENCH_MAX_PEERS];
 	long sent[BENCH_MAX_PEERS], got[BENCH_MAX_PEERS];
 	long from[BENCH_MAX_PEERS][BENCH_MAX_PEERS]; /* [consumer][producer] */
@@ -105,6 +107,20 @@ bad:
 	return 6;
 }
 
+/* When every producer stops sending: one window after the first producer
+ * started. One common end, not a window from each producer's own start:
+ * with more peers than CPUs, a producer that starts late would otherwise
+ * run on alone past the others' end, with the consumers to itself, and
+ * the per-producer counts would measure the start-up order. */
+static double stream_stop(struct stream_sh *sh, double start)
+{
+	double none = 0, stop = start + sh->window;
+
+	if (atomic_compare_exchange_strong(&sh->stop, &none, stop))
+		return stop;
+	return none;
+}
+
 static int stream_producer(struct channel *c, int p, void *arg)
 {
 	struct stream_sh *sh = arg;
@@ -124,7 +140,7 @@ static int stream_producer(struct channel *c, int p, void *arg)
 		return 3;
 	cpu0 = bench_cpu_self();
 	sh->t_start[p] = bench_now();
-	stop = sh->t_start[p] + sh->window;
+	stop = stream_stop(sh, sh->t_start[p]);
 	/* The clock is read every 64 small messages: a read per message
 	 * would cost the fastest rows a fifth of their rate. */
 	if (c->t->send_many != NULL) {

@@ -19,8 +19,9 @@
  * MEMBARRIER_CMD_GLOBAL_EXPEDITED, which interrupts only the CPUs running
  * registered processes.
  *
- * Support is probed once per process (the one cached fact); without it the
- * callers use their ordinary, fenced paths.
+ * Support is probed once per process, and the registration made once per
+ * process (the two cached facts); without support the callers use their
+ * ordinary, fenced paths.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -64,11 +65,20 @@ int ipc__membarrier_register(void)
 	const long need = MEMBARRIER_CMD_GLOBAL_EXPEDITED |
 			  MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
 
+	/* The fork generation (plus one) this process registered in: the
+	 * registration belongs to the address space, and a child starts
+	 * with a new one, so it registers again (once). */
+	static _Atomic unsigned registered;
+	unsigned gen = ipc__fork_gen() + 1;
+
+	if (atomic_load_explicit(&registered, memory_order_relaxed) == gen)
+		return 0;
 	if ((membarrier_mask() & need) != need)
 		return -ENOTSUP;
-	return sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
-		       ? 0
-		       : ipc__sys_error(errno);
+	if (sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0)
+		return ipc__sys_error(errno);
+	atomic_store_explicit(&registered, gen, memory_order_relaxed);
+	return 0;
 }
 
 bool ipc__membarrier_expedited(void)

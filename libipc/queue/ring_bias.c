@@ -46,7 +46,7 @@
  * takes q_pmutex, unless one takes the fast path back (ipc__ring_bias_take
  * with expedite): an owner that is one of several producers expects to be
  * revoked often, so it registers first (MEMBARRIER_CMD_REGISTER_GLOBAL_
- * EXPEDITED, one call per take; b_exp), and its revoker runs
+ * EXPEDITED, one call per process; b_exp), and its revoker runs
  * MEMBARRIER_CMD_GLOBAL_EXPEDITED at once, which costs microseconds. A
  * queue's first producer never registers. The owner holds its
  * registration's robust mutex (b_reg) while it owns, so a dead owner is
