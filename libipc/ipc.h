@@ -674,10 +674,11 @@ IPC_API int ipc_queue_open(ipc_queue **q, const char *name, int flags,
  * | IPC_EBUSY (the calling thread holds a zero-copy reservation on this
  *   queue, through this or another handle: see ipc_queue_reserve)
  * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage").
- * On a full shared-memory queue the put sleeps, and producers that wait
- * together take turns: a sleeping producer first waits for an eighth of
- * the capacity to be free (a few milliseconds at most), then for room for
- * its own message; it never fails for want of more room than it needs. */
+ * On a full shared-memory queue the put waits (spinning briefly, then
+ * asleep), and producers that wait together take turns: a waiting producer
+ * first waits for an eighth of the capacity to be free (a few milliseconds
+ * at most), then for room for its own message; it never fails for want of
+ * more room than it needs. */
 IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
 			  int timeout_ms);
 

@@ -54,6 +54,7 @@
 
 static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
 static int known_kinds[2]; /* error-checking, recursive; constant once set */
+static _Atomic bool kinds_known; /* known_kinds is set (release) */
 
 int ipc__mutex_init(pthread_mutex_t *m, bool recursive)
 {
@@ -95,13 +96,16 @@ static void kinds_learn(void)
 			pthread_mutex_destroy(&m);
 		}
 	}
+	atomic_store_explicit(&kinds_known, true, memory_order_release);
 }
 
 bool ipc__mutex_sane(pthread_mutex_t *m)
 {
 	int kind = mutex_kind(m);
 
-	pthread_once(&kinds_once, kinds_learn);
+	/* Every lock asks: a load, not a call, once the kinds are known. */
+	if (!atomic_load_explicit(&kinds_known, memory_order_acquire))
+		pthread_once(&kinds_once, kinds_learn);
 	return kind == known_kinds[0] || kind == known_kinds[1];
 }
 
@@ -289,6 +293,8 @@ static int mutex_lock_raw(pthread_mutex_t *m, const struct ipc__deadline *dl)
 		return rc == EBUSY ? EAGAIN : rc;
 	for (int i = 0; i < MUTEX_SPINS; i++) {
 		ipc__cpu_relax();
+		if (ipc__mutex_owner(m) > 0)
+			continue; /* held: read, do not CAS (TTAS) */
 		rc = pthread_mutex_trylock(m);
 		if (rc != EBUSY)
 			return rc;

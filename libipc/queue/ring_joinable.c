@@ -54,7 +54,7 @@ static _Thread_local struct {
 	int32_t tid;
 	unsigned next;
 	struct me_entry e[SLOT_CACHE];
-} me;
+} me IPC__TLS_FAST;
 
 static void me_refresh(void)
 {
@@ -278,9 +278,25 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 		return ipc__ring_broken(r); /* as the walk from q_free says */
 	*f = (struct find_arg){ REC_TAKEN | slot, 0, false };
 	if (e != NULL && e->tracked && e->outstanding > 0 &&
-	    e->hint - free < head - free)
-		if (!ipc__ring_walk(r, e->hint, head, find_first, f))
-			f->found = false; /* the walk from q_free decides */
+	    e->hint - free < head - free) {
+		/* From the hint, stop at the first record of ours: each
+		 * length is checked against the range before it is used. */
+		uint32_t pos = e->hint;
+		while (pos != head) {
+			struct rec_hdr *h = rec_at(r, pos);
+			uint32_t len = h->r_len;
+			if (len > r->max_msg || rec_size(len) > head - pos)
+				break; /* the walk from q_free decides */
+			if (atomic_load_explicit(&h->r_state,
+						 memory_order_relaxed) ==
+			    f->state) {
+				f->found = true;
+				f->pos = pos;
+				break;
+			}
+			pos += rec_size(len);
+		}
+	}
 	if (!f->found) {
 		*f = (struct find_arg){ REC_TAKEN | slot, 0, false };
 		if (!ipc__ring_walk(r, free, head, find_first, f))
@@ -289,8 +305,13 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 			return -EINVAL;
 	}
 	if (e != NULL && e->tracked) {
-		/* The walk checked this length against the range. */
-		e->hint = f->pos + rec_size(rec_at(r, f->pos)->r_len);
+		/* The boundary after it, if its length (read again: a peer
+		 * may have changed it since the walk) still fits the range;
+		 * else the record's own start, a boundary too. */
+		uint32_t len = rec_at(r, f->pos)->r_len;
+		e->hint = f->pos;
+		if (len <= r->max_msg && rec_size(len) <= head - f->pos)
+			e->hint += rec_size(len);
 		if (e->outstanding > 0)
 			e->outstanding--;
 	}
@@ -363,7 +384,13 @@ int ipc__ring_task_done(void *impl)
 		atomic_thread_fence(memory_order_seq_cst);
 	if (freed)
 		ipc__ring_wake_room(r);
-	if (ring_unfinished(r) == 0)
+	/* Read the joiners' arm (a line nobody writes while nobody joins)
+	 * before q_tail (the producers' busiest line): the unlock above
+	 * orders our q_done store before this load, as for the wake. */
+	ipc__fence_after_unlock();
+	if ((atomic_load_explicit(&q->q_join_seq, memory_order_relaxed) &
+	     SEQ_ARMED) &&
+	    ring_unfinished(r) == 0)
 		ipc__ring_wake_unlocked(&q->q_join_seq, INT_MAX);
 	return 0;
 }
