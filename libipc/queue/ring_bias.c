@@ -430,13 +430,18 @@ int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
 
 /* The handle closes: give up every registration the calling thread took
  * through it, so that the next producer may take one. Another live thread
- * of ours may hold one taken through this handle (the current one: it
- * will not put through this handle again, close being its last call, so
- * the fast path is turned off; or a revoked one it has not noticed): its
- * robust list runs through that mutex, so the segment must stay mapped
- * (true). Registrations are given up even when q_pmutex is damaged: a
- * robust mutex left held in pages about to be unmapped is worse than a
- * state a revoker then finds answered. */
+ * of ours may hold one taken through this handle (the current one, or a
+ * revoked one it has not noticed): its robust list runs through that
+ * mutex, so the segment must stay mapped (true). Its state is left as it
+ * is, for the next producer to revoke (with the barrier, since it will not
+ * answer): a thread id in bias_holder names the thread that took it only
+ * while that thread lives, and one of ours that exited holding it left it
+ * free to a later thread with the same id (the kernel reuses ids), which
+ * may own it now through another handle; turning the fast path off
+ * without revoking it would leave that owner putting fast beside the
+ * locked path, both writing one record. Registrations are given up even
+ * when q_pmutex is damaged: a robust mutex left held in pages about to be
+ * unmapped is worse than a state a revoker then finds answered. */
 bool ipc__ring_bias_release(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -455,31 +460,27 @@ bool ipc__ring_bias_release(struct ring *r)
 		if (h == me)
 			mine = true;
 		else
-			other = true;
+			other = true; /* left to the next revoker: see above */
 	}
-	if (!mine && !other)
-		return false;
+	if (!mine)
+		return other;
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
 	locked = ipc__ring_lock_producers(r, &ipc__forever) == 0;
 	cur = atomic_load(&q->q_bias_slot);
 	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++) {
-		h = atomic_load_explicit(&r->bias_holder[s],
-					 memory_order_relaxed);
-		if (h == 0 || ipc__mutex_owner(&q->q_bias[s].b_reg) != h)
+		if (atomic_load_explicit(&r->bias_holder[s],
+					 memory_order_relaxed) != me ||
+		    ipc__mutex_owner(&q->q_bias[s].b_reg) != me)
 			continue;
 		if (locked && s == cur &&
 		    atomic_load(&q->q_bias_state) == BIAS_OWNED)
-			atomic_store(&q->q_bias_state,
-				     h == me ? BIAS_NONE : BIAS_OFF);
-		if (h == me) {
-			atomic_store_explicit(&r->bias_holder[s], 0,
-					      memory_order_relaxed);
-			ipc__mutex_unlock(&q->q_bias[s].b_reg);
-		}
+			atomic_store(&q->q_bias_state, BIAS_NONE);
+		atomic_store_explicit(&r->bias_holder[s], 0,
+				      memory_order_relaxed);
+		ipc__mutex_unlock(&q->q_bias[s].b_reg);
 	}
-	if (mine)
-		atomic_store_explicit(&r->bias_key, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->bias_key, 0, memory_order_relaxed);
 	if (locked)
 		ipc__mutex_unlock(&q->q_pmutex);
 	return other;
