@@ -5,19 +5,24 @@
  * no barrier (tested with membarrier(2) denied), a producer takes the fast
  * path back while the revoked owner has not run since (another
  * registration), every registration held by stopped owners leaves the
- * locked path working, and producers sharing one CPU lose nothing.
+ * locked path working, producers sharing one CPU lose nothing, and a
+ * handle closed after its owner's thread id came back leaves the new
+ * owner revocable.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__has_include)
 #if __has_include(<sys/rseq.h>)
@@ -331,4 +336,156 @@ Test(bias, producers_taking_turns_on_one_cpu_lose_nothing)
 	expect_all(TURN_PRODUCERS, count);
 	for (uint32_t p = 0; p < TURN_PRODUCERS; p++)
 		cr_assert_eq(t_reap(kid[p], 30000), 0, "producer %u", p);
+}
+
+/* Thread ids come back: a thread of ours that owned through one handle
+ * and exited left its id in that handle's record of who holds what, and a
+ * later thread with the same id (the kernel reuses ids after pid_max) may
+ * own the same registration through another handle. Closing the first
+ * handle from a third thread must not turn the fast path off without
+ * revoking that live owner, or it goes on putting fast beside the locked
+ * path and the two write one record. */
+#define REUSE_MSGS 20000
+
+struct reuse {
+	int32_t target;	 /* the id thread A had */
+	uint32_t slot_a; /* the registration A took */
+	uint32_t slot_c; /* the one C, with A's id, took */
+	atomic_int hunt; /* a hunter: 1 not the id, 2 C owns */
+	atomic_int closed;
+	atomic_int fails;
+	uint32_t helper_seq;
+};
+static struct reuse re;
+static ipc_queue *q2;
+
+static int32_t my_tid(void)
+{
+	return (int32_t)syscall(SYS_gettid);
+}
+
+static void reuse_put(ipc_queue *h, uint32_t p, uint32_t seq)
+{
+	struct msg m = make(p, seq);
+
+	if (ipc_queue_put(h, &m, sizeof(m), 10000) != 0)
+		re.fails++;
+}
+
+/* A (producer 2): owns through q, puts fast once, exits holding it. */
+static void *reuse_a(void *arg)
+{
+	(void)arg;
+	re.target = my_tid();
+	reuse_put(q, 2, 0);
+	reuse_put(q, 2, 1);
+	re.slot_a = atomic_load(&shm->q_bias_slot);
+	return NULL;
+}
+
+/* A helper (producer 3) moves q_bias_slot on by one through q2: revokes
+ * the dead owner before it, takes the next registration, exits. */
+static void *reuse_helper(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		reuse_put(q2, 3, re.helper_seq++);
+	return NULL;
+}
+
+/* A hunter: returns at once unless it got A's id; then it is C (producer
+ * 1): it owns through q2, and after q is closed puts REUSE_MSGS more. */
+static void *reuse_hunter(void *arg)
+{
+	(void)arg;
+	if (my_tid() != re.target) {
+		atomic_store(&re.hunt, 1);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < 3; i++)
+		reuse_put(q2, 1, i);
+	re.slot_c = atomic_load(&shm->q_bias_slot);
+	atomic_store(&re.hunt, 2);
+	while (atomic_load(&re.closed) == 0)
+		sched_yield(); /* the main thread bounds this wait */
+	for (uint32_t i = 0; i < REUSE_MSGS; i++)
+		reuse_put(q2, 1, 3 + i);
+	return NULL;
+}
+
+static long pid_max(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	long v = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+Test(bias,
+     closing_a_handle_whose_owner_id_was_reused_leaves_the_new_owner_revocable)
+{
+	uint32_t count[4] = { REUSE_MSGS, 3 + REUSE_MSGS, 2, 0 };
+	struct timespec t0, t;
+	pthread_t a, c;
+	bool found = false;
+
+	open_queue("bias-tidreuse", 1 << 20);
+	if (!(shm->q_flags & RING_F_BIAS))
+		cr_skip_test("no membarrier(2): no producer is ever biased");
+	if (pid_max() <= 0 || pid_max() > (1 << 17))
+		cr_skip_test("pid_max %ld: ids take too long to come back",
+			     pid_max());
+	cr_assert_eq(ipc_queue_open(&q2, name, 0, NULL), 0);
+	cr_assert_eq(pthread_create(&a, NULL, reuse_a, NULL), 0);
+	cr_assert_eq(pthread_join(a, NULL), 0);
+	cr_assert_eq(reg_owner(re.slot_a), 0, "A died holding it");
+	/* Bring q_bias_slot to the registration before A's, so that C's take
+	 * (which looks from the one after the current) finds A's first. */
+	for (int i = 0;
+	     i < 2 * RING_BIAS_SLOTS &&
+	     atomic_load(&shm->q_bias_slot) !=
+		     (re.slot_a + RING_BIAS_SLOTS - 1) % RING_BIAS_SLOTS;
+	     i++) {
+		cr_assert_eq(pthread_create(&a, NULL, reuse_helper, NULL), 0);
+		cr_assert_eq(pthread_join(a, NULL), 0);
+	}
+	cr_assert_eq(atomic_load(&shm->q_bias_slot),
+		     (re.slot_a + RING_BIAS_SLOTS - 1) % RING_BIAS_SLOTS);
+	count[3] = re.helper_seq;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (t = t0; !found && t.tv_sec - t0.tv_sec < 60;
+	     clock_gettime(CLOCK_MONOTONIC, &t)) {
+		atomic_store(&re.hunt, 0);
+		cr_assert_eq(pthread_create(&c, NULL, reuse_hunter, NULL), 0);
+		while (atomic_load(&re.hunt) == 0)
+			sched_yield();
+		found = atomic_load(&re.hunt) == 2;
+		if (!found)
+			cr_assert_eq(pthread_join(c, NULL), 0);
+	}
+	if (!found)
+		cr_skip_test("no thread got A's id back within 60 s");
+	cr_assert_eq(re.slot_c, re.slot_a, "C took A's registration");
+	cr_assert_eq(reg_owner(re.slot_c), re.target, "C owns it");
+	ipc_queue_close(q);
+	q = NULL;
+	cr_expect(
+		!(atomic_load(&shm->q_bias_state) == BIAS_OFF &&
+		  atomic_load(&shm->q_bias[re.slot_c].b_revoke) == REVOKE_NONE),
+		"the fast path turned off, its live owner not revoked");
+	/* C puts fast while this thread puts through q2: every message once,
+	 * whole, in order per producer. */
+	atomic_store(&re.closed, 1);
+	for (uint32_t i = 0; i < REUSE_MSGS; i++)
+		reuse_put(q2, 0, i);
+	cr_assert_eq(pthread_join(c, NULL), 0);
+	cr_assert_eq(re.fails, 0);
+	q = q2;
+	q2 = NULL;
+	expect_all(4, count);
 }

@@ -354,8 +354,8 @@ Test(threads, a_producer_thread_goes_on_after_another_thread_closes_its_handle)
 	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE, NULL), 0);
 	cr_assert_eq(ipc_queue_open(&again, name, 0, NULL), 0);
 	close_q_beside(produce_then_use_another_queue);
-	/* The closed handle's owner is gone: the next producer does not
-	 * wait for it. */
+	/* The closed handle's owner will not answer: the next producer
+	 * revokes it with the barrier, within its timeout. */
 	cr_assert_eq(ipc_queue_put(again, "c", 1, 1000), 0);
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(ipc_queue_get(again, buf, sizeof(buf), 1000), 1);

@@ -18,7 +18,8 @@
  * core. So the first producer of a queue becomes its *owner* and puts
  * without any atomic read-modify-write:
  *
- *   owner:    busy = 1; compiler barrier; if (revoke) -> give up its b_reg,
+ *   owner:    busy = 1; compiler barrier; note its CPU (below);
+ *             if (revoke) -> give up its b_reg,
  *             slow path; write the record; publish q_tail; busy = 0
  *             (release)
  *   revoker:  (another producer, holding q_pmutex) revoke = 1 (a full
@@ -67,6 +68,20 @@
  * Dekker's pattern with a fence on both sides. An owner preempted mid-put
  * is waited for asleep (spinning would keep it off this CPU).
  *
+ * That rests on where the owner reads its CPU: after its store of busy
+ * and before its look at the request. If no context switch falls between
+ * that store and that look, both ran on the CPU it read, and a revoker
+ * that reads that CPU as its own ran there before the put (its request,
+ * visible before it read its CPU, is seen by the look) or after the owner
+ * was switched out (which drained the store of busy). If a switch falls
+ * between them, it drained the store of busy before the look, so a
+ * revoker that read busy as 0 posted its request before the look too.
+ * Read before the store of busy, the CPU may be stale by the store: an
+ * owner moved from X to Y between the two stores busy and looks on Y,
+ * fenced by nothing, while b_cpu still says X, and a revoker on X skips
+ * every barrier (Dekker's pattern with no fence on either side: both miss
+ * each other, and the two write one record).
+ *
  * Registrations. A revoked owner gives its registration up only when it
  * runs again, and a preempted one may not run for many milliseconds: with
  * one registration, the producer running meanwhile could not take the
@@ -95,8 +110,8 @@
  * arm and before its final look at the tail, lets any such store arrive,
  * but only when the owner may be running right now on another CPU:
  *
- *   owner:   cpu = my CPU; if (b_cpu != cpu) exchange b_cpu, cpu
- *            (a full barrier: rare, only when it moved);
+ *   owner:   busy = 1; cpu = my CPU; if (b_cpu != cpu) exchange
+ *            b_cpu, cpu (a full barrier: rare, only when it moved);
  *            put; read q_get_seq, wake if armed;
  *            if (my CPU != cpu) fence, read q_get_seq again, wake if armed
  *   getter:  arm q_get_seq; if (b_cpu != my CPU) spin RING_DRAIN_NS
@@ -380,10 +395,14 @@ int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
 	uint64_t tail;
 	int rc = 0, cpu;
 
+	atomic_store_explicit(&b->b_busy, 1, memory_order_relaxed);
+	/* The CPU is read between the store of busy and the look at the
+	 * request, never before the store: see "Revoking on the owner's
+	 * CPU" above. */
+	atomic_signal_fence(memory_order_seq_cst);
 	cpu = ipc__cpu_now();
 	if (atomic_load_explicit(&b->b_cpu, memory_order_relaxed) != cpu)
-		atomic_exchange(&b->b_cpu, cpu); /* a full barrier */
-	atomic_store_explicit(&b->b_busy, 1, memory_order_relaxed);
+		atomic_exchange(&b->b_cpu, cpu);   /* a full barrier */
 	atomic_signal_fence(memory_order_seq_cst); /* see the essay above */
 	if (atomic_load_explicit(&b->b_revoke, memory_order_relaxed))
 		return ring_bias_revoked(r, b);
@@ -411,13 +430,18 @@ int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
 
 /* The handle closes: give up every registration the calling thread took
  * through it, so that the next producer may take one. Another live thread
- * of ours may hold one taken through this handle (the current one: it
- * will not put through this handle again, close being its last call, so
- * the fast path is turned off; or a revoked one it has not noticed): its
- * robust list runs through that mutex, so the segment must stay mapped
- * (true). Registrations are given up even when q_pmutex is damaged: a
- * robust mutex left held in pages about to be unmapped is worse than a
- * state a revoker then finds answered. */
+ * of ours may hold one taken through this handle (the current one, or a
+ * revoked one it has not noticed): its robust list runs through that
+ * mutex, so the segment must stay mapped (true). Its state is left as it
+ * is, for the next producer to revoke (with the barrier, since it will not
+ * answer): a thread id in bias_holder names the thread that took it only
+ * while that thread lives, and one of ours that exited holding it left it
+ * free to a later thread with the same id (the kernel reuses ids), which
+ * may own it now through another handle; turning the fast path off
+ * without revoking it would leave that owner putting fast beside the
+ * locked path, both writing one record. Registrations are given up even
+ * when q_pmutex is damaged: a robust mutex left held in pages about to be
+ * unmapped is worse than a state a revoker then finds answered. */
 bool ipc__ring_bias_release(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -436,31 +460,27 @@ bool ipc__ring_bias_release(struct ring *r)
 		if (h == me)
 			mine = true;
 		else
-			other = true;
+			other = true; /* left to the next revoker: see above */
 	}
-	if (!mine && !other)
-		return false;
+	if (!mine)
+		return other;
 	/* The repairing lock: a producer that died holding q_pmutex must not
 	 * leave it held by us once we return. */
 	locked = ipc__ring_lock_producers(r, &ipc__forever) == 0;
 	cur = atomic_load(&q->q_bias_slot);
 	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++) {
-		h = atomic_load_explicit(&r->bias_holder[s],
-					 memory_order_relaxed);
-		if (h == 0 || ipc__mutex_owner(&q->q_bias[s].b_reg) != h)
+		if (atomic_load_explicit(&r->bias_holder[s],
+					 memory_order_relaxed) != me ||
+		    ipc__mutex_owner(&q->q_bias[s].b_reg) != me)
 			continue;
 		if (locked && s == cur &&
 		    atomic_load(&q->q_bias_state) == BIAS_OWNED)
-			atomic_store(&q->q_bias_state,
-				     h == me ? BIAS_NONE : BIAS_OFF);
-		if (h == me) {
-			atomic_store_explicit(&r->bias_holder[s], 0,
-					      memory_order_relaxed);
-			ipc__mutex_unlock(&q->q_bias[s].b_reg);
-		}
+			atomic_store(&q->q_bias_state, BIAS_NONE);
+		atomic_store_explicit(&r->bias_holder[s], 0,
+				      memory_order_relaxed);
+		ipc__mutex_unlock(&q->q_bias[s].b_reg);
 	}
-	if (mine)
-		atomic_store_explicit(&r->bias_key, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->bias_key, 0, memory_order_relaxed);
 	if (locked)
 		ipc__mutex_unlock(&q->q_pmutex);
 	return other;

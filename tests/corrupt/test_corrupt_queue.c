@@ -388,6 +388,47 @@ Test(corruptq, queue_bias_registration_mutex_kind_damaged_is_no_crash)
 	}
 }
 
+/* q_bias_slot names the owner's registration, an index into q_bias[]: a
+ * getter about to sleep reads that registration's b_cpu, and a revoker
+ * revokes it. Out of range, neither reads outside the array: the getter
+ * still times out, and the revoker finds the queue broken. */
+static int get_then_revoke_bad_slot(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	for (int i = 1; i <= 2; i++)
+		EXPECT(ipc_queue_get(q, buf, sizeof(buf), 200),
+		       (ssize_t)make_msg(buf, i), i);
+	EXPECT(ipc_queue_get(q, buf, sizeof(buf), 200), IPC_ETIMEDOUT, 3);
+	EXPECT(ipc_queue_put(q, "x", 1, 200), IPC_ENOTRECOVERABLE, 4);
+	return 0;
+}
+
+Test(corruptq, queue_bias_slot_out_of_range_is_broken_not_a_wild_read)
+{
+	const uint32_t bad[] = { RING_BIAS_SLOTS, 1000, 0x7fffffff,
+				 0xffffffff };
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		make_queue(false, 0, 0);
+		if (!(shm->q_flags & RING_F_BIAS))
+			cr_skip_test("no membarrier(2): no producer is biased");
+		for (int k = 1; k <= 2; k++) /* the second one fast */
+			cr_assert_eq(ipc_queue_put(q, buf, make_msg(buf, k), 0),
+				     0);
+		cr_assert_eq(atomic_load(&shm->q_bias_state), BIAS_OWNED);
+		atomic_store(&shm->q_bias_slot, bad[i]);
+		in_child(get_then_revoke_bad_slot);
+		munmap(shm, shm_len);
+		shm = NULL;
+		ipc_queue_close(q);
+		q = NULL;
+		ipc_unlink(name);
+	}
+}
+
 /* Without RING_F_BIAS (the creator's kernel lacks membarrier(2), or the
  * flag was cleared) no producer is ever biased: every put takes the
  * producers' lock, and a second producer has nothing to revoke. */
