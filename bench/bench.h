@@ -209,8 +209,9 @@ int results_sanity(void);
 struct bench_opts {
 	bool quick;
 	int reps;
-	double window;	  /* seconds per timed run */
-	const char *only; /* workloads to run (NULL: all) */
+	double window;	    /* seconds per timed run */
+	double grid_window; /* the same for the grid (see ipc-bench.c) */
+	const char *only;   /* workloads to run (NULL: all) */
 	const char *rows; /* rows to run (NULL: all; prim and pool ignore it) */
 	/* How the run went, for the reports: the 1-minute load average at
 	 * its start and end, and where its time went. */

@@ -290,10 +290,11 @@ void report_terminal(FILE *out, const char *machine, const struct bench_opts *o)
 	fprintf(rep,
 		"%s profile: every figure the median of %d interleaved "
 		"repetitions (the 64 B stream of ring, libipc, mq and "
-		"py-queue: %d), %.2f s windows, timed at the receiver\n",
+		"py-queue: %d), %.2f s windows (the grid: %.2f s), timed at "
+		"the receiver\n",
 		o->quick ? "quick" : "full", o->reps,
 		o->reps > BENCH_TARGET_REPS ? o->reps : BENCH_TARGET_REPS,
-		o->window);
+		o->window, o->grid_window);
 	fprintf(rep, "load average %.2f at the start, %.2f at the end; %s\n",
 		o->load_start, o->load_end, o->took);
 	if (result_measured("stream", NULL)) {

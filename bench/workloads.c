@@ -346,11 +346,11 @@ void run_grid(const struct bench_opts *o, const struct transport *t, int np,
 	long lo = -1, hi = 0;
 
 	snprintf(param, sizeof(param), "%dx%d", np, nc);
-	if (!stream_once(t, 64, np, nc, o->window, PIN_NONE, false, "grid",
+	if (!stream_once(t, 64, np, nc, o->grid_window, PIN_NONE, false, "grid",
 			 param, &r))
 		return;
 	result_add("grid", t->name, param, "msgs_per_s", r.rate);
-	add_run("grid", t->name, param, &r, o->window);
+	add_run("grid", t->name, param, &r, o->grid_window);
 	for (int p = 0; p < np; p++) {
 		snprintf(metric, sizeof(metric), "producer%d", p);
 		result_add("grid", t->name, param, metric,
