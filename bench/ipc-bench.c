@@ -18,10 +18,11 @@
  * --quick (the default): 3 repetitions of 0.1 s windows, under two
  * minutes on two cores. --full: 5 repetitions of 0.5 s. The grid runs
  * 0.5 s windows in both (unless --window is given): its 4x4 cell puts 8
- * processes on the CPUs, and in 0.1 s on two CPUs each gets about eight
- * scheduler slices, so the spread of the per-producer counts there
- * measures the slices each producer happened to get more than the queue
- * (docs/benchmarks.md, "Reading the grid").
+ * processes on the CPUs, and in 0.1 s on two CPUs each runs only about
+ * ten times (40 to 90 preemptions per producer in 0.5 s were measured),
+ * so the spread of the per-producer counts there measures which runs
+ * each producer happened to get more than the queue (docs/benchmarks.md,
+ * "Reading the grid").
  */
 #include "bench.h"
 #include "report.h"
