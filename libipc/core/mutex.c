@@ -46,6 +46,9 @@
 #include "config.h"
 #include "libipc/core/core.h"
 
+_Static_assert(FUTEX_TID_MASK == 0x3fffffff,
+	       "ipc__mutex_owner (core.h) masks the lock word with this");
+
 #define MUTEX_SPINS 100
 
 /* glibc's elision flags may differ between processes (tunables); they
@@ -339,19 +342,6 @@ int ipc__mutex_unlock(pthread_mutex_t *m)
 		return -ENOTRECOVERABLE;
 	rc = pthread_mutex_unlock(m);
 	return rc == 0 ? 0 : ipc__sys_error(rc);
-}
-
-int32_t ipc__mutex_owner(pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-	unsigned w = __atomic_load_n((unsigned *)&m->__data.__lock,
-				     __ATOMIC_ACQUIRE);
-
-	return (int32_t)(w & FUTEX_TID_MASK);
-#else
-	(void)m;
-	return -1;
-#endif
 }
 
 int32_t ipc__tid(void)
