@@ -837,7 +837,10 @@ IPC_API int ipc_queue_give_back(ipc_queue *q);
  * second producer appears), the handle's mapping stays in place until the
  * process exits (that thread's robust-mutex list runs through it), so
  * close such handles from their last consumer or producer thread, or after
- * those threads exit, to free it. */
+ * those threads exit, to free it. A producer's close does not wait for a
+ * peer stopped holding the producers' lock; a JoinableQueue consumer's
+ * close takes the consumers' lock to queue its tasks again, and so waits
+ * while a peer is stopped holding that one. */
 IPC_API void ipc_queue_close(ipc_queue *q);
 
 /* ------------------------------------------------------------------------

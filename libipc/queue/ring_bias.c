@@ -440,8 +440,9 @@ int ipc__ring_put_fast(struct ring *r, struct ring_bias *b, const void *msg,
  * may own it now through another handle; turning the fast path off
  * without revoking it would leave that owner putting fast beside the
  * locked path, both writing one record. Registrations are given up even
- * when q_pmutex is damaged: a robust mutex left held in pages about to be
- * unmapped is worse than a state a revoker then finds answered. */
+ * when q_pmutex is damaged or held by a stopped peer: a robust mutex left
+ * held in pages about to be unmapped is worse than a state a revoker then
+ * finds answered. */
 bool ipc__ring_bias_release(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -464,9 +465,15 @@ bool ipc__ring_bias_release(struct ring *r)
 	}
 	if (!mine)
 		return other;
-	/* The repairing lock: a producer that died holding q_pmutex must not
-	 * leave it held by us once we return. */
-	locked = ipc__ring_lock_producers(r, &ipc__forever) == 0;
+	/* q_pmutex only to mark the queue owner-free (BIAS_NONE), so that the
+	 * next producer takes the fast path without revoking: a courtesy,
+	 * not a need (a revoker finds a given-up registration answered). So
+	 * the lock is waited for as by IPC_NOWAIT, briefly: a peer stopped
+	 * holding it must not stall a close. */
+	locked =
+		ipc__ring_lock_producers(
+			r, &(struct ipc__deadline){ .kind = IPC__DL_NOWAIT }) ==
+		0;
 	cur = atomic_load(&q->q_bias_slot);
 	for (uint32_t s = 0; s < RING_BIAS_SLOTS; s++) {
 		if (atomic_load_explicit(&r->bias_holder[s],

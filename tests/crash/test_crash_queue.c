@@ -876,6 +876,50 @@ static int probe_puts_and_get(void *arg)
 	return 0;
 }
 
+/* The owner of the fast path closes its handle while a stopped producer
+ * holds the producers' lock: close gives its registration up without
+ * that lock (it used to wait for it as long as the peer stayed stopped),
+ * and the next put finds the registration answered. */
+static volatile int *close_go;
+
+static int own_then_close(void *arg)
+{
+	long t0;
+
+	(void)arg;
+	T_CHECK(put_n(1) == 0 && put_n(2) == 0, 1); /* the owner */
+	__atomic_store_n(&close_go[0], 1, __ATOMIC_SEQ_CST);
+	T_CHECK(t_wait_count(&close_go[1], 1, 20000), 2);
+	t0 = t_now_ms();
+	ipc_queue_close(q);
+	T_CHECK(t_now_ms() - t0 < 5000, 3);
+	return 0;
+}
+
+Test(crashq, the_owner_closes_while_a_stopped_producer_holds_the_lock)
+{
+	pid_t owner, kid;
+	int rc;
+
+	close_go = t_shared(2 * sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	owner = t_spawn(own_then_close, NULL);
+	cr_assert(t_wait_count(&close_go[0], 1, 10000));
+	/* Its put revokes the idle owner, then stops holding the lock. */
+	kid = stop_at("queue.put.written", child_put, (void *)3);
+	close_go[1] = 1;
+	rc = t_reap(owner, 10000);
+	kill(kid, SIGCONT);
+	cr_assert_eq(rc, 0, "the owner's close: %d", rc);
+	cr_assert_eq(t_reap(kid, 10000), 0, "the stopped producer finished");
+	expect(1);
+	expect(2);
+	expect(3);
+	cr_assert_eq(put_n(4), 0);
+	expect(4);
+	expect_empty();
+}
+
 Test(crashq, puts_time_out_while_the_biased_producer_is_stopped_mid_put)
 {
 	pid_t kid;
