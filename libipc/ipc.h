@@ -696,10 +696,10 @@ IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
 IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 
 /* JoinableQueue: the calling thread finished its oldest unfinished task
- * got through this handle. 0 | IPC_EINVAL (no unfinished task of this
- * thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE (broken,
- * or the consumers' lock names an owner that cannot exist). It may wait
- * for a live peer that holds the consumers' lock (it has no timeout). */
+ * got through this handle (the one it got first). 0 | IPC_EINVAL (no unfinished
+ * task of this thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE
+ * (broken, or the consumers' lock names an owner that cannot exist). It may
+ * wait for a live peer that holds the consumers' lock (it has no timeout). */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.

@@ -957,3 +957,34 @@ Test(queue, close_after_a_revoked_fast_path_leaves_no_robust_mutex_held)
 	cr_assert_eq(ipc_lock_release(lk), 0);
 	ipc_lock_close(lk);
 }
+
+/* A consumer got A, then R (queued again, and before A in the ring), and
+ * did one task_done: that was A's, the task it got first. Closing then
+ * queues R again, not A: completing by ring order instead finished R,
+ * which the consumer never finished, and A ran twice. Each handle is a
+ * consumer of its own, also in one thread. */
+Test(queue, task_done_completes_the_task_got_first_before_a_requeued_one)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .joinable = true };
+	char got[16];
+	ipc_queue *q2, *q3;
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, &attr), 0);
+	cr_assert_eq(ipc_queue_open(&q2, name, 0, NULL), 0);
+	cr_assert_eq(ipc_queue_open(&q3, name, 0, NULL), 0);
+	cr_assert_eq(ipc_queue_put(q, "R", 1, 0), 0);
+	cr_assert_eq(ipc_queue_get(q3, got, sizeof(got), 0), 1);
+	cr_assert_eq(ipc_queue_put(q, "A", 1, 0), 0);
+	cr_assert_eq(ipc_queue_get(q2, got, sizeof(got), 0), 1);
+	cr_assert_eq(got[0], 'A');
+	ipc_queue_close(q3); /* R is queued again, before A in the ring */
+	cr_assert_eq(ipc_queue_get(q2, got, sizeof(got), 0), 1);
+	cr_assert_eq(got[0], 'R', "the requeued task");
+	cr_assert_eq(ipc_queue_task_done(q2), 0); /* A's */
+	ipc_queue_close(q2);			  /* R goes back */
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	cr_assert_eq(ipc_queue_get(q, got, sizeof(got), 0), 1);
+	cr_assert_eq(got[0], 'R', "the unfinished task is R, not A");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}

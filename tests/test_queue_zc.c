@@ -319,6 +319,54 @@ Test(zc, a_dead_borrowers_task_is_queued_again)
 	cr_assert_eq(ipc_queue_join(tq, 1000), 0);
 }
 
+static volatile int *handoff; /* 1: the child got R; 2: it may close */
+
+static int child_get_then_close(void *arg)
+{
+	char got[16];
+
+	(void)arg;
+	if (ipc_queue_get(tq, got, sizeof(got), 10000) != 8)
+		return 1;
+	*handoff = 1;
+	if (!t_wait_count(handoff, 2, 10000))
+		return 2;
+	ipc_queue_close(tq); /* R is queued again, before A in the ring */
+	tq = NULL;
+	return 0;
+}
+
+/* Borrowed first A (after R in the ring), then R, queued again after its
+ * consumer closed: giving back in borrow order gives A back, and R's
+ * bytes stay lent. Completing by position instead gave R back, and the
+ * puts that followed wrote over it while it was still borrowed. */
+Test(zc, give_back_in_borrow_order_keeps_a_requeued_task_lent_later)
+{
+	const void *a, *rq;
+	int puts = 0;
+
+	handoff = t_shared(sizeof(int));
+	open_small(true);
+	cr_assert_eq(ipc_queue_put(tq, "RRRRRRRR", 8, 0), 0);
+	pid_t c = t_spawn(child_get_then_close, NULL);
+	cr_assert(t_wait_count(handoff, 1, 10000));
+	cr_assert_eq(ipc_queue_put(tq, "AAAAAAAA", 8, 0), 0);
+	cr_assert_eq(ipc_queue_borrow(tq, &a, 0), 8);
+	cr_assert_eq(memcmp(a, "AAAAAAAA", 8), 0);
+	*handoff = 2;
+	cr_assert_eq(t_reap(c, 10000), 0);
+	cr_assert_eq(ipc_queue_borrow(tq, &rq, 1000), 8);
+	cr_assert_eq(memcmp(rq, "RRRRRRRR", 8), 0, "the requeued task");
+	cr_assert_eq(ipc_queue_give_back(tq), 0); /* A's */
+	while (ipc_queue_put(tq, "ZZZZZZZZ", 8, IPC_NOWAIT) == 0)
+		puts++;
+	cr_assert_eq(puts, 4096 / 16 - 2,
+		     "R keeps its room (A's stays behind it until R is done)");
+	cr_assert_eq(memcmp(rq, "RRRRRRRR", 8), 0, "R is still lent, intact");
+	cr_assert_eq(ipc_queue_give_back(tq), 0); /* R's */
+	cr_assert_eq(ipc_queue_unfinished(tq), puts);
+}
+
 /* ---- threads sharing a handle ---------------------------------------------
  */
 

@@ -83,6 +83,12 @@ enum {
 	REC_DONE = 2,	     /* behind head: task_done'd, space to free */
 	REC_TAKEN = 0x10000, /* | slot (below 2^16): got by it, not done yet */
 };
+/* A TAKEN record's state also carries, above REC_TAKEN, the generation
+ * of its take (see "Take order" in ring_joinable.c): REC_TAKEN | slot |
+ * gen << REC_GEN_SHIFT. REC_OWNER(state) is REC_TAKEN | slot for it. */
+#define REC_GEN_SHIFT 17
+#define REC_GEN_MAX ((1u << (32 - REC_GEN_SHIFT)) - 1u)
+#define REC_OWNER(state) ((state) & ((1u << REC_GEN_SHIFT) - 1u))
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
@@ -119,7 +125,7 @@ struct ring_slot {
 	_Atomic uint32_t s_state; /* SLOT_* */
 	int32_t s_pid;		  /* the consumer's process */
 	int32_t s_tid;		  /* and thread (kernel id) */
-	uint32_t s_pad;
+	uint32_t s_gen;		  /* its newest task's take generation */
 	uint64_t s_handle; /* and handle (struct ring.id in that process) */
 } IPC__ALIGNED;
 _Static_assert(sizeof(struct ring_slot) == IPC__CACHELINE,

@@ -38,6 +38,23 @@
  * only if that finds nothing. An entry found by searching the slots may
  * have older tasks it never saw: it does not track, and always walks from
  * q_free.
+ *
+ * Take order. "Oldest" is the task got first, which is the first in the
+ * ring only while every take lies past the consumer's earlier ones. A
+ * requeued task need not: got after A, a dead consumer's task that lies
+ * before A would be completed by the task_done meant for A (a borrower
+ * giving back in order then lost the bytes it still read, and a consumer
+ * killed next had A queued again and that task lost). So a TAKEN state
+ * carries a generation (REC_GEN_SHIFT), and the slot the generation of its
+ * newest task (s_gen, written only by its consumer, under q_cmutex, reset
+ * when it registers): a take that lies before one of ours of the newest
+ * generation starts a new one. Within a generation, ring order is take
+ * order; the oldest task is the first of the lowest generation. While
+ * s_gen is 0 (no requeued task ever got out of order, the common case)
+ * that is the first TAKEN | slot record, found as above; otherwise a walk
+ * from q_free finds it, and the last task done resets s_gen. Generations
+ * stop at REC_GEN_MAX (32 767 such takes while never idle): past it, ring
+ * order again.
  */
 #define SLOT_CACHE 4
 
@@ -156,6 +173,7 @@ static int ring_register_locked(struct ring *r)
 			s->s_pid = (int32_t)getpid();
 			s->s_tid = me.tid;
 			s->s_handle = r->id;
+			s->s_gen = 0;
 			atomic_store(&s->s_state, SLOT_ACTIVE);
 			me_remember(r, i, true);
 			return (int)i;
@@ -213,6 +231,63 @@ static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
 	}
 }
 
+/* The slot's take generation (q_cmutex held), bounded: the slot is
+ * shared memory, which a peer may have damaged. */
+static uint32_t ring_slot_gen(struct ring *r, uint32_t slot)
+{
+	uint32_t gen = r->slots[slot].s_gen;
+
+	return gen > REC_GEN_MAX ? REC_GEN_MAX : gen;
+}
+
+/* What the walk for the oldest task of a slot with generations finds:
+ * the first record of the lowest generation, and how many are ours. */
+struct oldest_arg {
+	uint32_t owner; /* REC_TAKEN | slot */
+	uint32_t gen, pos, count;
+};
+
+static void find_oldest_gen(struct ring *r, uint32_t pos, struct rec_hdr *h,
+			    void *arg)
+{
+	struct oldest_arg *o = arg;
+	uint32_t state =
+		atomic_load_explicit(&h->r_state, memory_order_relaxed);
+
+	(void)r;
+	if (REC_OWNER(state) != o->owner)
+		return;
+	if (o->count++ == 0 || state >> REC_GEN_SHIFT < o->gen) {
+		o->gen = state >> REC_GEN_SHIFT;
+		o->pos = pos;
+	}
+}
+
+/* ring_find_oldest for a slot whose s_gen is not 0: walk from q_free for
+ * the first task of the lowest generation; the last one resets s_gen. The
+ * entry's hint goes back to q_free, a boundary before all of them. */
+static int ring_find_oldest_gen(struct ring *r, uint32_t slot,
+				struct me_entry *e, struct find_arg *f,
+				uint32_t free, uint32_t head)
+{
+	struct oldest_arg o = { REC_TAKEN | slot, 0, 0, 0 };
+
+	if (!ipc__ring_walk(r, free, head, find_oldest_gen, &o))
+		return ipc__ring_broken(r);
+	if (o.count <= 1)
+		r->slots[slot].s_gen = 0;
+	if (o.count == 0)
+		return -EINVAL;
+	*f = (struct find_arg){ REC_TAKEN | slot | o.gen << REC_GEN_SHIFT,
+				o.pos, true };
+	if (e != NULL && e->tracked) {
+		e->hint = free;
+		if (e->outstanding > 0)
+			e->outstanding--;
+	}
+	return 0;
+}
+
 /* JoinableQueue: mark a record TAKEN by our slot — a requeued one first,
  * else the one at head, moving head past it — and report where it is
  * (q_cmutex held). The record stays in the ring until task_done. */
@@ -221,11 +296,13 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
-	uint32_t taken = REC_TAKEN | slot, len;
+	uint32_t gen = ring_slot_gen(r, slot), len;
+	uint32_t taken = REC_TAKEN | slot | gen << REC_GEN_SHIFT;
 	struct rec_hdr *h;
 	int rc;
 
 	if (atomic_load_explicit(&q->q_requeued, memory_order_relaxed) > 0) {
+		struct find_arg later = { taken, 0, false };
 		struct find_arg f = { REC_REQUEUED, 0, false };
 		/* A count with no such record is damage too: trusting it
 		 * would make every get find "work" that is not there. */
@@ -237,9 +314,18 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		len = h->r_len; /* read once: the walk bounded what it saw */
 		if (len > r->max_msg)
 			return ipc__ring_broken(r);
+		/* One of ours of the newest generation after it? Then this
+		 * take starts a new one (see "Take order"). */
+		if (!ipc__ring_walk(r, f.pos, w_pos(head), find_first, &later))
+			return ipc__ring_broken(r);
 		rc = ipc__ring_get_dest(g, len, dst);
 		if (rc != 0)
 			return rc;
+		if (later.found && gen < REC_GEN_MAX) {
+			gen++;
+			taken = REC_TAKEN | slot | gen << REC_GEN_SHIFT;
+			r->slots[slot].s_gen = gen;
+		}
 		atomic_store(&h->r_state, taken);
 		atomic_fetch_sub(&q->q_requeued, 1);
 		*pos = f.pos;
@@ -276,6 +362,8 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 
 	if (head - free > r->cap)
 		return ipc__ring_broken(r); /* as the walk from q_free says */
+	if (r->slots[slot].s_gen != 0)
+		return ring_find_oldest_gen(r, slot, e, f, free, head);
 	*f = (struct find_arg){ REC_TAKEN | slot, 0, false };
 	if (e != NULL && e->tracked && e->outstanding > 0 &&
 	    e->hint - free < head - free) {

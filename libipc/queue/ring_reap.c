@@ -216,7 +216,8 @@ static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
 	struct requeue_arg *a = arg;
 
 	(void)pos;
-	if (atomic_load_explicit(&h->r_state, memory_order_relaxed) != a->taken)
+	if (REC_OWNER(atomic_load_explicit(&h->r_state,
+					   memory_order_relaxed)) != a->taken)
 		return;
 	atomic_store_explicit(&h->r_state, REC_REQUEUED, memory_order_relaxed);
 	atomic_fetch_add(&r->shm->q_requeued, 1);

@@ -48,7 +48,7 @@ static void count_tasks(int fd, const struct ring_shm *q, uint32_t from,
 				info->consumers[i].tasks = -1; /* raced */
 			break;
 		}
-		if ((state & ~(REC_TAKEN - 1u)) == REC_TAKEN &&
+		if ((REC_OWNER(state) & ~(REC_TAKEN - 1u)) == REC_TAKEN &&
 		    slot < q->q_nslots && idx[slot] >= 0)
 			info->consumers[idx[slot]].tasks++;
 		pos += rec_size(h->r_len);
