@@ -374,7 +374,8 @@ static inline int32_t ipc__tid_self(void)
  * misreading the segment. 2: the queue's armed-sleeper bit, watcher count,
  * biased producer's CPU and drop intent; the Condition's lock identity; the
  * Barrier's default timeout. 3: the biased producer is revoked with
- * MEMBARRIER_CMD_GLOBAL (owners no longer register) and q_flags. 5: a
+ * MEMBARRIER_CMD_GLOBAL (owners no longer register) and q_flags. 4: the
+ * biased producer's eight registrations (struct ring_bias). 5: a
  * JoinableQueue's TAKEN record states carry a take generation. */
 #define IPC__ABI_VERSION 5u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
