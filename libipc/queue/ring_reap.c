@@ -202,6 +202,13 @@ static int ring_repair_consumer(void *arg)
 	}
 	atomic_store(&q->q_requeued, requeued);
 	ipc__ring_advance_free(r);
+	/* The operation rolled forward may have finished the last task or
+	 * freed room, and its dead owner woke no one: wake here (fenced),
+	 * or joiners and producers would wait for their next re-check. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (ring_unfinished(r) == 0)
+		ipc__ring_wake(&q->q_join_seq, INT_MAX);
+	ipc__ring_wake_room(r);
 	return 0;
 }
 

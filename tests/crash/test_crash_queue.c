@@ -449,6 +449,36 @@ Test(crashq, task_done_marked_but_not_counted_is_rolled_forward)
 	expect_empty();
 }
 
+/* A consumer killed inside task_done, with that task the last one: the
+ * next consumer-side lock (here a get that finds nothing) repairs it and
+ * wakes the joiner. Sleepers re-check only hourly here, so a missed
+ * wake-up holds the joiner until its timeout. */
+static int join_within_20s(void *arg)
+{
+	(void)arg;
+	return ipc_queue_join(q, 20000) == 0 ? 0 : 1;
+}
+
+Test(crashq, the_repair_of_a_dead_task_done_wakes_the_joiner)
+{
+	char buf[128];
+	pid_t joiner;
+	int rc;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	die_at("queue.task_done.marked", child_get_and_done, NULL);
+	joiner = t_spawn(join_within_20s, NULL);
+	cr_assert(t_blocked_in_futex(joiner, 10000), "the joiner sleeps");
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_EAGAIN);
+	rc = t_reap(joiner, 10000);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0, "the joiner was woken: %d", rc);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+}
+
 Test(crashq, task_done_counted_before_freeing_space)
 {
 	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
