@@ -5,9 +5,10 @@
  * no barrier (tested with membarrier(2) denied), a producer takes the fast
  * path back while the revoked owner has not run since (another
  * registration), every registration held by stopped owners leaves the
- * locked path working, producers sharing one CPU lose nothing, and a
- * handle closed after its owner's thread id came back leaves the new
- * owner revocable.
+ * locked path working, producers sharing one CPU lose nothing, a handle
+ * closed after its owner's thread id came back leaves the new owner
+ * revocable, and a revoked owner gives its registration up on the locked
+ * path.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -488,4 +489,55 @@ Test(bias,
 	q = q2;
 	q2 = NULL;
 	expect_all(4, count);
+}
+
+/* A revoked owner that from then on puts only on the locked path (here
+ * with put_many, which never takes the fast path) gives its registration
+ * up there, instead of keeping it until it closes or exits (eight such
+ * would keep every producer off the fast path). */
+static int own_then_put_many(void *arg)
+{
+	struct iovec iov[3];
+	struct msg m[3];
+
+	(void)arg;
+	for (uint32_t i = 0; i < 2; i++) {
+		struct msg x = make(0, i);
+		T_CHECK(ipc_queue_put(q, &x, sizeof(x), 10000) == 0, 1);
+	}
+	tu->slot[0] = atomic_load(&shm->q_bias_slot);
+	__atomic_store_n(&tu->put[0], 1, __ATOMIC_SEQ_CST);
+	T_CHECK(t_wait_count(&tu->go, 1, 60000), 2);
+	for (uint32_t i = 0; i < 3; i++) {
+		m[i] = make(0, 2 + i);
+		iov[i] = (struct iovec){ &m[i], sizeof(m[i]) };
+	}
+	T_CHECK(ipc_queue_put_many(q, iov, 3, 10000) == 3, 3);
+	__atomic_store_n(&tu->put[1], 1, __ATOMIC_SEQ_CST);
+	T_CHECK(t_wait_count(&tu->go, 2, 60000), 4); /* alive while checked */
+	return 0;
+}
+
+Test(bias, a_revoked_owner_gives_its_registration_up_on_the_locked_path)
+{
+	uint32_t count[2] = { 5, 1 };
+	struct msg m = make(1, 0);
+	pid_t kid;
+
+	open_queue("bias-stale", 0);
+	tu = t_shared(sizeof(*tu));
+	if (!(shm->q_flags & RING_F_BIAS))
+		cr_skip_test("no membarrier(2): no producer is ever biased");
+	kid = t_spawn(own_then_put_many, NULL);
+	cr_assert(t_wait_count(&tu->put[0], 1, 10000));
+	cr_assert_eq(reg_owner(tu->slot[0]), kid, "the owner");
+	cr_assert_eq(ipc_queue_put(q, &m, sizeof(m), 10000), 0); /* revokes */
+	cr_assert_eq(atomic_load(&shm->q_bias_state), BIAS_OFF);
+	cr_assert_eq(reg_owner(tu->slot[0]), kid, "revoked, not noticed yet");
+	tu->go = 1;
+	cr_assert(t_wait_count(&tu->put[1], 1, 10000));
+	cr_assert_eq(reg_owner(tu->slot[0]), 0, "given up on the locked path");
+	tu->go = 2;
+	cr_assert_eq(t_reap(kid, 10000), 0);
+	expect_all(2, count);
 }

@@ -660,6 +660,13 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
  * first (one system call), so that revoking us costs microseconds, not a
  * grace period. */
 void ipc__ring_bias_take(struct ring *r, bool expedite);
+/* q_pmutex held, on the locked path: give up a registration the calling
+ * thread still holds through this handle if it is not the current one
+ * (revoked, and not noticed since: it has not put fast). A thread that
+ * puts only on the locked path from then on (batches, zero copy, a queue
+ * that stays contended) would otherwise keep it until it closes or exits,
+ * and eight such would keep every producer off the fast path. */
+void ipc__ring_bias_drop_stale(struct ring *r);
 /* Take the fast path away from the owner (q_pmutex held, BIAS_OWNED):
  * 0, or the deadline's error if the owner stays mid-put past dl. */
 int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl);

@@ -60,6 +60,7 @@ int ipc__ring_lock_to_put(struct ring *r, const struct ipc__deadline *dl)
 	rc = ipc__ring_lock_producers(r, dl);
 	if (rc != 0)
 		return rc;
+	ipc__ring_bias_drop_stale(r);
 	if (atomic_load(&q->q_bias_state) == BIAS_OWNED &&
 	    !ipc__ring_bias_current(r)) {
 		rc = ipc__ring_bias_revoke(r, dl);

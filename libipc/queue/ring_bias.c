@@ -366,6 +366,18 @@ static IPC__COLD int ring_bias_revoked(struct ring *r, struct ring_bias *b)
 	return -ESTALE;
 }
 
+void ipc__ring_bias_drop_stale(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	struct ring_bias *b = ipc__ring_bias_mine(r);
+
+	if (b == NULL ||
+	    (atomic_load(&q->q_bias_state) == BIAS_OWNED &&
+	     b == &q->q_bias[atomic_load(&q->q_bias_slot) % RING_BIAS_SLOTS]))
+		return; /* none, or the current one */
+	(void)ring_bias_revoked(r, b);
+}
+
 /* The owner's earlier q_head and q_free say no room for need bytes at
  * tail: read them afresh. 0 (room now), -EAGAIN, or -ENOTRECOVERABLE. */
 static IPC__COLD int ring_bias_refresh(struct ring *r, uint64_t tail,

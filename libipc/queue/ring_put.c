@@ -68,6 +68,7 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 	rc = ipc__ring_lock_producers(r, dl);
 	if (rc != 0)
 		return rc;
+	ipc__ring_bias_drop_stale(r);
 	switch (atomic_load(&q->q_bias_state)) {
 	case BIAS_OWNED:
 		if (!ipc__ring_bias_current(r)) {
