@@ -135,14 +135,14 @@ static inline int ipc__queue_begin(ipc_queue *q, bool out_ok, int timeout_ms,
  * no. A child forked while its parent held a reservation inherits the flag
  * but not the lock behind it (the parent's thread holds that). A thread
  * that exited holding one leaves the flag, and a later thread may get its
- * thread-local byte: the thread id tells them apart (a system call, made
- * only when the address matches). */
+ * thread-local byte: the thread id tells them apart (ipc__tid_self, a
+ * thread-local copy). */
 static inline int ipc__queue_check_reserver(ipc_queue *q)
 {
 	return atomic_load_explicit(&q->reserved, memory_order_acquire) &&
 			       q->reserver_gen == ipc__fork_gen() &&
 			       q->reserver == ipc__thread_self() &&
-			       q->reserver_tid == ipc__tid()
+			       q->reserver_tid == ipc__tid_self()
 		       ? -EBUSY
 		       : 0;
 }

@@ -51,7 +51,7 @@ int ipc_queue_reserve(ipc_queue *q, size_t len, void **buf, int timeout_ms)
 	if (rc != 0)
 		return rc;
 	q->reserver = ipc__thread_self();
-	q->reserver_tid = ipc__tid();
+	q->reserver_tid = ipc__tid_self();
 	q->reserver_gen = ipc__fork_gen();
 	q->reserved_len = len;
 	atomic_store_explicit(&q->reserved, true, memory_order_release);

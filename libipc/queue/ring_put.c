@@ -16,12 +16,14 @@
  * (BIAS_NONE) and takes the fast path itself, exactly as the first
  * producer of a queue does, except that it registers for the expedited
  * barrier first, so that the next other producer's revocation costs one
- * MEMBARRIER_CMD_GLOBAL_EXPEDITED (microseconds), not a grace period. If the
- * revoked owner still holds its registration (it has not put since, so it has
- * not seen the revocation), the take fails and the queue stays on the locked
- * path until the next streak. A producer killed between the two steps leaves
- * BIAS_NONE under a repaired q_pmutex: the next put takes the fast path, as on
- * a new queue.
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED (microseconds), not a grace period, or
+ * none at all on the owner's CPU (ring_bias.c). The revoked owner may
+ * still hold its registration (it has not put since, so it has not seen
+ * the revocation): the take uses another of the RING_BIAS_SLOTS, and
+ * fails, leaving the queue on the locked path until the next streak, only
+ * when every one is held so. A producer killed between the two steps
+ * leaves BIAS_NONE under a repaired q_pmutex: the next put takes the fast
+ * path, as on a new queue.
  */
 #include <errno.h>
 
