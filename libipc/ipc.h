@@ -698,8 +698,12 @@ IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 /* JoinableQueue: the calling thread finished its oldest unfinished task
  * got through this handle (the one it got first). 0 | IPC_EINVAL (no unfinished
  * task of this thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE
- * (broken, or the consumers' lock names an owner that cannot exist). It may
- * wait for a live peer that holds the consumers' lock (it has no timeout). */
+ * (broken, or the consumers' lock names an owner that cannot exist). With
+ * one unfinished task (the usual get, work, task_done) it takes no lock,
+ * unless a producer sleeps waiting for room; otherwise it may wait for a
+ * live peer that holds the consumers' lock (it has no timeout). A consumer
+ * killed inside task_done has its task counted done (never queued again)
+ * once it is found dead, as its other tasks are queued again. */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.

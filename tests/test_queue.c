@@ -677,6 +677,32 @@ Test(queue, task_done_completes_the_oldest_task_of_its_consumer)
 	ipc_queue_close(b);
 }
 
+/* A task done frees its record's space for full() and for a put that
+ * cannot wait, even when that task_done took no lock and left the record
+ * for others to free. */
+Test(queue, a_done_task_frees_its_space_for_full_and_a_nowait_put)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char msg[1016] = { 0 }, buf[1016];
+
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, &attr), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	cr_assert(ipc_queue_full(q));
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert(ipc_queue_full(q), "got is not done");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert(!ipc_queue_full(q), "the done task's space is free");
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	cr_assert(ipc_queue_full(q));
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0,
+		     "a put that cannot wait frees it itself");
+}
+
 static int worker(void *arg)
 {
 	char buf[64];

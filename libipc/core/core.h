@@ -376,8 +376,10 @@ static inline int32_t ipc__tid_self(void)
  * Barrier's default timeout. 3: the biased producer is revoked with
  * MEMBARRIER_CMD_GLOBAL (owners no longer register) and q_flags. 4: the
  * biased producer's eight registrations (struct ring_bias). 5: a
- * JoinableQueue's TAKEN record states carry a take generation. */
-#define IPC__ABI_VERSION 5u
+ * JoinableQueue's TAKEN record states carry a take generation. 6: a
+ * JoinableQueue consumer slot's second line (the task_done without the
+ * lock) and q_slots_hw. */
+#define IPC__ABI_VERSION 6u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {

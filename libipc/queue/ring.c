@@ -42,21 +42,24 @@
  * side's repair: the producer side has nothing to repair; the consumer side
  * recomputes the words derived from the records (q_free, q_requeued) and
  * rolls forward the one multi-word operation, task_done, from its intent
- * record. Counts are never kept apart from what they count, so qsize cannot
- * lie: it is tail items minus head items (plus requeued tasks).
+ * record (a task_done made without the lock keeps its intent record in
+ * its consumer's slot, rolled forward when that slot is released). Counts are
+ * never kept apart from what they count, so qsize cannot lie: it is tail items
+ * minus head items (plus requeued tasks).
  *
  * JoinableQueue. A got record is not freed: get marks it TAKEN by the
  * consumer's slot and moves q_head past it, and the record stays in the
  * ring (between q_free and q_head) until its task_done marks it DONE; q_free
- * then advances over DONE records. A consumer is one thread on one handle
- * (ring_joinable.c): it registers a slot by locking the slot's robust mutex
- * and holding it for its lifetime, so the kernel tells everybody else when
- * it dies: a trylock returns EOWNERDEAD.
- * Sleepers (getters, putters, joiners) look every IPC__RECHECK_MS and turn
- * a dead consumer's TAKEN records into REQUEUED ones, which the next get
- * takes before anything at the head. Unfinished tasks are tail items minus
- * q_done, so join() waits exactly until every put task is done, and a
- * dead consumer's tasks are done by someone else instead of never.
+ * then advances over DONE records (at once under the lock, or at the next
+ * get or room-starved put after a task_done that needed no lock). A consumer is
+ * one thread on one handle (ring_joinable.c): it registers a slot by locking
+ * the slot's robust mutex and holding it for its lifetime, so the kernel tells
+ * everybody else when it dies: a trylock returns EOWNERDEAD. Sleepers (getters,
+ * putters, joiners) look every IPC__RECHECK_MS and turn a dead consumer's TAKEN
+ * records into REQUEUED ones, which the next get takes before anything at the
+ * head. Unfinished tasks are tail items minus the tasks done (q_done and each
+ * slot's own count, s_done), so join() waits exactly until every put task is
+ * done, and a dead consumer's tasks are done by someone else instead of never.
  *
  * Damage. A peer may write anything into the segment, so nothing read
  * from it is trusted as an index or a length: the geometry is validated

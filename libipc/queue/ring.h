@@ -117,9 +117,20 @@ struct rec_hdr {
 };
 
 /* A JoinableQueue consumer: one thread of one process using one handle.
- * All fields but s_reg change under q_cmutex. s_pid, s_tid and s_handle
- * say whose it is; only the robust mutex says whether that thread is
- * alive, so they are never trusted alone. */
+ * All fields of the first line but s_reg change under q_cmutex. s_pid,
+ * s_tid and s_handle say whose it is; only the robust mutex says whether
+ * that thread is alive, so they are never trusted alone.
+ *
+ * The second line is the consumer's own: the task_done that needs no lock
+ * (see "task_done without the lock" in ring_joinable.c) writes it, and
+ * nobody else does while the consumer lives. s_done counts the tasks done
+ * that way through this slot, ever (mod 2^32): it is never reset, not even
+ * when the slot is freed and registered again, so that no count ever moves
+ * from one word to another (a reader summing them could see it twice).
+ * Tasks done are q_done plus every slot's s_done (ring_done). s_intent,
+ * s_intent_pos and s_intent_done are that task_done's intent record, which
+ * the release of a dead consumer's slot rolls forward
+ * (ipc__ring_release_slot). */
 struct ring_slot {
 	pthread_mutex_t s_reg;	  /* held by the registered consumer thread */
 	_Atomic uint32_t s_state; /* SLOT_* */
@@ -127,9 +138,13 @@ struct ring_slot {
 	int32_t s_tid;		  /* and thread (kernel id) */
 	uint32_t s_gen;		  /* its newest task's take generation */
 	uint64_t s_handle; /* and handle (struct ring.id in that process) */
+	_Atomic uint32_t s_done IPC__ALIGNED;
+	_Atomic uint32_t s_intent; /* INTENT_NONE or INTENT_TASK_DONE */
+	_Atomic uint32_t s_intent_pos;
+	_Atomic uint32_t s_intent_done;
 } IPC__ALIGNED;
-_Static_assert(sizeof(struct ring_slot) == IPC__CACHELINE,
-	       "a consumer slot is one cache line");
+_Static_assert(sizeof(struct ring_slot) == 2 * IPC__CACHELINE,
+	       "a consumer slot is two cache lines");
 _Static_assert(IPC_QUEUE_MAX_CONSUMERS <= REC_TAKEN,
 	       "a slot number fits below the TAKEN bit of a record state");
 
@@ -215,6 +230,10 @@ struct ring_shm {
 	_Atomic uint32_t q_join_seq IPC__ALIGNED;
 	_Atomic uint32_t q_join_waiters;
 	_Atomic uint32_t q_closed; /* CLOSED_* bits */
+	/* JoinableQueue: one past the highest slot ever registered (raised
+	 * under q_cmutex before the slot is used), so that summing the
+	 * slots' s_done stops there. Bounded by q_nslots when read. */
+	_Atomic uint32_t q_slots_hw;
 };
 
 _Static_assert(offsetof(struct ring_shm, q_tail) ==
@@ -328,11 +347,32 @@ static inline bool ring_aligned(uint32_t pos)
 	return (pos & (REC_HDR - 1)) == 0;
 }
 
-/* Tasks put and not yet done (JoinableQueue). */
+/* Tasks done, ever (mod 2^32): q_done plus every slot's s_done (see
+ * struct ring_slot). Each word only grows, so a sum read word by word is
+ * at most the count at its end. */
+static inline uint32_t ring_done(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t done = atomic_load(&q->q_done);
+	uint32_t hw =
+		atomic_load_explicit(&q->q_slots_hw, memory_order_relaxed);
+
+	if (hw > r->nslots)
+		hw = r->nslots;
+	for (uint32_t i = 0; i < hw; i++)
+		done += atomic_load(&r->slots[i].s_done);
+	return done;
+}
+
+/* Tasks put and not yet done (JoinableQueue). The count of tasks done is
+ * read first, then the tail: read the other way round, a task put and
+ * done in between would make up for an older one still undone, and join
+ * could return early. */
 static inline uint32_t ring_unfinished(struct ring *r)
 {
-	return w_items(atomic_load(&r->shm->q_tail)) -
-	       atomic_load(&r->shm->q_done);
+	uint32_t done = ring_done(r);
+
+	return w_items(atomic_load(&r->shm->q_tail)) - done;
 }
 
 /* ---- Hot-path helpers, inline: every put and get uses them ----------- */
@@ -606,8 +646,15 @@ uint64_t ipc__ring_new_id(void);
 int ipc__ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl);
 /* Advance q_free over DONE records (q_cmutex held): true if it moved. */
 bool ipc__ring_advance_free(struct ring *r);
-/* Requeue a slot's TAKEN records and free the slot (q_cmutex held): how
- * many were requeued. The caller wakes getters. */
+/* The same from outside the lock (JoinableQueue): take q_cmutex before
+ * dl, advance q_free, and wake the producers waiting for room if it
+ * moved. True if it moved. A task_done that needs no lock leaves its
+ * record for the next get, a producer that finds no room, or this. */
+bool ipc__ring_free_done(struct ring *r, const struct ipc__deadline *dl);
+/* Roll the slot's lock-free task_done forward from its intent record
+ * (the consumer is dead or gone), requeue the slot's TAKEN records and
+ * free the slot (q_cmutex held): how many were requeued. The caller wakes
+ * getters; joiners are woken here if a task_done was rolled forward. */
 uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
 /* Requeue every dead consumer's tasks, waking getters (q_cmutex held). */
 void ipc__ring_reap_locked(struct ring *r);

@@ -55,6 +55,32 @@
  * from q_free finds it, and the last task done resets s_gen. Generations
  * stop at REC_GEN_MAX (32 767 such takes while never idle): past it, ring
  * order again.
+ *
+ * task_done without the lock. Taken twice per message (get, then
+ * task_done), q_cmutex was where several consumers spent their time: at 4
+ * consumers on 2 CPUs, about half of all CPU went to acquiring and
+ * releasing it. Yet the common task_done touches nothing another consumer
+ * writes: a consumer with one task outstanding (the usual get, work,
+ * task_done) knows where it is and what state its take stored, and while
+ * the consumer lives, nobody but itself changes that record or its slot
+ * (the reaper touches only a dead consumer's slot; close is not called
+ * beside other calls on its handle; a drop marks only READY and REQUEUED
+ * records). So such a task_done, with its slot's s_gen 0, writes without
+ * the lock: an intent record in its slot's own line, the record DONE, its
+ * slot's s_done one higher (a locked exchange, the full barrier the wakes
+ * below need), the intent cleared. A consumer killed after the intent and
+ * before its clearing is rolled forward when its slot is released
+ * (ipc__ring_release_slot): the task is never handed out again.
+ *
+ * It does not free the record: q_free moves under q_cmutex only, now at
+ * each get (before its take), at each locked task_done, and wherever a
+ * producer finds no room (ipc__ring_wait_room, and its sleep after it
+ * arms). A producer asleep for room has armed q_put_seq, and a task_done
+ * that finds that arm after its exchange frees under the lock and wakes
+ * it: either the producer's look after arming sees the DONE record, or the
+ * task_done sees the arm. Any other task_done (more than one task
+ * outstanding, a requeued task got out of order, an entry that did not
+ * track) takes the lock as before.
  */
 #define SLOT_CACHE 4
 
@@ -62,8 +88,11 @@ struct me_entry {
 	uint64_t handle;
 	uint32_t slot;
 	bool tracked;	      /* hint and outstanding are right (see above) */
+	bool only;	      /* outstanding is 1, and that task is `last` */
 	uint32_t outstanding; /* tasks got and not yet done */
 	uint32_t hint;	      /* a boundary at or before the oldest one */
+	uint32_t last;	      /* where the newest take was */
+	uint32_t last_state;  /* and the state it stored there */
 };
 
 static _Thread_local struct {
@@ -84,7 +113,9 @@ static void me_refresh(void)
 
 static void me_remember(struct ring *r, uint32_t slot, bool tracked)
 {
-	me.e[me.next] = (struct me_entry){ r->id, slot, tracked, 0, 0 };
+	me.e[me.next] = (struct me_entry){ .handle = r->id,
+					   .slot = slot,
+					   .tracked = tracked };
 	me.next = (me.next + 1) % SLOT_CACHE;
 }
 
@@ -170,6 +201,8 @@ static int ring_register_locked(struct ring *r)
 			else if (rc != 0 && rc != EDEADLK)
 				continue;
 			IPC__CRASHPOINT("queue.register.locked");
+			if (atomic_load(&r->shm->q_slots_hw) < i + 1)
+				atomic_store(&r->shm->q_slots_hw, i + 1);
 			s->s_pid = (int32_t)getpid();
 			s->s_tid = me.tid;
 			s->s_handle = r->id;
@@ -284,6 +317,7 @@ static int ring_find_oldest_gen(struct ring *r, uint32_t slot,
 		e->hint = free;
 		if (e->outstanding > 0)
 			e->outstanding--;
+		e->only = false;
 	}
 	return 0;
 }
@@ -292,7 +326,8 @@ static int ring_find_oldest_gen(struct ring *r, uint32_t slot,
  * else the one at head, moving head past it — and report where it is
  * (q_cmutex held). The record stays in the ring until task_done. */
 static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
-				  uint32_t slot, uint32_t *pos, void **dst)
+				  uint32_t slot, uint32_t *pos, uint32_t *state,
+				  void **dst)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
@@ -329,6 +364,7 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		atomic_store(&h->r_state, taken);
 		atomic_fetch_sub(&q->q_requeued, 1);
 		*pos = f.pos;
+		*state = taken;
 		return len;
 	}
 	rc = ring_head_ready(r, head, &len);
@@ -345,6 +381,7 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		w_make(w_items(head) + 1, w_pos(head) + rec_size(len)),
 		memory_order_release);
 	*pos = w_pos(head);
+	*state = taken;
 	return len;
 }
 
@@ -402,14 +439,15 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 			e->hint += rec_size(len);
 		if (e->outstanding > 0)
 			e->outstanding--;
+		e->only = false;
 	}
 	return 0;
 }
 
-/* A get took the record at pos for a tracked entry (q_cmutex held): count
- * it, and move the hint back to it if it lies before the hint (a requeued
- * record can). */
-static void me_took(struct ring *r, uint32_t pos)
+/* A get took the record at pos, storing state there, for a tracked entry
+ * (q_cmutex held): count it, and move the hint back to it if it lies
+ * before the hint (a requeued record can). */
+static void me_took(struct ring *r, uint32_t pos, uint32_t state)
 {
 	struct me_entry *e = me_entry(r);
 	uint32_t free = atomic_load(&r->shm->q_free);
@@ -418,19 +456,80 @@ static void me_took(struct ring *r, uint32_t pos)
 		return;
 	if (e->outstanding == 0 || pos - free < e->hint - free)
 		e->hint = pos;
+	e->only = e->outstanding == 0;
+	e->last = pos;
+	e->last_state = state;
 	e->outstanding++;
+}
+
+/* task_done without the lock, for an entry with one task outstanding (see
+ * "task_done without the lock" above): 0, or -EAGAIN when the locked path
+ * must decide (the slot or the record is not as this entry left it: a
+ * damaged segment, which the locked path's checks then find). */
+static int ring_task_done_fast(struct ring *r, struct me_entry *e)
+{
+	struct ring_shm *q = r->shm;
+	struct ring_slot *s;
+	struct rec_hdr *h;
+	uint32_t done;
+
+	if (e->slot >= r->nslots)
+		return -EAGAIN;
+	s = &r->slots[e->slot];
+	h = rec_at(r, e->last);
+	if (atomic_load_explicit(&s->s_state, memory_order_relaxed) !=
+		    SLOT_ACTIVE ||
+	    s->s_handle != r->id || s->s_tid != me.tid || s->s_gen != 0 ||
+	    atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
+		    e->last_state)
+		return -EAGAIN;
+	/* Program order is all the repair needs, as for the locked path's
+	 * intent: it runs after the kernel found us dead. */
+	done = atomic_load_explicit(&s->s_done, memory_order_relaxed);
+	atomic_store_explicit(&s->s_intent_pos, e->last, memory_order_relaxed);
+	atomic_store_explicit(&s->s_intent_done, done, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&s->s_intent, INTENT_TASK_DONE,
+			      memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&h->r_state, REC_DONE, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	IPC__CRASHPOINT("queue.task_done.marked");
+	/* A locked read-modify-write: it orders the stores of the state and
+	 * the count before the reads of the arms below. */
+	atomic_exchange(&s->s_done, done + 1);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&s->s_intent, INTENT_NONE, memory_order_relaxed);
+	IPC__CRASHPOINT("queue.task_done.counted");
+	e->outstanding = 0;
+	e->only = false;
+	ipc__fence_after_unlock();
+	if (atomic_load_explicit(&q->q_put_seq, memory_order_relaxed) &
+	    SEQ_ARMED)
+		ipc__ring_free_done(r, &ipc__forever);
+	if ((atomic_load_explicit(&q->q_join_seq, memory_order_relaxed) &
+	     SEQ_ARMED) &&
+	    ring_unfinished(r) == 0)
+		ipc__ring_wake_unlocked(&q->q_join_seq, INT_MAX);
+	return 0;
 }
 
 int ipc__ring_task_done(void *impl)
 {
 	struct ring *r = impl;
 	struct ring_shm *q = r->shm;
+	struct me_entry *e;
 	struct find_arg f;
 	bool freed;
 	int rc, slot;
 
 	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
+	me_refresh();
+	e = me_entry(r);
+	if (e != NULL && e->tracked && e->only && e->outstanding == 1 &&
+	    ring_task_done_fast(r, e) == 0)
+		return 0;
 	rc = ipc__ring_lock_consumers(r, &ipc__forever);
 	if (rc != 0)
 		return rc;
@@ -489,22 +588,29 @@ int ipc__ring_task_done(void *impl)
 ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl)
 {
-	uint32_t pos = 0;
+	uint32_t pos = 0, state = 0;
 	void *dst = NULL;
+	bool freed;
 	ssize_t n;
 	int rc, slot;
 
 	rc = ipc__ring_lock_consumers(r, dl);
 	if (rc != 0)
 		return rc;
+	/* Free what task_done left without the lock (see above). */
+	freed = ipc__ring_advance_free(r);
 	slot = ring_consumer_slot(r);
 	if (slot < 0)
 		slot = ring_register_locked(r);
 	n = slot < 0 ? slot
-		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &dst);
+		     : ring_take_joinable(r, g, (uint32_t)slot, &pos, &state,
+					  &dst);
 	if (n >= 0)
-		me_took(r, pos);
-	ipc__mutex_unlock(&r->shm->q_cmutex);
+		me_took(r, pos, state);
+	if (ipc__mutex_unlock(&r->shm->q_cmutex) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	if (freed)
+		ipc__ring_wake_room(r);
 	if (n >= 0 && g->lend != NULL)
 		*g->lend = pos;
 	else if (n > 0)
@@ -563,6 +669,12 @@ int ipc__ring_join(void *impl, const struct ipc__deadline *dl)
 
 	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
+	if (ipc__ring_ready_to_join(r, 0))
+		return 0;
+	/* A consumer that died inside a task_done made without the lock is
+	 * rolled forward when its slot is reaped: look once now, so that a
+	 * join that comes after it does not wait for the first re-check. */
+	ipc__ring_reap(r);
 	if (ipc__ring_ready_to_join(r, 0))
 		return 0;
 	IPC__CRASHPOINT("queue.join.waiting");

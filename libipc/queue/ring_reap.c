@@ -59,6 +59,22 @@ bool ipc__ring_advance_free(struct ring *r)
 	return true;
 }
 
+bool ipc__ring_free_done(struct ring *r, const struct ipc__deadline *dl)
+{
+	bool moved;
+
+	if (ipc__ring_lock_consumers(r, dl) != 0)
+		return false;
+	moved = ipc__ring_advance_free(r);
+	/* The unlock orders the store of q_free before the arm's read (see
+	 * ipc__ring_wake_room); a damaged mutex is not unlocked: fence. */
+	if (ipc__mutex_unlock(&r->shm->q_cmutex) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	if (moved)
+		ipc__ring_wake_room(r);
+	return moved;
+}
+
 static void drop_one(struct ring *r, uint32_t pos, struct rec_hdr *h, void *arg)
 {
 	uint32_t state =
@@ -232,6 +248,40 @@ static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
 	IPC__CRASHPOINT("queue.reap.requeued");
 }
 
+/* The consumer of slot is dead or gone: roll forward the task_done it
+ * made without the lock, if it died inside one (q_cmutex held). That
+ * task_done marks its record DONE, then counts it in s_done, under the
+ * intent record in the slot's own line (see "task_done without the lock"
+ * in ring_joinable.c). A record still TAKEN by the slot at the intent's
+ * position was not marked: mark it. Any other state there means it was
+ * (the record may since have been freed, and its bytes reused): count it
+ * only. The position is looked for as a record boundary in [free, head)
+ * before its record is touched. Idempotent. True if a task was counted. */
+static bool ring_slot_roll_forward(struct ring *r, uint32_t slot)
+{
+	struct ring_shm *q = r->shm;
+	struct ring_slot *s = &r->slots[slot];
+	struct find_arg f = { 0, 0, false };
+	struct rec_hdr *h;
+
+	if (atomic_load(&s->s_intent) != INTENT_TASK_DONE)
+		return false;
+	f.pos = atomic_load(&s->s_intent_pos);
+	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+			    w_pos(atomic_load(&q->q_head)), find_start, &f)) {
+		ipc__ring_broken(r);
+		return false;
+	}
+	if (f.found) {
+		h = rec_at(r, f.pos);
+		if (REC_OWNER(atomic_load(&h->r_state)) == (REC_TAKEN | slot))
+			atomic_store(&h->r_state, REC_DONE);
+	}
+	atomic_store(&s->s_done, atomic_load(&s->s_intent_done) + 1);
+	atomic_store(&s->s_intent, INTENT_NONE);
+	return true;
+}
+
 /* Give slot's unfinished tasks back to the queue and free the slot
  * (q_cmutex held). Idempotent: a repeat after a crash finds nothing left
  * to requeue. */
@@ -239,11 +289,15 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 {
 	struct ring_shm *q = r->shm;
 	struct requeue_arg a = { REC_TAKEN | slot, 0 };
+	bool counted = ring_slot_roll_forward(r, slot);
 
 	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
 			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
 		ipc__ring_broken(r);
 	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
+	/* The dead consumer woke no joiner for the task rolled forward. */
+	if (counted && ring_unfinished(r) == 0)
+		ipc__ring_wake(&q->q_join_seq, INT_MAX);
 	return a.count;
 }
 
@@ -279,8 +333,16 @@ void ipc__ring_reap(struct ring *r)
 {
 	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 
+	bool moved;
+
 	if (!r->joinable || ipc__ring_lock_consumers(r, &nowait) != 0)
 		return;
 	ipc__ring_reap_locked(r);
-	ipc__mutex_unlock(&r->shm->q_cmutex);
+	/* Records done without the lock wait for someone to free them: a
+	 * sleeper waiting for room may be the only one left who would. */
+	moved = ipc__ring_advance_free(r);
+	if (ipc__mutex_unlock(&r->shm->q_cmutex) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	if (moved)
+		ipc__ring_wake_room(r);
 }

@@ -62,7 +62,7 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 	const struct ring_shm *q = seg;
 	int idx[IPC_QUEUE_MAX_CONSUMERS];
 	uint64_t head, tail;
-	uint32_t free_pos, waiters;
+	uint32_t free_pos, waiters, done, hw;
 
 	if (len < sizeof(*q) || q->q_capacity < MIN_CAPACITY ||
 	    (q->q_capacity & (q->q_capacity - 1)) != 0 ||
@@ -87,11 +87,20 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 		atomic_load(&q->q_join_waiters);
 	if (!q->q_joinable)
 		return 0;
-	info->unfinished =
-		(long)(uint32_t)(w_items(tail) - atomic_load(&q->q_done));
+	done = atomic_load(&q->q_done);
+	info->unfinished = (long)(uint32_t)(w_items(tail) - done);
 	if (q->q_slots_off > len ||
 	    len - q->q_slots_off < q->q_nslots * sizeof(struct ring_slot))
 		return 0; /* slots beyond what was read: no consumer list */
+	/* The tasks done without the lock count in their slots (see struct
+	 * ring_slot). */
+	hw = atomic_load(&q->q_slots_hw);
+	for (uint32_t i = 0; i < hw && i < q->q_nslots; i++)
+		done += atomic_load(
+			&((const struct ring_slot *)((const uint8_t *)seg +
+						     q->q_slots_off))[i]
+				 .s_done);
+	info->unfinished = (long)(uint32_t)(w_items(tail) - done);
 	info->n_consumers = 0;
 	for (uint32_t i = 0; i < q->q_nslots; i++) {
 		const struct ring_slot *s =

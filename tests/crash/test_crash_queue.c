@@ -435,14 +435,56 @@ Test(crashq, joinable_consumer_dead_after_get_is_requeued)
 	finish_all(1, 2);
 }
 
+/* A consumer with one task outstanding makes its task_done without the
+ * lock; killed between marking and counting, it is rolled forward when its
+ * slot is reaped (here by the join): the task counts as done, and is never
+ * handed out again. */
 Test(crashq, task_done_marked_but_not_counted_is_rolled_forward)
 {
 	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
 	for (int i = 1; i <= 2; i++)
 		cr_assert_eq(put_n(i), 0);
 	die_at("queue.task_done.marked", child_get_and_done, NULL);
-	/* The next consumer-side lock repairs: the task counts as done. */
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	cr_assert_eq(ipc_queue_qsize(q), 1, "task 1 is not requeued");
 	expect(2);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	expect_empty();
+}
+
+/* Two tasks got, two task_done calls: both take the lock (the second
+ * too, since the consumer no longer knows which task is its only one). */
+static int child_get_two_and_done_both(void *arg)
+{
+	char buf[128];
+	int fd = (int)(intptr_t)arg;
+
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+			return 1;
+	if (fd >= 0 && read(fd, buf, 1) != 1) /* wait for the go */
+		return 1;
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_task_done(q) != 0)
+			return 1;
+	return 0;
+}
+
+/* Killed in the locked task_done, holding q_cmutex: the next consumer-side
+ * lock repairs, and the task counts as done. */
+Test(crashq, locked_task_done_marked_but_not_counted_is_rolled_forward)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.task_done.marked", "1",
+					     child_get_two_and_done_both,
+					     (void *)(intptr_t)-1),
+			    10000),
+		     -SIGKILL);
+	expect(3); /* the lock's repair ran: task 2 is done, not requeued */
 	cr_assert_eq(ipc_queue_unfinished(q), 1);
 	cr_assert_eq(ipc_queue_task_done(q), 0);
 	cr_assert_eq(ipc_queue_join(q, 1000), 0);
@@ -462,21 +504,55 @@ static int join_within_20s(void *arg)
 Test(crashq, the_repair_of_a_dead_task_done_wakes_the_joiner)
 {
 	char buf[128];
-	pid_t joiner;
-	int rc;
+	pid_t joiner, child;
+	int rc, go[2];
 
 	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
 	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	cr_assert_eq(put_n(1), 0);
-	die_at("queue.task_done.marked", child_get_and_done, NULL);
+	cr_assert_eq(pipe(go), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	/* The child gets both tasks, then dies in its second (locked)
+	 * task_done, holding q_cmutex, after the joiner fell asleep. */
+	child = t_spawn_at_point("queue.task_done.marked", "1",
+				 child_get_two_and_done_both,
+				 (void *)(intptr_t)go[0]);
+	cr_assert(t_blocked_in_syscall(child, SYS_read, 10000),
+		  "the child holds both tasks");
 	joiner = t_spawn(join_within_20s, NULL);
 	cr_assert(t_blocked_in_futex(joiner, 10000), "the joiner sleeps");
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(t_reap(child, 10000), -SIGKILL);
+	close(go[0]);
+	close(go[1]);
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
 		     IPC_EAGAIN);
 	rc = t_reap(joiner, 10000);
 	unsetenv("IPC_TEST_RECHECK_MS");
 	cr_assert_eq(rc, 0, "the joiner was woken: %d", rc);
 	cr_assert_eq(ipc_queue_unfinished(q), 0);
+}
+
+/* The same for a task_done made without the lock: the reap that rolls it
+ * forward (here at the start of another join) wakes the sleeping joiner. */
+Test(crashq, the_reap_of_a_dead_lock_free_task_done_wakes_the_joiner)
+{
+	pid_t joiner;
+	int rc;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	joiner = t_spawn(join_within_20s, NULL);
+	cr_assert(t_blocked_in_futex(joiner, 10000), "the joiner sleeps");
+	die_at("queue.task_done.marked", child_get_and_done, NULL);
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), 0,
+		     "this join reaps at once");
+	rc = t_reap(joiner, 10000);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0, "the joiner was woken: %d", rc);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0, "nothing requeued");
 }
 
 Test(crashq, task_done_counted_before_freeing_space)
@@ -487,6 +563,54 @@ Test(crashq, task_done_counted_before_freeing_space)
 	die_at("queue.task_done.counted", child_get_and_done, NULL);
 	cr_assert_eq(ipc_queue_unfinished(q), 1);
 	finish_all(2, 2);
+}
+
+/* A task_done made without the lock frees no space itself; a producer
+ * asleep for room has armed the room sleepers' word, and that task_done
+ * must see it and free and wake. Sleepers re-check only hourly here. */
+static int put_1016_forever(void *arg)
+{
+	char msg[1016] = { 0 };
+
+	(void)arg;
+	return ipc_queue_put(q, msg, sizeof(msg), IPC_FOREVER) == 0 ? 0 : 1;
+}
+
+/* A 4 KiB JoinableQueue filled by four 1016-byte messages (1024-byte
+ * records), the first of them got (not done): full until it is. */
+static void full_with_one_got(void)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char msg[1016] = { 0 }, buf[1016], name[128];
+
+	t_name(name, sizeof(name), "room");
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, &attr), 0);
+	ipc_unlink(name);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 0), 1016);
+}
+
+Test(crashq, a_producer_asleep_for_room_is_woken_by_a_lock_free_task_done)
+{
+	pid_t producer;
+	int rc;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	full_with_one_got();
+	producer = t_spawn(put_1016_forever, NULL);
+	cr_assert(t_blocked_in_futex(producer, 10000), "the producer sleeps");
+	/* Past its batch wait (RING_ROOM_BATCH_MS), most likely, whose end
+	 * would free the room itself: either passes. */
+	usleep(50 * 1000);
+	cr_assert(t_blocked_in_futex(producer, 10000), "the producer sleeps");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	rc = t_reap(producer, 10000);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0, "the producer was woken: %d", rc);
+	cr_assert_eq(ipc_queue_qsize(q), 4);
 }
 
 static int child_get_two_and_hold(void *arg)
@@ -686,6 +810,26 @@ static pid_t stop_at(const char *point, int (*fn)(void *), void *arg)
 	cr_assert(t_now_ms() - t0 < 10000, "child stopped at %s", point);
 	cr_assert(WIFSTOPPED(st), "child stopped at %s", point);
 	return pid;
+}
+
+/* A task_done without the lock that comes while a producer is on its way
+ * to sleep for room (stopped before it spins) finds no arm, and frees
+ * nothing: the producer frees the room itself, at the latest when its
+ * first (batch) sleep ends. */
+Test(crashq, a_producer_on_its_way_to_sleep_finds_the_room_a_task_done_left)
+{
+	pid_t producer;
+	int rc;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	full_with_one_got();
+	producer = stop_at("queue.room.waiting", put_1016_forever, NULL);
+	cr_assert_eq(ipc_queue_task_done(q), 0); /* sees no arm */
+	kill(producer, SIGCONT);
+	rc = t_reap(producer, 10000);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0, "the producer found its room: %d", rc);
+	cr_assert_eq(ipc_queue_qsize(q), 4);
 }
 
 /* Run a prober child (a bug makes it hang: t_reap kills it), then
