@@ -698,12 +698,13 @@ IPC_API ssize_t ipc_queue_get_alloc(ipc_queue *q, void **msg, int timeout_ms);
 /* JoinableQueue: the calling thread finished its oldest unfinished task
  * got through this handle (the one it got first). 0 | IPC_EINVAL (no unfinished
  * task of this thread on this handle, or not joinable) | IPC_ENOTRECOVERABLE
- * (broken, or the consumers' lock names an owner that cannot exist). With
- * one unfinished task (the usual get, work, task_done) it takes no lock,
- * unless a producer sleeps waiting for room; otherwise it may wait for a
- * live peer that holds the consumers' lock (it has no timeout). A consumer
- * killed inside task_done has its task counted done (never queued again)
- * once it is found dead, as its other tasks are queued again. */
+ * (broken, or the consumers' lock names an owner that cannot exist). In
+ * the usual pattern, one task at a time (get, work, task_done), it takes
+ * no lock, and neither does the get; otherwise (several tasks outstanding,
+ * a task got again after its consumer died) it may wait for a live peer
+ * that holds the consumers' lock (it has no timeout). A consumer killed
+ * inside task_done has that task either counted done or queued again,
+ * never both. */
 IPC_API int ipc_queue_task_done(ipc_queue *q);
 
 /* JoinableQueue: wait until every message ever put has been task_done.
@@ -1544,8 +1545,8 @@ typedef struct ipc_object_info {
 	long bytes_used;   /* shm backend: bytes of storage in use */
 	long capacity;	   /* shm backend: bytes of storage */
 	int shut_down;	   /* 1 after ipc_queue_shutdown */
-	long unfinished;   /* JoinableQueue: tasks put and not done */
-	int n_consumers;   /* JoinableQueue: registered consumers */
+	long unfinished; /* JoinableQueue: tasks put and not done; -1 unknown */
+	int n_consumers; /* JoinableQueue: registered consumers */
 	ipc_consumer_info consumers[IPC_QUEUE_MAX_CONSUMERS];
 
 	/* Sleepers the object counts: a queue's getters + putters +

@@ -108,7 +108,10 @@ static long current_syscall(pid_t pid)
 	f = fopen(path, "r");
 	if (f == NULL)
 		return -1;
-	if (fgets(buf, sizeof(buf), f) != NULL)
+	/* "running" (or "-1 ..." outside a system call) is no number: not
+	 * 0, which is read(2). */
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (buf[0] >= '0' && buf[0] <= '9'))
 		nr = strtol(buf, NULL, 10);
 	fclose(f);
 	return nr;

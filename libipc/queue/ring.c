@@ -47,8 +47,11 @@
  * never kept apart from what they count, so qsize cannot lie: it is tail items
  * minus head items (plus requeued tasks).
  *
- * JoinableQueue. A got record is not freed: get marks it TAKEN by the
- * consumer's slot and moves q_head past it, and the record stays in the
+ * JoinableQueue. A got record is not freed: get claims it, TAKEN by the
+ * consumer's slot (a compare-and-swap of its READY state, which carries a
+ * tag of its item number), and moves q_head past it (or another getter
+ * does: see "Claiming the record at head" in ring_reap.c), and the record
+ * stays in the
  * ring (between q_free and q_head) until its task_done marks it DONE; q_free
  * then advances over DONE records (at once under the lock, or at the next
  * get or room-starved put after a task_done that needed no lock). A consumer is
@@ -299,6 +302,30 @@ uint64_t ipc__ring_new_id(void)
 /* Walk the records in [from, to). Returns false if they do not tile the
  * range exactly (the segment is corrupt). */
 
+int ipc__ring_head_recheck(struct ring *r, uint64_t *head,
+			   struct ring_tail_cache *c)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	uint64_t tail;
+	uint32_t len, avail;
+
+	c->id = 0; /* the remembered tail may be the stale word */
+	if (now != *head) {
+		*head = now;
+		return 0;
+	}
+	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
+	avail = w_pos(tail) - w_pos(now);
+	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
+	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
+		return 0; /* moved meanwhile: retry */
+	if (avail == 0 || (avail <= r->cap && len <= r->max_msg &&
+			   rec_size(len) <= avail && ring_aligned(w_pos(now))))
+		return 0;
+	return ipc__ring_broken(r);
+}
+
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
 		    void *arg)
 {
@@ -325,7 +352,7 @@ static int ring_repair_producer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
-	uint32_t free = atomic_load(&q->q_free);
+	uint32_t free = w_pos(atomic_load(&q->q_free));
 	uint64_t head = atomic_load(&q->q_head);
 
 	return ring_words_sane(r, atomic_load(&q->q_tail), head, free)

@@ -76,13 +76,31 @@
  * so that no watcher takes the one wake-up a blocked getter needed. */
 #define RING_WATCHER (1u << 16)
 
-/* Record states (JoinableQueue; a plain Queue leaves them READY). */
+/* Record states (JoinableQueue; a plain Queue leaves them READY). A READY
+ * state carries a tag of the record's item number (ring_ready_tag): a
+ * JoinableQueue get claims the record at head with a compare-and-swap
+ * from the tag of the head it read, so a getter whose head is stale finds
+ * another record's tag there, not READY. */
 enum {
-	REC_READY = 0,	     /* in [head, tail): waiting to be got */
 	REC_REQUEUED = 1,    /* behind head: its consumer died, get it again */
 	REC_DONE = 2,	     /* behind head: task_done'd, space to free */
+	REC_DROPPED = 3,     /* dropped by shutdown_immediate: counted done */
 	REC_TAKEN = 0x10000, /* | slot (below 2^16): got by it, not done yet */
 };
+/* READY: neither TAKEN nor any of the small states (low bits 0). */
+#define REC_READY_MASK (REC_TAKEN | 3u)
+
+static inline bool rec_ready(uint32_t state)
+{
+	return (state & REC_READY_MASK) == 0;
+}
+
+/* The READY state of the record with item number items: 29 bits of it, in
+ * the bits a READY state may use (2..15 and 17..31). */
+static inline uint32_t ring_ready_tag(uint32_t items)
+{
+	return (items & 0x3fffu) << 2 | (items >> 14) << 17;
+}
 /* A TAKEN record's state also carries, above REC_TAKEN, the generation
  * of its take (see "Take order" in ring_joinable.c): REC_TAKEN | slot |
  * gen << REC_GEN_SHIFT. REC_OWNER(state) is REC_TAKEN | slot for it. */
@@ -103,7 +121,12 @@ enum { REVOKE_NONE = 0, REVOKE_POSTED = 1, REVOKE_FENCED = 2 };
 /* q_intent: the multi-word consumer operation in progress, rolled forward
  * by the repair: a task_done, or the drop of ipc_queue_shutdown_immediate
  * (ipc__ring_drop_locked). */
-enum { INTENT_NONE = 0, INTENT_TASK_DONE = 1, INTENT_DROP = 2 };
+enum {
+	INTENT_NONE = 0,
+	INTENT_TASK_DONE = 1,
+	INTENT_DROP = 2,      /* dropping the requeued tasks */
+	INTENT_DROP_HEAD = 3, /* dropping the task at q_intent_pos */
+};
 /* A sequence word (q_get_seq, q_put_seq, q_join_seq): bit 0 says a sleeper
  * waits for a wake (see "Sleeping"), the rest count changes. SEQ_STEP
  * changes the count and keeps the bit. */
@@ -142,6 +165,9 @@ struct ring_slot {
 	_Atomic uint32_t s_intent; /* INTENT_NONE or INTENT_TASK_DONE */
 	_Atomic uint32_t s_intent_pos;
 	_Atomic uint32_t s_intent_done;
+	/* The claim at head in progress (head | 1), or 0: see "Claiming the
+	 * record at head" in ring_reap.c. */
+	_Atomic uint64_t s_claim;
 } IPC__ALIGNED;
 _Static_assert(sizeof(struct ring_slot) == 2 * IPC__CACHELINE,
 	       "a consumer slot is two cache lines");
@@ -204,8 +230,7 @@ struct ring_shm {
 
 	/* Consumer side, under q_cmutex. */
 	pthread_mutex_t q_cmutex IPC__ALIGNED;
-	uint64_t q_cc_tail; /* an earlier value of q_tail */
-	uint32_t q_intent;  /* INTENT_*: the task_done in progress */
+	uint32_t q_intent; /* INTENT_*: the task_done in progress */
 	uint32_t q_intent_pos;
 	uint32_t q_intent_done;
 	_Atomic uint32_t q_requeued; /* REQUEUED records behind head */
@@ -213,7 +238,11 @@ struct ring_shm {
 
 	/* Written by consumers (release), read by everyone (acquire). */
 	_Atomic uint64_t q_head IPC__ALIGNED;
-	_Atomic uint32_t q_free;
+	/* JoinableQueue: where the records not yet freed begin, with a count
+	 * of records freed (w_make(count, pos), as q_head): moved by a
+	 * compare-and-swap, with or without q_cmutex (ipc__ring_advance_free),
+	 * and the count makes that word unique for 2^32 frees. */
+	_Atomic uint64_t q_free;
 
 	/* Sleeping: sequence words (SEQ_ARMED and a count) and waiter counts
 	 * (see "Sleeping"). The counts only tell a leaving sleeper whether
@@ -234,6 +263,8 @@ struct ring_shm {
 	 * under q_cmutex before the slot is used), so that summing the
 	 * slots' s_done stops there. Bounded by q_nslots when read. */
 	_Atomic uint32_t q_slots_hw;
+	/* The drop's claim in progress (INTENT_DROP_HEAD), as s_claim. */
+	_Atomic uint64_t q_intent_head;
 };
 
 _Static_assert(offsetof(struct ring_shm, q_tail) ==
@@ -304,6 +335,38 @@ static inline uint32_t rec_size(uint32_t len)
 static inline struct rec_hdr *rec_at(struct ring *r, uint32_t pos)
 {
 	return (struct rec_hdr *)(r->data + (pos & r->mask & ~(REC_HDR - 1)));
+}
+
+/* The tail a consumer may use against the head it read, without reading
+ * the producers' hot q_tail line on every get (ipc__ring_tail_for). Each
+ * thread remembers, for the last handle it got from (by its id, unique in
+ * the process for ever, so a handle closed and another opened at the same
+ * address never match), a head it saw there and a tail it read *after*
+ * seeing that head: every record in between was published. Head only
+ * moves forward, so while the head read lies in [that head, that tail) by
+ * item count (other consumers may have moved it since), that tail is
+ * still past it with every record in between published. A head read stale
+ * may find reused bytes there, as it may with any tail: the
+ * compare-and-swap on q_head that claims the record then fails. Anything
+ * else reads the real tail. One per thread (thread-local, in each file
+ * that uses one), so threads never race on it; it holds no resource. id 0
+ * is never a handle's (ipc__ring_new_id), so the empty entry matches none.
+ */
+struct ring_tail_cache {
+	uint64_t id;
+	uint64_t head, tail;
+};
+
+static inline uint64_t
+ipc__ring_tail_for(struct ring *r, struct ring_tail_cache *c, uint64_t head)
+{
+	if (c->id == r->id && w_items(head) - w_items(c->head) <
+				      w_items(c->tail) - w_items(c->head))
+		return c->tail;
+	c->id = r->id;
+	c->head = head;
+	c->tail = atomic_load_explicit(&r->shm->q_tail, memory_order_acquire);
+	return c->tail;
 }
 
 struct get_req {
@@ -470,15 +533,19 @@ static inline bool ipc__ring_has_room(struct ring *r, uint64_t tail,
 	return items < r->maxsize;
 }
 
-/* Write a record past tail, where no consumer looks yet. */
+/* Write a record past tail, where no consumer looks yet. The state is
+ * stored last, with release: a JoinableQueue getter whose claim succeeds
+ * on it (even one with a stale head, see ring_ready_tag) finds the record
+ * whole. */
 static inline void ipc__ring_put_record(struct ring *r, uint64_t tail,
 					const void *msg, uint32_t len)
 {
 	struct rec_hdr *h = rec_at(r, w_pos(tail));
 
 	h->r_len = len;
-	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
 	ring_write(r, w_pos(tail) + REC_HDR, msg, len);
+	atomic_store_explicit(&h->r_state, ring_ready_tag(w_items(tail)),
+			      memory_order_release);
 }
 
 /* Where the caller's copy goes: buf, or a new malloc'd buffer. */
@@ -618,6 +685,15 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
 /* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
+/* A record at *head that cannot be (its length against the tail c gave):
+ * 0 if another consumer moved q_head on since it was read (*head is the
+ * new one) or a fresh look finds it sound (c was stale), both meaning
+ * "retry"; else the words or the record are damaged: the queue is broken.
+ * With q_head unchanged, [head, tail) holds only published records, each
+ * written whole before the tail passed it, so a fresh tail and length
+ * that still disagree prove damage. */
+int ipc__ring_head_recheck(struct ring *r, uint64_t *head,
+			   struct ring_tail_cache *c);
 /* Visit every record in [from, to); false if they do not tile the range
  * exactly (the segment is damaged). */
 bool ipc__ring_walk(struct ring *r, uint32_t from, uint32_t to, rec_visit visit,
@@ -644,18 +720,25 @@ uint64_t ipc__ring_new_id(void);
 
 /* q_cmutex, with the consumer side's repair after a dead holder. */
 int ipc__ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl);
-/* Advance q_free over DONE records (q_cmutex held): true if it moved. */
+/* Advance q_free over DONE (and DROPPED) records: true if it moved. No
+ * lock needed: see ring_reap.c. */
 bool ipc__ring_advance_free(struct ring *r);
-/* The same from outside the lock (JoinableQueue): take q_cmutex before
- * dl, advance q_free, and wake the producers waiting for room if it
- * moved. True if it moved. A task_done that needs no lock leaves its
- * record for the next get, a producer that finds no room, or this. */
-bool ipc__ring_free_done(struct ring *r, const struct ipc__deadline *dl);
+/* The same, then wake the producers waiting for room if it moved
+ * (JoinableQueue): for whoever may find done records left unfreed. */
+bool ipc__ring_free_done(struct ring *r);
 /* Roll the slot's lock-free task_done forward from its intent record
  * (the consumer is dead or gone), requeue the slot's TAKEN records and
  * free the slot (q_cmutex held): how many were requeued. The caller wakes
  * getters; joiners are woken here if a task_done was rolled forward. */
 uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
+/* Claim the record at q_head (JoinableQueue, no lock needed; see
+ * "Claiming the record at head" in ring_reap.c): move head past it, then
+ * set its state from its READY tag to `claim`, with the claim noted in
+ * *note meanwhile. With g, its destination comes first
+ * (ipc__ring_get_dest: an error leaves the task queued). The length (the
+ * record at *pos), -EAGAIN (empty) or an error. */
+ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
+			     void **dst, uint32_t *pos, _Atomic uint64_t *note);
 /* Requeue every dead consumer's tasks, waking getters (q_cmutex held). */
 void ipc__ring_reap_locked(struct ring *r);
 /* The same if q_cmutex is free right now; nothing for a plain Queue. */

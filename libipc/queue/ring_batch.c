@@ -44,7 +44,8 @@ int ipc__ring_room_locked(struct ring *r, uint64_t tail, uint64_t end,
 
 	if (ipc__ring_has_room(r, end, q->q_pc_head, q->q_pc_free, need))
 		return 1;
-	q->q_pc_free = atomic_load_explicit(&q->q_free, memory_order_acquire);
+	q->q_pc_free =
+		w_pos(atomic_load_explicit(&q->q_free, memory_order_acquire));
 	q->q_pc_head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 	if (!ring_words_sane(r, tail, q->q_pc_head, q->q_pc_free))
 		return ipc__ring_broken(r);

@@ -187,7 +187,7 @@ void ipc__ring_bias_take(struct ring *r, bool expedite)
 	atomic_store(&b->b_busy, 0);
 	atomic_store(&b->b_cpu, -1); /* the first put sets it */
 	r->bias_head = atomic_load(&q->q_head);
-	r->bias_free = atomic_load(&q->q_free);
+	r->bias_free = w_pos(atomic_load(&q->q_free));
 	atomic_store_explicit(&r->bias_gen, ipc__fork_gen(),
 			      memory_order_relaxed);
 	atomic_store_explicit(&r->bias_thread, ipc__thread_self(),
@@ -329,7 +329,7 @@ int ipc__ring_bias_revoke(struct ring *r, const struct ipc__deadline *dl)
 	/* The owner moved q_tail without these caches following: refresh
 	 * them, so that they are within a lap of the tail again. */
 	q->q_pc_head = atomic_load(&q->q_head);
-	q->q_pc_free = atomic_load(&q->q_free);
+	q->q_pc_free = w_pos(atomic_load(&q->q_free));
 	/* A dead owner leaves the queue free for a new one; a live one was
 	 * contended, and the queue stays on the locked path. */
 	atomic_store(&q->q_bias_state, dead ? BIAS_NONE : BIAS_OFF);
@@ -385,7 +385,8 @@ static IPC__COLD int ring_bias_refresh(struct ring *r, uint64_t tail,
 {
 	struct ring_shm *q = r->shm;
 
-	r->bias_free = atomic_load_explicit(&q->q_free, memory_order_acquire);
+	r->bias_free =
+		w_pos(atomic_load_explicit(&q->q_free, memory_order_acquire));
 	r->bias_head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 	/* The owner alone moves the tail while it owns. */
 	if (!ring_words_sane(r, tail, r->bias_head, r->bias_free))

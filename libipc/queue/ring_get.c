@@ -13,65 +13,9 @@
 
 /* ---- get --------------------------------------------------------------- */
 
-/* The tail a Queue consumer may use against `head`, without reading the
- * producers' hot q_tail line on every get. Each thread remembers the last
- * handle it got from (by its id, unique in the process for ever, so a
- * handle closed and another opened at the same address never match), a
- * head it saw there and a tail it read *after* seeing that head — so that
- * tail was at or past that head. While q_head still equals that head (the
- * whole packed 64-bit word: no other consumer moved it; the same no-ABA
- * assumption the CAS below makes), the remembered tail is at or past it
- * too, and every record in between is published. After our own CAS the
- * new head is ours to remember. Anything else reads the real tail. The
- * entry is per thread, so threads sharing a handle never race on it; it
- * holds no resource. IPC__TLS_FAST: every get reads it. id 0 is never a
- * handle's (ipc__ring_new_id), so the empty entry matches none. */
-static _Thread_local struct {
-	uint64_t id;
-	uint64_t head, tail;
-} tail_cache IPC__TLS_FAST;
-
-static inline uint64_t ring_tail_for(struct ring *r, uint64_t head)
-{
-	if (tail_cache.id == r->id && tail_cache.head == head &&
-	    w_pos(tail_cache.tail) != w_pos(head))
-		return tail_cache.tail;
-	tail_cache.id = r->id;
-	tail_cache.head = head;
-	tail_cache.tail =
-		atomic_load_explicit(&r->shm->q_tail, memory_order_acquire);
-	return tail_cache.tail;
-}
-
-/* A record at head that cannot be: either another consumer moved q_head
- * on since we read it (then *head is the new one: retry, 0), or the words
- * or the record are damaged. With q_head unchanged, [head, tail) holds
- * only published records, each written whole before the tail passed it,
- * so a fresh tail and length that still disagree prove damage. */
-static IPC__COLD int ring_head_moved(struct ring *r, uint64_t *head)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t now = atomic_load_explicit(&q->q_head, memory_order_acquire);
-	uint64_t tail;
-	uint32_t len, avail;
-
-	if (now != *head) {
-		*head = now;
-		return 0;
-	}
-	tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	avail = w_pos(tail) - w_pos(now);
-	len = __atomic_load_n(&rec_at(r, w_pos(now))->r_len, __ATOMIC_ACQUIRE);
-	if (atomic_load_explicit(&q->q_head, memory_order_acquire) != now)
-		return 0; /* moved meanwhile: retry */
-	if (avail == 0 ||
-	    (avail <= r->cap && len <= r->max_msg && rec_size(len) <= avail &&
-	     ring_aligned(w_pos(now)))) {
-		tail_cache.id = 0; /* the cached tail was stale */
-		return 0;
-	}
-	return ipc__ring_broken(r);
-}
+/* This thread's remembered tail for Queue gets (see struct
+ * ring_tail_cache). IPC__TLS_FAST: every get reads it. */
+static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
 
 /* Queue: take the record at head without a lock. Copy it out first, then
  * claim it by moving q_head with one compare-and-swap: that CAS is the
@@ -88,7 +32,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 
 	for (;;) {
-		uint64_t tail = ring_tail_for(r, head);
+		uint64_t tail = ipc__ring_tail_for(r, &tail_cache, head);
 		uint32_t avail = w_pos(tail) - w_pos(head);
 		uint32_t len;
 		void *dst;
@@ -100,7 +44,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 				      __ATOMIC_RELAXED);
 		if (avail > r->cap || len > r->max_msg ||
 		    rec_size(len) > avail || !ring_aligned(w_pos(head))) {
-			rc = ring_head_moved(r, &head);
+			rc = ipc__ring_head_recheck(r, &head, &tail_cache);
 			if (rc < 0)
 				return rc;
 			continue;

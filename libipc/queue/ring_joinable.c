@@ -2,10 +2,12 @@
 /*
  * ring_joinable.c — the consumer side of a JoinableQueue: consumer slots
  * (a robust mutex each, held by the consumer thread for its lifetime),
- * taking records without freeing them, task_done with its intent record,
- * the repair after a consumer died holding q_cmutex, and the reaping that
- * requeues a dead consumer's tasks. See the "JoinableQueue" part of the
- * essay at the top of ring.c.
+ * taking records without freeing them (without the lock for a registered
+ * consumer), task_done (without the lock for one task outstanding) with
+ * its intent records, and join. The claim at head, the repair after a
+ * consumer died holding q_cmutex and the reaping that requeues a dead
+ * consumer's tasks are in ring_reap.c. See the "JoinableQueue" part of
+ * the essay at the top of ring.c.
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,31 +58,33 @@
  * stop at REC_GEN_MAX (32 767 such takes while never idle): past it, ring
  * order again.
  *
- * task_done without the lock. Taken twice per message (get, then
+ * Get and task_done without the lock. Taken twice per message (get, then
  * task_done), q_cmutex was where several consumers spent their time: at 4
  * consumers on 2 CPUs, about half of all CPU went to acquiring and
- * releasing it. Yet the common task_done touches nothing another consumer
- * writes: a consumer with one task outstanding (the usual get, work,
- * task_done) knows where it is and what state its take stored, and while
- * the consumer lives, nobody but itself changes that record or its slot
- * (the reaper touches only a dead consumer's slot; close is not called
- * beside other calls on its handle; a drop marks only READY and REQUEUED
- * records). So such a task_done, with its slot's s_gen 0, writes without
- * the lock: an intent record in its slot's own line, the record DONE, its
- * slot's s_done one higher (a locked exchange, the full barrier the wakes
- * below need), the intent cleared. A consumer killed after the intent and
- * before its clearing is rolled forward when its slot is released
- * (ipc__ring_release_slot): the task is never handed out again.
+ * releasing it. A registered consumer's get now claims the record at head
+ * by compare-and-swap ("Claiming the record at head" in ring_reap.c) when
+ * no requeued task waits (those, and the first get that registers, take
+ * the lock) and the queue is not shut down (a drop, or the repair of one
+ * whose dropper died, runs under the lock and must be seen first). And the
+ * common task_done touches nothing another consumer writes: a consumer with one
+ * task outstanding (the usual get, work, task_done) knows where it is and what
+ * state its take stored, and while the consumer lives, nobody but itself
+ * changes that record or its slot (the reaper touches only a dead consumer's
+ * slot; close is not called beside other calls on its handle; a drop claims
+ * only READY records and marks only REQUEUED ones). So such a task_done, with
+ * its slot's s_gen 0, writes without the lock: an intent record in its slot's
+ * own line, the record DONE, its slot's s_done one higher (a locked exchange,
+ * the full barrier the wakes below need), the intent cleared. A consumer killed
+ * after the intent and before its clearing is rolled forward when its slot is
+ * released (ipc__ring_release_slot): the task is never handed out again; one
+ * killed before its intent has the task queued again, as any dead consumer.
  *
- * It does not free the record: q_free moves under q_cmutex only, now at
- * each get (before its take), at each locked task_done, and wherever a
- * producer finds no room (ipc__ring_wait_room, and its sleep after it
- * arms). A producer asleep for room has armed q_put_seq, and a task_done
- * that finds that arm after its exchange frees under the lock and wakes
- * it: either the producer's look after arming sees the DONE record, or the
- * task_done sees the arm. Any other task_done (more than one task
- * outstanding, a requeued task got out of order, an entry that did not
- * track) takes the lock as before.
+ * Then it frees (ipc__ring_advance_free, by compare-and-swap, no lock):
+ * at once when its record is the oldest not freed, otherwise nothing, and
+ * the task_done of the older one frees both. Any other task_done (more
+ * than one task outstanding, a requeued task got out of order, an entry
+ * that did not track, more handles than SLOT_CACHE) takes the lock as
+ * before.
  */
 #define SLOT_CACHE 4
 
@@ -216,40 +220,6 @@ static int ring_register_locked(struct ring *r)
 	return -EBUSY;
 }
 
-/* Is the record at head whole and READY, against tail? Its length, read
- * once, goes to *len: the value checked is the value used. */
-static bool ring_head_valid(struct ring *r, uint64_t head, uint64_t tail,
-			    uint32_t *len)
-{
-	struct rec_hdr *h = rec_at(r, w_pos(head));
-	uint32_t avail = w_pos(tail) - w_pos(head);
-
-	*len = h->r_len;
-	return avail <= r->cap && *len <= r->max_msg &&
-	       rec_size(*len) <= avail && ring_aligned(w_pos(head)) &&
-	       atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
-		       REC_READY;
-}
-
-/* Is there a record at head (q_cmutex held)? 1, 0 (empty) or
- * -ENOTRECOVERABLE. The consumers' tail cache is re-read when it says
- * "empty" or disagrees with the record; with head fixed by the lock, a
- * record that a fresh tail still disagrees with is damage. */
-static int ring_head_ready(struct ring *r, uint64_t head, uint32_t *len)
-{
-	struct ring_shm *q = r->shm;
-
-	if (w_pos(head) != w_pos(q->q_cc_tail) &&
-	    ring_head_valid(r, head, q->q_cc_tail, len))
-		return 1;
-	q->q_cc_tail = atomic_load_explicit(&q->q_tail, memory_order_acquire);
-	if (w_pos(head) == w_pos(q->q_cc_tail))
-		return 0;
-	return ring_head_valid(r, head, q->q_cc_tail, len)
-		       ? 1
-		       : ipc__ring_broken(r);
-}
-
 static void find_first(struct ring *r, uint32_t pos, struct rec_hdr *h,
 		       void *arg)
 {
@@ -334,6 +304,7 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 	uint32_t gen = ring_slot_gen(r, slot), len;
 	uint32_t taken = REC_TAKEN | slot | gen << REC_GEN_SHIFT;
 	struct rec_hdr *h;
+	ssize_t n;
 	int rc;
 
 	if (atomic_load_explicit(&q->q_requeued, memory_order_relaxed) > 0) {
@@ -341,8 +312,8 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		struct find_arg f = { REC_REQUEUED, 0, false };
 		/* A count with no such record is damage too: trusting it
 		 * would make every get find "work" that is not there. */
-		if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-				    find_first, &f) ||
+		if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
+				    w_pos(head), find_first, &f) ||
 		    !f.found)
 			return ipc__ring_broken(r);
 		h = rec_at(r, f.pos);
@@ -367,22 +338,12 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		*state = taken;
 		return len;
 	}
-	rc = ring_head_ready(r, head, &len);
-	if (rc <= 0)
-		return rc == 0 ? -EAGAIN : rc;
-	h = rec_at(r, w_pos(head));
-	rc = ipc__ring_get_dest(g, len, dst);
-	if (rc != 0)
-		return rc;
-	atomic_store_explicit(&h->r_state, taken, memory_order_relaxed);
-	IPC__CRASHPOINT("queue.get.taken");
-	atomic_store_explicit(
-		&q->q_head,
-		w_make(w_items(head) + 1, w_pos(head) + rec_size(len)),
-		memory_order_release);
-	*pos = w_pos(head);
-	*state = taken;
-	return len;
+	n = ipc__ring_claim_head(r, taken, g, dst, pos,
+				 &r->slots[slot].s_claim);
+	atomic_store_explicit(&r->slots[slot].s_claim, 0, memory_order_relaxed);
+	if (n >= 0)
+		*state = taken;
+	return n;
 }
 
 /* Find the slot's oldest TAKEN record into f (q_cmutex held): 0,
@@ -394,7 +355,7 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 			    struct find_arg *f)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t free = atomic_load(&q->q_free);
+	uint32_t free = w_pos(atomic_load(&q->q_free));
 	uint32_t head = w_pos(atomic_load(&q->q_head));
 
 	if (head - free > r->cap)
@@ -450,7 +411,7 @@ static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
 static void me_took(struct ring *r, uint32_t pos, uint32_t state)
 {
 	struct me_entry *e = me_entry(r);
-	uint32_t free = atomic_load(&r->shm->q_free);
+	uint32_t free = w_pos(atomic_load(&r->shm->q_free));
 
 	if (e == NULL || !e->tracked)
 		return;
@@ -460,6 +421,27 @@ static void me_took(struct ring *r, uint32_t pos, uint32_t state)
 	e->last = pos;
 	e->last_state = state;
 	e->outstanding++;
+}
+
+/* This thread's entry for the handle, if its slot is still registered to
+ * it, read without the lock: only this thread changes its own registered
+ * slot (see "task_done without the lock"). NULL otherwise: the locked
+ * path then finds out what happened. */
+static struct me_entry *me_registered(struct ring *r)
+{
+	struct me_entry *e;
+	struct ring_slot *s;
+
+	me_refresh();
+	e = me_entry(r);
+	if (e == NULL || e->slot >= r->nslots)
+		return NULL;
+	s = &r->slots[e->slot];
+	if (atomic_load_explicit(&s->s_state, memory_order_relaxed) !=
+		    SLOT_ACTIVE ||
+	    s->s_handle != r->id || s->s_tid != me.tid)
+		return NULL;
+	return e;
 }
 
 /* task_done without the lock, for an entry with one task outstanding (see
@@ -473,13 +455,9 @@ static int ring_task_done_fast(struct ring *r, struct me_entry *e)
 	struct rec_hdr *h;
 	uint32_t done;
 
-	if (e->slot >= r->nslots)
-		return -EAGAIN;
 	s = &r->slots[e->slot];
 	h = rec_at(r, e->last);
-	if (atomic_load_explicit(&s->s_state, memory_order_relaxed) !=
-		    SLOT_ACTIVE ||
-	    s->s_handle != r->id || s->s_tid != me.tid || s->s_gen != 0 ||
+	if (s->s_gen != 0 ||
 	    atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
 		    e->last_state)
 		return -EAGAIN;
@@ -496,7 +474,7 @@ static int ring_task_done_fast(struct ring *r, struct me_entry *e)
 	atomic_signal_fence(memory_order_seq_cst);
 	IPC__CRASHPOINT("queue.task_done.marked");
 	/* A locked read-modify-write: it orders the stores of the state and
-	 * the count before the reads of the arms below. */
+	 * the count before the reads below (the arms, the free word). */
 	atomic_exchange(&s->s_done, done + 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&s->s_intent, INTENT_NONE, memory_order_relaxed);
@@ -504,13 +482,13 @@ static int ring_task_done_fast(struct ring *r, struct me_entry *e)
 	e->outstanding = 0;
 	e->only = false;
 	ipc__fence_after_unlock();
-	if (atomic_load_explicit(&q->q_put_seq, memory_order_relaxed) &
-	    SEQ_ARMED)
-		ipc__ring_free_done(r, &ipc__forever);
 	if ((atomic_load_explicit(&q->q_join_seq, memory_order_relaxed) &
 	     SEQ_ARMED) &&
 	    ring_unfinished(r) == 0)
 		ipc__ring_wake_unlocked(&q->q_join_seq, INT_MAX);
+	/* Free: usually at once (ours is the oldest record), else nothing
+	 * (an older one is not done: its task_done frees ours too). */
+	ipc__ring_free_done(r);
 	return 0;
 }
 
@@ -525,8 +503,7 @@ int ipc__ring_task_done(void *impl)
 
 	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
-	me_refresh();
-	e = me_entry(r);
+	e = me_registered(r);
 	if (e != NULL && e->tracked && e->only && e->outstanding == 1 &&
 	    ring_task_done_fast(r, e) == 0)
 		return 0;
@@ -588,12 +565,34 @@ int ipc__ring_task_done(void *impl)
 ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl)
 {
+	struct ring_shm *q = r->shm;
 	uint32_t pos = 0, state = 0;
+	struct me_entry *e;
 	void *dst = NULL;
 	bool freed;
 	ssize_t n;
 	int rc, slot;
 
+	/* Without the lock: a registered consumer, no requeued task to take
+	 * first, and not shut down (a drop in progress, or one whose dropper
+	 * died, is finished under the lock: see ring_reap.c). */
+	e = atomic_load_explicit(&q->q_closed, memory_order_acquire) == 0 &&
+			    atomic_load_explicit(&q->q_requeued,
+						 memory_order_relaxed) == 0
+		    ? me_registered(r)
+		    : NULL;
+	if (e != NULL) {
+		state = REC_TAKEN | e->slot |
+			ring_slot_gen(r, e->slot) << REC_GEN_SHIFT;
+		n = ipc__ring_claim_head(r, state, g, &dst, &pos,
+					 &r->slots[e->slot].s_claim);
+		atomic_store_explicit(&r->slots[e->slot].s_claim, 0,
+				      memory_order_relaxed);
+		if (n < 0)
+			return n;
+		me_took(r, pos, state);
+		goto copy;
+	}
 	rc = ipc__ring_lock_consumers(r, dl);
 	if (rc != 0)
 		return rc;
@@ -611,6 +610,7 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 		atomic_thread_fence(memory_order_seq_cst);
 	if (freed)
 		ipc__ring_wake_room(r);
+copy:
 	if (n >= 0 && g->lend != NULL)
 		*g->lend = pos;
 	else if (n > 0)

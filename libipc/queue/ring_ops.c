@@ -32,12 +32,11 @@ static long ring_unfinished_count(void *impl)
 
 static bool ring_full(void *impl)
 {
-	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 	struct ring *r = impl;
 
-	/* Done tasks' records may still wait to be freed (ring_joinable.c). */
+	/* Done tasks' records may still wait to be freed (ring_reap.c). */
 	if (r->joinable && !ipc__ring_ready_to_put(impl, REC_HDR))
-		ipc__ring_free_done(r, &nowait);
+		ipc__ring_free_done(r);
 	return !ipc__ring_ready_to_put(impl, REC_HDR) &&
 	       !atomic_load(&((struct ring *)impl)->shm->q_closed);
 }

@@ -93,8 +93,8 @@ static int ring_try_put(struct ring *r, const void *msg, uint32_t len,
 	}
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
 	if (!ipc__ring_has_room(r, tail, q->q_pc_head, q->q_pc_free, need)) {
-		q->q_pc_free =
-			atomic_load_explicit(&q->q_free, memory_order_acquire);
+		q->q_pc_free = w_pos(
+			atomic_load_explicit(&q->q_free, memory_order_acquire));
 		q->q_pc_head =
 			atomic_load_explicit(&q->q_head, memory_order_acquire);
 		/* Only producers move the tail, and we hold their lock. */

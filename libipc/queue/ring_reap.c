@@ -27,115 +27,7 @@ static void count_requeued(struct ring *r, uint32_t pos, struct rec_hdr *h,
 		++*(uint32_t *)arg;
 }
 
-/* Advance q_free over DONE records (q_cmutex held). True if it moved;
- * a length that does not fit [free, head) marks the queue broken. */
-bool ipc__ring_advance_free(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	uint32_t head =
-		w_pos(atomic_load_explicit(&q->q_head, memory_order_relaxed));
-	uint32_t start = atomic_load_explicit(&q->q_free, memory_order_relaxed);
-	uint32_t free = start;
-
-	if (head - start > r->cap) {
-		ipc__ring_broken(r);
-		return false;
-	}
-	while (free != head) {
-		struct rec_hdr *h = rec_at(r, free);
-		uint32_t len = h->r_len;
-		if (atomic_load_explicit(&h->r_state, memory_order_relaxed) !=
-		    REC_DONE)
-			break;
-		if (len > r->max_msg || rec_size(len) > head - free) {
-			ipc__ring_broken(r);
-			return false;
-		}
-		free += rec_size(len);
-	}
-	if (free == start)
-		return false;
-	atomic_store_explicit(&q->q_free, free, memory_order_release);
-	return true;
-}
-
-bool ipc__ring_free_done(struct ring *r, const struct ipc__deadline *dl)
-{
-	bool moved;
-
-	if (ipc__ring_lock_consumers(r, dl) != 0)
-		return false;
-	moved = ipc__ring_advance_free(r);
-	/* The unlock orders the store of q_free before the arm's read (see
-	 * ipc__ring_wake_room); a damaged mutex is not unlocked: fence. */
-	if (ipc__mutex_unlock(&r->shm->q_cmutex) != 0)
-		atomic_thread_fence(memory_order_seq_cst);
-	if (moved)
-		ipc__ring_wake_room(r);
-	return moved;
-}
-
-static void drop_one(struct ring *r, uint32_t pos, struct rec_hdr *h, void *arg)
-{
-	uint32_t state =
-		atomic_load_explicit(&h->r_state, memory_order_relaxed);
-
-	(void)r;
-	(void)pos;
-	(void)arg;
-	if (state == REC_READY || state == REC_REQUEUED) {
-		atomic_store_explicit(&h->r_state, REC_DONE,
-				      memory_order_relaxed);
-		IPC__CRASHPOINT("queue.drop.marked");
-	}
-}
-
-/* The drop, from its intent record on (q_cmutex held): mark every queued
- * (READY, in [head, tail)) and requeued (behind head) record DONE, move
- * head to the tail, then store the count the intent computed. Every step
- * is idempotent, so the repair simply runs it again. The tail does not
- * move meanwhile: the queue is shut down and no put is in progress. */
-static void ring_drop_forward(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t tail = atomic_load(&q->q_tail);
-
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(tail), drop_one,
-			    NULL)) {
-		ipc__ring_broken(r);
-		return;
-	}
-	atomic_store(&q->q_head, tail);
-	atomic_store(&q->q_requeued, 0);
-	atomic_store(&q->q_done, q->q_intent_done);
-	q->q_intent = INTENT_NONE;
-	ipc__ring_advance_free(r);
-}
-
-void ipc__ring_drop_locked(struct ring *r)
-{
-	struct ring_shm *q = r->shm;
-	uint64_t tail = atomic_load(&q->q_tail);
-	uint64_t head = atomic_load(&q->q_head);
-	uint32_t requeued = 0;
-
-	if (!ring_words_sane(r, tail, head, atomic_load(&q->q_free)) ||
-	    !ipc__ring_walk(r, atomic_load(&q->q_free), w_pos(head),
-			    count_requeued, &requeued)) {
-		ipc__ring_broken(r);
-		return;
-	}
-	if (w_items(tail) == w_items(head) && requeued == 0)
-		return; /* nothing queued */
-	q->q_intent_done = atomic_load(&q->q_done) + requeued +
-			   (w_items(tail) - w_items(head));
-	q->q_intent = INTENT_DROP;
-	IPC__CRASHPOINT("queue.drop.intent");
-	ring_drop_forward(r);
-}
-
-/* A consumer died holding q_cmutex. Roll its operation forward and
- * recompute every word that is derived from the records. */
+/* Is f->pos a record boundary (a walk's visit)? */
 static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
 		       void *arg)
 {
@@ -145,6 +37,304 @@ static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
 	(void)h;
 	if (pos == f->pos)
 		f->found = true;
+}
+
+/* Advance q_free over DONE (and DROPPED) records, with or without
+ * q_cmutex. True if it moved; a length that does not fit [free, head)
+ * while the free word stays put marks the queue broken.
+ *
+ * Freeing without the lock. A lock-free task_done marks its record DONE
+ * and then frees; so do gets, reaps and producers short of room. Each
+ * walks from the free word it read over DONE records and moves the word by
+ * a compare-and-swap from that value. No record from that position on can
+ * be reused while the word holds it (producers write only within the room
+ * it leaves), so a walk whose CAS succeeds read real records; one whose
+ * CAS fails starts again from the new word (its walk may have read reused
+ * bytes). The count in the word rules out ABA. After each move the walk
+ * looks again at the record at the new position: a task_done that marked
+ * it just after our walk read it then reads the word (its exchange is a
+ * full barrier, as our CAS is), so either it sees the new position and
+ * frees, or we see its mark. So a DONE record never waits at the free
+ * position with nobody on the way to free it. The acquire loads of the
+ * states pair with the release of each DONE store: a consumer's reads of
+ * its payload happen before a producer reuses the bytes. */
+bool ipc__ring_advance_free(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t free = atomic_load_explicit(&q->q_free, memory_order_acquire);
+	bool moved = false;
+
+	for (;;) {
+		uint32_t head = w_pos(
+			atomic_load_explicit(&q->q_head, memory_order_acquire));
+		uint32_t pos = w_pos(free), n = 0;
+		bool bad = head - pos > r->cap;
+		uint64_t now;
+
+		while (!bad && pos != head) {
+			struct rec_hdr *h = rec_at(r, pos);
+			uint32_t len =
+				__atomic_load_n(&h->r_len, __ATOMIC_RELAXED);
+			uint32_t state = atomic_load_explicit(
+				&h->r_state, memory_order_acquire);
+			if (state != REC_DONE && state != REC_DROPPED)
+				break;
+			bad = len > r->max_msg || rec_size(len) > head - pos;
+			if (!bad) {
+				pos += rec_size(len);
+				n++;
+			}
+		}
+		if (n > 0) {
+			now = w_make(w_items(free) + n, pos);
+			if (atomic_compare_exchange_strong(&q->q_free, &free,
+							   now)) {
+				moved = true;
+				free = now;
+			}
+			continue; /* look again, from the word as it is */
+		}
+		if (!bad)
+			return moved; /* at a record not done, or at head */
+		/* Words that cannot be: damage, unless the word moved (the
+		 * walk may then have read reused bytes). */
+		now = atomic_load_explicit(&q->q_free, memory_order_acquire);
+		if (now == free) {
+			ipc__ring_broken(r);
+			return moved;
+		}
+		free = now;
+	}
+}
+
+/* Free what lock-free task_done calls left (JoinableQueue), and wake the
+ * producers waiting for room if that made some. */
+bool ipc__ring_free_done(struct ring *r)
+{
+	bool moved = ipc__ring_advance_free(r);
+
+	/* The CAS that moved it orders it before the arm's read. */
+	if (moved)
+		ipc__ring_wake_room(r);
+	return moved;
+}
+
+/* ---- Claiming the record at head ---------------------------------------
+ *
+ * A JoinableQueue get takes the record at head without a lock, in two
+ * steps. First a compare-and-swap moves q_head past it, as a plain
+ * Queue's get does: the packed item count and position make that word
+ * unique for 2^32 gets (no ABA), and whoever wins that CAS owns the
+ * record. Nothing read before it is trusted: a head read stale may point
+ * into another record's payload, whatever bytes it finds there, and its
+ * CAS fails. Then the winner marks the record TAKEN by a compare-and-swap
+ * of its state from its READY tag (ring_ready_tag).
+ *
+ * Between the two steps the record lies behind head, still READY, and
+ * nobody else looks at it: advance_free stops there, walks look only for
+ * other states. Before its first CAS the getter notes the head it claims
+ * (head | 1) in a word of its own (its slot's s_claim; the drop's
+ * q_intent_head), which its caller clears once the claim is recorded. A getter
+ * killed between the two leaves the note, and the release of its slot requeues
+ * the record (ring_slot_resolve_claim) with a CAS from the same READY tag,
+ * after a walk has found the position to be a record in [free, head). The
+ * note may be that of a loser killed after its failed CAS, whose winner is
+ * still on its way to mark: that winner's CAS then finds REQUEUED and it
+ * gets again. Nothing is lost, nothing handed out twice.
+ */
+
+/* This thread's remembered tail for JoinableQueue claims (see struct
+ * ring_tail_cache). */
+static _Thread_local struct ring_tail_cache claim_tail IPC__TLS_FAST;
+
+ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
+			     void **dst, uint32_t *pos, _Atomic uint64_t *note)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
+
+	for (;;) {
+		uint64_t tail;
+		uint32_t avail, len, ready;
+		struct rec_hdr *h = rec_at(r, w_pos(head));
+		int rc;
+
+		IPC__CRASHPOINT("queue.get.head_read");
+		tail = ipc__ring_tail_for(r, &claim_tail, head);
+		avail = w_pos(tail) - w_pos(head);
+
+		if (avail == 0) {
+			claim_tail.id = 0; /* read the tail afresh: empty? */
+			tail = ipc__ring_tail_for(r, &claim_tail, head);
+			avail = w_pos(tail) - w_pos(head);
+			if (avail == 0)
+				return -EAGAIN;
+		}
+		len = __atomic_load_n(&h->r_len, __ATOMIC_RELAXED);
+		if (avail > r->cap || len > r->max_msg ||
+		    rec_size(len) > avail || !ring_aligned(w_pos(head))) {
+			rc = ipc__ring_head_recheck(r, &head, &claim_tail);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (g != NULL) {
+			rc = ipc__ring_get_dest(g, len, dst);
+			if (rc != 0) {
+				uint64_t now = atomic_load(&q->q_head);
+				if (now == head)
+					return rc; /* the task stays queued */
+				head = now;
+				continue;
+			}
+		}
+		atomic_store_explicit(note, head | 1, memory_order_relaxed);
+		/* seq_cst: the note is stored before head moves. */
+		if (!atomic_compare_exchange_strong(
+			    &q->q_head, &head,
+			    w_make(w_items(head) + 1,
+				   w_pos(head) + rec_size(len)))) {
+			if (g != NULL && g->alloc != NULL) {
+				free(*g->alloc);
+				*g->alloc = NULL;
+			}
+			continue; /* head is the new one */
+		}
+		IPC__CRASHPOINT("queue.get.taken");
+		ready = ring_ready_tag(w_items(head));
+		if (atomic_compare_exchange_strong(&h->r_state, &ready,
+						   claim)) {
+			/* The note stays until the caller has recorded the
+			 * claim (a getter: at once; the drop: its count). */
+			*pos = w_pos(head);
+			return (ssize_t)len;
+		}
+		atomic_store_explicit(note, 0, memory_order_release);
+		if (g != NULL && g->alloc != NULL) {
+			free(*g->alloc);
+			*g->alloc = NULL;
+		}
+		/* The repair of a dead claimer's note took it first (see
+		 * above): it is requeued (or dropped); get again. Any other
+		 * state at a record head had just passed is damage. */
+		if (ready != REC_REQUEUED && ready != REC_DROPPED)
+			return ipc__ring_broken(r);
+		head = atomic_load_explicit(&q->q_head, memory_order_acquire);
+	}
+}
+
+/* Is the claim noted as note (head | 1, or 0) a READY record behind head
+ * that its claimer may not have marked? Then its position is a record
+ * boundary in [free, head) (walked: nothing else there is trusted), and
+ * its state still the READY tag of the claimed item. q_cmutex held. */
+static bool ring_claim_open(struct ring *r, uint64_t note, uint32_t *pos)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t head = atomic_load(&q->q_head);
+	struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
+
+	if (note == 0 || w_items(head) - w_items(note) - 1 >= r->cap / REC_HDR)
+		return false; /* none, or head not past it */
+	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)), w_pos(head),
+			    find_start, &f)) {
+		ipc__ring_broken(r);
+		return false;
+	}
+	*pos = f.pos;
+	return f.found && atomic_load(&rec_at(r, f.pos)->r_state) ==
+				  ring_ready_tag(w_items(note));
+}
+
+/* ---- The drop of shutdown_immediate ---------------------------------- */
+
+static void drop_requeued_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
+			      void *arg)
+{
+	(void)r;
+	(void)pos;
+	(void)arg;
+	if (atomic_load_explicit(&h->r_state, memory_order_relaxed) ==
+	    REC_REQUEUED) {
+		atomic_store_explicit(&h->r_state, REC_DONE,
+				      memory_order_relaxed);
+		IPC__CRASHPOINT("queue.drop.marked");
+	}
+}
+
+/* The drop's first part, from its intent record (INTENT_DROP, q_cmutex
+ * held): mark every requeued record DONE, then store the count the intent
+ * computed. Only holders of q_cmutex take requeued tasks, so nobody races
+ * it. Idempotent: the repair runs it again. */
+static void ring_drop_requeued(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+
+	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
+			    w_pos(atomic_load(&q->q_head)), drop_requeued_one,
+			    NULL)) {
+		ipc__ring_broken(r);
+		return;
+	}
+	atomic_store(&q->q_requeued, 0);
+	atomic_store(&q->q_done, q->q_intent_done);
+	q->q_intent = INTENT_NONE;
+}
+
+/* The drop's second part (q_cmutex held): claim every queued task at head
+ * as DROPPED, as a get would (a getter that started before the shutdown
+ * may still win one, which is then its task), each counted done under an
+ * INTENT_DROP_HEAD record naming the count before it, with the claim's
+ * note in q_intent_head: the repair finishes that claim and counts it
+ * (ring_repair_consumer). The tail is final: the queue is shut down and no
+ * put is in flight. */
+static void ring_drop_queued(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+
+	for (;;) {
+		uint32_t pos;
+		ssize_t n;
+		atomic_store_explicit(&q->q_intent_head, 0,
+				      memory_order_relaxed);
+		q->q_intent_done = atomic_load(&q->q_done);
+		atomic_signal_fence(memory_order_seq_cst);
+		q->q_intent = INTENT_DROP_HEAD;
+		atomic_signal_fence(memory_order_seq_cst);
+		IPC__CRASHPOINT("queue.drop.intent");
+		n = ipc__ring_claim_head(r, REC_DROPPED, NULL, NULL, &pos,
+					 &q->q_intent_head);
+		if (n >= 0) {
+			IPC__CRASHPOINT("queue.drop.marked");
+			atomic_store(&q->q_done, q->q_intent_done + 1);
+		}
+		atomic_signal_fence(memory_order_seq_cst);
+		q->q_intent = INTENT_NONE;
+		if (n < 0)
+			return; /* empty (or broken) */
+	}
+}
+
+void ipc__ring_drop_locked(struct ring *r)
+{
+	struct ring_shm *q = r->shm;
+	uint64_t tail = atomic_load(&q->q_tail);
+	uint64_t head = atomic_load(&q->q_head);
+	uint32_t requeued = 0;
+
+	if (!ring_words_sane(r, tail, head, w_pos(atomic_load(&q->q_free))) ||
+	    !ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)), w_pos(head),
+			    count_requeued, &requeued)) {
+		ipc__ring_broken(r);
+		return;
+	}
+	if (requeued > 0) {
+		q->q_intent_done = atomic_load(&q->q_done) + requeued;
+		q->q_intent = INTENT_DROP;
+		IPC__CRASHPOINT("queue.drop.intent");
+		ring_drop_requeued(r);
+	}
+	ring_drop_queued(r);
+	ipc__ring_advance_free(r);
 }
 
 /* The repair's checks: the words, the intent record (it must name a
@@ -158,12 +348,16 @@ static bool ring_repair_sane(struct ring *r, uint32_t free, uint64_t head,
 
 	if (!ring_words_sane(r, tail, head, free) ||
 	    (q->q_intent != INTENT_NONE && q->q_intent != INTENT_TASK_DONE &&
-	     q->q_intent != INTENT_DROP))
+	     q->q_intent != INTENT_DROP && q->q_intent != INTENT_DROP_HEAD))
 		return false;
 	/* A drop counts at most every task not yet done as done. */
 	if (q->q_intent == INTENT_DROP)
 		return q->q_intent_done - atomic_load(&q->q_done) <=
 		       w_items(tail) - atomic_load(&q->q_done);
+	/* One task at a time: the count is the one before it, or after. */
+	if (q->q_intent == INTENT_DROP_HEAD &&
+	    atomic_load(&q->q_done) - q->q_intent_done > 1)
+		return false;
 	if (q->q_intent == INTENT_TASK_DONE) {
 		struct find_arg f = { 0, q->q_intent_pos, false };
 		if (!ipc__ring_walk(r, free, w_pos(head), find_start, &f) ||
@@ -183,7 +377,7 @@ static int ring_repair_consumer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
-	uint32_t free = atomic_load(&q->q_free);
+	uint32_t free = w_pos(atomic_load(&q->q_free));
 	uint64_t head = atomic_load(&q->q_head);
 	uint64_t tail = atomic_load(&q->q_tail);
 	uint32_t requeued = 0;
@@ -200,18 +394,34 @@ static int ring_repair_consumer(void *arg)
 		atomic_store(&q->q_done, q->q_intent_done + 1);
 		q->q_intent = INTENT_NONE;
 	}
+	if (q->q_intent == INTENT_DROP_HEAD) {
+		/* The claim noted: still READY behind head, finish it; then
+		 * a DROPPED record there is this step's (earlier steps'
+		 * lie before it), counted. Then the drop goes on. */
+		uint64_t note = atomic_load(&q->q_intent_head);
+		uint32_t pos = 0;
+		uint32_t ready = ring_ready_tag(w_items(note));
+		struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
+		if (ring_claim_open(r, note, &pos))
+			atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
+						       &ready, REC_DROPPED);
+		if (note != 0 &&
+		    !ipc__ring_walk(r, free, w_pos(atomic_load(&q->q_head)),
+				    find_start, &f)) {
+			ipc__ring_broken(r);
+			return -EPROTO;
+		}
+		if (note != 0 && f.found &&
+		    atomic_load(&rec_at(r, f.pos)->r_state) == REC_DROPPED)
+			atomic_store(&q->q_done, q->q_intent_done + 1);
+		q->q_intent = INTENT_NONE;
+		ring_drop_queued(r);
+	}
 	if (q->q_intent == INTENT_DROP) {
-		ring_drop_forward(r);
-		head = atomic_load(&q->q_head);
+		ring_drop_requeued(r);
+		ring_drop_queued(r);
 	}
-	/* get marks the record at head TAKEN, then moves head past it. A
-	 * record in [head, tail) is otherwise always READY. */
-	if (w_pos(head) != w_pos(tail) &&
-	    atomic_load(&rec_at(r, w_pos(head))->r_state) != REC_READY) {
-		uint32_t size = rec_size(rec_at(r, w_pos(head))->r_len);
-		head = w_make(w_items(head) + 1, w_pos(head) + size);
-		atomic_store(&q->q_head, head);
-	}
+	head = atomic_load(&q->q_head);
 	if (!ipc__ring_walk(r, free, w_pos(head), count_requeued, &requeued)) {
 		ipc__ring_broken(r);
 		return -EPROTO;
@@ -266,8 +476,13 @@ static bool ring_slot_roll_forward(struct ring *r, uint32_t slot)
 
 	if (atomic_load(&s->s_intent) != INTENT_TASK_DONE)
 		return false;
+	/* The count before it, or (counted) after it: else damage. */
+	if (atomic_load(&s->s_done) - atomic_load(&s->s_intent_done) > 1) {
+		ipc__ring_broken(r);
+		return false;
+	}
 	f.pos = atomic_load(&s->s_intent_pos);
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
 			    w_pos(atomic_load(&q->q_head)), find_start, &f)) {
 		ipc__ring_broken(r);
 		return false;
@@ -288,10 +503,24 @@ static bool ring_slot_roll_forward(struct ring *r, uint32_t slot)
 uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 {
 	struct ring_shm *q = r->shm;
+	struct ring_slot *s = &r->slots[slot];
 	struct requeue_arg a = { REC_TAKEN | slot, 0 };
-	bool counted = ring_slot_roll_forward(r, slot);
+	uint64_t note = atomic_load(&s->s_claim);
+	uint32_t ready = ring_ready_tag(w_items(note)), pos = 0;
+	bool counted;
 
-	if (!ipc__ring_walk(r, atomic_load(&q->q_free),
+	/* A claim it made and may not have marked (see "Claiming the record
+	 * at head"): queue it again, unless its winner marks first. */
+	if (ring_claim_open(r, note, &pos) &&
+	    atomic_compare_exchange_strong(&rec_at(r, pos)->r_state, &ready,
+					   REC_REQUEUED)) {
+		atomic_fetch_add(&q->q_requeued, 1);
+		a.count++;
+	}
+	atomic_store(&s->s_claim, 0);
+	counted = ring_slot_roll_forward(r, slot);
+
+	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
 			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
 		ipc__ring_broken(r);
 	atomic_store(&r->slots[slot].s_state, SLOT_FREE);

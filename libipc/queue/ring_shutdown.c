@@ -13,10 +13,14 @@
  *     gone at once, and a consumer that copied one out fails its own CAS
  *     and finds the queue empty and closed. Killed before the CAS, nothing
  *     was dropped; after, everything was.
- *   - JoinableQueue: under the consumers' lock, every queued and requeued
- *     task is marked done and counted, under an intent record that the
+ *   - JoinableQueue: under the consumers' lock, every requeued task is
+ *     marked done and counted, then every queued one is claimed at head as
+ *     a get would and counted, each step under an intent record that the
  *     repair rolls forward if the dropper dies (ring_reap.c), so a drop is
- *     never half counted. Tasks consumers hold stay theirs.
+ *     never half counted. Tasks consumers hold stay theirs, and so does
+ *     one a getter that started before the shutdown claims first. Gets
+ *     after the shutdown take the lock, so the repair of a dropper that
+ *     died runs before them.
  * Last, every sleeper is woken: getters to return IPC_ECLOSED, joiners to
  * see the count.
  */

@@ -71,7 +71,8 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 		return -EPROTO;
 	head = atomic_load_explicit(&q->q_head, memory_order_relaxed);
 	tail = atomic_load_explicit(&q->q_tail, memory_order_relaxed);
-	free_pos = atomic_load_explicit(&q->q_free, memory_order_relaxed);
+	free_pos =
+		w_pos(atomic_load_explicit(&q->q_free, memory_order_relaxed));
 	info->depth = (long)(w_items(tail) - w_items(head));
 	info->bytes_used = (long)(w_pos(tail) - free_pos);
 	if (info->bytes_used > (long)q->q_capacity || info->depth < 0)
@@ -88,7 +89,7 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 	if (!q->q_joinable)
 		return 0;
 	done = atomic_load(&q->q_done);
-	info->unfinished = (long)(uint32_t)(w_items(tail) - done);
+	info->unfinished = -1; /* unknown until the slots' counts are in */
 	if (q->q_slots_off > len ||
 	    len - q->q_slots_off < q->q_nslots * sizeof(struct ring_slot))
 		return 0; /* slots beyond what was read: no consumer list */
@@ -100,7 +101,11 @@ int ipc__ring_describe(int fd, const void *seg, size_t len,
 			&((const struct ring_slot *)((const uint8_t *)seg +
 						     q->q_slots_off))[i]
 				 .s_done);
-	info->unfinished = (long)(uint32_t)(w_items(tail) - done);
+	/* The copy is read tail first: a task put and done after that read
+	 * can make the count go below 0 (a torn snapshot: unknown). */
+	info->unfinished = (int32_t)(w_items(tail) - done) < 0
+				   ? -1
+				   : (long)(uint32_t)(w_items(tail) - done);
 	info->n_consumers = 0;
 	for (uint32_t i = 0; i < q->q_nslots; i++) {
 		const struct ring_slot *s =

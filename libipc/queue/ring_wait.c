@@ -73,7 +73,7 @@ bool ipc__ring_ready_to_put(struct ring *r, uint32_t need)
 	return atomic_load_explicit(&q->q_closed, memory_order_relaxed) ||
 	       ipc__ring_has_room(r, atomic_load(&q->q_tail),
 				  atomic_load(&q->q_head),
-				  atomic_load(&q->q_free), need);
+				  w_pos(atomic_load(&q->q_free)), need);
 }
 
 /* The room a batch sleeper waits for: an eighth of the ring, or its own
@@ -186,15 +186,11 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 	atomic_fetch_add(waiters, 1);
 	for (;;) {
 		uint32_t s = ipc__ring_arm(r, seq, NULL);
-		/* A JoinableQueue's task_done without the lock frees no room
-		 * unless it sees this arm: free what it left, after arming
-		 * (see "task_done without the lock" in ring_joinable.c). The
-		 * lock is waited for a slice at most: a stopped holder must
-		 * not keep this sleep from its checks. */
-		if (seq == &r->shm->q_put_seq && r->joinable) {
-			ipc__deadline_capped(&slice, dl, IPC__RECHECK_MS);
-			ipc__ring_free_done(r, &slice);
-		}
+		/* A JoinableQueue's done records may wait to be freed (one
+		 * whose task_done was killed before it freed): free them,
+		 * after arming, so that their room is seen. */
+		if (seq == &r->shm->q_put_seq && r->joinable)
+			ipc__ring_free_done(r);
 		if (atomic_load_explicit(&r->shm->q_closed,
 					 memory_order_relaxed) &
 		    CLOSED_BROKEN) {
@@ -287,15 +283,13 @@ static int ring_sleep_for_batch(struct ring *r, uint32_t need,
 int ipc__ring_wait_room(struct ring *r, uint32_t need,
 			const struct ipc__deadline *dl)
 {
-	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 	struct ring_shm *q = r->shm;
 	int rc;
 
-	/* A JoinableQueue's task_done leaves its record for others to free
-	 * (see "task_done without the lock" in ring_joinable.c): the room a
-	 * put lacks may be done records. Even a put that cannot wait frees
-	 * them first. */
-	if (r->joinable && ipc__ring_free_done(r, &nowait) &&
+	/* The room a JoinableQueue put lacks may be done records nobody
+	 * freed (a task_done killed before it freed): even a put that
+	 * cannot wait frees them first. */
+	if (r->joinable && ipc__ring_free_done(r) &&
 	    ipc__ring_ready_to_put(r, need))
 		return 0;
 	IPC__CRASHPOINT("queue.room.waiting");

@@ -147,7 +147,9 @@ int ipc__ring_commit(void *impl, size_t len)
 	struct rec_hdr *h = rec_at(r, w_pos(z->tail));
 
 	h->r_len = (uint32_t)len;
-	atomic_store_explicit(&h->r_state, REC_READY, memory_order_relaxed);
+	/* Last, with release: see ipc__ring_put_record. */
+	atomic_store_explicit(&h->r_state, ring_ready_tag(w_items(z->tail)),
+			      memory_order_release);
 	IPC__CRASHPOINT("queue.commit.written");
 	atomic_store_explicit(&q->q_tail,
 			      w_make(w_items(z->tail) + 1,

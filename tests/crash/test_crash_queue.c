@@ -423,6 +423,109 @@ Test(crashq, joinable_get_taken_rolls_forward_and_requeues)
 	finish_all(1, 3);
 }
 
+/* A consumer's second get claims without the lock; killed between its
+ * claim and its move of head, it holds nobody up: the next get moves head
+ * past the claimed task, and the reap requeues it. */
+static int child_done_then_get(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 ? 0 : 2;
+}
+
+Test(crashq, joinable_lock_free_claim_killed_before_moving_head_is_requeued)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.taken", "1",
+					     child_done_then_get, NULL),
+			    10000),
+		     -SIGKILL);
+	cr_assert_eq(ipc_queue_unfinished(q), 2);
+	/* The reap moves head past the dead claim before it looks for the
+	 * dead consumer's tasks, which lie behind head. */
+	cr_assert_eq(ipc_queue_join(q, 300), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_qsize(q), 2, "2 requeued, 3 waiting");
+	finish_all(2, 3);
+}
+
+/* A getter stopped between its claim and its move of head (its second
+ * get, without the lock): another consumer moves head on and gets the
+ * next task; the stopped one, once continued, returns its own. Each task
+ * is got once. */
+static int child_get_expect_1_2(void *arg)
+{
+	char buf[128], ref[128];
+
+	(void)arg;
+	for (int i = 1; i <= 2; i++) {
+		size_t len = make_msg(ref, i);
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
+		    memcmp(buf, ref, len) != 0)
+			return i;
+		if (ipc_queue_task_done(q) != 0)
+			return 10 + i;
+	}
+	return 0;
+}
+
+/* A JoinableQueue of tasks 1..n and a child that got and finished 1 and
+ * stopped in its second get, after moving head past 2 and before marking
+ * it TAKEN. */
+static pid_t getter_stopped_in_its_claim(int n)
+{
+	long t0 = t_now_ms();
+	pid_t kid;
+	int st = 0;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= n; i++)
+		cr_assert_eq(put_n(i), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.get.taken", "1", child_get_expect_1_2,
+			       NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "the getter stopped in its claim");
+	return kid;
+}
+
+Test(crashq, a_getter_stopped_after_its_claim_holds_nobody_up)
+{
+	pid_t kid = getter_stopped_in_its_claim(3);
+
+	expect(3);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	expect_empty();
+	kill(kid, SIGCONT);
+	cr_assert_eq(t_reap(kid, 10000), 0, "it got 1 and 2, intact");
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+/* shutdown_immediate while a getter is stopped after its claim: the drop
+ * leaves that task to its getter and drops the rest, each counted once;
+ * join then waits for that one task_done only. */
+Test(crashq, a_drop_beside_a_stopped_claim_leaves_that_task_to_its_getter)
+{
+	pid_t kid = getter_stopped_in_its_claim(5);
+
+	cr_assert_eq(ipc_queue_shutdown_immediate(q), 0);
+	cr_assert_eq(ipc_queue_qsize(q), 0, "3 to 5 dropped");
+	cr_assert_eq(ipc_queue_unfinished(q), 1, "the claimed task only");
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN);
+	kill(kid, SIGCONT);
+	cr_assert_eq(t_reap(kid, 10000), 0, "it got 1 and 2, intact");
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+}
+
 Test(crashq, joinable_consumer_dead_after_get_is_requeued)
 {
 	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
@@ -611,6 +714,281 @@ Test(crashq, a_producer_asleep_for_room_is_woken_by_a_lock_free_task_done)
 	unsetenv("IPC_TEST_RECHECK_MS");
 	cr_assert_eq(rc, 0, "the producer was woken: %d", rc);
 	cr_assert_eq(ipc_queue_qsize(q), 4);
+}
+
+/* ---- Stale heads, room given back, joiners (review findings) ---------- */
+
+static pid_t stop_at(const char *point, int (*fn)(void *), void *arg);
+
+/* Continue a child stopped at a point that may stop it again, until it
+ * exits: its status. */
+static int continue_until_exit(pid_t kid)
+{
+	int st = 0;
+
+	kill(kid, SIGCONT);
+	for (long t0 = t_now_ms(); t_now_ms() - t0 < 10000;) {
+		if (waitpid(kid, &st, WUNTRACED | WNOHANG) == kid) {
+			if (!WIFSTOPPED(st))
+				return st;
+			kill(kid, SIGCONT);
+		}
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* Message i of the stale-head test: lengths below, bytes 'A' + i; message
+ * 5 also carries, 8 bytes into its payload, what looks like a record
+ * header: a length of 16 and the READY tag of item 1 (4). */
+static const size_t sh_lens[6] = { 1016, 1016, 1016, 1016, 1000, 1000 };
+
+static size_t sh_make(char *buf, int i)
+{
+	memset(buf, 'A' + i, sh_lens[i]);
+	if (i == 5) {
+		uint32_t len = 16, tag = 1u << 2;
+		memcpy(buf + 8, &len, 4);
+		memcpy(buf + 12, &tag, 4);
+	}
+	return sh_lens[i];
+}
+
+static int sh_put(int i)
+{
+	char buf[1024];
+	return ipc_queue_put(q, buf, sh_make(buf, i), 1000);
+}
+
+/* Which message buf[0..n) is, or -1 if none intact. */
+static int sh_which(const char *buf, ssize_t n)
+{
+	char ref[1024];
+	for (int i = 0; i < 6; i++)
+		if (n == (ssize_t)sh_lens[i] &&
+		    memcmp(buf, ref, sh_make(ref, i)) == 0)
+			return i;
+	return -1;
+}
+
+/* Get 0 (locked: registers), task_done, then a second get (without the
+ * lock), which the parent stops just after it read q_head. */
+static int sh_child(void *arg)
+{
+	char buf[1024];
+	ssize_t n;
+
+	(void)arg;
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	if (sh_which(buf, n) != 0 || ipc_queue_task_done(q) != 0)
+		return 1;
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	if (n < 0)
+		return 3;
+	if (sh_which(buf, n) < 2)
+		return 2; /* an invented or torn message */
+	return ipc_queue_task_done(q) == 0 ? 0 : 4;
+}
+
+/* A getter preempted after reading q_head (item 1 at 1024) while the ring
+ * wraps: its stale head now points inside message 5's payload, where the
+ * user's bytes look like a header with item 1's READY tag. Its claim must
+ * fail (head moved) and it must get a real message; a claim that trusted
+ * the state word returned 16 invented bytes, wrote its TAKEN state into
+ * message 5, and counted a task that did not exist. */
+Test(crashq, a_stale_head_inside_a_payload_claims_nothing)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char buf[1024];
+	long t0 = t_now_ms();
+	pid_t kid;
+	int rc, st = 0, got[6] = { 0 };
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	cr_assert_eq(sh_put(0), 0); /* at 0 */
+	cr_assert_eq(sh_put(1), 0); /* at 1024 */
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.get.head_read", "1", sh_child, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "the getter stopped with its head read");
+	/* Take 1 and fill the ring past the wrap: 2 at 2048, 3 at 3072,
+	 * 4 at 4096, 5 at 5104, whose payload covers offset 1024 + 8. */
+	cr_assert_eq(sh_which(buf, ipc_queue_get(q, buf, sizeof(buf), 1000)),
+		     1);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	for (int i = 2; i <= 5; i++)
+		cr_assert_eq(sh_put(i), 0, "put %d", i);
+	cr_assert_eq(ipc_queue_unfinished(q), 4);
+	rc = continue_until_exit(kid); /* the point stops it at each pass */
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the getter got a real message: %#x", rc);
+	for (int held = 0;;) {
+		ssize_t n = ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT);
+		int w = n < 0 ? -2 : sh_which(buf, n);
+		if (n < 0)
+			break;
+		cr_assert_geq(w, 2, "got %zd bytes: not intact", n);
+		got[w]++;
+		if (held++ > 0)
+			cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+	cr_assert_eq(ipc_queue_unfinished(q), 1, "one task got, not done");
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN);
+	cr_assert_eq(got[2] + got[3] + got[4] + got[5], 3,
+		     "the other three of 2..5, each once");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+/* Gets two tasks, says so, waits for the go, then task_done twice: with
+ * two outstanding, the first takes q_cmutex (the locked path). */
+static int get_two_then_done_on_go(void *arg)
+{
+	char buf[1016];
+	int *fds = arg;
+
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+			return 1;
+	if (write(fds[1], "r", 1) != 1 || read(fds[0], buf, 1) != 1)
+		return 1;
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_task_done(q) != 0)
+			return 2;
+	return 0;
+}
+
+/* Task 1 is done (its task_done returned) before consumer B stops holding
+ * q_cmutex in its locked task_done: task 1's room must be usable while B
+ * is stopped, by a put that cannot wait and by a timed one. (Room given
+ * back by a task_done without the lock once waited for a q_cmutex holder
+ * to free it.) */
+Test(crashq, room_given_back_before_a_consumer_stops_is_usable)
+{
+	char buf[1016] = { 0 };
+	int go[2], ready[2], fds[2], st = 0, rc_nowait, rc_timed;
+	long t0, t_nowait, t_timed;
+	pid_t b;
+	char c;
+
+	full_with_one_got(); /* task 1 got */
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	fds[0] = go[0];
+	fds[1] = ready[1];
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	b = t_spawn_at_point("queue.task_done.marked", NULL,
+			     get_two_then_done_on_go, fds);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert_eq(read(ready[0], &c, 1), 1, "B holds tasks 2 and 3");
+	cr_assert_eq(ipc_queue_task_done(q), 0, "task 1 done");
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	t0 = t_now_ms();
+	while (waitpid(b, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "B stopped holding q_cmutex");
+	t0 = t_now_ms();
+	rc_nowait = ipc_queue_put(q, buf, sizeof(buf), IPC_NOWAIT);
+	t_nowait = t_now_ms() - t0;
+	t0 = t_now_ms();
+	rc_timed = ipc_queue_put(q, buf, sizeof(buf), 300);
+	t_timed = t_now_ms() - t0;
+	st = continue_until_exit(b);
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(ready[i]);
+	}
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "B finished");
+	cr_assert_eq(rc_nowait, 0, "task 1's room was usable at once");
+	cr_assert(t_nowait < 1000, "the NOWAIT put returned at once");
+	/* Task 2, marked done before B stopped, may have freed room too. */
+	cr_assert(rc_timed == 0 || rc_timed == IPC_ETIMEDOUT, "%d", rc_timed);
+	cr_assert(t_timed < 300 + 2000, "within its timeout");
+}
+
+/* A task_done without the lock never waits for the consumers' lock: not
+ * while a producer sleeps for room and another consumer is stopped holding
+ * q_cmutex (registering). (It once freed under the lock when it saw a
+ * sleeping producer, and so waited for the stopped holder, its joiners'
+ * wake after that.) */
+static int get_one_then_done_on_go(void *arg)
+{
+	char buf[1016];
+	int *fds = arg;
+
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+		return 1;
+	if (write(fds[1], "r", 1) != 1 || read(fds[0], buf, 1) != 1)
+		return 1;
+	return ipc_queue_task_done(q) == 0 ? 0 : 2;
+}
+
+static int get_three_and_done(void *arg)
+{
+	char buf[1016];
+
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+			return 1;
+	for (int i = 0; i < 3; i++)
+		if (ipc_queue_task_done(q) != 0)
+			return 2;
+	return 0;
+}
+
+static int get_any(void *arg)
+{
+	char buf[1016];
+
+	(void)arg;
+	ipc_queue_get(q, buf, sizeof(buf), 1000);
+	return 0;
+}
+
+Test(crashq, a_lock_free_task_done_never_waits_for_the_consumers_lock)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char msg[1016] = { 0 }, ch;
+	int go[2], ready[2], fds[2], rc;
+	pid_t a, p, b;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	fds[0] = go[0];
+	fds[1] = ready[1];
+	a = t_spawn(get_one_then_done_on_go, fds); /* task 1 */
+	cr_assert_eq(read(ready[0], &ch, 1), 1);
+	cr_assert_eq(t_reap(t_spawn(get_three_and_done, NULL), 10000), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	/* Task 1 holds the free position: the ring stays full. */
+	p = t_spawn(put_1016_forever, NULL);
+	cr_assert(t_blocked_in_futex(p, 10000), "the producer sleeps");
+	b = stop_at("queue.register.locked", get_any, NULL);
+	cr_assert_eq(write(go[1], "g", 1), 1); /* task 1's task_done */
+	rc = t_reap(a, 2000);
+	cr_assert_eq(t_reap(p, 2000), 0, "the producer found the room");
+	kill(b, SIGCONT);
+	cr_assert_eq(t_reap(b, 10000), 0);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(ready[i]);
+	}
+	cr_assert_eq(rc, 0, "task_done returned, the lock still held: %d", rc);
+	cr_assert_eq(ipc_queue_unfinished(q), 1, "the producer's task");
 }
 
 static int child_get_two_and_hold(void *arg)
