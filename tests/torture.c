@@ -4,7 +4,7 @@
  * every message accounted for afterwards.
  *
  *   tests/torture [--kills N] [--messages M] [--producers P]
- *                 [--consumers C] [--seed S]
+ *                 [--consumers C] [--seed S] [--stop-ms T]
  *
  * A JoinableQueue in a small ring (so it wraps and fills) carries M
  * numbered messages whose bytes are derived from their number. Producers
@@ -19,7 +19,13 @@
  *   - messages seen twice are at most the number of consumers killed
  *     (a consumer killed between its get and its task_done: the task is
  *     requeued, which is the JoinableQueue's at-least-once promise);
- *   - join returns, and qsize and unfinished end at 0.
+ *   - no task is handed out again after its task_done returned;
+ *   - join returns, and only once every acknowledged task was done; qsize
+ *     and unfinished end at 0.
+ *
+ * --stop-ms T also stops a random worker (SIGSTOP) for up to T ms before
+ * each kill; TORTURE_STOPS_ONLY=1 in the environment stops without
+ * killing.
  *
  * `make check` runs a short seeded version; the seed is printed so that a
  * failure can be replayed. Output is TAP.
@@ -44,6 +50,8 @@
 struct shared {
 	_Atomic uint32_t next_id;
 	_Atomic uint32_t bad;
+	_Atomic uint32_t
+		redelivered; /* seen again after its task_done returned */
 	uint8_t attempted[];
 	/* then acked[M], seen[M] */
 };
@@ -51,8 +59,9 @@ struct shared {
 static ipc_queue *q;
 static bool queue_plain; /* a Queue: only producers are killed */
 static struct shared *sh;
-static uint8_t *acked, *seen;
+static uint8_t *acked, *seen, *predone, *postdone;
 static uint32_t messages;
+static unsigned stop_ms; /* --stop-ms: also stop a random worker this long */
 
 static size_t make_msg(uint8_t *buf, uint32_t id)
 {
@@ -112,11 +121,23 @@ static int consumer(void *arg)
 		if (id >= messages || (size_t)n != make_msg(ref, id) ||
 		    memcmp(buf, ref, (size_t)n) != 0)
 			atomic_fetch_add(&sh->bad, 1);
-		else
+		else {
+			if (__atomic_load_n(&postdone[id], __ATOMIC_SEQ_CST)) {
+				atomic_fetch_add(&sh->redelivered, 1);
+				printf("# id %u redelivered after its "
+				       "task_done returned\n",
+				       id);
+				fflush(stdout);
+			}
 			__atomic_add_fetch(&seen[id], 1, __ATOMIC_RELAXED);
+		}
 		work(buf, (size_t)n); /* a kill here leaves a task unfinished */
+		if (id < messages)
+			__atomic_store_n(&predone[id], 1, __ATOMIC_SEQ_CST);
 		if (!queue_plain && ipc_queue_task_done(q) != 0)
 			return 3;
+		if (id < messages)
+			__atomic_store_n(&postdone[id], 1, __ATOMIC_SEQ_CST);
 	}
 }
 
@@ -148,6 +169,8 @@ int main(int argc, char **argv)
 			ncons = (unsigned)v;
 		else if (strcmp(argv[i], "--seed") == 0)
 			seed = v;
+		else if (strcmp(argv[i], "--stop-ms") == 0)
+			stop_ms = (unsigned)v;
 		else if (strcmp(argv[i], "--plain") == 0)
 			plain = v != 0;
 	}
@@ -184,12 +207,14 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 	fflush(stdout);
 	srandom((unsigned)seed);
 
-	sh = mmap(NULL, sizeof(*sh) + 3 * (size_t)messages,
+	sh = mmap(NULL, sizeof(*sh) + 5 * (size_t)messages,
 		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return 1;
 	acked = sh->attempted + messages;
 	seen = acked + messages;
+	predone = seen + messages;
+	postdone = predone + messages;
 	if (ipc_queue_open(&q, NULL, 0, &attr) != 0)
 		return 1;
 
@@ -207,6 +232,18 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 		unsigned i = (unsigned)random() % (plain ? nprod : nw);
 		struct timespec ts = { 0, (random() % 3000) * 1000L };
 		nanosleep(&ts, NULL); /* a random moment, not synchronisation */
+		if (stop_ms) {
+			unsigned s2 = (unsigned)random() % nw;
+			struct timespec st = {
+				0, (random() % (stop_ms * 1000)) * 1000L
+			};
+			kill(w[s2].pid, SIGSTOP);
+			nanosleep(&st, NULL);
+			kill(w[s2].pid, SIGCONT);
+			nanosleep(&ts, NULL);
+			if (getenv("TORTURE_STOPS_ONLY"))
+				continue;
+		}
 		kill(w[i].pid, SIGKILL);
 		int rc = t_reap(w[i].pid, 30000);
 		if (rc != -SIGKILL && rc != 0) {
@@ -231,6 +268,20 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 					 drain */
 	} else {
 		jrc = ipc_queue_join(q, 60000);
+		if (jrc == 0) {
+			unsigned early = 0;
+			for (uint32_t id = 0; id < messages; id++)
+				if (acked[id] &&
+				    !__atomic_load_n(&predone[id],
+						     __ATOMIC_SEQ_CST))
+					early++;
+			if (early) {
+				printf("# join returned with %u acked tasks "
+				       "never task_done'd\n",
+				       early);
+				failed = 1;
+			}
+		}
 	}
 	if (jrc != 0) {
 		printf("# join: %s\n", ipc_err_name(jrc));
@@ -256,6 +307,11 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 	       kills, consumer_kills, lost, invented,
 	       (unsigned)atomic_load(&sh->bad), dup, ipc_queue_qsize(q),
 	       plain ? 0 : ipc_queue_unfinished(q));
+	if (atomic_load(&sh->redelivered)) {
+		printf("# %u redelivered after task_done\n",
+		       atomic_load(&sh->redelivered));
+		failed = 1;
+	}
 	if (lost || invented || atomic_load(&sh->bad) || dup > consumer_kills ||
 	    ipc_queue_qsize(q) != 0 || (!plain && ipc_queue_unfinished(q) != 0))
 		failed = 1;
@@ -264,6 +320,6 @@ static int run(unsigned kills, unsigned nprod, unsigned ncons,
 	       failed ? "not ok" : "ok", tap_index,
 	       plain ? "Queue" : "JoinableQueue", nprod);
 	ipc_queue_close(q);
-	munmap(sh, sizeof(*sh) + 3 * (size_t)messages);
+	munmap(sh, sizeof(*sh) + 5 * (size_t)messages);
 	return failed;
 }
