@@ -109,6 +109,9 @@ static inline uint32_t ring_ready_tag(uint32_t items)
 #define REC_OWNER(state) ((state) & ((1u << REC_GEN_SHIFT) - 1u))
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+/* In q_free: a walk under q_cmutex is reading from it (ring_reap.c). */
+#define FREE_FROZEN ((uint64_t)1 << 63)
+#define FREE_COUNT_MASK 0x7fffffffu
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
 enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
@@ -239,9 +242,10 @@ struct ring_shm {
 	/* Written by consumers (release), read by everyone (acquire). */
 	_Atomic uint64_t q_head IPC__ALIGNED;
 	/* JoinableQueue: where the records not yet freed begin, with a count
-	 * of records freed (w_make(count, pos), as q_head): moved by a
-	 * compare-and-swap, with or without q_cmutex (ipc__ring_advance_free),
-	 * and the count makes that word unique for 2^32 frees. */
+	 * of records freed (w_make(count, pos), as q_head; the count's top
+	 * bit is FREE_FROZEN): moved by a compare-and-swap, with or without
+	 * q_cmutex (ipc__ring_advance_free), and the count makes that word
+	 * unique for 2^31 frees. */
 	_Atomic uint64_t q_free;
 
 	/* Sleeping: sequence words (SEQ_ARMED and a count) and waiter counts
@@ -721,8 +725,14 @@ uint64_t ipc__ring_new_id(void);
 /* q_cmutex, with the consumer side's repair after a dead holder. */
 int ipc__ring_lock_consumers(struct ring *r, const struct ipc__deadline *dl);
 /* Advance q_free over DONE (and DROPPED) records: true if it moved. No
- * lock needed: see ring_reap.c. */
+ * lock needed, but nothing moves while a walk holds it frozen (see "Walks
+ * and frees" in ring_reap.c). */
 bool ipc__ring_advance_free(struct ring *r);
+/* q_cmutex held: keep q_free where it is while walking from it, and the
+ * position it holds (ipc__ring_freeze_free); let it move again and free
+ * what was left meanwhile (ipc__ring_thaw_free). */
+uint32_t ipc__ring_freeze_free(struct ring *r);
+void ipc__ring_thaw_free(struct ring *r);
 /* The same, then wake the producers waiting for room if it moved
  * (JoinableQueue): for whoever may find done records left unfreed. */
 bool ipc__ring_free_done(struct ring *r);

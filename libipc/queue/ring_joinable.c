@@ -311,10 +311,14 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		struct find_arg later = { taken, 0, false };
 		struct find_arg f = { REC_REQUEUED, 0, false };
 		/* A count with no such record is damage too: trusting it
-		 * would make every get find "work" that is not there. */
-		if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
-				    w_pos(head), find_first, &f) ||
-		    !f.found)
+		 * would make every get find "work" that is not there. The
+		 * walk from the free position holds it (see "Walks and
+		 * frees" in ring_reap.c); the one after starts at a requeued
+		 * record, which no free passes. */
+		bool ok = ipc__ring_walk(r, ipc__ring_freeze_free(r),
+					 w_pos(head), find_first, &f);
+		ipc__ring_thaw_free(r);
+		if (!ok || !f.found)
 			return ipc__ring_broken(r);
 		h = rec_at(r, f.pos);
 		len = h->r_len; /* read once: the walk bounded what it saw */
@@ -352,10 +356,9 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
  * looking"); the walk from q_free decides whenever that one does not find
  * the record. The entry then remembers the boundary after it. */
 static int ring_find_oldest(struct ring *r, uint32_t slot, struct me_entry *e,
-			    struct find_arg *f)
+			    struct find_arg *f, uint32_t free)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t free = w_pos(atomic_load(&q->q_free));
 	uint32_t head = w_pos(atomic_load(&q->q_head));
 
 	if (head - free > r->cap)
@@ -498,7 +501,7 @@ int ipc__ring_task_done(void *impl)
 	struct ring_shm *q = r->shm;
 	struct me_entry *e;
 	struct find_arg f;
-	bool freed;
+	uint32_t free;
 	int rc, slot;
 
 	if (atomic_load(&q->q_closed) & CLOSED_BROKEN)
@@ -515,8 +518,13 @@ int ipc__ring_task_done(void *impl)
 		ipc__mutex_unlock(&q->q_cmutex);
 		return -EINVAL; /* this consumer never got a task */
 	}
-	rc = ring_find_oldest(r, (uint32_t)slot, me_entry(r), &f);
+	/* The free position is held from the walk to the count (see "Walks
+	 * and frees" in ring_reap.c): the record found, and the intent's
+	 * position the repair looks for, stay records until then. */
+	free = ipc__ring_freeze_free(r);
+	rc = ring_find_oldest(r, (uint32_t)slot, me_entry(r), &f, free);
 	if (rc != 0) {
+		ipc__ring_thaw_free(r);
 		ipc__mutex_unlock(&q->q_cmutex);
 		return rc;
 	}
@@ -540,14 +548,12 @@ int ipc__ring_task_done(void *impl)
 	atomic_signal_fence(memory_order_seq_cst);
 	q->q_intent = INTENT_NONE;
 	IPC__CRASHPOINT("queue.task_done.counted");
-	freed = ipc__ring_advance_free(r);
-	/* The unlock is a locked read-modify-write after the stores of q_free
-	 * and q_done, which orders them before the wakes' reads of the arms
-	 * (as for a get); a damaged mutex is not unlocked, so fence then. */
+	ipc__ring_thaw_free(r); /* frees, and wakes producers for room */
+	/* The unlock is a locked read-modify-write after the store of
+	 * q_done, which orders it before the joiners' arm is read below; a
+	 * damaged mutex is not unlocked, so fence then. */
 	if (ipc__mutex_unlock(&q->q_cmutex) != 0)
 		atomic_thread_fence(memory_order_seq_cst);
-	if (freed)
-		ipc__ring_wake_room(r);
 	/* Read the joiners' arm (a line nobody writes while nobody joins)
 	 * before q_tail (the producers' busiest line): the unlock above
 	 * orders our q_done store before this load, as for the wake. */

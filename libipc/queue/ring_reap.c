@@ -57,7 +57,22 @@ static void find_start(struct ring *r, uint32_t pos, struct rec_hdr *h,
  * frees, or we see its mark. So a DONE record never waits at the free
  * position with nobody on the way to free it. The acquire loads of the
  * states pair with the release of each DONE store: a consumer's reads of
- * its payload happen before a producer reuses the bytes. */
+ * its payload happen before a producer reuses the bytes.
+ *
+ * Walks and frees. Every walk under q_cmutex that starts at the free
+ * position (looking for requeued tasks, a consumer's oldest task, a dead
+ * consumer's tasks, the repair's checks) must read records no producer
+ * can reuse meanwhile, and a free made beside it could let one: a walk
+ * over reused bytes could take a payload for a header (and requeue, or
+ * mark done, bytes of a message). So such a walk first sets FREE_FROZEN
+ * in the word (ipc__ring_freeze_free): freeing backs off while it is set,
+ * and the walk's CAS-free reads are safe. Its thaw clears the bit (a
+ * locked RMW, a full barrier) and frees what the task_done calls that
+ * backed off left: each of them stored its DONE before reading the word,
+ * so the thaw's walk sees it. Only q_cmutex holders freeze, so a bit left
+ * by a holder that died is cleared by the next, whose repair walks. A
+ * holder stopped mid-walk holds frees up meanwhile, as it holds up every
+ * operation that takes q_cmutex. */
 bool ipc__ring_advance_free(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
@@ -71,6 +86,8 @@ bool ipc__ring_advance_free(struct ring *r)
 		bool bad = head - pos > r->cap;
 		uint64_t now;
 
+		if (free & FREE_FROZEN)
+			return moved; /* a walk reads from it: its thaw frees */
 		while (!bad && pos != head) {
 			struct rec_hdr *h = rec_at(r, pos);
 			uint32_t len =
@@ -86,7 +103,8 @@ bool ipc__ring_advance_free(struct ring *r)
 			}
 		}
 		if (n > 0) {
-			now = w_make(w_items(free) + n, pos);
+			now = w_make((w_items(free) + n) & FREE_COUNT_MASK,
+				     pos);
 			if (atomic_compare_exchange_strong(&q->q_free, &free,
 							   now)) {
 				moved = true;
@@ -105,6 +123,17 @@ bool ipc__ring_advance_free(struct ring *r)
 		}
 		free = now;
 	}
+}
+
+uint32_t ipc__ring_freeze_free(struct ring *r)
+{
+	return w_pos(atomic_fetch_or(&r->shm->q_free, FREE_FROZEN));
+}
+
+void ipc__ring_thaw_free(struct ring *r)
+{
+	atomic_fetch_and(&r->shm->q_free, ~FREE_FROZEN);
+	ipc__ring_free_done(r);
 }
 
 /* Free what lock-free task_done calls left (JoinableQueue), and wake the
@@ -317,14 +346,15 @@ static void ring_drop_queued(struct ring *r)
 void ipc__ring_drop_locked(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
+	uint32_t free = ipc__ring_freeze_free(r);
 	uint64_t tail = atomic_load(&q->q_tail);
 	uint64_t head = atomic_load(&q->q_head);
 	uint32_t requeued = 0;
 
-	if (!ring_words_sane(r, tail, head, w_pos(atomic_load(&q->q_free))) ||
-	    !ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)), w_pos(head),
-			    count_requeued, &requeued)) {
+	if (!ring_words_sane(r, tail, head, free) ||
+	    !ipc__ring_walk(r, free, w_pos(head), count_requeued, &requeued)) {
 		ipc__ring_broken(r);
+		ipc__ring_thaw_free(r);
 		return;
 	}
 	if (requeued > 0) {
@@ -333,8 +363,10 @@ void ipc__ring_drop_locked(struct ring *r)
 		IPC__CRASHPOINT("queue.drop.intent");
 		ring_drop_requeued(r);
 	}
+	/* Still held: a record this drop claims must stay where the repair
+	 * of a dropper that died will look for it. */
 	ring_drop_queued(r);
-	ipc__ring_advance_free(r);
+	ipc__ring_thaw_free(r); /* and frees what was dropped */
 }
 
 /* The repair's checks: the words, the intent record (it must name a
@@ -377,13 +409,21 @@ static int ring_repair_consumer(void *arg)
 {
 	struct ring *r = arg;
 	struct ring_shm *q = r->shm;
-	uint32_t free = w_pos(atomic_load(&q->q_free));
-	uint64_t head = atomic_load(&q->q_head);
-	uint64_t tail = atomic_load(&q->q_tail);
-	uint32_t requeued = 0;
+	uint32_t free, requeued = 0;
+	uint64_t head, tail;
 
-	if (!r->joinable)
-		return ring_words_sane(r, tail, head, free) ? 0 : -EPROTO;
+	if (!r->joinable) {
+		free = w_pos(atomic_load(&q->q_head));
+		return ring_words_sane(r, atomic_load(&q->q_tail),
+				       atomic_load(&q->q_head), free)
+			       ? 0
+			       : -EPROTO;
+	}
+	/* Held for every walk below, and until the end: a dead holder may
+	 * have left it held too (see "Walks and frees"). */
+	free = ipc__ring_freeze_free(r);
+	head = atomic_load(&q->q_head);
+	tail = atomic_load(&q->q_tail);
 	if (!ring_repair_sane(r, free, head, tail)) {
 		ipc__ring_broken(r);
 		return -EPROTO;
@@ -427,7 +467,7 @@ static int ring_repair_consumer(void *arg)
 		return -EPROTO;
 	}
 	atomic_store(&q->q_requeued, requeued);
-	ipc__ring_advance_free(r);
+	ipc__ring_thaw_free(r);
 	/* The operation rolled forward may have finished the last task or
 	 * freed room, and its dead owner woke no one: wake here (fenced),
 	 * or joiners and producers would wait for their next re-check. */
@@ -509,6 +549,8 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	uint32_t ready = ring_ready_tag(w_items(note)), pos = 0;
 	bool counted;
 
+	/* The walks below read from the free position: hold it. */
+	ipc__ring_freeze_free(r);
 	/* A claim it made and may not have marked (see "Claiming the record
 	 * at head"): queue it again, unless its winner marks first. */
 	if (ring_claim_open(r, note, &pos) &&
@@ -523,6 +565,7 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
 			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
 		ipc__ring_broken(r);
+	ipc__ring_thaw_free(r);
 	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
 	/* The dead consumer woke no joiner for the task rolled forward. */
 	if (counted && ring_unfinished(r) == 0)
