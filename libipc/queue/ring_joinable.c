@@ -315,8 +315,10 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		 * walk from the free position holds it (see "Walks and
 		 * frees" in ring_reap.c); the one after starts at a requeued
 		 * record, which no free passes. */
-		bool ok = ipc__ring_walk(r, ipc__ring_freeze_free(r),
-					 w_pos(head), find_first, &f);
+		uint32_t free = ipc__ring_freeze_free(r);
+		bool ok;
+		IPC__CRASHPOINT("queue.get.requeued_walk");
+		ok = ipc__ring_walk(r, free, w_pos(head), find_first, &f);
 		ipc__ring_thaw_free(r);
 		if (!ok || !f.found)
 			return ipc__ring_broken(r);

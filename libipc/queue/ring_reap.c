@@ -244,9 +244,12 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 			*g->alloc = NULL;
 		}
 		/* The repair of a dead claimer's note took it first (see
-		 * above): it is requeued (or dropped); get again. Any other
-		 * state at a record head had just passed is damage. */
-		if (ready != REC_REQUEUED && ready != REC_DROPPED)
+		 * above): it is requeued (counted before that CAS) or dropped
+		 * (the queue shut down first); get again. Any other state at
+		 * a record head had just passed is damage. */
+		if (!(ready == REC_REQUEUED &&
+		      atomic_load(&q->q_requeued) > 0) &&
+		    !(ready == REC_DROPPED && atomic_load(&q->q_closed)))
 			return ipc__ring_broken(r);
 		head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 	}
@@ -553,11 +556,15 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	ipc__ring_freeze_free(r);
 	/* A claim it made and may not have marked (see "Claiming the record
 	 * at head"): queue it again, unless its winner marks first. */
-	if (ring_claim_open(r, note, &pos) &&
-	    atomic_compare_exchange_strong(&rec_at(r, pos)->r_state, &ready,
-					   REC_REQUEUED)) {
+	if (ring_claim_open(r, note, &pos)) {
+		/* Counted first: a winner whose CAS finds REQUEUED checks the
+		 * count (see ipc__ring_claim_head). */
 		atomic_fetch_add(&q->q_requeued, 1);
-		a.count++;
+		if (atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
+						   &ready, REC_REQUEUED))
+			a.count++;
+		else
+			atomic_fetch_sub(&q->q_requeued, 1);
 	}
 	atomic_store(&s->s_claim, 0);
 	counted = ring_slot_roll_forward(r, slot);

@@ -640,3 +640,36 @@ Test(corruptq, pqueue_geometry_rewritten_under_an_open_handle_is_not_trusted)
 	in_child_with(pq_geometry_kept, NULL);
 	ipc_pqueue_close(pq);
 }
+
+/* A queued record's state damaged to REQUEUED or DROPPED, with no requeued
+ * task counted and the queue not shut down: the get sees damage (or
+ * returns message 0), never skips the record silently (message 0 lost,
+ * the free position stuck behind it). */
+static int get_m0_or_damage(void *arg)
+{
+	char buf[64], ref[64];
+	ssize_t n;
+
+	(void)arg;
+	n = ipc_queue_get(q, buf, sizeof(buf), 200);
+	if (n == IPC_ENOTRECOVERABLE)
+		return 0;
+	if (n > 0 && (size_t)n == make_msg(ref, 0) &&
+	    memcmp(buf, ref, (size_t)n) == 0)
+		return 0;
+	return 7;
+}
+
+Test(corruptq, joinable_queued_state_damaged_to_requeued_is_seen)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&rec(head_pos())->r_state, REC_REQUEUED);
+	in_child(get_m0_or_damage);
+}
+
+Test(corruptq, joinable_queued_state_damaged_to_dropped_is_seen)
+{
+	make_queue(true, 0, 3);
+	atomic_store(&rec(head_pos())->r_state, REC_DROPPED);
+	in_child(get_m0_or_damage);
+}

@@ -1552,3 +1552,178 @@ Test(crashq, joinable_calls_time_out_while_a_stopped_consumer_holds_the_lock)
 	cr_assert_eq(ipc_queue_join(q, 1000), 0);
 	expect_empty();
 }
+
+/* ---- Walks from the free position, notes of dead claimers -------------- */
+
+static int rw_child(void *arg)
+{
+	char buf[1024];
+	ssize_t n;
+
+	(void)arg;
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	if (n < 0)
+		return 3;
+	if (n != 8 || memcmp(buf, "RRRRRRRR", 8) != 0)
+		return 2; /* invented, or torn */
+	return ipc_queue_task_done(q) == 0 ? 0 : 4;
+}
+
+static int rw_get_and_die(void *arg)
+{
+	char buf[1024];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != 8 ||
+	    memcmp(buf, "RRRRRRRR", 8) != 0)
+		return 1;
+	raise(SIGKILL);
+	return 0;
+}
+
+/* X (at 0) got by us, R (at 16) got by a consumer that dies, requeued. W's
+ * get walks from the free position (0) under q_cmutex for R and is stopped
+ * there. Our task_done of X must not free 0..16 meanwhile: puts would then
+ * wrap onto it, and a payload whose bytes look like a REQUEUED header
+ * would be taken by W's walk (an invented message, and W's TAKEN state
+ * written into another message). W must get R. */
+Test(crashq, a_walk_from_the_free_position_reads_no_reused_bytes)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	uint32_t len = 8, state = 1; /* a REQUEUED header */
+	char buf[1024], m[16];
+	pid_t kid;
+	int rc;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	cr_assert_eq(ipc_queue_put(q, "XXXXXXXX", 8, 1000), 0); /* at 0 */
+	cr_assert_eq(ipc_queue_put(q, "RRRRRRRR", 8, 1000), 0); /* at 16 */
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 8);
+	cr_assert_eq(memcmp(buf, "XXXXXXXX", 8), 0);
+	cr_assert_eq(t_reap(t_spawn(rw_get_and_die, NULL), 10000), -SIGKILL);
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN); /* reaps */
+	kid = stop_at("queue.get.requeued_walk", rw_child, NULL);
+	cr_assert_eq(ipc_queue_task_done(q), 0); /* X */
+	memset(buf, 'F', sizeof(buf));
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_queue_put(q, buf, 1016, IPC_NOWAIT), 0);
+	cr_assert_eq(ipc_queue_put(q, buf, 976, IPC_NOWAIT), 0); /* ..4088 */
+	memcpy(m, &len, 4);
+	memcpy(m + 4, &state, 4);
+	memcpy(m + 8, "INVENTED", 8);
+	/* It would lie at 4088, its payload at 0: no room while W walks. */
+	rc = ipc_queue_put(q, m, 16, IPC_NOWAIT);
+	cr_assert_eq(rc, IPC_EAGAIN, "X's bytes were freed under the walk");
+	rc = continue_until_exit(kid);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "W got R: %#x", rc);
+	cr_assert_eq(ipc_queue_put(q, m, 16, IPC_NOWAIT), 0, "room now");
+}
+
+static int drop_all(void *arg)
+{
+	(void)arg;
+	return ipc_queue_shutdown_immediate(q) == 0 ? 0 : 1;
+}
+
+/* We hold A (at the free position). The dropper marks B DROPPED and is
+ * killed before it counts it. Our task_done of A must not free B before
+ * the repair has counted it, or join would wait for ever. */
+Test(crashq, a_dropped_record_is_counted_before_it_is_freed)
+{
+	char buf[128];
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000) > 0, 1);
+	die_at("queue.drop.marked", drop_all, NULL);
+	cr_assert_eq(ipc_queue_task_done(q), 0); /* A */
+	cr_assert_eq(ipc_queue_join(q, 3000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+}
+
+/* get + task_done (registers), then on the go one more get: 10 + the digit
+ * got. */
+static int nt_child(void *arg)
+{
+	char buf[1024];
+	int *go = arg;
+	ssize_t n;
+
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != 8 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	if (read(go[0], buf, 1) != 1)
+		return 5;
+	n = ipc_queue_get(q, buf, sizeof(buf), 2000);
+	if (n != 8)
+		return 2;
+	for (int i = 1; i < 8; i++)
+		if (buf[i] != buf[0])
+			return 3;
+	if (ipc_queue_task_done(q) != 0)
+		return 4;
+	return 10 + (buf[0] - '0');
+}
+
+static void nt_wait_stopped(pid_t kid)
+{
+	long t0 = t_now_ms();
+	int st = 0;
+
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "child %d stopped", (int)kid);
+}
+
+/* L reads head (item 2); W wins item 2 and stops between its two CASes; L
+ * notes item 2, fails its CAS and is killed. The reap requeues item 2 on
+ * L's note: W's mark then fails and W gets item 3, and item 2 is got once
+ * more, by us. */
+Test(crashq, a_dead_losers_note_beside_a_live_winner_hands_out_nothing_twice)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char buf[1024];
+	int gl[2], gw[2], rc;
+	pid_t L, W;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < 4; i++) {
+		memset(buf, '0' + i, 8);
+		cr_assert_eq(ipc_queue_put(q, buf, 8, 1000), 0);
+	}
+	cr_assert_eq(pipe(gl), 0);
+	cr_assert_eq(pipe(gw), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	L = t_spawn_at_point("queue.get.head_read", "1", nt_child, gl);
+	cr_assert(t_blocked_in_syscall(L, SYS_read, 10000));
+	W = t_spawn_at_point("queue.get.taken", "1", nt_child, gw);
+	cr_assert(t_blocked_in_syscall(W, SYS_read, 10000));
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert_eq(write(gl[1], "g", 1), 1);
+	nt_wait_stopped(L);
+	cr_assert_eq(write(gw[1], "g", 1), 1);
+	nt_wait_stopped(W);
+	/* L's CAS fails; it loops to its head read and stops again. */
+	kill(L, SIGCONT);
+	nt_wait_stopped(L);
+	cr_assert_eq(t_kill(L), -SIGKILL);
+	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN); /* reaps */
+	rc = continue_until_exit(W);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) >= 10, "W: %#x", rc);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 8);
+	cr_assert_neq(WEXITSTATUS(rc) - 10, buf[0] - '0', "got twice");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	for (int i = 0; i < 2; i++) {
+		close(gl[i]);
+		close(gw[i]);
+	}
+}
