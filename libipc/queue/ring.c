@@ -47,22 +47,22 @@
  * never kept apart from what they count, so qsize cannot lie: it is tail items
  * minus head items (plus requeued tasks).
  *
- * JoinableQueue. A got record is not freed: get claims it, TAKEN by the
- * consumer's slot (a compare-and-swap of its READY state, which carries a
- * tag of its item number), and moves q_head past it (or another getter
- * does: see "Claiming the record at head" in ring_reap.c), and the record
- * stays in the
- * ring (between q_free and q_head) until its task_done marks it DONE; q_free
- * then advances over DONE records (at once under the lock, or at the next
- * get or room-starved put after a task_done that needed no lock). A consumer is
- * one thread on one handle (ring_joinable.c): it registers a slot by locking
- * the slot's robust mutex and holding it for its lifetime, so the kernel tells
- * everybody else when it dies: a trylock returns EOWNERDEAD. Sleepers (getters,
- * putters, joiners) look every IPC__RECHECK_MS and turn a dead consumer's TAKEN
- * records into REQUEUED ones, which the next get takes before anything at the
- * head. Unfinished tasks are tail items minus the tasks done (q_done and each
- * slot's own count, s_done), so join() waits exactly until every put task is
- * done, and a dead consumer's tasks are done by someone else instead of never.
+ * JoinableQueue. A got record is not freed: get claims it, moving q_head
+ * past it by compare-and-swap and then marking it TAKEN by the consumer's
+ * slot (a compare-and-swap from its READY state, which carries a tag of
+ * its item number: see "Claiming the record at head" in ring_reap.c), and
+ * the record stays in the ring (between q_free and q_head) until its task_done
+ * marks it DONE; q_free then advances over DONE records (at once under the
+ * lock, or at the next get or room-starved put after a task_done that needed no
+ * lock). A consumer is one thread on one handle (ring_joinable.c): it registers
+ * a slot by locking the slot's robust mutex and holding it for its lifetime, so
+ * the kernel tells everybody else when it dies: a trylock returns EOWNERDEAD.
+ * Sleepers (getters, putters, joiners) look every IPC__RECHECK_MS and turn a
+ * dead consumer's TAKEN records into REQUEUED ones, which the next get takes
+ * before anything at the head. Unfinished tasks are tail items minus the tasks
+ * done (q_done and each slot's own count, s_done), so join() waits exactly
+ * until every put task is done, and a dead consumer's tasks are done by someone
+ * else instead of never.
  *
  * Damage. A peer may write anything into the segment, so nothing read
  * from it is trusted as an index or a length: the geometry is validated

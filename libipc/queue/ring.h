@@ -78,9 +78,10 @@
 
 /* Record states (JoinableQueue; a plain Queue leaves them READY). A READY
  * state carries a tag of the record's item number (ring_ready_tag): a
- * JoinableQueue get claims the record at head with a compare-and-swap
- * from the tag of the head it read, so a getter whose head is stale finds
- * another record's tag there, not READY. */
+ * JoinableQueue get that moved head past a record marks it by a
+ * compare-and-swap from that item's tag, and so does the repair that
+ * finishes a dead claimer's claim (ring_reap.c), so a claim noted long
+ * ago finds another record's tag there, not READY. */
 enum {
 	REC_REQUEUED = 1,    /* behind head: its consumer died, get it again */
 	REC_DONE = 2,	     /* behind head: task_done'd, space to free */
