@@ -137,10 +137,25 @@ void ipc__ring_thaw_free(struct ring *r)
 }
 
 /* Free what lock-free task_done calls left (JoinableQueue), and wake the
- * producers waiting for room if that made some. */
+ * producers waiting for room if that made some. A word held frozen with
+ * q_cmutex free was left by a walker that died (or a peer wrote it): only
+ * q_cmutex holders freeze, so a trylock tells. Dead: the repair the lock
+ * runs thaws it; free, or damaged: thaw it here. A live walker's own thaw
+ * frees (the lock waits for it 1 ms at most, as IPC_NOWAIT does). */
 bool ipc__ring_free_done(struct ring *r)
 {
+	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
+	struct ring_shm *q = r->shm;
 	bool moved = ipc__ring_advance_free(r);
+
+	if (!moved && (atomic_load(&q->q_free) & FREE_FROZEN) &&
+	    ipc__ring_lock_consumers(r, &nowait) == 0) {
+		if (atomic_load(&q->q_free) & FREE_FROZEN)
+			ipc__ring_thaw_free(r); /* frees, and wakes */
+		if (ipc__mutex_unlock(&q->q_cmutex) != 0)
+			atomic_thread_fence(memory_order_seq_cst);
+		return ipc__ring_advance_free(r);
+	}
 
 	/* The CAS that moved it orders it before the arm's read. */
 	if (moved)
@@ -168,8 +183,9 @@ bool ipc__ring_free_done(struct ring *r)
  * the record (ring_slot_resolve_claim) with a CAS from the same READY tag,
  * after a walk has found the position to be a record in [free, head). The
  * note may be that of a loser killed after its failed CAS, whose winner is
- * still on its way to mark: that winner's CAS then finds REQUEUED and it
- * gets again. Nothing is lost, nothing handed out twice.
+ * still on its way to mark: so it is left while another slot notes the
+ * same head (ring_claim_noted_elsewhere), and requeued by the release of
+ * the last one that does. Nothing is lost, nothing handed out twice.
  */
 
 /* This thread's remembered tail for JoinableQueue claims (see struct
@@ -253,6 +269,25 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 			return ipc__ring_broken(r);
 		head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 	}
+}
+
+/* Does a slot other than `slot` note the same claim (q_cmutex held)? Then
+ * that one may be the winner, alive and about to mark, and requeueing the
+ * record could hand it out twice: a getter that takes it requeued, is done
+ * with it and sees it freed and reused, while the winner's mark, when it
+ * comes, finds those bytes. So it is left: the winner marks it, or, dead
+ * too, its own release requeues it once this note is gone. */
+static bool ring_claim_noted_elsewhere(struct ring *r, uint32_t slot,
+				       uint64_t note)
+{
+	uint32_t hw = atomic_load(&r->shm->q_slots_hw);
+
+	if (hw > r->nslots)
+		hw = r->nslots;
+	for (uint32_t i = 0; i < hw; i++)
+		if (i != slot && atomic_load(&r->slots[i].s_claim) == note)
+			return true;
+	return false;
 }
 
 /* Is the claim noted as note (head | 1, or 0) a READY record behind head
@@ -445,7 +480,8 @@ static int ring_repair_consumer(void *arg)
 		uint32_t pos = 0;
 		uint32_t ready = ring_ready_tag(w_items(note));
 		struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
-		if (ring_claim_open(r, note, &pos))
+		if (ring_claim_open(r, note, &pos) &&
+		    !ring_claim_noted_elsewhere(r, UINT32_MAX, note))
 			atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
 						       &ready, REC_DROPPED);
 		if (note != 0 &&
@@ -556,7 +592,8 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	ipc__ring_freeze_free(r);
 	/* A claim it made and may not have marked (see "Claiming the record
 	 * at head"): queue it again, unless its winner marks first. */
-	if (ring_claim_open(r, note, &pos)) {
+	if (ring_claim_open(r, note, &pos) &&
+	    !ring_claim_noted_elsewhere(r, slot, note)) {
 		/* Counted first: a winner whose CAS finds REQUEUED checks the
 		 * count (see ipc__ring_claim_head). */
 		atomic_fetch_add(&q->q_requeued, 1);

@@ -673,3 +673,39 @@ Test(corruptq, joinable_queued_state_damaged_to_dropped_is_seen)
 	atomic_store(&rec(head_pos())->r_state, REC_DROPPED);
 	in_child(get_m0_or_damage);
 }
+
+/* FREE_FROZEN written into q_free while nobody holds q_cmutex, with only
+ * lock-free consumers: the first put short of room sees the lock free and
+ * thaws it, instead of frees stopping for ever. */
+static int frozen_lock_free_cycle(void *arg)
+{
+	char buf[64];
+	ssize_t n;
+	int rc;
+
+	(void)arg;
+	if (ipc_queue_put(q, buf, make_msg(buf, 1), 0) != 0 ||
+	    ipc_queue_get(q, buf, sizeof(buf), 0) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	atomic_fetch_or(&shm->q_free, FREE_FROZEN);
+	for (int i = 0; i < 400; i++) {
+		rc = ipc_queue_put(q, buf, make_msg(buf, i), 300);
+		if (rc == IPC_ENOTRECOVERABLE)
+			return 0;
+		if (rc != 0)
+			return 7;
+		n = ipc_queue_get(q, buf, sizeof(buf), 0);
+		if (n == IPC_ENOTRECOVERABLE)
+			return 0;
+		if (n <= 0 || ipc_queue_task_done(q) != 0)
+			return 8;
+	}
+	return 0;
+}
+
+Test(corruptq, joinable_free_frozen_with_nobody_walking_is_thawed)
+{
+	make_queue(true, 0, 0);
+	in_child(frozen_lock_free_cycle);
+}

@@ -1680,17 +1680,15 @@ static void nt_wait_stopped(pid_t kid)
 	cr_assert(WIFSTOPPED(st), "child %d stopped", (int)kid);
 }
 
-/* L reads head (item 2); W wins item 2 and stops between its two CASes; L
- * notes item 2, fails its CAS and is killed. The reap requeues item 2 on
- * L's note: W's mark then fails and W gets item 3, and item 2 is got once
- * more, by us. */
-Test(crashq, a_dead_losers_note_beside_a_live_winner_hands_out_nothing_twice)
+/* Items 0..3 queued; L reads head (item 2) and stops; W wins item 2 and
+ * stops between its two CASes; L, continued, notes item 2, fails its CAS
+ * and is killed, and a join reaps it: W's pid (the pipes in g). */
+static pid_t loser_and_stopped_winner(int g[2][2])
 {
 	ipc_queue_attr attr = { .capacity = 4096,
 				.max_msg_size = 1016,
 				.joinable = true };
-	char buf[1024];
-	int gl[2], gw[2], rc;
+	char buf[8];
 	pid_t L, W;
 
 	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
@@ -1698,23 +1696,34 @@ Test(crashq, a_dead_losers_note_beside_a_live_winner_hands_out_nothing_twice)
 		memset(buf, '0' + i, 8);
 		cr_assert_eq(ipc_queue_put(q, buf, 8, 1000), 0);
 	}
-	cr_assert_eq(pipe(gl), 0);
-	cr_assert_eq(pipe(gw), 0);
+	cr_assert_eq(pipe(g[0]), 0);
+	cr_assert_eq(pipe(g[1]), 0);
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
-	L = t_spawn_at_point("queue.get.head_read", "1", nt_child, gl);
+	L = t_spawn_at_point("queue.get.head_read", "1", nt_child, g[0]);
 	cr_assert(t_blocked_in_syscall(L, SYS_read, 10000));
-	W = t_spawn_at_point("queue.get.taken", "1", nt_child, gw);
+	W = t_spawn_at_point("queue.get.taken", "1", nt_child, g[1]);
 	cr_assert(t_blocked_in_syscall(W, SYS_read, 10000));
 	unsetenv("IPC_CRASHPOINT_ACTION");
-	cr_assert_eq(write(gl[1], "g", 1), 1);
+	cr_assert_eq(write(g[0][1], "g", 1), 1);
 	nt_wait_stopped(L);
-	cr_assert_eq(write(gw[1], "g", 1), 1);
+	cr_assert_eq(write(g[1][1], "g", 1), 1);
 	nt_wait_stopped(W);
 	/* L's CAS fails; it loops to its head read and stops again. */
 	kill(L, SIGCONT);
 	nt_wait_stopped(L);
 	cr_assert_eq(t_kill(L), -SIGKILL);
 	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN); /* reaps */
+	return W;
+}
+
+/* W, continued after the reap, and we get items 2 and 3 between us, each
+ * once. */
+Test(crashq, a_dead_losers_note_beside_a_live_winner_hands_out_nothing_twice)
+{
+	char buf[1024];
+	int g[2][2], rc;
+	pid_t W = loser_and_stopped_winner(g);
+
 	rc = continue_until_exit(W);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) >= 10, "W: %#x", rc);
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 8);
@@ -1723,7 +1732,67 @@ Test(crashq, a_dead_losers_note_beside_a_live_winner_hands_out_nothing_twice)
 	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
 		     ipc_queue_unfinished(q));
 	for (int i = 0; i < 2; i++) {
-		close(gl[i]);
-		close(gw[i]);
+		close(g[0][i]);
+		close(g[1][i]);
 	}
+}
+
+/* The same, the parent getting before W resumes: W's task is not
+ * requeued on the dead loser's note (W, alive, notes the same head), so
+ * the parent gets item 3 and W item 2, each once. Requeued, item 2 could
+ * be got, finished and freed while W was stopped, and W's mark would then
+ * find another getter's state, or reused bytes. */
+Test(crashq, a_dead_losers_note_leaves_a_stopped_winners_task_to_it)
+{
+	char buf[1024];
+	int g[2][2], rc;
+	pid_t W = loser_and_stopped_winner(g);
+
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 8);
+	cr_assert_eq(buf[0], '3', "item 2 stays W's");
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	rc = continue_until_exit(W);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 12, "W got 2: %#x", rc);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	for (int i = 0; i < 2; i++) {
+		close(g[0][i]);
+		close(g[1][i]);
+	}
+}
+
+/* Gets two tasks and finishes one (the locked task_done: two outstanding),
+ * to die in it at a point. */
+static int get_two_done_one(void *arg)
+{
+	char buf[1016];
+
+	(void)arg;
+	for (int i = 0; i < 2; i++)
+		if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0)
+			return 1;
+	return ipc_queue_task_done(q) == 0 ? 0 : 2;
+}
+
+/* A consumer killed in its locked task_done after counting, while it held
+ * the free position (frozen): the room of the task it finished is freed
+ * by the next put that lacks room, even one that cannot wait, and without
+ * waiting for a re-check (hourly here): the freeze of a holder that died
+ * is seen by a trylock, whose repair thaws it. */
+Test(crashq, a_freeze_left_by_a_dead_holder_frees_room_for_a_nowait_put)
+{
+	ipc_queue_attr attr = { .capacity = 4096,
+				.max_msg_size = 1016,
+				.joinable = true };
+	char msg[1016] = { 0 };
+	int rc;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT), 0);
+	die_at("queue.task_done.counted", get_two_done_one, NULL);
+	rc = ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0, "NOWAIT put: %d", rc);
 }
