@@ -147,14 +147,17 @@ bool ipc__ring_free_done(struct ring *r)
 	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
 	struct ring_shm *q = r->shm;
 	bool moved = ipc__ring_advance_free(r);
+	uint64_t before = atomic_load(&q->q_free);
 
-	if (!moved && (atomic_load(&q->q_free) & FREE_FROZEN) &&
+	if (!moved && (before & FREE_FROZEN) &&
 	    ipc__ring_lock_consumers(r, &nowait) == 0) {
 		if (atomic_load(&q->q_free) & FREE_FROZEN)
 			ipc__ring_thaw_free(r); /* frees, and wakes */
 		if (ipc__mutex_unlock(&q->q_cmutex) != 0)
 			atomic_thread_fence(memory_order_seq_cst);
-		return ipc__ring_advance_free(r);
+		/* Moved by the thaw, or by the repair the lock ran. */
+		moved = ipc__ring_advance_free(r);
+		return moved || w_pos(atomic_load(&q->q_free)) != w_pos(before);
 	}
 
 	/* The CAS that moved it orders it before the arm's read. */

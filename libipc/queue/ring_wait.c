@@ -288,12 +288,12 @@ int ipc__ring_wait_room(struct ring *r, uint32_t need,
 
 	/* The room a JoinableQueue put lacks may be done records nobody
 	 * freed (a task_done killed before it freed): even a put that
-	 * cannot wait frees them first. */
-	if (r->joinable) {
-		ipc__ring_free_done(r); /* (or a repair it ran) */
-		if (ipc__ring_ready_to_put(r, need))
-			return 0;
-	}
+	 * cannot wait frees them first. Only a free that moved counts: the
+	 * attempt may have failed for another reason (its lock), and a
+	 * readiness test alone would spin on it past the deadline. */
+	if (r->joinable && ipc__ring_free_done(r) &&
+	    ipc__ring_ready_to_put(r, need))
+		return 0;
 	IPC__CRASHPOINT("queue.room.waiting");
 	/* Every pass checks the deadline, so that no disagreement between
 	 * the readiness test and the attempt can spin past it (IPC_FOREVER
