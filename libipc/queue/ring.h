@@ -781,6 +781,12 @@ uint32_t ipc__ring_arm(struct ring *r, _Atomic uint32_t *seq, bool *drained);
  * for those still counted, so that the next change wakes them too. */
 void ipc__ring_leave(_Atomic uint32_t *seq, _Atomic uint32_t *waiters,
 		     uint32_t add);
+/* A put of need bytes found no room: on a JoinableQueue, were done
+ * records nobody freed (a task_done killed before it freed) in the way,
+ * and is there room now that they are freed? A put's loop asks once,
+ * before it waits, so that even a put that cannot wait uses that room;
+ * once only, since its attempt may fail for another reason (its lock). */
+bool ipc__ring_room_freed(struct ring *r, uint32_t need);
 /* A put of need bytes found no room: wait (briefly, then asleep) until
  * there may be some, to try again. 0, or the deadline's error, or
  * -ENOTRECOVERABLE. */

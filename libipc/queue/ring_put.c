@@ -127,6 +127,7 @@ static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
 				       const struct ipc__deadline *dl, int rc)
 {
 	struct ring_bias *b;
+	bool freed = false;
 
 	for (;;) {
 		if (rc == -ESTALE) {
@@ -140,6 +141,11 @@ static IPC__NOINLINE int ring_put_loop(struct ring *r, const void *msg,
 		}
 		if (rc != -EAGAIN)
 			return rc;
+		if (!freed && ipc__ring_room_freed(r, rec_size(len))) {
+			freed = true;
+			rc = -ESTALE;
+			continue;
+		}
 		rc = ipc__ring_wait_room(r, rec_size(len), dl);
 		if (rc != 0)
 			return rc;

@@ -280,20 +280,18 @@ static int ring_sleep_for_batch(struct ring *r, uint32_t need,
 	return -EAGAIN;
 }
 
+bool ipc__ring_room_freed(struct ring *r, uint32_t need)
+{
+	return r->joinable && ipc__ring_free_done(r) &&
+	       ipc__ring_ready_to_put(r, need);
+}
+
 int ipc__ring_wait_room(struct ring *r, uint32_t need,
 			const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	int rc;
 
-	/* The room a JoinableQueue put lacks may be done records nobody
-	 * freed (a task_done killed before it freed): even a put that
-	 * cannot wait frees them first. Only a free that moved counts: the
-	 * attempt may have failed for another reason (its lock), and a
-	 * readiness test alone would spin on it past the deadline. */
-	if (r->joinable && ipc__ring_free_done(r) &&
-	    ipc__ring_ready_to_put(r, need))
-		return 0;
 	IPC__CRASHPOINT("queue.room.waiting");
 	/* Every pass checks the deadline, so that no disagreement between
 	 * the readiness test and the attempt can spin past it (IPC_FOREVER

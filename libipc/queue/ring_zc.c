@@ -122,12 +122,16 @@ int ipc__ring_reserve(void *impl, size_t len, void **buf,
 
 	if (z == NULL)
 		return -ENOMEM;
-	for (;;) {
+	for (bool freed = false;;) {
 		rc = ring_reserve_try(r, need, &tail, dl);
 		if (rc == 0)
 			break;
 		if (rc != -EAGAIN)
 			return rc;
+		if (!freed && ipc__ring_room_freed(r, need)) {
+			freed = true;
+			continue;
+		}
 		rc = ipc__ring_wait_room(r, need, dl);
 		if (rc != 0)
 			return rc;
