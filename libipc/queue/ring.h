@@ -149,7 +149,7 @@ struct rec_hdr {
  * that thread is alive, so they are never trusted alone.
  *
  * The second line is the consumer's own: the task_done that needs no lock
- * (see "task_done without the lock" in ring_joinable.c) writes it, and
+ * (see "Get and task_done without the lock" in ring_joinable.c) writes it, and
  * nobody else does while the consumer lives. s_done counts the tasks done
  * that way through this slot, ever (mod 2^32): it is never reset, not even
  * when the slot is freed and registered again, so that no count ever moves
@@ -737,6 +737,10 @@ void ipc__ring_thaw_free(struct ring *r);
 /* The same, then wake the producers waiting for room if it moved
  * (JoinableQueue): for whoever may find done records left unfreed. */
 bool ipc__ring_free_done(struct ring *r);
+/* The same, for a producer short of room (never with q_cmutex held): a
+ * word left frozen by a walker that died, or damaged, is thawed too, so
+ * that its room does not wait until someone takes q_cmutex. */
+bool ipc__ring_free_stale(struct ring *r);
 /* Roll the slot's lock-free task_done forward from its intent record
  * (the consumer is dead or gone), requeue the slot's TAKEN records and
  * free the slot (q_cmutex held): how many were requeued. The caller wakes

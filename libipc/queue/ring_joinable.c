@@ -430,7 +430,7 @@ static void me_took(struct ring *r, uint32_t pos, uint32_t state)
 
 /* This thread's entry for the handle, if its slot is still registered to
  * it, read without the lock: only this thread changes its own registered
- * slot (see "task_done without the lock"). NULL otherwise: the locked
+ * slot (see "Get and task_done without the lock"). NULL otherwise: the locked
  * path then finds out what happened. */
 static struct me_entry *me_registered(struct ring *r)
 {
@@ -450,8 +450,8 @@ static struct me_entry *me_registered(struct ring *r)
 }
 
 /* task_done without the lock, for an entry with one task outstanding (see
- * "task_done without the lock" above): 0, or -EAGAIN when the locked path
- * must decide (the slot or the record is not as this entry left it: a
+ * "Get and task_done without the lock" above): 0, or -EAGAIN when the locked
+ * path must decide (the slot or the record is not as this entry left it: a
  * damaged segment, which the locked path's checks then find). */
 static int ring_task_done_fast(struct ring *r, struct me_entry *e)
 {

@@ -36,7 +36,7 @@ static bool ring_full(void *impl)
 
 	/* Done tasks' records may still wait to be freed (ring_reap.c). */
 	if (r->joinable && !ipc__ring_ready_to_put(impl, REC_HDR))
-		ipc__ring_free_done(r);
+		ipc__ring_free_stale(r);
 	return !ipc__ring_ready_to_put(impl, REC_HDR) &&
 	       !atomic_load(&((struct ring *)impl)->shm->q_closed);
 }

@@ -137,33 +137,40 @@ void ipc__ring_thaw_free(struct ring *r)
 }
 
 /* Free what lock-free task_done calls left (JoinableQueue), and wake the
- * producers waiting for room if that made some. A word held frozen with
- * q_cmutex free was left by a walker that died (or a peer wrote it): only
- * q_cmutex holders freeze, so a trylock tells. Dead: the repair the lock
- * runs thaws it; free, or damaged: thaw it here. A live walker's own thaw
- * frees (the lock waits for it 1 ms at most, as IPC_NOWAIT does). */
+ * producers waiting for room if that made some. */
 bool ipc__ring_free_done(struct ring *r)
 {
-	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
-	struct ring_shm *q = r->shm;
 	bool moved = ipc__ring_advance_free(r);
-	uint64_t before = atomic_load(&q->q_free);
-
-	if (!moved && (before & FREE_FROZEN) &&
-	    ipc__ring_lock_consumers(r, &nowait) == 0) {
-		if (atomic_load(&q->q_free) & FREE_FROZEN)
-			ipc__ring_thaw_free(r); /* frees, and wakes */
-		if (ipc__mutex_unlock(&q->q_cmutex) != 0)
-			atomic_thread_fence(memory_order_seq_cst);
-		/* Moved by the thaw, or by the repair the lock ran. */
-		moved = ipc__ring_advance_free(r);
-		return moved || w_pos(atomic_load(&q->q_free)) != w_pos(before);
-	}
 
 	/* The CAS that moved it orders it before the arm's read. */
 	if (moved)
 		ipc__ring_wake_room(r);
 	return moved;
+}
+
+/* A word held frozen with q_cmutex free was left by a walker that died
+ * (or a peer wrote it): only q_cmutex holders freeze, so a trylock tells.
+ * Dead: the repair the lock runs thaws it; free, or damaged: thaw it here.
+ * A live walker's own thaw frees (the lock waits for it 1 ms at most, as
+ * IPC_NOWAIT does). Only producers short of room ask: a task_done that
+ * finds the word frozen leaves its record to the thaw, and never waits. */
+bool ipc__ring_free_stale(struct ring *r)
+{
+	static const struct ipc__deadline nowait = { .kind = IPC__DL_NOWAIT };
+	struct ring_shm *q = r->shm;
+	bool moved = ipc__ring_free_done(r);
+	uint64_t before = atomic_load(&q->q_free);
+
+	if (moved || !(before & FREE_FROZEN) ||
+	    ipc__ring_lock_consumers(r, &nowait) != 0)
+		return moved;
+	if (atomic_load(&q->q_free) & FREE_FROZEN)
+		ipc__ring_thaw_free(r); /* frees, and wakes */
+	if (ipc__mutex_unlock(&q->q_cmutex) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	/* Moved by the thaw, or by the repair the lock ran. */
+	return ipc__ring_free_done(r) ||
+	       w_pos(atomic_load(&q->q_free)) != w_pos(before);
 }
 
 /* ---- Claiming the record at head ---------------------------------------
@@ -183,7 +190,7 @@ bool ipc__ring_free_done(struct ring *r)
  * (head | 1) in a word of its own (its slot's s_claim; the drop's
  * q_intent_head), which its caller clears once the claim is recorded. A getter
  * killed between the two leaves the note, and the release of its slot requeues
- * the record (ring_slot_resolve_claim) with a CAS from the same READY tag,
+ * the record (ipc__ring_release_slot) with a CAS from the same READY tag,
  * after a walk has found the position to be a record in [free, head). The
  * note may be that of a loser killed after its failed CAS, whose winner is
  * still on its way to mark: so it is left while another slot notes the
@@ -543,8 +550,8 @@ static void requeue_one(struct ring *r, uint32_t pos, struct rec_hdr *h,
 /* The consumer of slot is dead or gone: roll forward the task_done it
  * made without the lock, if it died inside one (q_cmutex held). That
  * task_done marks its record DONE, then counts it in s_done, under the
- * intent record in the slot's own line (see "task_done without the lock"
- * in ring_joinable.c). A record still TAKEN by the slot at the intent's
+ * intent record in the slot's own line (see "Get and task_done without the
+ * lock" in ring_joinable.c). A record still TAKEN by the slot at the intent's
  * position was not marked: mark it. Any other state there means it was
  * (the record may since have been freed, and its bytes reused): count it
  * only. The position is looked for as a record boundary in [free, head)

@@ -190,7 +190,7 @@ int ipc__ring_sleep(struct ring *r, _Atomic uint32_t *seq,
 		 * whose task_done was killed before it freed): free them,
 		 * after arming, so that their room is seen. */
 		if (seq == &r->shm->q_put_seq && r->joinable)
-			ipc__ring_free_done(r);
+			ipc__ring_free_stale(r);
 		if (atomic_load_explicit(&r->shm->q_closed,
 					 memory_order_relaxed) &
 		    CLOSED_BROKEN) {
@@ -282,7 +282,7 @@ static int ring_sleep_for_batch(struct ring *r, uint32_t need,
 
 bool ipc__ring_room_freed(struct ring *r, uint32_t need)
 {
-	return r->joinable && ipc__ring_free_done(r) &&
+	return r->joinable && ipc__ring_free_stale(r) &&
 	       ipc__ring_ready_to_put(r, need);
 }
 

@@ -1598,10 +1598,10 @@ Test(crashq, a_walk_from_the_free_position_reads_no_reused_bytes)
 	int rc;
 
 	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
-	cr_assert_eq(ipc_queue_put(q, "XXXXXXXX", 8, 1000), 0); /* at 0 */
+	cr_assert_eq(ipc_queue_put(q, "XQXQXQXQ", 8, 1000), 0); /* at 0 */
 	cr_assert_eq(ipc_queue_put(q, "RRRRRRRR", 8, 1000), 0); /* at 16 */
 	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), 1000), 8);
-	cr_assert_eq(memcmp(buf, "XXXXXXXX", 8), 0);
+	cr_assert_eq(memcmp(buf, "XQXQXQXQ", 8), 0);
 	cr_assert_eq(t_reap(t_spawn(rw_get_and_die, NULL), 10000), -SIGKILL);
 	cr_assert_eq(ipc_queue_join(q, IPC_NOWAIT), IPC_EAGAIN); /* reaps */
 	kid = stop_at("queue.get.requeued_walk", rw_child, NULL);
