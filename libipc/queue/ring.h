@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -690,6 +691,26 @@ int ipc__ring_lock(pthread_mutex_t *m, const struct ipc__deadline *dl,
 		   ipc__repair_fn repair, void *arg);
 /* q_pmutex, with the producer side's repair (a sanity check). */
 int ipc__ring_lock_producers(struct ring *r, const struct ipc__deadline *dl);
+
+/* A consumer gives way (docs/design.md, "Consumers that give way"). A
+ * get whose compare-and-swap of q_head failed lost its race to another
+ * consumer running on another CPU right now. Retrying at once has two
+ * CPUs fight over q_head and the records while the producers, when
+ * processes outnumber CPUs, wait for one; so it yields this CPU first, to
+ * a producer if one is runnable here. With nothing else to run,
+ * sched_yield returns at once and the get retries as before. Never under
+ * IPC_NOWAIT (a caller that asked not to wait is not descheduled for
+ * others) nor with dl NULL (a claim under q_cmutex, or the drop of
+ * shutdown_immediate). True if dl passed meanwhile: the yield is a wait,
+ * and a get that keeps losing its race stops at its deadline. */
+static inline bool ipc__ring_give_way(const struct ipc__deadline *dl)
+{
+	if (dl == NULL || dl->kind == IPC__DL_NOWAIT)
+		return false;
+	sched_yield();
+	return dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl);
+}
+
 /* A record at *head that cannot be (its length against the tail c gave):
  * 0 if another consumer moved q_head on since it was read (*head is the
  * new one) or a fresh look finds it sound (c was stale), both meaning
@@ -751,9 +772,11 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
  * set its state from its READY tag to `claim`, with the claim noted in
  * *note meanwhile. With g, its destination comes first
  * (ipc__ring_get_dest: an error leaves the task queued). The length (the
- * record at *pos), -EAGAIN (empty) or an error. */
+ * record at *pos), -EAGAIN (empty) or an error. A claim lost to another
+ * consumer gives way (ipc__ring_give_way, with dl) before it retries. */
 ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
-			     void **dst, uint32_t *pos, _Atomic uint64_t *note);
+			     void **dst, uint32_t *pos, _Atomic uint64_t *note,
+			     const struct ipc__deadline *dl);
 /* Requeue every dead consumer's tasks, waking getters (q_cmutex held). */
 void ipc__ring_reap_locked(struct ring *r);
 /* The same if q_cmutex is free right now; nothing for a plain Queue. */

@@ -143,8 +143,10 @@ ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
 
 /* A Queue: claim up to n (at most BATCH_TAKE) records from head with one
  * CAS, copying each into its buffer first. How many (0: empty, or the
- * first does not fit its buffer), or -ENOTRECOVERABLE. */
-static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n)
+ * first does not fit its buffer), or -ENOTRECOVERABLE. A lost race gives
+ * way before the retry (ipc__ring_give_way, as a single get's). */
+static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n,
+			       const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
@@ -194,17 +196,20 @@ static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n)
 				msgs[i].iov_len = lens[i];
 			return (ssize_t)k;
 		}
+		if (ipc__ring_give_way(dl))
+			return ipc__deadline_error(dl);
 	}
 }
 
 /* Take what is queued now, chunk by chunk: how many, or an error when
  * none was taken. */
-static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n)
+static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n,
+			      const struct ipc__deadline *dl)
 {
 	size_t got = 0;
 
 	while (got < n) {
-		ssize_t k = ring_take_chunk(r, msgs + got, n - got);
+		ssize_t k = ring_take_chunk(r, msgs + got, n - got, dl);
 		if (k < 0)
 			return got > 0 ? (ssize_t)got : k;
 		got += (size_t)k;
@@ -241,7 +246,7 @@ ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
 		return ring_get_each(r, msgs, n, dl);
 	if (atomic_load(&r->shm->q_closed) & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
-	got = ring_take_many(r, msgs, n);
+	got = ring_take_many(r, msgs, n, dl);
 	if (got != 0)
 		return got;
 	/* Nothing to take now (or the first is too long for its buffer):
@@ -249,6 +254,6 @@ ssize_t ipc__ring_get_many(void *impl, struct iovec *msgs, size_t n,
 	got = ring_get_each(r, msgs, 1, dl);
 	if (got < 0 || n == 1)
 		return got;
-	more = ring_take_many(r, msgs + 1, n - 1);
+	more = ring_take_many(r, msgs + 1, n - 1, &nowait);
 	return more > 0 ? 1 + more : 1;
 }

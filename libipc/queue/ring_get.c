@@ -25,8 +25,10 @@ static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
  * points at them, so a successful CAS proves the copy whole. A consumer
  * killed before its CAS took nothing; after it, the message is its.
  * q_head's item count makes the packed word unique for 2^32 gets, which
- * rules out ABA within one attempt. */
-static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
+ * rules out ABA within one attempt. A lost race gives way before the
+ * retry (ipc__ring_give_way): the winner runs on another CPU. */
+static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
+			       const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
@@ -73,6 +75,8 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g)
 			free(*g->alloc);
 			*g->alloc = NULL;
 		}
+		if (ipc__ring_give_way(dl))
+			return ipc__deadline_error(dl);
 	}
 }
 
@@ -88,7 +92,7 @@ static ssize_t ring_try_get(struct ring *r, struct get_req *g,
 	if (closed & CLOSED_BROKEN)
 		return -ENOTRECOVERABLE;
 	n = r->joinable ? ipc__ring_get_joinable(r, g, dl)
-			: ring_take_plain(r, g);
+			: ring_take_plain(r, g, dl);
 	if (n == -EAGAIN) {
 		closed = atomic_load_explicit(&q->q_closed,
 					      memory_order_relaxed);

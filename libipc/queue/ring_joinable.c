@@ -344,8 +344,9 @@ static ssize_t ring_take_joinable(struct ring *r, struct get_req *g,
 		*state = taken;
 		return len;
 	}
-	n = ipc__ring_claim_head(r, taken, g, dst, pos,
-				 &r->slots[slot].s_claim);
+	/* NULL: no giving way while holding q_cmutex. */
+	n = ipc__ring_claim_head(r, taken, g, dst, pos, &r->slots[slot].s_claim,
+				 NULL);
 	atomic_store_explicit(&r->slots[slot].s_claim, 0, memory_order_relaxed);
 	if (n >= 0)
 		*state = taken;
@@ -593,7 +594,7 @@ ssize_t ipc__ring_get_joinable(struct ring *r, struct get_req *g,
 		state = REC_TAKEN | e->slot |
 			ring_slot_gen(r, e->slot) << REC_GEN_SHIFT;
 		n = ipc__ring_claim_head(r, state, g, &dst, &pos,
-					 &r->slots[e->slot].s_claim);
+					 &r->slots[e->slot].s_claim, dl);
 		atomic_store_explicit(&r->slots[e->slot].s_claim, 0,
 				      memory_order_relaxed);
 		if (n < 0)

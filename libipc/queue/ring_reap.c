@@ -203,7 +203,8 @@ bool ipc__ring_free_stale(struct ring *r)
 static _Thread_local struct ring_tail_cache claim_tail IPC__TLS_FAST;
 
 ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
-			     void **dst, uint32_t *pos, _Atomic uint64_t *note)
+			     void **dst, uint32_t *pos, _Atomic uint64_t *note,
+			     const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
@@ -253,6 +254,8 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 				free(*g->alloc);
 				*g->alloc = NULL;
 			}
+			if (ipc__ring_give_way(dl))
+				return ipc__deadline_error(dl);
 			continue; /* head is the new one */
 		}
 		IPC__CRASHPOINT("queue.get.taken");
@@ -379,7 +382,7 @@ static void ring_drop_queued(struct ring *r)
 		atomic_signal_fence(memory_order_seq_cst);
 		IPC__CRASHPOINT("queue.drop.intent");
 		n = ipc__ring_claim_head(r, REC_DROPPED, NULL, NULL, &pos,
-					 &q->q_intent_head);
+					 &q->q_intent_head, NULL);
 		if (n >= 0) {
 			IPC__CRASHPOINT("queue.drop.marked");
 			atomic_store(&q->q_done, q->q_intent_done + 1);

@@ -14,12 +14,16 @@
  * and check that nothing was lost.
  */
 #include <criterion/criterion.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1795,4 +1799,180 @@ Test(crashq, a_freeze_left_by_a_dead_holder_frees_room_for_a_nowait_put)
 	rc = ipc_queue_put(q, msg, sizeof(msg), IPC_NOWAIT);
 	unsetenv("IPC_TEST_RECHECK_MS");
 	cr_assert_eq(rc, 0, "NOWAIT put: %d", rc);
+}
+
+/* ---- Consumers that give way (a lost race yields the CPU) -------------- */
+
+/* How many times the child called sched_yield (shared with the parent). */
+static volatile int *yields;
+
+static void count_yield(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)ctx;
+	if (si->si_syscall == SYS_sched_yield)
+		(*yields)++;
+}
+
+/* Every sched_yield of the calling process raises SIGSYS instead of
+ * running (seccomp), and the handler counts it. */
+static bool trap_yields(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_yield, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	struct sigaction sa = { .sa_sigaction = count_yield,
+				.sa_flags = SA_SIGINFO };
+
+	return sigaction(SIGSYS, &sa, NULL) == 0 &&
+	       prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+	       prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+struct race_arg {
+	int timeout_ms; /* of the get that loses its race */
+	bool joinable;	/* first get and task_done message 0 (registers) */
+};
+
+/* The racing consumer: with its yields counted, get the message after the
+ * one the parent takes from under it (2 for a JoinableQueue, else 1). */
+static int lose_a_race(void *arg)
+{
+	const struct race_arg *a = arg;
+	char buf[128], ref[128];
+	size_t len;
+	ssize_t n;
+
+	if (a->joinable) {
+		n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+		len = make_msg(ref, 0);
+		if (n != (ssize_t)len || memcmp(buf, ref, len) != 0 ||
+		    ipc_queue_task_done(q) != 0)
+			return 1;
+	}
+	if (!trap_yields())
+		return 2;
+	n = ipc_queue_get(q, buf, sizeof(buf), a->timeout_ms);
+	len = make_msg(ref, a->joinable ? 2 : 1);
+	if (n != (ssize_t)len || memcmp(buf, ref, len) != 0)
+		return 3;
+	return a->joinable && ipc_queue_task_done(q) != 0 ? 4 : 0;
+}
+
+/* A consumer stopped just before its claim (after its copy, or after its
+ * read of head for a JoinableQueue) while the parent takes that message:
+ * continued, its compare-and-swap fails. It then gives way (one
+ * sched_yield) before it takes the next message, unless it asked not to
+ * wait; nothing is lost or got twice either way. */
+static void race_and_count(bool joinable, int timeout_ms, int want)
+{
+	struct race_arg a = { timeout_ms, joinable };
+	pid_t kid;
+	int rc, first = joinable ? 1 : 0;
+
+	yields = t_shared(sizeof(*yields));
+	if (joinable)
+		cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	else
+		cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	/* The JoinableQueue's first get (locked, registering) passes the
+	 * point once before the lock-free one. */
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point(joinable ? "queue.get.head_read"
+					: "queue.get.copied",
+			       joinable ? "1" : NULL, lose_a_race, &a);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	{
+		long t0 = t_now_ms();
+		int st = 0;
+		while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+		       t_now_ms() - t0 < 10000)
+			usleep(1000);
+		cr_assert(WIFSTOPPED(st), "the consumer stopped at its claim");
+	}
+	expect(first); /* from under the stopped claim */
+	if (joinable)
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	rc = continue_until_exit(kid); /* the point stops it at each pass */
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the consumer got the next message: %#x", rc);
+	cr_assert_eq(*yields, want, "sched_yield calls: %d, not %d", *yields,
+		     want);
+	if (!joinable)
+		expect(2);
+	expect_empty();
+	if (joinable)
+		cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+Test(crashq, a_get_that_lost_its_race_gives_way_once)
+{
+	race_and_count(false, IPC_FOREVER, 1);
+}
+
+Test(crashq, a_timed_get_that_lost_its_race_gives_way_once)
+{
+	race_and_count(false, 1000, 1);
+}
+
+Test(crashq, a_nowait_get_that_lost_its_race_never_yields)
+{
+	race_and_count(false, IPC_NOWAIT, 0);
+}
+
+Test(crashq, a_joinable_claim_that_lost_its_race_gives_way_once)
+{
+	race_and_count(true, IPC_FOREVER, 1);
+}
+
+Test(crashq, a_nowait_joinable_claim_that_lost_its_race_never_yields)
+{
+	race_and_count(true, IPC_NOWAIT, 0);
+}
+
+/* The batch get's child: get_many of two, counted yields; it must get
+ * messages 1 and 2 (0 is taken from under its first claim). */
+static int lose_a_batch_race(void *arg)
+{
+	char b[2][128], ref[128];
+	struct iovec v[2] = { { b[0], sizeof(b[0]) }, { b[1], sizeof(b[1]) } };
+	ssize_t n;
+
+	(void)arg;
+	if (!trap_yields())
+		return 2;
+	n = ipc_queue_get_many(q, v, 2, IPC_FOREVER);
+	if (n != 2)
+		return 3;
+	for (int i = 0; i < 2; i++) {
+		size_t len = make_msg(ref, i + 1);
+		if (v[i].iov_len != len || memcmp(b[i], ref, len) != 0)
+			return 4;
+	}
+	return 0;
+}
+
+Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
+{
+	pid_t kid;
+	int rc;
+
+	yields = t_shared(sizeof(*yields));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	kid = stop_at("queue.get_many.copied", lose_a_batch_race, NULL);
+	expect(0);
+	rc = continue_until_exit(kid);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the batch got 1 and 2: %#x", rc);
+	cr_assert_eq(*yields, 1, "sched_yield calls: %d", *yields);
+	expect_empty();
 }
