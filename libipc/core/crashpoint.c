@@ -8,19 +8,36 @@
  * parent checks that the object survived. IPC_CRASHPOINT_SKIP=n lets the
  * point pass n times first. IPC_CRASHPOINT_ACTION=stop makes the point
  * stop the process (SIGSTOP) instead, as a debugger or a stalled machine
- * would, and carry on when it is continued: the stopped-peer tests. The
- * environment is read on every pass (no cached state), which is slow but
- * only in this test build.
+ * would, and carry on when it is continued: the stopped-peer tests.
+ * IPC_CRASHPOINT may name several points, separated by commas; the skip
+ * count then covers their passes together. The environment is read on
+ * every pass (no cached state), which is slow but only in this test
+ * build.
  */
 #include "config.h"
 
 #ifdef IPC_ENABLE_CRASHPOINTS
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "libipc/core/core.h"
+
+/* Is name one of the comma-separated points in want? */
+static bool crashpoint_wanted(const char *want, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = want; p != NULL; p = strchr(p, ',')) {
+		if (*p == ',')
+			p++;
+		if (strncmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ','))
+			return true;
+	}
+	return false;
+}
 
 void ipc__crashpoint(const char *name)
 {
@@ -28,7 +45,7 @@ void ipc__crashpoint(const char *name)
 	const char *skip, *action;
 	static _Thread_local unsigned long passes;
 
-	if (want == NULL || strcmp(want, name) != 0)
+	if (want == NULL || !crashpoint_wanted(want, name))
 		return;
 	skip = getenv("IPC_CRASHPOINT_SKIP");
 	if (skip != NULL && passes++ < strtoul(skip, NULL, 10))

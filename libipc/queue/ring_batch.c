@@ -143,8 +143,9 @@ ssize_t ipc__ring_put_many(void *impl, const struct iovec *msgs, size_t n,
 
 /* A Queue: claim up to n (at most BATCH_TAKE) records from head with one
  * CAS, copying each into its buffer first. How many (0: empty, or the
- * first does not fit its buffer), or -ENOTRECOVERABLE. A lost race gives
- * way before the retry (ipc__ring_give_way, as a single get's). */
+ * first does not fit its buffer), -ENOTRECOVERABLE, or the deadline's
+ * error: a lost race gives way before the retry (ipc__ring_give_way, as a
+ * single get's), and stops if dl passed meanwhile. */
 static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n,
 			       const struct ipc__deadline *dl)
 {
@@ -202,7 +203,9 @@ static ssize_t ring_take_chunk(struct ring *r, struct iovec *msgs, size_t n,
 }
 
 /* Take what is queued now, chunk by chunk: how many, or an error when
- * none was taken. */
+ * none was taken. The wake for the room freed comes after the last chunk,
+ * including when a later chunk failed (damage, or its deadline passed as
+ * it gave way) after earlier ones took records. */
 static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n,
 			      const struct ipc__deadline *dl)
 {
@@ -210,8 +213,10 @@ static ssize_t ring_take_many(struct ring *r, struct iovec *msgs, size_t n,
 
 	while (got < n) {
 		ssize_t k = ring_take_chunk(r, msgs + got, n - got, dl);
+		if (k < 0 && got == 0)
+			return k;
 		if (k < 0)
-			return got > 0 ? (ssize_t)got : k;
+			break;
 		got += (size_t)k;
 		if (k < BATCH_TAKE)
 			break;

@@ -193,9 +193,13 @@ bool ipc__ring_free_stale(struct ring *r)
  * the record (ipc__ring_release_slot) with a CAS from the same READY tag,
  * after a walk has found the position to be a record in [free, head). The
  * note may be that of a loser killed after its failed CAS, whose winner is
- * still on its way to mark: so it is left while another slot notes the
- * same head (ring_claim_noted_elsewhere), and requeued by the release of
- * the last one that does. Nothing is lost, nothing handed out twice.
+ * still on its way to mark: so it is left while a live slot notes the
+ * same head (ring_claim_noted_elsewhere), and the dead slot is kept, note
+ * and all, for the next reap to look at again. That live slot may as well
+ * be a loser that has not cleared its note yet (a loser clears it at once,
+ * before it gives way), so the next look comes: the record is then marked
+ * by its winner, or requeued by that release once no live slot notes it.
+ * Nothing is lost, nothing handed out twice.
  */
 
 /* This thread's remembered tail for JoinableQueue claims (see struct
@@ -254,6 +258,12 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 				free(*g->alloc);
 				*g->alloc = NULL;
 			}
+			IPC__CRASHPOINT("queue.get.lost");
+			/* Lost: the note names nobody's claim now. Cleared
+			 * before the yield, so that a release that finds the
+			 * same note here does not wait for the yield (see
+			 * ring_claim_noted_elsewhere). */
+			atomic_store_explicit(note, 0, memory_order_relaxed);
 			if (ipc__ring_give_way(dl))
 				return ipc__deadline_error(dl);
 			continue; /* head is the new one */
@@ -284,12 +294,35 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 	}
 }
 
-/* Does a slot other than `slot` note the same claim (q_cmutex held)? Then
- * that one may be the winner, alive and about to mark, and requeueing the
+/* Is slot i's consumer alive (q_cmutex held)? A live consumer holds its
+ * slot's s_reg. A dead one's mutex is made consistent and left unlocked:
+ * the reap that comes to that slot then releases it as it would have. A
+ * damaged mutex counts as alive: its note is then trusted, which can hold
+ * a task up, never hand it out twice. */
+static bool ring_slot_alive(struct ring *r, uint32_t i)
+{
+	pthread_mutex_t *m = &r->slots[i].s_reg;
+	int rc = ipc__mutex_trylock_sane(m);
+
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(m);
+	if (rc != 0 && rc != EOWNERDEAD)
+		return true; /* held (EBUSY, EDEADLK), or damaged */
+	ipc__mutex_unlock(m);
+	return false;
+}
+
+/* Does a live slot other than `slot` note the same claim (q_cmutex held)?
+ * Then that one may be the winner, about to mark, and requeueing the
  * record could hand it out twice: a getter that takes it requeued, is done
  * with it and sees it freed and reused, while the winner's mark, when it
- * comes, finds those bytes. So it is left: the winner marks it, or, dead
- * too, its own release requeues it once this note is gone. */
+ * comes, finds those bytes. It may as well be a loser between its failed
+ * CAS and the clearing of its note, or a claimer that noted the head and
+ * has not tried its CAS yet (it will fail): so the caller must not
+ * conclude either way, and looks again later (ipc__ring_release_slot
+ * keeps its slot for the next reap). A dead slot's note is not counted:
+ * with every noter dead nobody will mark, and the first release requeues
+ * the record by its CAS from READY, once. */
 static bool ring_claim_noted_elsewhere(struct ring *r, uint32_t slot,
 				       uint64_t note)
 {
@@ -298,7 +331,8 @@ static bool ring_claim_noted_elsewhere(struct ring *r, uint32_t slot,
 	if (hw > r->nslots)
 		hw = r->nslots;
 	for (uint32_t i = 0; i < hw; i++)
-		if (i != slot && atomic_load(&r->slots[i].s_claim) == note)
+		if (i != slot && atomic_load(&r->slots[i].s_claim) == note &&
+		    ring_slot_alive(r, i))
 			return true;
 	return false;
 }
@@ -493,6 +527,11 @@ static int ring_repair_consumer(void *arg)
 		uint32_t pos = 0;
 		uint32_t ready = ring_ready_tag(w_items(note));
 		struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
+		/* A live getter that notes the same head may be its winner:
+		 * left to it. It may also be a loser stopped between its
+		 * failed CAS and the clearing of its note; then the task is
+		 * left READY behind head (a known limit: unlike a slot's
+		 * release, this repair runs once). */
 		if (ring_claim_open(r, note, &pos) &&
 		    !ring_claim_noted_elsewhere(r, UINT32_MAX, note))
 			atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
@@ -591,7 +630,10 @@ static bool ring_slot_roll_forward(struct ring *r, uint32_t slot)
 
 /* Give slot's unfinished tasks back to the queue and free the slot
  * (q_cmutex held). Idempotent: a repeat after a crash finds nothing left
- * to requeue. */
+ * to requeue. A claim it noted that a live slot notes too is left open,
+ * and the slot with it (still SLOT_ACTIVE, its note kept, its s_reg left
+ * unlocked by the caller): the next reap releases it again and decides
+ * then. */
 uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 {
 	struct ring_shm *q = r->shm;
@@ -599,14 +641,15 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	struct requeue_arg a = { REC_TAKEN | slot, 0 };
 	uint64_t note = atomic_load(&s->s_claim);
 	uint32_t ready = ring_ready_tag(w_items(note)), pos = 0;
-	bool counted;
+	bool counted, open, keep;
 
 	/* The walks below read from the free position: hold it. */
 	ipc__ring_freeze_free(r);
 	/* A claim it made and may not have marked (see "Claiming the record
-	 * at head"): queue it again, unless its winner marks first. */
-	if (ring_claim_open(r, note, &pos) &&
-	    !ring_claim_noted_elsewhere(r, slot, note)) {
+	 * at head"): queue it again, unless its winner may mark it. */
+	open = ring_claim_open(r, note, &pos);
+	keep = open && ring_claim_noted_elsewhere(r, slot, note);
+	if (open && !keep) {
 		/* Counted first: a winner whose CAS finds REQUEUED checks the
 		 * count (see ipc__ring_claim_head). */
 		atomic_fetch_add(&q->q_requeued, 1);
@@ -616,14 +659,16 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 		else
 			atomic_fetch_sub(&q->q_requeued, 1);
 	}
-	atomic_store(&s->s_claim, 0);
+	if (!keep)
+		atomic_store(&s->s_claim, 0);
 	counted = ring_slot_roll_forward(r, slot);
 
 	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),
 			    w_pos(atomic_load(&q->q_head)), requeue_one, &a))
 		ipc__ring_broken(r);
 	ipc__ring_thaw_free(r);
-	atomic_store(&r->slots[slot].s_state, SLOT_FREE);
+	if (!keep)
+		atomic_store(&r->slots[slot].s_state, SLOT_FREE);
 	/* The dead consumer woke no joiner for the task rolled forward. */
 	if (counted && ring_unfinished(r) == 0)
 		ipc__ring_wake(&q->q_join_seq, INT_MAX);

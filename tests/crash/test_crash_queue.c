@@ -1976,3 +1976,253 @@ Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
 	cr_assert_eq(*yields, 1, "sched_yield calls: %d", *yields);
 	expect_empty();
 }
+
+/* ---- Lost races beside dead winners and timed batches ---------------- */
+
+/* Puts message 65 into the full queue (an item limit of 65). */
+static int put_65_within_3s(void *arg)
+{
+	(void)arg;
+	return put_n_within(65, 3000) == 0 ? 0 : 1;
+}
+
+/* get_many of 66 within 100 ms: takes 0..63 in its first chunk, copies 64
+ * and stops before its second CAS (the point's second pass). */
+static int batch_of_66_times_out_in_its_second_chunk(void *arg)
+{
+	static char b[66][128];
+	struct iovec v[66];
+	ssize_t n;
+
+	(void)arg;
+	for (int i = 0; i < 66; i++)
+		v[i] = (struct iovec){ b[i], sizeof(b[i]) };
+	n = ipc_queue_get_many(q, v, 66, 100);
+	return n == 64 ? 0 : 1;
+}
+
+static int get_one(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 ? 0 : 1;
+}
+
+/* The batch get's first chunk freed 64 items with a producer asleep for
+ * room; its second chunk loses its race to a getter stopped between its
+ * CAS and its wake, and the batch's deadline passes in the give-way. The
+ * batch returns 64 and must still wake the producer. */
+Test(crashq, a_batch_that_times_out_giving_way_still_wakes_producers)
+{
+	pid_t p, a, w;
+	int st = 0, rc;
+	long t0;
+
+	setenv("IPC_TEST_RECHECK_MS", "3600000", 1);
+	cr_assert_eq(ipc_queue_new(&q, 65), 0);
+	for (int i = 0; i < 65; i++)
+		cr_assert_eq(put_n(i), 0);
+	p = t_spawn(put_65_within_3s, NULL);
+	cr_assert(t_blocked_in_futex(p, 10000), "the producer sleeps");
+	usleep(50 * 1000); /* past its batch wait: an urgent sleeper */
+	cr_assert(t_blocked_in_futex(p, 10000), "the producer sleeps");
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	a = t_spawn_at_point("queue.get_many.copied", "1",
+			     batch_of_66_times_out_in_its_second_chunk, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	t0 = t_now_ms();
+	while (waitpid(a, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "the batch stopped in its second chunk");
+	w = stop_at("queue.get.published", get_one, NULL); /* took 64 */
+	usleep(200 * 1000); /* the batch's deadline passes */
+	rc = continue_until_exit(a);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "the batch got 64");
+	t0 = t_now_ms();
+	rc = t_reap(p, 1000);
+	kill(w, SIGCONT);
+	t_reap(w, 10000);
+	unsetenv("IPC_TEST_RECHECK_MS");
+	cr_assert_eq(rc, 0,
+		     "the producer was woken for the 64 freed: %d after %ld ms",
+		     rc, t_now_ms() - t0);
+}
+
+/* A consumer stopped in its give-way (the yield's SIGSYS stops it, as a
+ * descheduled yielder) with its note of the head it lost still set. */
+static void stop_in_yield(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)ctx;
+	if (si->si_syscall == SYS_sched_yield)
+		kill(getpid(), SIGSTOP);
+}
+
+static int loser_stops_in_its_yield(void *arg)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_yield, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	struct sigaction sa = { .sa_sigaction = stop_in_yield,
+				.sa_flags = SA_SIGINFO };
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, 4);
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	if (sigaction(SIGSYS, &sa, NULL) != 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		return 2;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
+	    memcmp(buf, ref, len) != 0)
+		return 3;
+	return ipc_queue_task_done(q) == 0 ? 0 : 4;
+}
+
+static int winner_registers_stops_then_claims(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	kill(getpid(), SIGSTOP);
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 ? 0 : 2;
+}
+
+/* W claims 3 (moves head) and is killed before marking it; L lost its CAS
+ * for 3 and sits in its give-way with the note of 3 while W is reaped.
+ * Task 3 must come back. */
+Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
+{
+	pid_t w, l;
+	int st = 0, rc;
+	long t0 = t_now_ms();
+	char buf[128], ref[128];
+	ssize_t n;
+	size_t len = make_msg(ref, 3);
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(put_n(i), 0);
+	w = t_spawn_at_point("queue.get.taken", "1",
+			     winner_registers_stops_then_claims, NULL);
+	while (waitpid(w, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "W registered (got 1)");
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	l = t_spawn_at_point("queue.get.head_read", "1",
+			     loser_stops_in_its_yield, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(l, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "L got 2 and read head (3)");
+	kill(w, SIGCONT);
+	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after claiming 3");
+	kill(l, SIGCONT);
+	st = 0;
+	while (waitpid(l, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "L lost its CAS for 3 and stopped again");
+	/* W's slot is reaped now (join looks once). */
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	rc = continue_until_exit(l);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L got 4: %#x", rc);
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	cr_assert_eq(n, (ssize_t)len,
+		     "task 3 requeued: got %zd, unfinished %ld", n,
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(memcmp(buf, ref, len), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	expect_empty();
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+/* L: register (get 2, task_done), then get again: it must get 4, task 3
+ * being W's. */
+static int loser_gets_4(void *arg)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, 4);
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
+	    memcmp(buf, ref, len) != 0)
+		return 3;
+	return ipc_queue_task_done(q) == 0 ? 0 : 4;
+}
+
+/* Wait (at most 10 s) until kid stops or ends; true if it stopped. */
+static bool wait_stopped(pid_t kid)
+{
+	long t0 = t_now_ms();
+	int st = 0;
+
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	return WIFSTOPPED(st);
+}
+
+/* The same dead winner W, with the loser L stopped between its failed
+ * compare-and-swap and the clearing of its note: the release of W's slot
+ * finds L's note, L alive, and cannot tell a loser from a winner. It must
+ * neither requeue task 3 (L might be its winner) nor forget it: W's slot
+ * is kept, and the reap after L moved on requeues 3. */
+Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
+{
+	pid_t w, l;
+	int rc;
+	char buf[128], ref[128];
+	ssize_t n;
+	size_t len = make_msg(ref, 3);
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(put_n(i), 0);
+	w = t_spawn_at_point("queue.get.taken", "1",
+			     winner_registers_stops_then_claims, NULL);
+	cr_assert(wait_stopped(w), "W registered (got 1)");
+	/* Skip 1: the registering get's locked claim passes head_read. */
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	l = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
+			     loser_gets_4, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert(wait_stopped(l), "L got 2 and read head (3)");
+	kill(w, SIGCONT);
+	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after claiming 3");
+	kill(l, SIGCONT);
+	cr_assert(wait_stopped(l), "L lost its CAS for 3, its note still set");
+	/* Reaps W's slot: L's note is 3's, L alive. */
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_unfinished(q), 2, "3 and 4, neither lost");
+	rc = continue_until_exit(l); /* stops again at its next head_read */
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L got 4: %#x", rc);
+	/* The get's first attempt finds nothing queued; its reap before it
+	 * sleeps releases W's slot again, and 3 comes back. */
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	cr_assert_eq(n, (ssize_t)len,
+		     "task 3 requeued: got %zd, unfinished %ld", n,
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(memcmp(buf, ref, len), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	expect_empty();
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
