@@ -1815,8 +1815,8 @@ static void count_yield(int sig, siginfo_t *si, void *ctx)
 }
 
 /* Every sched_yield of the calling process raises SIGSYS instead of
- * running (seccomp), and the handler counts it. */
-static bool trap_yields(void)
+ * running (seccomp), and handler runs. */
+static bool trap_yields_to(void (*handler)(int, siginfo_t *, void *))
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -1826,7 +1826,7 @@ static bool trap_yields(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
-	struct sigaction sa = { .sa_sigaction = count_yield,
+	struct sigaction sa = { .sa_sigaction = handler,
 				.sa_flags = SA_SIGINFO };
 
 	return sigaction(SIGSYS, &sa, NULL) == 0 &&
@@ -1855,7 +1855,7 @@ static int lose_a_race(void *arg)
 		    ipc_queue_task_done(q) != 0)
 			return 1;
 	}
-	if (!trap_yields())
+	if (!trap_yields_to(count_yield))
 		return 2;
 	n = ipc_queue_get(q, buf, sizeof(buf), a->timeout_ms);
 	len = make_msg(ref, a->joinable ? 2 : 1);
@@ -1946,7 +1946,7 @@ static int lose_a_batch_race(void *arg)
 	ssize_t n;
 
 	(void)arg;
-	if (!trap_yields())
+	if (!trap_yields_to(count_yield))
 		return 2;
 	n = ipc_queue_get_many(q, v, 2, IPC_FOREVER);
 	if (n != 2)
@@ -2060,33 +2060,15 @@ static void stop_in_yield(int sig, siginfo_t *si, void *ctx)
 		kill(getpid(), SIGSTOP);
 }
 
+static int loser_gets_4(void *arg);
+
+/* L, stopping (SIGSTOP) when it yields: a yield that deschedules it. */
 static int loser_stops_in_its_yield(void *arg)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_yield, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
-	struct sigaction sa = { .sa_sigaction = stop_in_yield,
-				.sa_flags = SA_SIGINFO };
-	char buf[128], ref[128];
-	size_t len = make_msg(ref, 4);
+	static int stop = 1;
 
 	(void)arg;
-	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
-	    ipc_queue_task_done(q) != 0)
-		return 1;
-	if (sigaction(SIGSYS, &sa, NULL) != 0 ||
-	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-		return 2;
-	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
-	    memcmp(buf, ref, len) != 0)
-		return 3;
-	return ipc_queue_task_done(q) == 0 ? 0 : 4;
+	return loser_gets_4(&stop);
 }
 
 static int winner_registers_stops_then_claims(void *arg)
@@ -2153,16 +2135,17 @@ Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
 }
 
 /* L: register (get 2, task_done), then get again: it must get 4, task 3
- * being W's. */
+ * being W's. With arg not NULL, its yields stop it (stop_in_yield). */
 static int loser_gets_4(void *arg)
 {
 	char buf[128], ref[128];
 	size_t len = make_msg(ref, 4);
 
-	(void)arg;
 	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
 	    ipc_queue_task_done(q) != 0)
 		return 1;
+	if (arg != NULL && !trap_yields_to(stop_in_yield))
+		return 2;
 	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
 	    memcmp(buf, ref, len) != 0)
 		return 3;
