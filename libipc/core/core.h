@@ -380,7 +380,7 @@ static inline int32_t ipc__tid_self(void)
  * JoinableQueue consumer slot's second line (the task_done without the
  * lock) and q_slots_hw; READY record states carry a tag of the item number,
  * claimed at head by compare-and-swap (the get without the lock). */
-#define IPC__ABI_VERSION 6u
+#define IPC__ABI_VERSION 7u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 
 enum ipc__kind {

@@ -271,6 +271,10 @@ struct ring_shm {
 	_Atomic uint32_t q_slots_hw;
 	/* The drop's claim in progress (INTENT_DROP_HEAD), as s_claim. */
 	_Atomic uint64_t q_intent_head;
+	/* A dead dropper's claim (as q_intent_head) that its repair could not
+	 * decide, a live getter noting the same head: the next reap decides
+	 * (ring_settle_orphan). 0: none. */
+	_Atomic uint64_t q_orphan_head;
 };
 
 _Static_assert(offsetof(struct ring_shm, q_tail) ==

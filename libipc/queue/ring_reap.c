@@ -527,15 +527,19 @@ static int ring_repair_consumer(void *arg)
 		uint32_t pos = 0;
 		uint32_t ready = ring_ready_tag(w_items(note));
 		struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
-		/* A live getter that notes the same head may be its winner:
-		 * left to it. It may also be a loser stopped between its
-		 * failed CAS and the clearing of its note; then the task is
-		 * left READY behind head (a known limit: unlike a slot's
-		 * release, this repair runs once). */
-		if (ring_claim_open(r, note, &pos) &&
-		    !ring_claim_noted_elsewhere(r, UINT32_MAX, note))
-			atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
-						       &ready, REC_DROPPED);
+		/* A live getter that notes the same head may be its winner,
+		 * or a loser (before its CAS, or between its failed CAS and
+		 * the clearing of its note): undecided, so the claim is kept
+		 * in q_orphan_head for the next reap (ring_settle_orphan),
+		 * as a slot's release keeps its slot. */
+		if (ring_claim_open(r, note, &pos)) {
+			if (!ring_claim_noted_elsewhere(r, UINT32_MAX, note))
+				atomic_compare_exchange_strong(
+					&rec_at(r, pos)->r_state, &ready,
+					REC_DROPPED);
+			else
+				atomic_store(&q->q_orphan_head, note);
+		}
 		if (note != 0 &&
 		    !ipc__ring_walk(r, free, w_pos(atomic_load(&q->q_head)),
 				    find_start, &f)) {
@@ -675,13 +679,54 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	return a.count;
 }
 
+/* Settle a dead dropper's claim that its repair left undecided (q_cmutex
+ * held): marked by its live winner meanwhile (nothing to do), or, with no
+ * live slot noting it any more, dropped and counted under the drop's
+ * intent record, which the repair rolls forward if we die in between.
+ * Only a shut-down queue has one: on any other the word is damage, and
+ * is cleared. */
+static void ring_settle_orphan(struct ring *r, uint64_t note)
+{
+	struct ring_shm *q = r->shm;
+	uint32_t pos = 0, ready = ring_ready_tag(w_items(note));
+
+	if (!(atomic_load(&q->q_closed) & CLOSED_SHUTDOWN)) {
+		atomic_store(&q->q_orphan_head, 0);
+		return;
+	}
+	ipc__ring_freeze_free(r);
+	if (!ring_claim_open(r, note, &pos)) {
+		atomic_store(&q->q_orphan_head, 0);
+	} else if (!ring_claim_noted_elsewhere(r, UINT32_MAX, note)) {
+		atomic_store(&q->q_intent_head, note);
+		q->q_intent_done = atomic_load(&q->q_done);
+		atomic_signal_fence(memory_order_seq_cst);
+		q->q_intent = INTENT_DROP_HEAD;
+		atomic_signal_fence(memory_order_seq_cst);
+		if (atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
+						   &ready, REC_DROPPED))
+			atomic_store(&q->q_done, q->q_intent_done + 1);
+		atomic_signal_fence(memory_order_seq_cst);
+		q->q_intent = INTENT_NONE;
+		atomic_store(&q->q_orphan_head, 0);
+	}
+	ipc__ring_thaw_free(r);
+	if (ring_unfinished(r) == 0)
+		ipc__ring_wake(&q->q_join_seq, INT_MAX);
+}
+
 /* Find consumers that died and requeue their tasks (q_cmutex held). A
  * registered consumer holds its slot's robust mutex: EBUSY means alive,
- * EOWNERDEAD means the kernel saw it die. */
+ * EOWNERDEAD means the kernel saw it die. A dead dropper's undecided
+ * claim is settled first. */
 void ipc__ring_reap_locked(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t requeued = 0;
+	uint64_t orphan = atomic_load(&q->q_orphan_head);
+
+	if (orphan != 0)
+		ring_settle_orphan(r, orphan);
 
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];

@@ -2209,3 +2209,97 @@ Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
 	expect_empty();
 	cr_assert_eq(ipc_queue_join(q, 1000), 0);
 }
+
+/* ---- The drop's repair beside a live getter's note ---------------- */
+
+/* L: register (get 1, task_done), then get again; the queue is shut down
+ * meanwhile, so that get must end IPC_ECLOSED (or get a task: 2). */
+static int getter_beside_a_drop(void *arg)
+{
+	char buf[128];
+	ssize_t n;
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	if (n == IPC_ECLOSED)
+		return 0;
+	if (n > 0 && ipc_queue_task_done(q) == 0)
+		return 0;
+	return 3;
+}
+
+static int drop_immediately(void *arg)
+{
+	(void)arg;
+	return ipc_queue_shutdown_immediate(q) == 0 ? 0 : 1;
+}
+
+/* The dropper claims 2 (moves head) and is killed before marking it; L
+ * noted 2, lost its CAS to the dropper, and sits between its failed CAS
+ * and its clear while the repair runs. After L moves on, every task must
+ * be done or gettable: join must return. */
+Test(crashq, a_dead_droppers_claim_beside_a_live_losers_note_is_settled)
+{
+	pid_t l, d;
+	int rc;
+	char buf[128];
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(put_n(i), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	l = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
+			     getter_beside_a_drop, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert(wait_stopped(l), "L got 1 and read head (2)");
+	d = t_spawn_at_point("queue.get.taken", NULL, drop_immediately, NULL);
+	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "the dropper died claiming 2");
+	kill(l, SIGCONT);
+	cr_assert(wait_stopped(l), "L lost its CAS for 2, its note still set");
+	/* The lock's repair runs now (join reaps): L's note is 2's. */
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	rc = continue_until_exit(l);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L ended: %#x", rc);
+	rc = ipc_queue_get(q, buf, sizeof(buf), 200);
+	if (rc > 0)
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0,
+		     "join hangs: unfinished %ld, qsize %ld, get %d",
+		     ipc_queue_unfinished(q), (long)ipc_queue_qsize(q), rc);
+}
+
+/* The other way round: a getter G wins 2 (stopped before marking it), the
+ * dropper lost its CAS for 2 and is killed before clearing its note. The
+ * repair cannot tell; G marks 2 and must get it, once; the rest dropped. */
+Test(crashq, a_live_winner_keeps_its_task_beside_a_dead_droppers_note)
+{
+	pid_t g, d;
+	int rc;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(put_n(i), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	g = t_spawn_at_point("queue.get.head_read,queue.get.taken", "2",
+			     child_get_expect_1_2, NULL);
+	cr_assert(wait_stopped(g), "G got 1 and read head (2)");
+	d = t_spawn_at_point("queue.get.head_read,queue.get.lost", NULL,
+			     drop_immediately, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert(wait_stopped(d), "the dropper read head (2)");
+	kill(g, SIGCONT);
+	cr_assert(wait_stopped(g), "G won 2, not marked");
+	kill(d, SIGCONT);
+	cr_assert(wait_stopped(d), "the dropper lost 2, its note set");
+	kill(d, SIGKILL);
+	cr_assert_eq(t_reap(d, 10000), -SIGKILL);
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	rc = continue_until_exit(g);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "G got 2: %#x", rc);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
