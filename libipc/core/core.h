@@ -379,7 +379,9 @@ static inline int32_t ipc__tid_self(void)
  * JoinableQueue's TAKEN record states carry a take generation. 6: a
  * JoinableQueue consumer slot's second line (the task_done without the
  * lock) and q_slots_hw; READY record states carry a tag of the item number,
- * claimed at head by compare-and-swap (the get without the lock). */
+ * claimed at head by compare-and-swap (the get without the lock). 7: a
+ * queue's q_orphan_head (a dead dropper's undecided claim) and its
+ * CLOSED_DROP bit (shut down by shutdown_immediate). */
 #define IPC__ABI_VERSION 7u
 #define IPC__INIT_READY 0x52454459u /* "REDY" */
 

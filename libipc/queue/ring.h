@@ -115,7 +115,9 @@ enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 #define FREE_FROZEN ((uint64_t)1 << 63)
 #define FREE_COUNT_MASK 0x7fffffffu
 /* q_closed: shut down, or found damaged (see ipc__ring_broken). */
-enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2 };
+/* CLOSED_DROP: with CLOSED_SHUTDOWN, by shutdown_immediate (its queued
+ * tasks are dropped, not drained). */
+enum { CLOSED_SHUTDOWN = 1, CLOSED_BROKEN = 2, CLOSED_DROP = 4 };
 enum { BIAS_NONE = 0, BIAS_OWNED = 1, BIAS_OFF = 2 };
 /* q_flags. RING_F_BIAS: the creator's kernel has membarrier(2), so a
  * producer may be biased (ring_bias.c). Probed by the creator, so that
@@ -271,9 +273,10 @@ struct ring_shm {
 	_Atomic uint32_t q_slots_hw;
 	/* The drop's claim in progress (INTENT_DROP_HEAD), as s_claim. */
 	_Atomic uint64_t q_intent_head;
-	/* A dead dropper's claim (as q_intent_head) that its repair could not
-	 * decide, a live getter noting the same head: the next reap decides
-	 * (ring_settle_orphan). 0: none. */
+	/* Not 0: a dead dropper's claim (or several) that its repair could
+	 * not decide, a live getter noting the same head, waits behind head
+	 * for a reap to settle it (ring_settle_orphan). The value is only a
+	 * flag: the settle finds the claims itself. */
 	_Atomic uint64_t q_orphan_head;
 };
 

@@ -199,6 +199,9 @@ bool ipc__ring_free_stale(struct ring *r)
  * be a loser that has not cleared its note yet (a loser clears it at once,
  * before it gives way), so the next look comes: the record is then marked
  * by its winner, or requeued by that release once no live slot notes it.
+ * A dropper (shutdown_immediate) killed between the two steps is repaired
+ * the same way, except that its repair runs once: an undecided claim is
+ * flagged in q_orphan_head and settled by the reaps (ring_settle_orphan).
  * Nothing is lost, nothing handed out twice.
  */
 
@@ -347,7 +350,8 @@ static bool ring_claim_open(struct ring *r, uint64_t note, uint32_t *pos)
 	uint64_t head = atomic_load(&q->q_head);
 	struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
 
-	if (note == 0 || w_items(head) - w_items(note) - 1 >= r->cap / REC_HDR)
+	if (!(note & 1) ||
+	    w_items(head) - w_items(note) - 1 >= r->cap / REC_HDR)
 		return false; /* none, or head not past it */
 	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)), w_pos(head),
 			    find_start, &f)) {
@@ -529,9 +533,9 @@ static int ring_repair_consumer(void *arg)
 		struct find_arg f = { 0, w_pos(note & ~(uint64_t)1), false };
 		/* A live getter that notes the same head may be its winner,
 		 * or a loser (before its CAS, or between its failed CAS and
-		 * the clearing of its note): undecided, so the claim is kept
-		 * in q_orphan_head for the next reap (ring_settle_orphan),
-		 * as a slot's release keeps its slot. */
+		 * the clearing of its note): undecided, so q_orphan_head
+		 * flags it for the reaps to settle (ring_settle_orphan), as
+		 * a slot's release keeps its slot. */
 		if (ring_claim_open(r, note, &pos)) {
 			if (!ring_claim_noted_elsewhere(r, UINT32_MAX, note))
 				atomic_compare_exchange_strong(
@@ -679,37 +683,97 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	return a.count;
 }
 
-/* Settle a dead dropper's claim that its repair left undecided (q_cmutex
- * held): marked by its live winner meanwhile (nothing to do), or, with no
- * live slot noting it any more, dropped and counted under the drop's
- * intent record, which the repair rolls forward if we die in between.
- * Only a shut-down queue has one: on any other the word is damage, and
- * is cleared. */
-static void ring_settle_orphan(struct ring *r, uint64_t note)
+/* Settling undecided claims (q_cmutex held, q_orphan_head set). Several
+ * dead droppers, each beside a live loser, can leave one each before any
+ * reap, so the word is only a flag and the settle finds them itself: on a
+ * queue shut down by shutdown_immediate, a READY record behind head is a
+ * claim in progress, and with no live slot noting it its claimer is dead
+ * (a live dropper holds q_cmutex, which we hold). Each is dropped and
+ * counted under the drop's intent record, which the repair rolls forward
+ * if the settler dies in between; a dead getter's claim is dropped so
+ * too, counted done once, as the drop would have done with it. The flag
+ * stays while a live slot still notes one (its winner marks it, or its
+ * loser moves on and the next reap drops it). On a queue not shut down
+ * so, the flag is damage and is cleared. */
+struct orphan_arg {
+	uint32_t base, idx; /* item number of [free, head)'s first record */
+	bool found, undecided;
+	uint32_t pos;
+	uint64_t note;
+	struct ring *r;
+};
+
+static void count_recs(struct ring *r, uint32_t pos, struct rec_hdr *h,
+		       void *arg)
+{
+	(void)r;
+	(void)pos;
+	(void)h;
+	++*(uint32_t *)arg;
+}
+
+static void find_orphan(struct ring *r, uint32_t pos, struct rec_hdr *h,
+			void *arg)
+{
+	struct orphan_arg *a = arg;
+	uint32_t items = a->base + a->idx++;
+	uint64_t note = w_make(items, pos) | 1;
+
+	if (a->found || atomic_load(&h->r_state) != ring_ready_tag(items))
+		return;
+	if (ring_claim_noted_elsewhere(r, UINT32_MAX, note)) {
+		a->undecided = true;
+		return;
+	}
+	a->found = true;
+	a->pos = pos;
+	a->note = note;
+}
+
+static void ring_settle_orphan(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t pos = 0, ready = ring_ready_tag(w_items(note));
+	bool undecided = false;
 
-	if (!(atomic_load(&q->q_closed) & CLOSED_SHUTDOWN)) {
+	if (!(atomic_load(&q->q_closed) & CLOSED_DROP)) {
 		atomic_store(&q->q_orphan_head, 0);
 		return;
 	}
 	ipc__ring_freeze_free(r);
-	if (!ring_claim_open(r, note, &pos)) {
-		atomic_store(&q->q_orphan_head, 0);
-	} else if (!ring_claim_noted_elsewhere(r, UINT32_MAX, note)) {
-		atomic_store(&q->q_intent_head, note);
+	for (;;) {
+		uint32_t free = w_pos(atomic_load(&q->q_free)), n = 0;
+		uint64_t head = atomic_load(&q->q_head);
+		struct orphan_arg a = { 0, 0, false, false, 0, 0, r };
+		uint32_t ready;
+
+		if (!ipc__ring_walk(r, free, w_pos(head), count_recs, &n)) {
+			ipc__ring_broken(r);
+			break;
+		}
+		a.base = w_items(head) - n;
+		if (!ipc__ring_walk(r, free, w_pos(head), find_orphan, &a)) {
+			ipc__ring_broken(r);
+			break;
+		}
+		undecided = a.undecided;
+		if (!a.found)
+			break;
+		ready = ring_ready_tag(w_items(a.note));
+		atomic_store(&q->q_intent_head, a.note);
 		q->q_intent_done = atomic_load(&q->q_done);
 		atomic_signal_fence(memory_order_seq_cst);
 		q->q_intent = INTENT_DROP_HEAD;
 		atomic_signal_fence(memory_order_seq_cst);
-		if (atomic_compare_exchange_strong(&rec_at(r, pos)->r_state,
+		IPC__CRASHPOINT("queue.settle.intent");
+		if (atomic_compare_exchange_strong(&rec_at(r, a.pos)->r_state,
 						   &ready, REC_DROPPED))
 			atomic_store(&q->q_done, q->q_intent_done + 1);
+		IPC__CRASHPOINT("queue.settle.counted");
 		atomic_signal_fence(memory_order_seq_cst);
 		q->q_intent = INTENT_NONE;
-		atomic_store(&q->q_orphan_head, 0);
 	}
+	if (!undecided)
+		atomic_store(&q->q_orphan_head, 0);
 	ipc__ring_thaw_free(r);
 	if (ring_unfinished(r) == 0)
 		ipc__ring_wake(&q->q_join_seq, INT_MAX);
@@ -723,10 +787,9 @@ void ipc__ring_reap_locked(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
 	uint32_t requeued = 0;
-	uint64_t orphan = atomic_load(&q->q_orphan_head);
 
-	if (orphan != 0)
-		ring_settle_orphan(r, orphan);
+	if (atomic_load(&q->q_orphan_head) != 0)
+		ring_settle_orphan(r);
 
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		struct ring_slot *s = &r->slots[i];

@@ -74,7 +74,7 @@ int ipc__ring_shutdown_immediate(void *impl)
 	 * changes (the owner field is exact for our own id). */
 	if (ipc__mutex_owner(&q->q_pmutex) == (int32_t)gettid())
 		return -EBUSY;
-	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN);
+	atomic_fetch_or(&q->q_closed, CLOSED_SHUTDOWN | CLOSED_DROP);
 	IPC__CRASHPOINT("queue.drop.flagged");
 	rc = ring_quiesce_producers(r);
 	if (rc == 0 && !r->joinable)

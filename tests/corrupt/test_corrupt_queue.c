@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "libipc/ipc.h"
@@ -708,4 +709,97 @@ Test(corruptq, joinable_free_frozen_with_nobody_walking_is_thawed)
 {
 	make_queue(true, 0, 0);
 	in_child(frozen_lock_free_cycle);
+}
+
+/* G gets 0 (registers), then wins 1 and is stopped before marking
+ * it; the queue is shut down (2.. dropped). q_orphan_head is then damaged
+ * to G's claim note without its low bit: the settle must not take G's
+ * task from it (G's note, head | 1, is what a real claim looks like). */
+static int get_twice(void *arg)
+{
+	char buf[64], ref[64];
+	size_t len = make_msg(ref, 1);
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
+	    memcmp(buf, ref, len) != 0)
+		return 2;
+	return ipc_queue_task_done(q) == 0 ? 0 : 3;
+}
+
+Test(corruptq, a_damaged_orphan_word_takes_no_live_winners_task)
+{
+	struct ring_slot *slots;
+	uint64_t note = 0;
+	pid_t g;
+	int st = 0, rc;
+	long t0 = t_now_ms();
+
+	make_queue(true, 0, 4);
+	slots = (struct ring_slot *)((uint8_t *)shm + shm->q_slots_off);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	g = t_spawn_at_point("queue.get.taken", "1", get_twice, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	while (waitpid(g, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	cr_assert(WIFSTOPPED(st), "G won 1, not marked");
+	cr_assert_eq(ipc_queue_shutdown_immediate(q), 0);
+	for (uint32_t k = 0; k < shm->q_nslots; k++)
+		if (atomic_load(&slots[k].s_claim) != 0)
+			note = atomic_load(&slots[k].s_claim);
+	cr_assert_neq(note, 0);
+	atomic_store(&shm->q_orphan_head, note & ~(uint64_t)1);
+	rc = ipc_queue_join(q, 50);
+	cr_expect_eq(rc, IPC_ETIMEDOUT, "G holds 1: join %d, unfinished %ld",
+		     rc, ipc_queue_unfinished(q));
+	kill(g, SIGCONT);
+	rc = t_reap(g, 10000);
+	cr_assert_eq(rc, 0, "G got its task 1: %d", rc);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
+/* W gets 0 (registers), wins 1 and is killed before marking it;
+ * the queue is shut down gracefully (not immediate): tasks 1 (requeued
+ * when W's slot is reaped), 2 and 3 must still be got. A damaged
+ * q_orphan_head naming W's claim makes the reap drop 1 instead. */
+static int get_then_win(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 ? 0 : 2;
+}
+
+Test(corruptq, a_damaged_orphan_word_on_a_graceful_shutdown_drops_nothing)
+{
+	struct ring_slot *slots;
+	uint64_t note = 0;
+	pid_t w;
+	char buf[64];
+	int got = 0;
+
+	make_queue(true, 0, 4);
+	slots = (struct ring_slot *)((uint8_t *)shm + shm->q_slots_off);
+	w = t_spawn_at_point("queue.get.taken", "1", get_then_win, NULL);
+	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after winning 1");
+	for (uint32_t k = 0; k < shm->q_nslots; k++)
+		if (atomic_load(&slots[k].s_claim) != 0)
+			note = atomic_load(&slots[k].s_claim);
+	cr_assert_neq(note, 0);
+	cr_assert_eq(ipc_queue_shutdown(q), 0);
+	atomic_store(&shm->q_orphan_head, note);
+	(void)ipc_queue_join(q, 50); /* reaps */
+	while (ipc_queue_get(q, buf, sizeof(buf), 200) > 0) {
+		got++;
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+	cr_assert_eq(got, 3, "got %d of 1, 2, 3; unfinished %ld", got,
+		     ipc_queue_unfinished(q));
 }

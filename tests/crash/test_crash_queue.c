@@ -2237,15 +2237,12 @@ static int drop_immediately(void *arg)
 	return ipc_queue_shutdown_immediate(q) == 0 ? 0 : 1;
 }
 
-/* The dropper claims 2 (moves head) and is killed before marking it; L
- * noted 2, lost its CAS to the dropper, and sits between its failed CAS
- * and its clear while the repair runs. After L moves on, every task must
- * be done or gettable: join must return. */
-Test(crashq, a_dead_droppers_claim_beside_a_live_losers_note_is_settled)
+/* Tasks 1..4; L registers (gets 1), reads head (2); a dropper claims 2
+ * and dies before marking it; L loses its CAS for 2 and is stopped with
+ * its note still set: L's pid. */
+static pid_t dead_dropper_beside_a_stopped_loser(void)
 {
 	pid_t l, d;
-	int rc;
-	char buf[128];
 
 	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
 	for (int i = 1; i <= 4; i++)
@@ -2259,6 +2256,20 @@ Test(crashq, a_dead_droppers_claim_beside_a_live_losers_note_is_settled)
 	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "the dropper died claiming 2");
 	kill(l, SIGCONT);
 	cr_assert(wait_stopped(l), "L lost its CAS for 2, its note still set");
+	return l;
+}
+
+/* The dropper claims 2 (moves head) and is killed before marking it; L
+ * noted 2, lost its CAS to the dropper, and sits between its failed CAS
+ * and its clear while the repair runs. After L moves on, every task must
+ * be done or gettable: join must return. */
+Test(crashq, a_dead_droppers_claim_beside_a_live_losers_note_is_settled)
+{
+	pid_t l;
+	int rc;
+	char buf[128];
+
+	l = dead_dropper_beside_a_stopped_loser();
 	/* The lock's repair runs now (join reaps): L's note is 2's. */
 	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
 	rc = continue_until_exit(l);
@@ -2302,4 +2313,90 @@ Test(crashq, a_live_winner_keeps_its_task_beside_a_dead_droppers_note)
 	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
 		     ipc_queue_unfinished(q));
 	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+/* two dead droppers' claims (3 and 4), each beside a live loser's
+ * note, before any reap: q_orphan_head holds one, the second overwrites
+ * the first. L2 registers (1) and reads head 2; L1 registers (2), reads 3.
+ * L2 loses 2 and reads 3. D1 claims 3, dies. L1 loses 3 (note 3 kept);
+ * L2 loses 3, reads 4. D2's repair keeps 3 as the orphan, its drop claims
+ * 4 and dies. L2 loses 4 (note 4 kept). join's repair keeps 4 as the
+ * orphan: 3 is forgotten, READY behind head for ever. */
+Test(crashq, two_dead_droppers_claims_beside_live_losers_are_both_settled)
+{
+	pid_t l1, l2, d;
+	int rc;
+
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 6; i++)
+		cr_assert_eq(put_n(i), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	l2 = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
+			      getter_beside_a_drop, NULL);
+	cr_assert(wait_stopped(l2), "L2 got 1 and read head (2)");
+	l1 = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
+			      getter_beside_a_drop, NULL);
+	cr_assert(wait_stopped(l1), "L1 got 2 and read head (3)");
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	kill(l2, SIGCONT);
+	cr_assert(wait_stopped(l2), "L2 lost 2");
+	kill(l2, SIGCONT);
+	cr_assert(wait_stopped(l2), "L2 read head (3)");
+	d = t_spawn_at_point("queue.get.taken", NULL, drop_immediately, NULL);
+	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "D1 died claiming 3");
+	kill(l1, SIGCONT);
+	cr_assert(wait_stopped(l1), "L1 lost 3, its note set");
+	kill(l2, SIGCONT);
+	cr_assert(wait_stopped(l2), "L2 lost 3");
+	kill(l2, SIGCONT);
+	cr_assert(wait_stopped(l2), "L2 read head (4)");
+	d = t_spawn_at_point("queue.get.taken", NULL, drop_immediately, NULL);
+	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "D2 kept 3, died claiming 4");
+	kill(l2, SIGCONT);
+	cr_assert(wait_stopped(l2), "L2 lost 4, its note set");
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	rc = continue_until_exit(l1);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L1 ended: %#x", rc);
+	rc = continue_until_exit(l2);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L2 ended: %#x", rc);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0,
+		     "join hangs: unfinished %ld, qsize %ld",
+		     ipc_queue_unfinished(q), (long)ipc_queue_qsize(q));
+}
+
+static int join_once(void *arg)
+{
+	(void)arg;
+	return ipc_queue_join(q, 1000) == 0 ? 0 : 1;
+}
+
+/* The settler is killed inside ring_settle_orphan, at point. */
+static void settler_killed_at(const char *point)
+{
+	pid_t l, c;
+	int rc;
+
+	l = dead_dropper_beside_a_stopped_loser();
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	cr_assert_eq(ipc_queue_unfinished(q), 1);
+	rc = continue_until_exit(l);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L ended: %#x", rc);
+	c = t_spawn_at_point(point, NULL, join_once, NULL);
+	cr_assert_eq(t_reap(c, 10000), -SIGKILL, "the settler died at %s",
+		     point);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	cr_assert_eq(ipc_queue_join(q, 100), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0, "counted twice?");
+}
+
+Test(crashq, a_settler_killed_after_its_intent_is_rolled_forward)
+{
+	settler_killed_at("queue.settle.intent");
+}
+
+Test(crashq, a_settler_killed_after_its_count_is_rolled_forward)
+{
+	settler_killed_at("queue.settle.counted");
 }
