@@ -271,7 +271,8 @@ struct ring_shm {
 	 * under q_cmutex before the slot is used), so that summing the
 	 * slots' s_done stops there. Bounded by q_nslots when read. */
 	_Atomic uint32_t q_slots_hw;
-	/* The drop's claim in progress (INTENT_DROP_HEAD), as s_claim. */
+	/* The claim in progress under INTENT_DROP_HEAD, as s_claim: the drop's
+	 * (ring_drop_queued) or a settle's (ring_settle_orphan). */
 	_Atomic uint64_t q_intent_head;
 	/* Not 0: a dead dropper's claim (or several) that its repair could
 	 * not decide, a live getter noting the same head, waits behind head

@@ -185,8 +185,10 @@ bool ipc__ring_free_stale(struct ring *r)
  * of its state from its READY tag (ring_ready_tag).
  *
  * Between the two steps the record lies behind head, still READY, and
- * nobody else looks at it: advance_free stops there, walks look only for
- * other states. Before its first CAS the getter notes the head it claims
+ * nobody else takes it: advance_free stops there, and only a repair (a
+ * release, the drop's repair, the settle below) looks for READY records
+ * behind head, under q_cmutex, to requeue or drop one whose claimer is
+ * dead. Before its first CAS the getter notes the head it claims
  * (head | 1) in a word of its own (its slot's s_claim; the drop's
  * q_intent_head), which its caller clears once the claim is recorded. A getter
  * killed between the two leaves the note, and the release of its slot requeues
@@ -435,10 +437,15 @@ static void ring_drop_queued(struct ring *r)
 void ipc__ring_drop_locked(struct ring *r)
 {
 	struct ring_shm *q = r->shm;
-	uint32_t free = ipc__ring_freeze_free(r);
-	uint64_t tail = atomic_load(&q->q_tail);
-	uint64_t head = atomic_load(&q->q_head);
-	uint32_t requeued = 0;
+	uint32_t free, requeued = 0;
+	uint64_t tail, head;
+
+	/* Consumers already dead hold tasks that are the queue's: give them
+	 * back first, so that they are dropped with the rest. */
+	ipc__ring_reap_locked(r);
+	free = ipc__ring_freeze_free(r);
+	tail = atomic_load(&q->q_tail);
+	head = atomic_load(&q->q_head);
 
 	if (!ring_words_sane(r, tail, head, free) ||
 	    !ipc__ring_walk(r, free, w_pos(head), count_requeued, &requeued)) {
@@ -690,8 +697,10 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
  * claim in progress, and with no live slot noting it its claimer is dead
  * (a live dropper holds q_cmutex, which we hold). Each is dropped and
  * counted under the drop's intent record, which the repair rolls forward
- * if the settler dies in between; a dead getter's claim is dropped so
- * too, counted done once, as the drop would have done with it. The flag
+ * if the settler dies in between. A dead getter's claim found so (its
+ * getter died after the drop, its slot not released yet) is dropped too,
+ * where its release would have queued it again: counted done once either
+ * way, and the settle does not wait for the release to tell them. The flag
  * stays while a live slot still notes one (its winner marks it, or its
  * loser moves on and the next reap drops it). On a queue not shut down
  * so, the flag is damage and is cleared. */

@@ -1979,6 +1979,14 @@ Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
 
 /* ---- Lost races beside dead winners and timed batches ---------------- */
 
+/* A new JoinableQueue holding tasks 1..n. */
+static void joinable_with_tasks(int n)
+{
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 1; i <= n; i++)
+		cr_assert_eq(put_n(i), 0);
+}
+
 /* Puts message 65 into the full queue (an item limit of 65). */
 static int put_65_within_3s(void *arg)
 {
@@ -2095,9 +2103,7 @@ Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
 	ssize_t n;
 	size_t len = make_msg(ref, 3);
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 4; i++)
-		cr_assert_eq(put_n(i), 0);
+	joinable_with_tasks(4);
 	w = t_spawn_at_point("queue.get.taken", "1",
 			     winner_registers_stops_then_claims, NULL);
 	while (waitpid(w, &st, WUNTRACED | WNOHANG) == 0 &&
@@ -2177,9 +2183,7 @@ Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
 	ssize_t n;
 	size_t len = make_msg(ref, 3);
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 4; i++)
-		cr_assert_eq(put_n(i), 0);
+	joinable_with_tasks(4);
 	w = t_spawn_at_point("queue.get.taken", "1",
 			     winner_registers_stops_then_claims, NULL);
 	cr_assert(wait_stopped(w), "W registered (got 1)");
@@ -2237,26 +2241,31 @@ static int drop_immediately(void *arg)
 	return ipc_queue_shutdown_immediate(q) == 0 ? 0 : 1;
 }
 
-/* Tasks 1..4; L registers (gets 1), reads head (2); a dropper claims 2
- * and dies before marking it; L loses its CAS for 2 and is stopped with
- * its note still set: L's pid. */
-static pid_t dead_dropper_beside_a_stopped_loser(void)
+/* L registers (gets one task), reads head (the next); a dropper claims
+ * that one and dies before marking it; L loses its CAS for it and is
+ * stopped with its note still set: L's pid. */
+static pid_t loser_beside_a_dying_dropper(void)
 {
 	pid_t l, d;
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 4; i++)
-		cr_assert_eq(put_n(i), 0);
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	l = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
 			     getter_beside_a_drop, NULL);
 	unsetenv("IPC_CRASHPOINT_ACTION");
-	cr_assert(wait_stopped(l), "L got 1 and read head (2)");
+	cr_assert(wait_stopped(l), "L registered and read head");
 	d = t_spawn_at_point("queue.get.taken", NULL, drop_immediately, NULL);
-	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "the dropper died claiming 2");
+	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "the dropper died claiming");
 	kill(l, SIGCONT);
-	cr_assert(wait_stopped(l), "L lost its CAS for 2, its note still set");
+	cr_assert(wait_stopped(l), "L lost its CAS, its note still set");
 	return l;
+}
+
+/* Tasks 1..4, and loser_beside_a_dying_dropper: L gets 1, the dropper
+ * claims 2. */
+static pid_t dead_dropper_beside_a_stopped_loser(void)
+{
+	joinable_with_tasks(4);
+	return loser_beside_a_dying_dropper();
 }
 
 /* The dropper claims 2 (moves head) and is killed before marking it; L
@@ -2290,9 +2299,7 @@ Test(crashq, a_live_winner_keeps_its_task_beside_a_dead_droppers_note)
 	pid_t g, d;
 	int rc;
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 4; i++)
-		cr_assert_eq(put_n(i), 0);
+	joinable_with_tasks(4);
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	g = t_spawn_at_point("queue.get.head_read,queue.get.taken", "2",
 			     child_get_expect_1_2, NULL);
@@ -2322,14 +2329,13 @@ Test(crashq, a_live_winner_keeps_its_task_beside_a_dead_droppers_note)
  * L2 loses 3, reads 4. D2's repair keeps 3 as the orphan, its drop claims
  * 4 and dies. L2 loses 4 (note 4 kept). join's repair keeps 4 as the
  * orphan: 3 is forgotten, READY behind head for ever. */
-Test(crashq, two_dead_droppers_claims_beside_live_losers_are_both_settled)
+/* Tasks 1..6; two dead droppers' claims (3 and 4), each beside a live
+ * loser stopped with its note set (L1 for 3, L2 for 4), before any reap. */
+static void two_dead_droppers_beside_losers(pid_t *l1p, pid_t *l2p)
 {
 	pid_t l1, l2, d;
-	int rc;
 
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 6; i++)
-		cr_assert_eq(put_n(i), 0);
+	joinable_with_tasks(6);
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	l2 = t_spawn_at_point("queue.get.head_read,queue.get.lost", "1",
 			      getter_beside_a_drop, NULL);
@@ -2354,6 +2360,16 @@ Test(crashq, two_dead_droppers_claims_beside_live_losers_are_both_settled)
 	cr_assert_eq(t_reap(d, 10000), -SIGKILL, "D2 kept 3, died claiming 4");
 	kill(l2, SIGCONT);
 	cr_assert(wait_stopped(l2), "L2 lost 4, its note set");
+	*l1p = l1;
+	*l2p = l2;
+}
+
+Test(crashq, two_dead_droppers_claims_beside_live_losers_are_both_settled)
+{
+	pid_t l1, l2;
+	int rc;
+
+	two_dead_droppers_beside_losers(&l1, &l2);
 	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
 	rc = continue_until_exit(l1);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L1 ended: %#x", rc);
@@ -2399,4 +2415,168 @@ Test(crashq, a_settler_killed_after_its_intent_is_rolled_forward)
 Test(crashq, a_settler_killed_after_its_count_is_rolled_forward)
 {
 	settler_killed_at("queue.settle.counted");
+}
+
+/* ---- The settle among mixed records, wrapped; tasks before the drop --- */
+
+/* Register (get one, task_done), then get again: that one must be task
+ * (intptr_t)arg, intact, once. */
+static int getter_expects(void *arg)
+{
+	char buf[128], ref[128];
+	int want = (int)(intptr_t)arg;
+	size_t len = make_msg(ref, want);
+	ssize_t n;
+
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+	if (n != (ssize_t)len)
+		return n == IPC_ECLOSED ? 2 : 3;
+	if (memcmp(buf, ref, len) != 0)
+		return 4;
+	return ipc_queue_task_done(q) == 0 ? 0 : 5;
+}
+
+static int get_and_done(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 &&
+			       ipc_queue_task_done(q) == 0
+		       ? 0
+		       : 1;
+}
+
+/* Positions wrapped many times and item numbers past 2^14 (the READY
+ * tag's second field); [free, head) holds TAKEN (ours), DONE, a live
+ * winner's READY claim (G, stopped before marking), a dead dropper's
+ * READY claim beside a stopped loser (L), and DROPPED records. The
+ * settle must number them right: G gets its task, the orphan is
+ * dropped, join returns. */
+Test(crashq, the_settle_numbers_records_right_among_mixed_states_after_wraps)
+{
+	ipc_queue_attr attr = { .capacity = 4096, .joinable = true };
+	char buf[128];
+	pid_t c, g, l;
+	int rc, base = 20000;
+
+	cr_assert_eq(ipc_queue_open(&q, NULL, 0, &attr), 0);
+	for (int i = 0; i < base; i++) {
+		cr_assert_eq(put_n(i), 0);
+		expect(i);
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+	for (int i = 1; i <= 8; i++)
+		cr_assert_eq(put_n(base + i), 0);
+	expect(base + 1);		 /* held: nothing behind it is freed */
+	c = t_spawn(get_and_done, NULL); /* base+2: DONE */
+	cr_assert_eq(t_reap(c, 10000), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	g = t_spawn_at_point("queue.get.head_read,queue.get.taken", "2",
+			     getter_expects, (void *)(intptr_t)(base + 4));
+	cr_assert(wait_stopped(g), "G got base+3 and read head (base+4)");
+	kill(g, SIGCONT);
+	cr_assert(wait_stopped(g), "G won base+4, not marked");
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	/* L gets base+5; the dropper claims base+6 and dies. */
+	l = loser_beside_a_dying_dropper();
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	rc = continue_until_exit(l);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L ended: %#x", rc);
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT); /* settles */
+	rc = continue_until_exit(g);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "G got base+4 once: %#x", rc);
+	cr_assert_eq(ipc_queue_task_done(q), 0); /* base+1 */
+	cr_assert_eq(ipc_queue_join(q, 1000), 0,
+		     "join hangs: unfinished %ld, qsize %ld",
+		     ipc_queue_unfinished(q), (long)ipc_queue_qsize(q));
+	cr_assert_eq(ipc_queue_unfinished(q), 0);
+	cr_assert_eq(ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT),
+		     IPC_ECLOSED);
+}
+
+/* Two orphans (3, 4) as in two_dead_droppers_claims_..., both losers
+ * moved on; then a settler is killed at point (after skip hits). */
+static void two_orphans_settler_killed_at(const char *point, const char *skip)
+{
+	pid_t l1, l2, c;
+	int rc;
+
+	two_dead_droppers_beside_losers(&l1, &l2);
+	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT); /* 3, 4 kept */
+	cr_assert_eq(ipc_queue_unfinished(q), 2);
+	rc = continue_until_exit(l1);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L1: %#x", rc);
+	rc = continue_until_exit(l2);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L2: %#x", rc);
+	c = t_spawn_at_point(point, skip, join_once, NULL);
+	cr_assert_eq(t_reap(c, 10000), -SIGKILL, "settler died at %s", point);
+	cr_assert_eq(ipc_queue_join(q, 1000), 0, "unfinished %ld",
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(ipc_queue_join(q, 100), 0);
+	cr_assert_eq(ipc_queue_unfinished(q), 0, "counted twice?");
+	cr_assert_eq(ipc_queue_qsize(q), 0);
+}
+
+Test(crashq, two_orphans_settler_killed_first_intent_counts_each_once)
+{
+	two_orphans_settler_killed_at("queue.settle.intent", NULL);
+}
+Test(crashq, two_orphans_settler_killed_second_intent_counts_each_once)
+{
+	two_orphans_settler_killed_at("queue.settle.intent", "1");
+}
+Test(crashq, two_orphans_settler_killed_second_counted_counts_each_once)
+{
+	two_orphans_settler_killed_at("queue.settle.counted", "1");
+}
+Test(crashq, two_orphans_settler_killed_first_counted_counts_each_once)
+{
+	two_orphans_settler_killed_at("queue.settle.counted", NULL);
+}
+
+/* shutdown_immediate, then every task must count as done: join returns. */
+static void drop_then_join(void)
+{
+	char buf[128];
+	int n;
+
+	cr_assert_eq(ipc_queue_shutdown_immediate(q), 0);
+	n = ipc_queue_join(q, 300);
+	cr_assert_eq(n, 0, "join: %d, unfinished %ld, qsize %ld, then get %zd",
+		     n, ipc_queue_unfinished(q), (long)ipc_queue_qsize(q),
+		     ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT));
+}
+
+/* A getter dies between its claim of 2 and its mark, before
+ * shutdown_immediate, not reaped yet: 2 was never handed out, so it is
+ * the queue's, and the drop (which reaps first) drops it. */
+Test(crashq, a_dead_getters_claim_before_shutdown_immediate_is_dropped)
+{
+	pid_t g;
+
+	joinable_with_tasks(3);
+	/* skip 1: the registering get's locked claim passes taken once */
+	g = t_spawn_at_point("queue.get.taken", "1", child_done_then_get, NULL);
+	cr_assert_eq(t_reap(g, 10000), -SIGKILL, "G died claiming 2");
+	drop_then_join();
+}
+
+static int get_one_and_exit(void *arg)
+{
+	char buf[128];
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), 1000) > 0 ? 0 : 1;
+}
+
+/* A consumer took 1 and exited without task_done, not reaped yet, then
+ * shutdown_immediate: 1 is dropped with the rest, not queued again. */
+Test(crashq, a_dead_consumers_task_before_shutdown_immediate_is_dropped)
+{
+	joinable_with_tasks(3);
+	cr_assert_eq(t_reap(t_spawn(get_one_and_exit, NULL), 10000), 0);
+	drop_then_join();
 }
