@@ -676,6 +676,10 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot)
 	}
 	if (!keep)
 		atomic_store(&s->s_claim, 0);
+	else if (atomic_load(&q->q_closed) & CLOSED_DROP)
+		/* Dropped, not requeued, once no live slot notes it: the
+		 * settle of a later reap decides (ring_settle_orphan). */
+		atomic_store(&q->q_orphan_head, note);
 	counted = ring_slot_roll_forward(r, slot);
 
 	if (!ipc__ring_walk(r, w_pos(atomic_load(&q->q_free)),

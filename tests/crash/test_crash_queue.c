@@ -2170,18 +2170,12 @@ static bool wait_stopped(pid_t kid)
 	return WIFSTOPPED(st);
 }
 
-/* The same dead winner W, with the loser L stopped between its failed
- * compare-and-swap and the clearing of its note: the release of W's slot
- * finds L's note, L alive, and cannot tell a loser from a winner. It must
- * neither requeue task 3 (L might be its winner) nor forget it: W's slot
- * is kept, and the reap after L moved on requeues 3. */
-Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
+/* Tasks 1..4; W gets 1, then claims 3 and dies before marking it; L
+ * gets 2, lost its CAS for 3 and is stopped with its note still set:
+ * L's pid. */
+static pid_t dead_winner_beside_a_stopped_loser(void)
 {
 	pid_t w, l;
-	int rc;
-	char buf[128], ref[128];
-	ssize_t n;
-	size_t len = make_msg(ref, 3);
 
 	joinable_with_tasks(4);
 	w = t_spawn_at_point("queue.get.taken", "1",
@@ -2197,6 +2191,23 @@ Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
 	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after claiming 3");
 	kill(l, SIGCONT);
 	cr_assert(wait_stopped(l), "L lost its CAS for 3, its note still set");
+	return l;
+}
+
+/* The same dead winner W, with the loser L stopped between its failed
+ * compare-and-swap and the clearing of its note: the release of W's slot
+ * finds L's note, L alive, and cannot tell a loser from a winner. It must
+ * neither requeue task 3 (L might be its winner) nor forget it: W's slot
+ * is kept, and the reap after L moved on requeues 3. */
+Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
+{
+	pid_t l;
+	int rc;
+	char buf[128], ref[128];
+	ssize_t n;
+	size_t len = make_msg(ref, 3);
+
+	l = dead_winner_beside_a_stopped_loser();
 	/* Reaps W's slot: L's note is 3's, L alive. */
 	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
 	cr_assert_eq(ipc_queue_unfinished(q), 2, "3 and 4, neither lost");
@@ -2579,4 +2590,53 @@ Test(crashq, a_dead_consumers_task_before_shutdown_immediate_is_dropped)
 	joinable_with_tasks(3);
 	cr_assert_eq(t_reap(t_spawn(get_one_and_exit, NULL), 10000), 0);
 	drop_then_join();
+}
+
+/* W dies between its claim of 3 and its mark, before
+ * shutdown_immediate; L, alive, is stopped with the same note (lost its
+ * CAS). The drop's reap keeps W's slot (L might be the winner). After L
+ * moves on, 3 was never handed out before the drop: it must be dropped
+ * too, not requeued by a later reap. */
+Test(crashq, a_dead_winners_kept_claim_before_shutdown_immediate_is_dropped)
+{
+	pid_t l;
+	int rc;
+
+	l = dead_winner_beside_a_stopped_loser();
+	cr_assert_eq(ipc_queue_shutdown_immediate(q), 0);
+	rc = continue_until_exit(l); /* gets IPC_ECLOSED: 4 was dropped */
+	cr_assert(WIFEXITED(rc), "L ended: %#x", rc);
+	{
+		char buf[128];
+		int n = ipc_queue_join(q, 300);
+		cr_assert_eq(
+			n, 0,
+			"join: %d, unfinished %ld, qsize %ld, then get %zd", n,
+			ipc_queue_unfinished(q), (long)ipc_queue_qsize(q),
+			ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT));
+	}
+}
+
+/* the dropper dies inside the reap its drop runs first (a dead
+ * consumer's task 1 being requeued): nothing dropped yet, so every task
+ * must still be gettable, and join returns once they are done. */
+Test(crashq, a_dropper_killed_in_its_reap_leaves_every_task_gettable)
+{
+	char buf[128];
+	ssize_t n;
+	int got = 0;
+
+	joinable_with_tasks(3);
+	cr_assert_eq(t_reap(t_spawn(get_one_and_exit, NULL), 10000), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.reap.requeued", NULL,
+					     drop_immediately, NULL),
+			    10000),
+		     -SIGKILL, "the dropper died in its reap");
+	while ((n = ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT)) > 0) {
+		got++;
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
+	cr_assert_eq(n, IPC_ECLOSED);
+	cr_assert_eq(ipc_queue_join(q, 300), 0, "got %d, unfinished %ld", got,
+		     ipc_queue_unfinished(q));
 }
