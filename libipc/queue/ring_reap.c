@@ -713,7 +713,6 @@ struct orphan_arg {
 	bool found, undecided;
 	uint32_t pos;
 	uint64_t note;
-	struct ring *r;
 };
 
 static void count_recs(struct ring *r, uint32_t pos, struct rec_hdr *h,
@@ -756,7 +755,7 @@ static void ring_settle_orphan(struct ring *r)
 	for (;;) {
 		uint32_t free = w_pos(atomic_load(&q->q_free)), n = 0;
 		uint64_t head = atomic_load(&q->q_head);
-		struct orphan_arg a = { 0, 0, false, false, 0, 0, r };
+		struct orphan_arg a = { 0, 0, false, false, 0, 0 };
 		uint32_t ready;
 
 		if (!ipc__ring_walk(r, free, w_pos(head), count_recs, &n)) {

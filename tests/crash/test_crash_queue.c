@@ -1801,6 +1801,34 @@ Test(crashq, a_freeze_left_by_a_dead_holder_frees_room_for_a_nowait_put)
 	cr_assert_eq(rc, 0, "NOWAIT put: %d", rc);
 }
 
+/* Wait (at most 10 s) until kid stops or ends; true if it stopped. */
+static bool wait_stopped(pid_t kid)
+{
+	long t0 = t_now_ms();
+	int st = 0;
+
+	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
+	       t_now_ms() - t0 < 10000)
+		usleep(1000);
+	return WIFSTOPPED(st);
+}
+
+/* Task 3, whose claimer died, comes back once, and then all is done. */
+static void expect_task_3_back(void)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, 3);
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 1000);
+
+	cr_assert_eq(n, (ssize_t)len,
+		     "task 3 requeued: got %zd, unfinished %ld", n,
+		     ipc_queue_unfinished(q));
+	cr_assert_eq(memcmp(buf, ref, len), 0);
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	expect_empty();
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+}
+
 /* ---- Consumers that give way (a lost race yields the CPU) -------------- */
 
 /* How many times the child called sched_yield (shared with the parent). */
@@ -1889,14 +1917,7 @@ static void race_and_count(bool joinable, int timeout_ms, int want)
 					: "queue.get.copied",
 			       joinable ? "1" : NULL, lose_a_race, &a);
 	unsetenv("IPC_CRASHPOINT_ACTION");
-	{
-		long t0 = t_now_ms();
-		int st = 0;
-		while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
-		       t_now_ms() - t0 < 10000)
-			usleep(1000);
-		cr_assert(WIFSTOPPED(st), "the consumer stopped at its claim");
-	}
+	cr_assert(wait_stopped(kid), "the consumer stopped at its claim");
 	expect(first); /* from under the stopped claim */
 	if (joinable)
 		cr_assert_eq(ipc_queue_task_done(q), 0);
@@ -2097,47 +2118,26 @@ static int winner_registers_stops_then_claims(void *arg)
 Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
 {
 	pid_t w, l;
-	int st = 0, rc;
-	long t0 = t_now_ms();
-	char buf[128], ref[128];
-	ssize_t n;
-	size_t len = make_msg(ref, 3);
+	int rc;
 
 	joinable_with_tasks(4);
 	w = t_spawn_at_point("queue.get.taken", "1",
 			     winner_registers_stops_then_claims, NULL);
-	while (waitpid(w, &st, WUNTRACED | WNOHANG) == 0 &&
-	       t_now_ms() - t0 < 10000)
-		usleep(1000);
-	cr_assert(WIFSTOPPED(st), "W registered (got 1)");
+	cr_assert(wait_stopped(w), "W registered (got 1)");
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	l = t_spawn_at_point("queue.get.head_read", "1",
 			     loser_stops_in_its_yield, NULL);
 	unsetenv("IPC_CRASHPOINT_ACTION");
-	while (waitpid(l, &st, WUNTRACED | WNOHANG) == 0 &&
-	       t_now_ms() - t0 < 10000)
-		usleep(1000);
-	cr_assert(WIFSTOPPED(st), "L got 2 and read head (3)");
+	cr_assert(wait_stopped(l), "L got 2 and read head (3)");
 	kill(w, SIGCONT);
 	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after claiming 3");
 	kill(l, SIGCONT);
-	st = 0;
-	while (waitpid(l, &st, WUNTRACED | WNOHANG) == 0 &&
-	       t_now_ms() - t0 < 10000)
-		usleep(1000);
-	cr_assert(WIFSTOPPED(st), "L lost its CAS for 3 and stopped again");
+	cr_assert(wait_stopped(l), "L lost its CAS for 3 and stopped again");
 	/* W's slot is reaped now (join looks once). */
 	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
 	rc = continue_until_exit(l);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L got 4: %#x", rc);
-	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
-	cr_assert_eq(n, (ssize_t)len,
-		     "task 3 requeued: got %zd, unfinished %ld", n,
-		     ipc_queue_unfinished(q));
-	cr_assert_eq(memcmp(buf, ref, len), 0);
-	cr_assert_eq(ipc_queue_task_done(q), 0);
-	expect_empty();
-	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	expect_task_3_back();
 }
 
 /* L: register (get 2, task_done), then get again: it must get 4, task 3
@@ -2156,18 +2156,6 @@ static int loser_gets_4(void *arg)
 	    memcmp(buf, ref, len) != 0)
 		return 3;
 	return ipc_queue_task_done(q) == 0 ? 0 : 4;
-}
-
-/* Wait (at most 10 s) until kid stops or ends; true if it stopped. */
-static bool wait_stopped(pid_t kid)
-{
-	long t0 = t_now_ms();
-	int st = 0;
-
-	while (waitpid(kid, &st, WUNTRACED | WNOHANG) == 0 &&
-	       t_now_ms() - t0 < 10000)
-		usleep(1000);
-	return WIFSTOPPED(st);
 }
 
 /* Tasks 1..4; W gets 1, then claims 3 and dies before marking it; L
@@ -2203,9 +2191,6 @@ Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
 {
 	pid_t l;
 	int rc;
-	char buf[128], ref[128];
-	ssize_t n;
-	size_t len = make_msg(ref, 3);
 
 	l = dead_winner_beside_a_stopped_loser();
 	/* Reaps W's slot: L's note is 3's, L alive. */
@@ -2215,14 +2200,7 @@ Test(crashq, a_dead_winners_task_is_requeued_after_a_stopped_loser_moves_on)
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L got 4: %#x", rc);
 	/* The get's first attempt finds nothing queued; its reap before it
 	 * sleeps releases W's slot again, and 3 comes back. */
-	n = ipc_queue_get(q, buf, sizeof(buf), 1000);
-	cr_assert_eq(n, (ssize_t)len,
-		     "task 3 requeued: got %zd, unfinished %ld", n,
-		     ipc_queue_unfinished(q));
-	cr_assert_eq(memcmp(buf, ref, len), 0);
-	cr_assert_eq(ipc_queue_task_done(q), 0);
-	expect_empty();
-	cr_assert_eq(ipc_queue_join(q, 1000), 0);
+	expect_task_3_back();
 }
 
 /* ---- The drop's repair beside a live getter's note ---------------- */
