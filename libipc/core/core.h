@@ -156,6 +156,12 @@ int ipc__deadline_error(const struct ipc__deadline *dl);
  * or a passed deadline. */
 int ipc__deadline_ms(const struct ipc__deadline *dl);
 
+/* Sleep for ns nanoseconds (below a second), or until dl if that comes
+ * first; at once for IPC_NOWAIT. True if dl has passed when it returns
+ * (always for NOWAIT, never for FOREVER). For a short pause that is not a
+ * wait for anything in particular: nobody wakes it. */
+bool ipc__deadline_nap(const struct ipc__deadline *dl, long ns);
+
 /* The earlier of dl and now + ms, as an IPC__DL_AT deadline. */
 void ipc__deadline_capped(struct ipc__deadline *out,
 			  const struct ipc__deadline *dl, int ms);

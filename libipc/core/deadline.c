@@ -93,6 +93,29 @@ void ipc__deadline_capped(struct ipc__deadline *out,
 		out->at = dl->at;
 }
 
+bool ipc__deadline_nap(const struct ipc__deadline *dl, long ns)
+{
+	struct timespec at;
+
+	if (dl->kind == IPC__DL_NOWAIT)
+		return true;
+	ipc__deadline_anchor(dl);
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_nsec += ns;
+	while (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	if (dl->kind == IPC__DL_AT && timespec_cmp(&dl->at, &at) < 0)
+		at = dl->at;
+	/* Absolute, so that a signal handler run meanwhile (EINTR) never
+	 * stretches it; any other error ends the nap early. */
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) ==
+	       EINTR)
+		;
+	return ipc__deadline_passed(dl);
+}
+
 int ipc__deadline_ms(const struct ipc__deadline *dl)
 {
 	struct timespec now;

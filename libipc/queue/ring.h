@@ -63,6 +63,10 @@
 /* Locked puts in a row by one producer after which it takes the biased
  * (fast) path back (see ring_put.c, "Taking the fast path back"). */
 #define RING_REBIAS_PUTS 256
+/* How long a JoinableQueue consumer that lost its claim's race naps
+ * (ipc__ring_give_way_long); the kernel's timer slack adds up to 50 us
+ * for a thread of normal priority. */
+#define RING_NAP_NS 20000L
 /* Registrations of the biased producer (struct ring_bias): how many
  * revoked owners may still hold theirs while a new owner takes one. */
 #define RING_BIAS_SLOTS 8
@@ -719,6 +723,21 @@ static inline bool ipc__ring_give_way(const struct ipc__deadline *dl)
 	return dl->kind != IPC__DL_FOREVER && ipc__deadline_passed(dl);
 }
 
+/* A JoinableQueue's claim gives way for longer: it naps RING_NAP_NS (or
+ * until dl) instead of yielding. Its producers are mostly asleep waiting
+ * for room (the consumers' get and task_done cost several times a put),
+ * so a yield hands the CPU to another consumer, which then races the
+ * same winner; a nap takes the loser off the CPU for a while, and the
+ * winner runs its claims and task_dones without its lines being pulled
+ * away (docs/design.md, "Consumers that give way"). The same rules as
+ * ipc__ring_give_way otherwise. */
+static inline bool ipc__ring_give_way_long(const struct ipc__deadline *dl)
+{
+	if (dl == NULL || dl->kind == IPC__DL_NOWAIT)
+		return false;
+	return ipc__deadline_nap(dl, RING_NAP_NS);
+}
+
 /* A record at *head that cannot be (its length against the tail c gave):
  * 0 if another consumer moved q_head on since it was read (*head is the
  * new one) or a fresh look finds it sound (c was stale), both meaning
@@ -781,7 +800,7 @@ uint32_t ipc__ring_release_slot(struct ring *r, uint32_t slot);
  * *note meanwhile. With g, its destination comes first
  * (ipc__ring_get_dest: an error leaves the task queued). The length (the
  * record at *pos), -EAGAIN (empty) or an error. A claim lost to another
- * consumer gives way (ipc__ring_give_way, with dl) before it retries. */
+ * consumer gives way (ipc__ring_give_way_long, with dl) before it retries. */
 ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 			     void **dst, uint32_t *pos, _Atomic uint64_t *note,
 			     const struct ipc__deadline *dl);

@@ -265,11 +265,11 @@ ssize_t ipc__ring_claim_head(struct ring *r, uint32_t claim, struct get_req *g,
 			}
 			IPC__CRASHPOINT("queue.get.lost");
 			/* Lost: the note names nobody's claim now. Cleared
-			 * before the yield, so that a release that finds the
-			 * same note here does not wait for the yield (see
+			 * before the nap, so that a release that finds the
+			 * same note here does not wait for the nap (see
 			 * ring_claim_noted_elsewhere). */
 			atomic_store_explicit(note, 0, memory_order_relaxed);
-			if (ipc__ring_give_way(dl))
+			if (ipc__ring_give_way_long(dl))
 				return ipc__deadline_error(dl);
 			continue; /* head is the new one */
 		}

@@ -1829,27 +1829,38 @@ static void expect_task_3_back(void)
 	cr_assert_eq(ipc_queue_join(q, 1000), 0);
 }
 
-/* ---- Consumers that give way (a lost race yields the CPU) -------------- */
+/* ---- Consumers that give way (a lost race yields the CPU, or naps) ---- */
 
-/* How many times the child called sched_yield (shared with the parent). */
-static volatile int *yields;
+/* How many times the child called sched_yield, and clock_nanosleep (a
+ * JoinableQueue claim's nap), shared with the parent. */
+static volatile int *yields, *naps;
 
-static void count_yield(int sig, siginfo_t *si, void *ctx)
+/* Is this trapped call a give-way: a yield, or a nap? */
+static bool is_give_way(int nr)
+{
+	return nr == SYS_sched_yield || nr == SYS_clock_nanosleep;
+}
+
+static void count_give_way(int sig, siginfo_t *si, void *ctx)
 {
 	(void)sig;
 	(void)ctx;
 	if (si->si_syscall == SYS_sched_yield)
 		(*yields)++;
+	else if (si->si_syscall == SYS_clock_nanosleep)
+		(*naps)++;
 }
 
-/* Every sched_yield of the calling process raises SIGSYS instead of
- * running (seccomp), and handler runs. */
-static bool trap_yields_to(void (*handler)(int, siginfo_t *, void *))
+/* Every sched_yield and clock_nanosleep of the calling process raises
+ * SIGSYS instead of running (seccomp: the call returns ENOSYS), and
+ * handler runs. */
+static bool trap_give_way_to(void (*handler)(int, siginfo_t *, void *))
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_yield, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_yield, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clock_nanosleep, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -1867,8 +1878,8 @@ struct race_arg {
 	bool joinable;	/* first get and task_done message 0 (registers) */
 };
 
-/* The racing consumer: with its yields counted, get the message after the
- * one the parent takes from under it (2 for a JoinableQueue, else 1). */
+/* The racing consumer: with its yields and naps counted, get the message after
+ * the one the parent takes from under it (2 for a JoinableQueue, else 1). */
 static int lose_a_race(void *arg)
 {
 	const struct race_arg *a = arg;
@@ -1883,7 +1894,7 @@ static int lose_a_race(void *arg)
 		    ipc_queue_task_done(q) != 0)
 			return 1;
 	}
-	if (!trap_yields_to(count_yield))
+	if (!trap_give_way_to(count_give_way))
 		return 2;
 	n = ipc_queue_get(q, buf, sizeof(buf), a->timeout_ms);
 	len = make_msg(ref, a->joinable ? 2 : 1);
@@ -1894,8 +1905,9 @@ static int lose_a_race(void *arg)
 
 /* A consumer stopped just before its claim (after its copy, or after its
  * read of head for a JoinableQueue) while the parent takes that message:
- * continued, its compare-and-swap fails. It then gives way (one
- * sched_yield) before it takes the next message, unless it asked not to
+ * continued, its compare-and-swap fails. It then gives way before it
+ * takes the next message (a Queue's get: one sched_yield; a
+ * JoinableQueue's claim: one nap, and no yield), unless it asked not to
  * wait; nothing is lost or got twice either way. */
 static void race_and_count(bool joinable, int timeout_ms, int want)
 {
@@ -1904,6 +1916,7 @@ static void race_and_count(bool joinable, int timeout_ms, int want)
 	int rc, first = joinable ? 1 : 0;
 
 	yields = t_shared(sizeof(*yields));
+	naps = t_shared(sizeof(*naps));
 	if (joinable)
 		cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
 	else
@@ -1924,8 +1937,12 @@ static void race_and_count(bool joinable, int timeout_ms, int want)
 	rc = continue_until_exit(kid); /* the point stops it at each pass */
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
 		  "the consumer got the next message: %#x", rc);
-	cr_assert_eq(*yields, want, "sched_yield calls: %d, not %d", *yields,
-		     want);
+	cr_assert_eq(joinable ? *naps : *yields, want, "%s calls: %d, not %d",
+		     joinable ? "clock_nanosleep" : "sched_yield",
+		     joinable ? *naps : *yields, want);
+	cr_assert_eq(joinable ? *yields : *naps, 0, "%s calls: %d, not 0",
+		     joinable ? "sched_yield" : "clock_nanosleep",
+		     joinable ? *yields : *naps);
 	if (!joinable)
 		expect(2);
 	expect_empty();
@@ -1948,12 +1965,17 @@ Test(crashq, a_nowait_get_that_lost_its_race_never_yields)
 	race_and_count(false, IPC_NOWAIT, 0);
 }
 
-Test(crashq, a_joinable_claim_that_lost_its_race_gives_way_once)
+Test(crashq, a_joinable_claim_that_lost_its_race_naps_once)
 {
 	race_and_count(true, IPC_FOREVER, 1);
 }
 
-Test(crashq, a_nowait_joinable_claim_that_lost_its_race_never_yields)
+Test(crashq, a_timed_joinable_claim_that_lost_its_race_naps_once)
+{
+	race_and_count(true, 1000, 1);
+}
+
+Test(crashq, a_nowait_joinable_claim_that_lost_its_race_never_naps)
 {
 	race_and_count(true, IPC_NOWAIT, 0);
 }
@@ -1967,7 +1989,7 @@ static int lose_a_batch_race(void *arg)
 	ssize_t n;
 
 	(void)arg;
-	if (!trap_yields_to(count_yield))
+	if (!trap_give_way_to(count_give_way))
 		return 2;
 	n = ipc_queue_get_many(q, v, 2, IPC_FOREVER);
 	if (n != 2)
@@ -1986,6 +2008,7 @@ Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
 	int rc;
 
 	yields = t_shared(sizeof(*yields));
+	naps = t_shared(sizeof(*naps));
 	cr_assert_eq(ipc_queue_new(&q, 0), 0);
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(put_n(i), 0);
@@ -1995,6 +2018,7 @@ Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
 		  "the batch got 1 and 2: %#x", rc);
 	cr_assert_eq(*yields, 1, "sched_yield calls: %d", *yields);
+	cr_assert_eq(*naps, 0, "clock_nanosleep calls: %d", *naps);
 	expect_empty();
 }
 
@@ -2079,20 +2103,21 @@ Test(crashq, a_batch_that_times_out_giving_way_still_wakes_producers)
 		     rc, t_now_ms() - t0);
 }
 
-/* A consumer stopped in its give-way (the yield's SIGSYS stops it, as a
- * descheduled yielder) with its note of the head it lost still set. */
-static void stop_in_yield(int sig, siginfo_t *si, void *ctx)
+/* A consumer stopped in its give-way (the nap's or yield's SIGSYS stops
+ * it, as a descheduled one) with its note of the head it lost still set
+ * if it was not cleared first. */
+static void stop_in_give_way(int sig, siginfo_t *si, void *ctx)
 {
 	(void)sig;
 	(void)ctx;
-	if (si->si_syscall == SYS_sched_yield)
+	if (is_give_way(si->si_syscall))
 		kill(getpid(), SIGSTOP);
 }
 
 static int loser_gets_4(void *arg);
 
-/* L, stopping (SIGSTOP) when it yields: a yield that deschedules it. */
-static int loser_stops_in_its_yield(void *arg)
+/* L, stopping (SIGSTOP) when it gives way: a nap that deschedules it. */
+static int loser_stops_in_its_give_way(void *arg)
 {
 	static int stop = 1;
 
@@ -2113,9 +2138,9 @@ static int winner_registers_stops_then_claims(void *arg)
 }
 
 /* W claims 3 (moves head) and is killed before marking it; L lost its CAS
- * for 3 and sits in its give-way with the note of 3 while W is reaped.
- * Task 3 must come back. */
-Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
+ * for 3 and sits in its give-way (its nap) while W is reaped. Task 3 must
+ * come back. */
+Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_naps)
 {
 	pid_t w, l;
 	int rc;
@@ -2126,7 +2151,7 @@ Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
 	cr_assert(wait_stopped(w), "W registered (got 1)");
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	l = t_spawn_at_point("queue.get.head_read", "1",
-			     loser_stops_in_its_yield, NULL);
+			     loser_stops_in_its_give_way, NULL);
 	unsetenv("IPC_CRASHPOINT_ACTION");
 	cr_assert(wait_stopped(l), "L got 2 and read head (3)");
 	kill(w, SIGCONT);
@@ -2141,7 +2166,7 @@ Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_yields)
 }
 
 /* L: register (get 2, task_done), then get again: it must get 4, task 3
- * being W's. With arg not NULL, its yields stop it (stop_in_yield). */
+ * being W's. With arg not NULL, its give-way stops it (stop_in_give_way). */
 static int loser_gets_4(void *arg)
 {
 	char buf[128], ref[128];
@@ -2150,7 +2175,7 @@ static int loser_gets_4(void *arg)
 	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
 	    ipc_queue_task_done(q) != 0)
 		return 1;
-	if (arg != NULL && !trap_yields_to(stop_in_yield))
+	if (arg != NULL && !trap_give_way_to(stop_in_give_way))
 		return 2;
 	if (ipc_queue_get(q, buf, sizeof(buf), 1000) != (ssize_t)len ||
 	    memcmp(buf, ref, len) != 0)
