@@ -58,3 +58,17 @@ Test(deadline, a_nap_under_nowait_returns_at_once_as_passed)
 	cr_assert(ipc__deadline_nap(&dl, 900000000L));
 	cr_assert_lt(now_ns() - t0, 800000000LL, "it slept");
 }
+
+Test(deadline, a_nap_caps_itself_at_a_later_deadline_it_starts)
+{
+	struct ipc__deadline dl;
+	long long t0 = now_ns();
+
+	/* Not started yet: the nap's look starts it, and then caps the nap
+	 * at it (5 ms), not at the 900 ms asked. */
+	cr_assert_eq(ipc__deadline_later(&dl, 5), 0);
+	cr_assert(ipc__deadline_nap(&dl, 900000000L));
+	cr_assert_geq(now_ns() - t0, 5000000LL);
+	cr_assert_lt(now_ns() - t0, 800000000LL, "slept %lld ns past 5 ms",
+		     now_ns() - t0);
+}

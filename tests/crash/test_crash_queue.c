@@ -1852,7 +1852,8 @@ static void count_give_way(int sig, siginfo_t *si, void *ctx)
 }
 
 /* Every sched_yield and clock_nanosleep of the calling process raises
- * SIGSYS instead of running (seccomp: the call returns ENOSYS), and
+ * SIGSYS instead of running (seccomp: the call does not run and returns
+ * its own number, neither 0 nor EINTR, so a nap ends at once), and
  * handler runs. */
 static bool trap_give_way_to(void (*handler)(int, siginfo_t *, void *))
 {
@@ -1978,6 +1979,66 @@ Test(crashq, a_timed_joinable_claim_that_lost_its_race_naps_once)
 Test(crashq, a_nowait_joinable_claim_that_lost_its_race_never_naps)
 {
 	race_and_count(true, IPC_NOWAIT, 0);
+}
+
+/* A nap that overruns (trapped: the handler runs out the clock for 150
+ * ms, as a loser descheduled that long would), counted. */
+static void overrun_nap(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)ctx;
+	if (si->si_syscall == SYS_sched_yield) {
+		(*yields)++;
+	} else if (si->si_syscall == SYS_clock_nanosleep) {
+		long t0 = t_now_ms();
+
+		(*naps)++;
+		while (t_now_ms() - t0 < 150)
+			;
+	}
+}
+
+/* Registers (task 0), then a get within 100 ms that loses its race for
+ * task 1 and whose deadline passes in its nap: it must stop there. */
+static int lose_a_race_past_the_deadline(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), 1000) <= 0 ||
+	    ipc_queue_task_done(q) != 0)
+		return 1;
+	if (!trap_give_way_to(overrun_nap))
+		return 2;
+	return ipc_queue_get(q, buf, sizeof(buf), 100) == IPC_ETIMEDOUT ? 0 : 3;
+}
+
+Test(crashq, a_timed_joinable_claim_whose_deadline_passes_in_its_nap_stops)
+{
+	pid_t kid;
+	int rc;
+
+	yields = t_shared(sizeof(*yields));
+	naps = t_shared(sizeof(*naps));
+	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(put_n(i), 0);
+	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
+	kid = t_spawn_at_point("queue.get.head_read", "1",
+			       lose_a_race_past_the_deadline, NULL);
+	unsetenv("IPC_CRASHPOINT_ACTION");
+	cr_assert(wait_stopped(kid), "the consumer stopped at its claim");
+	expect(1); /* from under the stopped claim */
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	rc = continue_until_exit(kid);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the get timed out after its nap: %#x", rc);
+	cr_assert_eq(*naps, 1, "clock_nanosleep calls: %d", *naps);
+	cr_assert_eq(*yields, 0, "sched_yield calls: %d", *yields);
+	expect(2); /* left queued, not lost */
+	cr_assert_eq(ipc_queue_task_done(q), 0);
+	expect_empty();
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
 }
 
 /* The batch get's child: get_many of two, counted yields; it must get
@@ -2158,11 +2219,24 @@ Test(crashq, a_dead_winners_task_is_requeued_while_the_loser_naps)
 	cr_assert_eq(t_reap(w, 10000), -SIGKILL, "W died after claiming 3");
 	kill(l, SIGCONT);
 	cr_assert(wait_stopped(l), "L lost its CAS for 3 and stopped again");
-	/* W's slot is reaped now (join looks once). */
+	/* W's slot is reaped now (join looks once). L cleared its note
+	 * before its nap, so that reap requeued 3 at once: it is gettable
+	 * while L still naps, not only after L moved on. */
 	cr_assert_eq(ipc_queue_join(q, 50), IPC_ETIMEDOUT);
+	{
+		char buf[128], ref[128];
+		size_t len = make_msg(ref, 3);
+		ssize_t n = ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT);
+
+		cr_assert_eq(n, (ssize_t)len,
+			     "task 3 requeued while L naps: got %zd", n);
+		cr_assert_eq(memcmp(buf, ref, len), 0);
+		cr_assert_eq(ipc_queue_task_done(q), 0);
+	}
 	rc = continue_until_exit(l);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "L got 4: %#x", rc);
-	expect_task_3_back();
+	expect_empty();
+	cr_assert_eq(ipc_queue_join(q, 1000), 0);
 }
 
 /* L: register (get 2, task_done), then get again: it must get 4, task 3
