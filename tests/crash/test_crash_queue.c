@@ -1904,17 +1904,13 @@ static int lose_a_race(void *arg)
 	return a->joinable && ipc_queue_task_done(q) != 0 ? 4 : 0;
 }
 
-/* A consumer stopped just before its claim (after its copy, or after its
- * read of head for a JoinableQueue) while the parent takes that message:
- * continued, its compare-and-swap fails. It then gives way before it
- * takes the next message (a Queue's get: one sched_yield; a
- * JoinableQueue's claim: one nap, and no yield), unless it asked not to
- * wait; nothing is lost or got twice either way. */
-static void race_and_count(bool joinable, int timeout_ms, int want)
+/* Messages 0..2 queued, the child stopped just before its claim (the
+ * JoinableQueue child registered with 0 first) and the message it was
+ * after taken from under it: the child's pid. Its give-ways are counted
+ * in yields and naps, both zeroed here. */
+static pid_t race_from_under(bool joinable, int (*child)(void *), void *arg)
 {
-	struct race_arg a = { timeout_ms, joinable };
 	pid_t kid;
-	int rc, first = joinable ? 1 : 0;
 
 	yields = t_shared(sizeof(*yields));
 	naps = t_shared(sizeof(*naps));
@@ -1929,13 +1925,27 @@ static void race_and_count(bool joinable, int timeout_ms, int want)
 	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
 	kid = t_spawn_at_point(joinable ? "queue.get.head_read"
 					: "queue.get.copied",
-			       joinable ? "1" : NULL, lose_a_race, &a);
+			       joinable ? "1" : NULL, child, arg);
 	unsetenv("IPC_CRASHPOINT_ACTION");
 	cr_assert(wait_stopped(kid), "the consumer stopped at its claim");
-	expect(first); /* from under the stopped claim */
+	expect(joinable ? 1 : 0); /* from under the stopped claim */
 	if (joinable)
 		cr_assert_eq(ipc_queue_task_done(q), 0);
-	rc = continue_until_exit(kid); /* the point stops it at each pass */
+	return kid;
+}
+
+/* A consumer stopped just before its claim (after its copy, or after its
+ * read of head for a JoinableQueue) while the parent takes that message:
+ * continued, its compare-and-swap fails. It then gives way before it
+ * takes the next message (a Queue's get: one sched_yield; a
+ * JoinableQueue's claim: one nap, and no yield), unless it asked not to
+ * wait; nothing is lost or got twice either way. */
+static void race_and_count(bool joinable, int timeout_ms, int want)
+{
+	struct race_arg a = { timeout_ms, joinable };
+	pid_t kid = race_from_under(joinable, lose_a_race, &a);
+	int rc = continue_until_exit(kid); /* the point stops it each pass */
+
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
 		  "the consumer got the next message: %#x", rc);
 	cr_assert_eq(joinable ? *naps : *yields, want, "%s calls: %d, not %d",
@@ -2015,22 +2025,8 @@ static int lose_a_race_past_the_deadline(void *arg)
 
 Test(crashq, a_timed_joinable_claim_whose_deadline_passes_in_its_nap_stops)
 {
-	pid_t kid;
-	int rc;
-
-	yields = t_shared(sizeof(*yields));
-	naps = t_shared(sizeof(*naps));
-	cr_assert_eq(ipc_joinable_queue_new(&q, 0), 0);
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(put_n(i), 0);
-	setenv("IPC_CRASHPOINT_ACTION", "stop", 1);
-	kid = t_spawn_at_point("queue.get.head_read", "1",
-			       lose_a_race_past_the_deadline, NULL);
-	unsetenv("IPC_CRASHPOINT_ACTION");
-	cr_assert(wait_stopped(kid), "the consumer stopped at its claim");
-	expect(1); /* from under the stopped claim */
-	cr_assert_eq(ipc_queue_task_done(q), 0);
-	rc = continue_until_exit(kid);
+	pid_t kid = race_from_under(true, lose_a_race_past_the_deadline, NULL);
+	int rc = continue_until_exit(kid);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
 		  "the get timed out after its nap: %#x", rc);
 	cr_assert_eq(*naps, 1, "clock_nanosleep calls: %d", *naps);
