@@ -725,7 +725,7 @@ static inline bool ipc__ring_give_way(const struct ipc__deadline *dl)
 
 /* A JoinableQueue's claim gives way for longer: it naps RING_NAP_NS (or
  * until dl) instead of yielding. Its producers are mostly asleep waiting
- * for room (the consumers' get and task_done cost several times a put),
+ * for room (the consumers' get and task_done cost far more than a put),
  * so a yield hands the CPU to another consumer, which then races the
  * same winner; a nap takes the loser off the CPU for a while, and the
  * winner runs its claims and task_dones without its lines being pulled
