@@ -67,6 +67,13 @@
  * (ipc__ring_give_way_long); the kernel's timer slack adds up to 50 us
  * for a thread of normal priority. */
 #define RING_NAP_NS 20000L
+/* A Queue consumer that caught up with a producer still putting lets it
+ * get ahead (ring_slip, ring_get.c): it reads q_tail again every
+ * RING_SLIP_RELAX pauses (about 200 ns), at most RING_SLIP_POLLS times,
+ * until RING_SLIP_BYTES are queued or the tail stops moving. */
+#define RING_SLIP_BYTES 1024u
+#define RING_SLIP_POLLS 16
+#define RING_SLIP_RELAX 8
 /* Registrations of the biased producer (struct ring_bias): how many
  * revoked owners may still hold theirs while a new owner takes one. */
 #define RING_BIAS_SLOTS 8
@@ -375,11 +382,18 @@ struct ring_tail_cache {
 	uint64_t head, tail;
 };
 
+static inline bool ipc__ring_tail_cached(struct ring *r,
+					 const struct ring_tail_cache *c,
+					 uint64_t head)
+{
+	return c->id == r->id && w_items(head) - w_items(c->head) <
+					 w_items(c->tail) - w_items(c->head);
+}
+
 static inline uint64_t
 ipc__ring_tail_for(struct ring *r, struct ring_tail_cache *c, uint64_t head)
 {
-	if (c->id == r->id && w_items(head) - w_items(c->head) <
-				      w_items(c->tail) - w_items(c->head))
+	if (ipc__ring_tail_cached(r, c, head))
 		return c->tail;
 	c->id = r->id;
 	c->head = head;

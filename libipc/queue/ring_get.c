@@ -16,6 +16,51 @@
 /* This thread's remembered tail for Queue gets (see struct
  * ring_tail_cache). IPC__TLS_FAST: every get reads it. */
 static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
+/* Set when this thread's get finds nothing and waits (ring_get_wait), and
+ * cleared when a Queue get of it takes a message: while set, a take never
+ * slips (ring_slip). */
+static _Thread_local bool get_waited IPC__TLS_FAST;
+
+/* Slipping behind a producer. A consumer that keeps up with its producer
+ * reads each record while the producer writes the next into the same
+ * cache line, and q_tail every few records: each message then moves
+ * lines between the CPUs both ways, and both sides slow to a fraction of
+ * their speed (a 64 B 1-producer stream that usually runs at 25-30 M
+ * msg/s here fell to 9-15 M in about a third of the runs). Stable
+ * once begun, as each side's misses slow the other as much. So a
+ * consumer whose fresh read of q_tail finds under RING_SLIP_BYTES
+ * queued, while the producer is still putting, lets the producer get
+ * ahead before it reads them: it reads q_tail again every
+ * RING_SLIP_RELAX pauses until that much is queued, the tail stands
+ * still (the producer paused: take what is there), or RING_SLIP_POLLS
+ * reads went by (a few microseconds). It then reads whole lines the
+ * producer has left. Never under IPC_NOWAIT, never with one CPU (the
+ * producer cannot run meanwhile), and never in a get that found the
+ * queue empty, nor in the next one: a message that arrives alone (a
+ * request, a ping-pong) is taken at once. Nothing
+ * is claimed or changed meanwhile, so a consumer that dies or stops in
+ * it holds nothing. Returns the tail last read; the caller checks it as
+ * any other. */
+static uint64_t ring_slip(struct ring *r, uint64_t head, uint64_t tail)
+{
+	IPC__CRASHPOINT("queue.get.slip");
+	for (int i = 0; i < RING_SLIP_POLLS; i++) {
+		uint64_t now;
+
+		for (int k = 0; k < RING_SLIP_RELAX; k++)
+			ipc__cpu_relax();
+		now = atomic_load_explicit(&r->shm->q_tail,
+					   memory_order_acquire);
+		if (now == tail)
+			break;
+		tail = now;
+		if (w_pos(tail) - w_pos(head) >= RING_SLIP_BYTES)
+			break;
+	}
+	/* A tail read after seeing head, as the cache requires. */
+	tail_cache.tail = tail;
+	return tail;
+}
 
 /* Queue: take the record at head without a lock. Copy it out first, then
  * claim it by moving q_head with one compare-and-swap: that CAS is the
@@ -26,7 +71,8 @@ static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
  * killed before its CAS took nothing; after it, the message is its.
  * q_head's item count makes the packed word unique for 2^32 gets, which
  * rules out ABA within one attempt. A lost race gives way before the
- * retry (ipc__ring_give_way): the winner runs on another CPU. */
+ * retry (ipc__ring_give_way): the winner runs on another CPU. A fresh
+ * tail that shows little queued may first slip (ring_slip). */
 static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl)
 {
@@ -34,6 +80,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
 
 	for (;;) {
+		bool cached = ipc__ring_tail_cached(r, &tail_cache, head);
 		uint64_t tail = ipc__ring_tail_for(r, &tail_cache, head);
 		uint32_t avail = w_pos(tail) - w_pos(head);
 		uint32_t len;
@@ -42,6 +89,11 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 
 		if (avail == 0)
 			return -EAGAIN;
+		if (!cached && avail < RING_SLIP_BYTES && !get_waited &&
+		    dl->kind != IPC__DL_NOWAIT && r->spin_max[SPIN_GET] != 0) {
+			tail = ring_slip(r, head, tail);
+			avail = w_pos(tail) - w_pos(head);
+		}
 		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
 				      __ATOMIC_RELAXED);
 		if (avail > r->cap || len > r->max_msg ||
@@ -69,6 +121,7 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 			    memory_order_acq_rel, memory_order_acquire)) {
 			tail_cache.head = w_make(w_items(head) + 1,
 						 w_pos(head) + rec_size(len));
+			get_waited = false;
 			return len;
 		}
 		if (g->alloc != NULL) {
@@ -145,6 +198,8 @@ static IPC__NOINLINE ssize_t ring_get_wait(struct ring *r, struct get_req *g,
 	bool slept = false;
 	int rc;
 
+	get_waited = true;
+	IPC__CRASHPOINT("queue.get.waiting");
 	for (;;) {
 		if (n >= 0) {
 			n = ring_got(r, n);

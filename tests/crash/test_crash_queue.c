@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -740,6 +741,148 @@ static int continue_until_exit(pid_t kid)
 		usleep(1000);
 	}
 	return -1;
+}
+
+/* ---- A get that slips behind its producer (ring_slip) ---------------- */
+
+/* As the library decides: with one CPU a get never slips. */
+static bool one_cpu(void)
+{
+	cpu_set_t cpus;
+
+	return sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
+	       (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		CPU_COUNT(&cpus) <= 1);
+}
+
+/* Gets within 10 s; the message must be intact and numbered 2. */
+static int child_get_expect_2(void *arg)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, 2);
+	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 10000);
+
+	(void)arg;
+	return n == (ssize_t)len && memcmp(buf, ref, len) == 0 ? 0 : 1;
+}
+
+/* A get that finds a message at once with little queued slips first. A
+ * consumer stopped there holds nothing: the message is another's to
+ * take; continued, the consumer takes the next one, never that one. */
+Test(crashq, a_consumer_stopped_while_it_slips_holds_nothing)
+{
+	pid_t kid;
+	int rc;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	kid = stop_at("queue.get.slip", child_get_expect_2, NULL);
+	expect(1);
+	cr_assert_eq(put_n(2), 0);
+	rc = continue_until_exit(kid);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the continued consumer got message 2 alone: %#x", rc);
+	expect_empty();
+}
+
+Test(crashq, a_consumer_killed_while_it_slips_takes_nothing)
+{
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.slip", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 2, "nothing lost");
+	expect(1);
+	expect(2);
+	expect_empty();
+}
+
+static int child_get_nowait(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) > 0 ? 0 : 1;
+}
+
+/* A kill at the slip is fatal here: the child must get past without. */
+Test(crashq, a_nowait_get_never_slips)
+{
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.slip", NULL,
+					     child_get_nowait, NULL),
+			    10000),
+		     0, "the IPC_NOWAIT get took its message without slipping");
+	expect_empty();
+}
+
+/* Finds the queue empty, tells the parent, and gets (within 10 s) the
+ * message 1 the parent then puts. */
+static int child_empty_then_get(void *arg)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, 1);
+	ssize_t n;
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) != IPC_EAGAIN)
+		return 1;
+	__atomic_store_n(&flag[0], 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_count(&flag[1], 1, 10000))
+		return 2;
+	n = ipc_queue_get(q, buf, sizeof(buf), 10000);
+	return n == (ssize_t)len && memcmp(buf, ref, len) == 0 ? 0 : 3;
+}
+
+/* A message that comes alone to a consumer that found the queue empty (a
+ * request, a ping-pong) is taken at once: the get after a wait never
+ * slips (a kill at the slip is fatal here). */
+Test(crashq, a_get_after_one_that_found_the_queue_empty_never_slips)
+{
+	pid_t kid;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	flag = t_shared(2 * sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = t_spawn_at_point("queue.get.slip", NULL, child_empty_then_get,
+			       NULL);
+	cr_assert(t_wait_count(&flag[0], 1, 10000));
+	cr_assert_eq(put_n(1), 0);
+	__atomic_store_n(&flag[1], 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(kid, 10000), 0,
+		     "the consumer took its message without slipping");
+	expect_empty();
+}
+
+/* A get that waits for its message takes it at once when it comes: the
+ * child, stopped as it begins to wait, is continued after the put; a stop
+ * at the slip would show it slipped. */
+Test(crashq, a_get_that_waited_for_its_message_never_slips)
+{
+	pid_t kid;
+	int st = 0;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.get.waiting,queue.get.slip", child_get, NULL);
+	cr_assert_eq(put_n(1), 0);
+	kill(kid, SIGCONT);
+	cr_assert_eq(waitpid(kid, &st, WUNTRACED), kid);
+	if (WIFSTOPPED(st))
+		kill(kid, SIGKILL);
+	cr_assert(!WIFSTOPPED(st), "the consumer slipped");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the consumer got its message: %#x", st);
+	expect_empty();
 }
 
 /* Message i of the stale-head test: lengths below, bytes 'A' + i; message
