@@ -69,11 +69,18 @@
 #define RING_NAP_NS 20000L
 /* A Queue consumer that caught up with a producer still putting lets it
  * get ahead (ring_slip, ring_get.c): it reads q_tail again every
- * RING_SLIP_RELAX pauses (about 200 ns), at most RING_SLIP_POLLS times,
- * until RING_SLIP_BYTES are queued or the tail stops moving. */
+ * RING_SLIP_RELAX pauses (about 200 ns on this project's x86 machine),
+ * at most RING_SLIP_POLLS times, until RING_SLIP_BYTES are queued or the
+ * tail stops moving. x86 only: elsewhere a pause is no fixed wait (or
+ * none at all), and the slip would only read the producer's line. */
 #define RING_SLIP_BYTES 1024u
 #define RING_SLIP_POLLS 16
 #define RING_SLIP_RELAX 8
+#if defined(__x86_64__) || defined(__i386__)
+#define RING_CAN_SLIP 1
+#else
+#define RING_CAN_SLIP 0
+#endif
 /* Registrations of the biased producer (struct ring_bias): how many
  * revoked owners may still hold theirs while a new owner takes one. */
 #define RING_BIAS_SLOTS 8

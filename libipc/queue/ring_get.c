@@ -16,32 +16,35 @@
 /* This thread's remembered tail for Queue gets (see struct
  * ring_tail_cache). IPC__TLS_FAST: every get reads it. */
 static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
-/* Set when this thread's get finds nothing and waits (ring_get_wait), and
- * cleared when a Queue get of it takes a message: while set, a take never
- * slips (ring_slip). */
-static _Thread_local bool get_waited IPC__TLS_FAST;
+/* The handle (struct ring.id) on which this thread's last get found
+ * nothing (ring_get_wait), until a Queue get through it takes a message:
+ * while it names the handle, a take never slips (ring_slip). */
+static _Thread_local uint64_t waited_id IPC__TLS_FAST;
 
 /* Slipping behind a producer. A consumer that keeps up with its producer
  * reads each record while the producer writes the next into the same
  * cache line, and q_tail every few records: each message then moves
- * lines between the CPUs both ways, and both sides slow to a fraction of
- * their speed (a 64 B 1-producer stream that usually runs at 25-30 M
- * msg/s here fell to 9-15 M in about a third of the runs). Stable
- * once begun, as each side's misses slow the other as much. So a
- * consumer whose fresh read of q_tail finds under RING_SLIP_BYTES
- * queued, while the producer is still putting, lets the producer get
- * ahead before it reads them: it reads q_tail again every
+ * lines between the CPUs both ways, each side's misses slow the other as
+ * much, and a 64 B 1-producer stream that usually runs at 25-35 M msg/s
+ * here (the producer ahead) runs at 9-15 M, for as long as the run lasts
+ * (docs/design.md, "A consumer that slips behind its producer"). So a
+ * take whose fresh read of q_tail finds under RING_SLIP_BYTES queued lets
+ * the producer get ahead first: it reads q_tail again every
  * RING_SLIP_RELAX pauses until that much is queued, the tail stands
  * still (the producer paused: take what is there), or RING_SLIP_POLLS
- * reads went by (a few microseconds). It then reads whole lines the
- * producer has left. Never under IPC_NOWAIT, never with one CPU (the
- * producer cannot run meanwhile), and never in a get that found the
- * queue empty, nor in the next one: a message that arrives alone (a
- * request, a ping-pong) is taken at once. Nothing
- * is claimed or changed meanwhile, so a consumer that dies or stops in
- * it holds nothing. Returns the tail last read; the caller checks it as
- * any other. */
-static uint64_t ring_slip(struct ring *r, uint64_t head, uint64_t tail)
+ * reads went by (a few microseconds). Once or not at all in a get. Only
+ * on x86, where a pause is a fixed wait (RING_CAN_SLIP); never under
+ * IPC_NOWAIT; never where this process may run on one CPU only (a
+ * producer sharing it could not move meanwhile; one pinned to another
+ * CPU is not told apart: no slip either); never for a message the get
+ * cannot take (too long for its buffer); and never in a get that found
+ * the queue empty (it takes what it waited for at once), nor in the
+ * next get through that handle after one that gave up empty-handed: a
+ * message that arrives alone (a request, a ping-pong) is taken at once.
+ * Nothing is claimed or changed meanwhile, so a consumer that dies or
+ * stops in it holds nothing. It leaves the tail it read last in the
+ * cache, checked as any other when it is used. */
+static void ring_slip(struct ring *r, uint64_t head, uint64_t tail)
 {
 	IPC__CRASHPOINT("queue.get.slip");
 	for (int i = 0; i < RING_SLIP_POLLS; i++) {
@@ -59,7 +62,19 @@ static uint64_t ring_slip(struct ring *r, uint64_t head, uint64_t tail)
 	}
 	/* A tail read after seeing head, as the cache requires. */
 	tail_cache.tail = tail;
-	return tail;
+}
+
+/* May this take slip? (See ring_slip.) avail: queued past head by the
+ * tail just read (not the cache's); len: the length of the record at
+ * head, already checked against the limits. */
+static inline bool ring_may_slip(struct ring *r, const struct get_req *g,
+				 uint32_t avail, uint32_t len,
+				 const struct ipc__deadline *dl)
+{
+	return RING_CAN_SLIP && avail < RING_SLIP_BYTES && waited_id != r->id &&
+	       dl != NULL && dl->kind != IPC__DL_NOWAIT &&
+	       r->spin_max[SPIN_GET] != 0 &&
+	       (g->alloc != NULL || g->lend != NULL || len <= g->cap);
 }
 
 /* Queue: take the record at head without a lock. Copy it out first, then
@@ -72,12 +87,14 @@ static uint64_t ring_slip(struct ring *r, uint64_t head, uint64_t tail)
  * q_head's item count makes the packed word unique for 2^32 gets, which
  * rules out ABA within one attempt. A lost race gives way before the
  * retry (ipc__ring_give_way): the winner runs on another CPU. A fresh
- * tail that shows little queued may first slip (ring_slip). */
+ * tail that shows little queued may first slip (ring_slip), once. */
 static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 			       const struct ipc__deadline *dl)
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
+
+	bool slipped = false;
 
 	for (;;) {
 		bool cached = ipc__ring_tail_cached(r, &tail_cache, head);
@@ -89,11 +106,6 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 
 		if (avail == 0)
 			return -EAGAIN;
-		if (!cached && avail < RING_SLIP_BYTES && !get_waited &&
-		    dl->kind != IPC__DL_NOWAIT && r->spin_max[SPIN_GET] != 0) {
-			tail = ring_slip(r, head, tail);
-			avail = w_pos(tail) - w_pos(head);
-		}
 		len = __atomic_load_n(&rec_at(r, w_pos(head))->r_len,
 				      __ATOMIC_RELAXED);
 		if (avail > r->cap || len > r->max_msg ||
@@ -102,6 +114,21 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 			if (rc < 0)
 				return rc;
 			continue;
+		}
+		if (!cached && !slipped &&
+		    ring_may_slip(r, g, avail, len, dl)) {
+			uint64_t now;
+
+			slipped = true;
+			ring_slip(r, head, tail);
+			/* Others may have taken it meanwhile: a copy from
+			 * this head would only lose the race. */
+			now = atomic_load_explicit(&q->q_head,
+						   memory_order_acquire);
+			if (now != head) {
+				head = now;
+				continue;
+			}
 		}
 		rc = ipc__ring_get_dest(g, len, &dst);
 		if (rc != 0) {
@@ -121,7 +148,8 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 			    memory_order_acq_rel, memory_order_acquire)) {
 			tail_cache.head = w_make(w_items(head) + 1,
 						 w_pos(head) + rec_size(len));
-			get_waited = false;
+			if (waited_id == r->id)
+				waited_id = 0; /* no handle has id 0 */
 			return len;
 		}
 		if (g->alloc != NULL) {
@@ -198,7 +226,7 @@ static IPC__NOINLINE ssize_t ring_get_wait(struct ring *r, struct get_req *g,
 	bool slept = false;
 	int rc;
 
-	get_waited = true;
+	waited_id = r->id;
 	IPC__CRASHPOINT("queue.get.waiting");
 	for (;;) {
 		if (n >= 0) {

@@ -82,6 +82,18 @@ static void expect(int want)
 	cr_assert_eq(memcmp(buf, ref, len), 0, "message %d intact", want);
 }
 
+/* For a child: get one message from `from` within timeout_ms; is it
+ * message `want`, intact? */
+static bool got_msg(ipc_queue *from, int want, int timeout_ms)
+{
+	char buf[128], ref[128];
+	size_t len = make_msg(ref, want);
+
+	return ipc_queue_get(from, buf, sizeof(buf), timeout_ms) ==
+		       (ssize_t)len &&
+	       memcmp(buf, ref, len) == 0;
+}
+
 static void expect_empty(void)
 {
 	char buf[128];
@@ -741,148 +753,6 @@ static int continue_until_exit(pid_t kid)
 		usleep(1000);
 	}
 	return -1;
-}
-
-/* ---- A get that slips behind its producer (ring_slip) ---------------- */
-
-/* As the library decides: with one CPU a get never slips. */
-static bool one_cpu(void)
-{
-	cpu_set_t cpus;
-
-	return sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
-	       (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
-		CPU_COUNT(&cpus) <= 1);
-}
-
-/* Gets within 10 s; the message must be intact and numbered 2. */
-static int child_get_expect_2(void *arg)
-{
-	char buf[128], ref[128];
-	size_t len = make_msg(ref, 2);
-	ssize_t n = ipc_queue_get(q, buf, sizeof(buf), 10000);
-
-	(void)arg;
-	return n == (ssize_t)len && memcmp(buf, ref, len) == 0 ? 0 : 1;
-}
-
-/* A get that finds a message at once with little queued slips first. A
- * consumer stopped there holds nothing: the message is another's to
- * take; continued, the consumer takes the next one, never that one. */
-Test(crashq, a_consumer_stopped_while_it_slips_holds_nothing)
-{
-	pid_t kid;
-	int rc;
-
-	if (one_cpu())
-		cr_skip_test("one CPU: no get slips");
-	cr_assert_eq(ipc_queue_new(&q, 0), 0);
-	cr_assert_eq(put_n(1), 0);
-	kid = stop_at("queue.get.slip", child_get_expect_2, NULL);
-	expect(1);
-	cr_assert_eq(put_n(2), 0);
-	rc = continue_until_exit(kid);
-	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
-		  "the continued consumer got message 2 alone: %#x", rc);
-	expect_empty();
-}
-
-Test(crashq, a_consumer_killed_while_it_slips_takes_nothing)
-{
-	if (one_cpu())
-		cr_skip_test("one CPU: no get slips");
-	cr_assert_eq(ipc_queue_new(&q, 0), 0);
-	for (int i = 1; i <= 2; i++)
-		cr_assert_eq(put_n(i), 0);
-	die_at("queue.get.slip", child_get, NULL);
-	cr_assert_eq(ipc_queue_qsize(q), 2, "nothing lost");
-	expect(1);
-	expect(2);
-	expect_empty();
-}
-
-static int child_get_nowait(void *arg)
-{
-	char buf[128];
-
-	(void)arg;
-	return ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) > 0 ? 0 : 1;
-}
-
-/* A kill at the slip is fatal here: the child must get past without. */
-Test(crashq, a_nowait_get_never_slips)
-{
-	if (one_cpu())
-		cr_skip_test("one CPU: no get slips");
-	cr_assert_eq(ipc_queue_new(&q, 0), 0);
-	cr_assert_eq(put_n(1), 0);
-	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.slip", NULL,
-					     child_get_nowait, NULL),
-			    10000),
-		     0, "the IPC_NOWAIT get took its message without slipping");
-	expect_empty();
-}
-
-/* Finds the queue empty, tells the parent, and gets (within 10 s) the
- * message 1 the parent then puts. */
-static int child_empty_then_get(void *arg)
-{
-	char buf[128], ref[128];
-	size_t len = make_msg(ref, 1);
-	ssize_t n;
-
-	(void)arg;
-	if (ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) != IPC_EAGAIN)
-		return 1;
-	__atomic_store_n(&flag[0], 1, __ATOMIC_SEQ_CST);
-	if (!t_wait_count(&flag[1], 1, 10000))
-		return 2;
-	n = ipc_queue_get(q, buf, sizeof(buf), 10000);
-	return n == (ssize_t)len && memcmp(buf, ref, len) == 0 ? 0 : 3;
-}
-
-/* A message that comes alone to a consumer that found the queue empty (a
- * request, a ping-pong) is taken at once: the get after a wait never
- * slips (a kill at the slip is fatal here). */
-Test(crashq, a_get_after_one_that_found_the_queue_empty_never_slips)
-{
-	pid_t kid;
-
-	if (one_cpu())
-		cr_skip_test("one CPU: no get slips");
-	flag = t_shared(2 * sizeof(int));
-	cr_assert_eq(ipc_queue_new(&q, 0), 0);
-	kid = t_spawn_at_point("queue.get.slip", NULL, child_empty_then_get,
-			       NULL);
-	cr_assert(t_wait_count(&flag[0], 1, 10000));
-	cr_assert_eq(put_n(1), 0);
-	__atomic_store_n(&flag[1], 1, __ATOMIC_SEQ_CST);
-	cr_assert_eq(t_reap(kid, 10000), 0,
-		     "the consumer took its message without slipping");
-	expect_empty();
-}
-
-/* A get that waits for its message takes it at once when it comes: the
- * child, stopped as it begins to wait, is continued after the put; a stop
- * at the slip would show it slipped. */
-Test(crashq, a_get_that_waited_for_its_message_never_slips)
-{
-	pid_t kid;
-	int st = 0;
-
-	if (one_cpu())
-		cr_skip_test("one CPU: no get slips");
-	cr_assert_eq(ipc_queue_new(&q, 0), 0);
-	kid = stop_at("queue.get.waiting,queue.get.slip", child_get, NULL);
-	cr_assert_eq(put_n(1), 0);
-	kill(kid, SIGCONT);
-	cr_assert_eq(waitpid(kid, &st, WUNTRACED), kid);
-	if (WIFSTOPPED(st))
-		kill(kid, SIGKILL);
-	cr_assert(!WIFSTOPPED(st), "the consumer slipped");
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		  "the consumer got its message: %#x", st);
-	expect_empty();
 }
 
 /* Message i of the stale-head test: lengths below, bytes 'A' + i; message
@@ -2219,6 +2089,301 @@ Test(crashq, a_batch_get_that_lost_its_race_gives_way_once)
 		  "the batch got 1 and 2: %#x", rc);
 	cr_assert_eq(*yields, 1, "sched_yield calls: %d", *yields);
 	cr_assert_eq(*naps, 0, "clock_nanosleep calls: %d", *naps);
+	expect_empty();
+}
+
+/* ---- A get that slips behind its producer (ring_slip) ---------------- */
+
+/* As the library decides: with one CPU a get never slips. */
+static bool one_cpu(void)
+{
+	cpu_set_t cpus;
+
+	return sysconf(_SC_NPROCESSORS_ONLN) <= 1 ||
+	       (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		CPU_COUNT(&cpus) <= 1);
+}
+
+/* The child's next stop or exit, waited for at most 10 s (-1: neither);
+ * a child found stopped is left stopped. */
+static int next_stop_or_exit(pid_t kid)
+{
+	int st = 0;
+
+	for (long t0 = t_now_ms(); t_now_ms() - t0 < 10000;) {
+		if (waitpid(kid, &st, WUNTRACED | WNOHANG) == kid)
+			return st;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* With its yields counted, gets within 10 s; the message must be intact
+ * and numbered 2. */
+static int child_get_expect_2(void *arg)
+{
+	(void)arg;
+	if (!trap_give_way_to(count_give_way))
+		return 2;
+	return got_msg(q, 2, 10000) ? 0 : 1;
+}
+
+/* A get that finds a message at once with little queued slips first. A
+ * consumer stopped there holds nothing: the message is another's to
+ * take; continued, the consumer takes the next one, never that one, and
+ * without a lost race (a yield): it looks at the head again after the
+ * slip, instead of copying the record that was taken meanwhile. */
+Test(crashq, a_consumer_stopped_while_it_slips_holds_nothing)
+{
+	pid_t kid;
+	int rc;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	yields = t_shared(sizeof(*yields));
+	naps = t_shared(sizeof(*naps));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	kid = stop_at("queue.get.slip", child_get_expect_2, NULL);
+	expect(1);
+	cr_assert_eq(put_n(2), 0);
+	rc = continue_until_exit(kid);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the continued consumer got message 2 alone: %#x", rc);
+	cr_assert_eq(*yields, 0, "sched_yield calls: %d", *yields);
+	expect_empty();
+}
+
+Test(crashq, a_consumer_killed_while_it_slips_takes_nothing)
+{
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(put_n(i), 0);
+	die_at("queue.get.slip", child_get, NULL);
+	cr_assert_eq(ipc_queue_qsize(q), 2, "nothing lost");
+	expect(1);
+	expect(2);
+	expect_empty();
+}
+
+static int child_get_nowait(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) > 0 ? 0 : 1;
+}
+
+/* A kill at the slip is fatal here: the child must get past without. */
+Test(crashq, a_nowait_get_never_slips)
+{
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.slip", NULL,
+					     child_get_nowait, NULL),
+			    10000),
+		     0, "the IPC_NOWAIT get took its message without slipping");
+	expect_empty();
+}
+
+static int child_get_too_small(void *arg)
+{
+	char buf[8];
+
+	(void)arg;
+	return ipc_queue_get(q, buf, sizeof(buf), 10000) == IPC_EMSGSIZE ? 0
+									 : 1;
+}
+
+/* A get that cannot take the message (its buffer is too small) says so
+ * at once (a kill at the slip is fatal here); the message stays. */
+Test(crashq, a_get_whose_buffer_is_too_small_never_slips)
+{
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.slip", NULL,
+					     child_get_too_small, NULL),
+			    10000),
+		     0, "IPC_EMSGSIZE without slipping");
+	expect(1);
+	expect_empty();
+}
+
+/* Finds the queue empty, tells the parent, and gets (within 10 s) the
+ * message 1 the parent then puts. */
+static int child_empty_then_get(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q, buf, sizeof(buf), IPC_NOWAIT) != IPC_EAGAIN)
+		return 1;
+	__atomic_store_n(&flag[0], 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_count(&flag[1], 1, 10000))
+		return 2;
+	return got_msg(q, 1, 10000) ? 0 : 3;
+}
+
+/* A message that comes alone to a consumer that found the queue empty (a
+ * request, a ping-pong) is taken at once: the get after a wait never
+ * slips (a kill at the slip is fatal here). */
+Test(crashq, a_get_after_one_that_found_the_queue_empty_never_slips)
+{
+	pid_t kid;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	flag = t_shared(2 * sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = t_spawn_at_point("queue.get.slip", NULL, child_empty_then_get,
+			       NULL);
+	cr_assert(t_wait_count(&flag[0], 1, 10000));
+	cr_assert_eq(put_n(1), 0);
+	__atomic_store_n(&flag[1], 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(kid, 10000), 0,
+		     "the consumer took its message without slipping");
+	expect_empty();
+}
+
+/* A get that waits for its message takes it at once when it comes: the
+ * child, stopped as it begins to wait, is continued after the put; a stop
+ * at the slip would show it slipped. */
+Test(crashq, a_get_that_waited_for_its_message_never_slips)
+{
+	pid_t kid;
+	int st = 0;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.get.waiting,queue.get.slip", child_get, NULL);
+	cr_assert_eq(put_n(1), 0);
+	kill(kid, SIGCONT);
+	st = next_stop_or_exit(kid);
+	cr_assert(!WIFSTOPPED(st), "the consumer slipped");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the consumer got its message: %#x", st);
+	expect_empty();
+}
+
+/* Waits for message 1 (stopped as it begins to, by the parent), takes
+ * it, tells the parent, then gets message 2, which the parent puts. */
+static int child_wait_take_then_get(void *arg)
+{
+	(void)arg;
+	if (!got_msg(q, 1, 10000))
+		return 1;
+	__atomic_store_n(&flag[0], 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_count(&flag[1], 1, 10000))
+		return 2;
+	return got_msg(q, 2, 10000) ? 0 : 3;
+}
+
+/* A get that waited and took its message leaves the next get free to
+ * slip: a stream's consumer waits once at its start, and must still slip
+ * afterwards. */
+Test(crashq, a_get_after_one_that_took_what_it_waited_for_slips)
+{
+	pid_t kid;
+	int st;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	flag = t_shared(2 * sizeof(int));
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	kid = stop_at("queue.get.waiting,queue.get.slip",
+		      child_wait_take_then_get, NULL);
+	cr_assert_eq(put_n(1), 0);
+	kill(kid, SIGCONT);
+	cr_assert(t_wait_count(&flag[0], 1, 10000), "message 1 taken");
+	cr_assert_eq(put_n(2), 0);
+	__atomic_store_n(&flag[1], 1, __ATOMIC_SEQ_CST);
+	st = next_stop_or_exit(kid);
+	cr_assert(WIFSTOPPED(st), "the second get slipped: %#x", st);
+	st = continue_until_exit(kid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the consumer got message 2: %#x", st);
+	expect_empty();
+}
+
+static ipc_queue *q2;
+
+/* Finds q2 empty, then gets message 1 from q within 10 s. */
+static int child_other_empty_then_get(void *arg)
+{
+	char buf[128];
+
+	(void)arg;
+	if (ipc_queue_get(q2, buf, sizeof(buf), IPC_NOWAIT) != IPC_EAGAIN)
+		return 1;
+	return got_msg(q, 1, 10000) ? 0 : 2;
+}
+
+/* What a get that found nothing holds back is the next get through the
+ * same handle, not a get from another queue. */
+Test(crashq, a_get_that_found_another_queue_empty_still_slips)
+{
+	pid_t kid;
+	int st;
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips");
+	cr_assert_eq(ipc_queue_new(&q, 0), 0);
+	cr_assert_eq(ipc_queue_new(&q2, 0), 0);
+	cr_assert_eq(put_n(1), 0);
+	kid = stop_at("queue.get.slip", child_other_empty_then_get, NULL);
+	st = continue_until_exit(kid);
+	ipc_queue_close(q2);
+	q2 = NULL;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the consumer got message 1: %#x", st);
+	expect_empty();
+}
+
+/* Pins itself to one CPU, opens the queue named arg (its spin budgets,
+ * the slip's one-CPU rule among them, are set at open) and gets message
+ * 1 within 10 s. */
+static int child_one_cpu_get(void *arg)
+{
+	cpu_set_t one;
+	ipc_queue *mine;
+	bool got;
+
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	if (sched_setaffinity(0, sizeof(one), &one) != 0)
+		return 1;
+	if (ipc_queue_open(&mine, arg, 0, NULL) != 0)
+		return 2;
+	got = got_msg(mine, 1, 10000);
+	ipc_queue_close(mine);
+	return got ? 0 : 3;
+}
+
+/* Where the process may run on one CPU only, a get never slips: its
+ * producer, if it shares that CPU, could not move meanwhile (a kill at
+ * the slip is fatal here). */
+Test(crashq, a_consumer_on_one_cpu_never_slips)
+{
+	char name[128];
+
+	if (one_cpu())
+		cr_skip_test("one CPU: no get slips anywhere");
+	t_name(name, sizeof(name), "slip-one-cpu");
+	cr_assert_eq(ipc_queue_open(&q, name, IPC_CREATE | IPC_EXCL, NULL), 0);
+	cr_assert_eq(put_n(1), 0);
+	cr_assert_eq(t_reap(t_spawn_at_point("queue.get.slip", NULL,
+					     child_one_cpu_get, name),
+			    10000),
+		     0,
+		     "the pinned consumer took its message without slipping");
+	ipc_unlink(name);
 	expect_empty();
 }
 
