@@ -688,14 +688,15 @@ IPC_API int ipc_queue_put(ipc_queue *q, const void *msg, size_t len,
  * | IPC_EBUSY (JoinableQueue: the calling thread is not a consumer yet
  *   and IPC_QUEUE_MAX_CONSUMERS live consumers exist)
  * | IPC_ENOTRECOVERABLE (the queue is broken: see "Damage").
- * A shared-memory Queue's get that finds little queued while a producer is
- * still putting lets it get ahead for up to a few microseconds before it
- * takes the oldest message (a stream then reads whole cache lines). Never
- * under IPC_NOWAIT, where the process may run on one CPU only, for a
- * message too long for buf, in a get that found the queue empty, or in
- * the next get through the same handle after one that returned
- * IPC_EAGAIN or IPC_ETIMEDOUT: a message that comes alone is taken at
- * once. */
+ * On x86, a shared-memory Queue's get that finds little queued while a
+ * producer is still putting lets it get ahead for up to a few
+ * microseconds before it takes the oldest message (a stream then reads
+ * whole cache lines). Never under IPC_NOWAIT, where the process could run
+ * on one CPU only when it opened the handle, for a message too long for
+ * buf, in a get that found the queue empty, or in the next get through
+ * the same handle after one that returned IPC_EAGAIN or IPC_ETIMEDOUT
+ * (if it is the last handle the thread waited on): a message that comes
+ * alone is taken at once. */
 IPC_API ssize_t ipc_queue_get(ipc_queue *q, void *buf, size_t cap,
 			      int timeout_ms);
 

@@ -16,9 +16,10 @@
 /* This thread's remembered tail for Queue gets (see struct
  * ring_tail_cache). IPC__TLS_FAST: every get reads it. */
 static _Thread_local struct ring_tail_cache tail_cache IPC__TLS_FAST;
-/* The handle (struct ring.id) on which this thread's last get found
- * nothing (ring_get_wait), until a Queue get through it takes a message:
- * while it names the handle, a take never slips (ring_slip). */
+/* The last handle (struct ring.id) on which this thread's get found
+ * nothing (ring_get_wait), until a single Queue get through it takes a
+ * message: while it names the handle, a take never slips (ring_slip). One
+ * per thread: a wait on another handle takes its place. */
 static _Thread_local uint64_t waited_id IPC__TLS_FAST;
 
 /* Slipping behind a producer. A consumer that keeps up with its producer
@@ -39,12 +40,14 @@ static _Thread_local uint64_t waited_id IPC__TLS_FAST;
  * CPU is not told apart: no slip either); never for a message the get
  * cannot take (too long for its buffer); and never in a get that found
  * the queue empty (it takes what it waited for at once), nor in the
- * next get through that handle after one that gave up empty-handed: a
- * message that arrives alone (a request, a ping-pong) is taken at once.
+ * next get through that handle after one that gave up empty-handed, if
+ * that is the last handle the thread waited on: a message that arrives
+ * alone (a request, a ping-pong) is taken at once.
  * Nothing is claimed or changed meanwhile, so a consumer that dies or
  * stops in it holds nothing. It leaves the tail it read last in the
  * cache, checked as any other when it is used. */
-static void ring_slip(struct ring *r, uint64_t head, uint64_t tail)
+static IPC__NOINLINE void ring_slip(struct ring *r, uint64_t head,
+				    uint64_t tail)
 {
 	IPC__CRASHPOINT("queue.get.slip");
 	for (int i = 0; i < RING_SLIP_POLLS; i++) {
@@ -226,8 +229,10 @@ static IPC__NOINLINE ssize_t ring_get_wait(struct ring *r, struct get_req *g,
 	bool slept = false;
 	int rc;
 
-	waited_id = r->id;
-	IPC__CRASHPOINT("queue.get.waiting");
+	if (n == -EAGAIN) { /* found nothing: not an error */
+		waited_id = r->id;
+		IPC__CRASHPOINT("queue.get.waiting");
+	}
 	for (;;) {
 		if (n >= 0) {
 			n = ring_got(r, n);
