@@ -397,15 +397,22 @@ static inline bool ipc__ring_tail_cached(struct ring *r,
 					 w_items(c->tail) - w_items(c->head);
 }
 
+/* Read the real tail against head, and remember both. */
 static inline uint64_t
-ipc__ring_tail_for(struct ring *r, struct ring_tail_cache *c, uint64_t head)
+ipc__ring_tail_fresh(struct ring *r, struct ring_tail_cache *c, uint64_t head)
 {
-	if (ipc__ring_tail_cached(r, c, head))
-		return c->tail;
 	c->id = r->id;
 	c->head = head;
 	c->tail = atomic_load_explicit(&r->shm->q_tail, memory_order_acquire);
 	return c->tail;
+}
+
+static inline uint64_t
+ipc__ring_tail_for(struct ring *r, struct ring_tail_cache *c, uint64_t head)
+{
+	return ipc__ring_tail_cached(r, c, head)
+		       ? c->tail
+		       : ipc__ring_tail_fresh(r, c, head);
 }
 
 struct get_req {

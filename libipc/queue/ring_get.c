@@ -96,12 +96,13 @@ static ssize_t ring_take_plain(struct ring *r, struct get_req *g,
 {
 	struct ring_shm *q = r->shm;
 	uint64_t head = atomic_load_explicit(&q->q_head, memory_order_acquire);
-
 	bool slipped = false;
 
 	for (;;) {
 		bool cached = ipc__ring_tail_cached(r, &tail_cache, head);
-		uint64_t tail = ipc__ring_tail_for(r, &tail_cache, head);
+		uint64_t tail =
+			cached ? tail_cache.tail
+			       : ipc__ring_tail_fresh(r, &tail_cache, head);
 		uint32_t avail = w_pos(tail) - w_pos(head);
 		uint32_t len;
 		void *dst;
